@@ -1,0 +1,403 @@
+//! The `gantry` command line: a thin front end over the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use gantry::config::{Paths, Resolved};
+use gantry::imageio::{write_png, Image};
+use gantry::model::{ModelConfig, PRESETS};
+use gantry::plugins::{self, Registry, Sampler};
+use gantry::runtime::{describe_device, parse_device, Generated, Runtime};
+use gantry::weights::{find_model, read_card, Model};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "Text-to-image GAN (Reed et al., ICML 2016): type a caption, get images",
+    long_about = "Text-to-image GAN (Reed et al., ICML 2016): type a caption, get images.\n\n\
+        Run without a command to open a prompt on the default model."
+)]
+struct Cli {
+    /// Device: auto (CUDA if present), cpu, cuda, cuda:N [config: device]
+    #[arg(long, global = true)]
+    device: Option<String>,
+    /// Model: a name under weights/ or the data dir's models/, or a folder [config: model]
+    #[arg(long, short = 'm', global = true)]
+    model: Option<String>,
+    /// Sampler plugin that draws z [config: sampler]
+    #[arg(long, global = true)]
+    sampler: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate images for a caption and write them as PNGs
+    Generate {
+        /// What the image should show
+        caption: String,
+        /// Number of images [config: n]
+        #[arg(long, short = 'n')]
+        n: Option<u32>,
+        /// Seed of the first image; image i uses seed + i [config: seed]
+        #[arg(long, short = 's')]
+        seed: Option<u64>,
+        /// Output folder [config: output_dir]
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+    /// Inspect or create model folders
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Print the effective configuration and where each value came from
+    Config,
+    /// List the plugins found and any that could not be loaded
+    Plugins,
+    /// Measure speed
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Print each network's parameter count and the model card
+    Info {
+        /// Model name or folder (default: the configured model)
+        name: Option<String>,
+    },
+    /// Write a randomly initialised model folder (runs everything before training)
+    Init {
+        /// Name of the new model
+        name: String,
+        /// Architecture preset: reed (paper.md), small (CPU), tiny (tests)
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Folder to write (default: <data dir>/models/NAME)
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Seed of the initialisation
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        /// Store weights as f16
+        #[arg(long)]
+        half: bool,
+        /// Replace an existing folder
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the presets
+    Presets,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time generating one batch from caption text (text encoding included)
+    Generate {
+        /// Images per batch
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Time a randomly initialised preset instead of a model folder
+        #[arg(long)]
+        preset: Option<String>,
+        /// Timed runs (the median is printed)
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// Untimed runs first
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Everything a command needs from the environment.
+struct Context_ {
+    paths: Paths,
+    config: Resolved,
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let paths = Paths::from_env();
+    let mut config = Resolved::load(&paths)?;
+    if let Some(device) = &cli.device {
+        config.config.device = device.clone();
+        config.set_from_command_line("device");
+    }
+    if let Some(model) = &cli.model {
+        config.config.model = model.clone();
+        config.set_from_command_line("model");
+    }
+    if let Some(sampler) = &cli.sampler {
+        config.config.sampler = sampler.clone();
+        config.set_from_command_line("sampler");
+    }
+    if config.config.threads > 0 {
+        tch::set_num_threads(config.config.threads as i32);
+    }
+    let mut ctx = Context_ { paths, config };
+
+    match cli.command {
+        None => prompt(&ctx),
+        Some(Command::Generate { caption, n, seed, out }) => {
+            if let Some(n) = n {
+                ctx.config.config.n = n;
+                ctx.config.set_from_command_line("n");
+            }
+            if let Some(seed) = seed {
+                ctx.config.config.seed = seed;
+                ctx.config.set_from_command_line("seed");
+            }
+            let out = out.unwrap_or_else(|| ctx.config.config.output_dir.clone());
+            let runtime = open_runtime(&ctx)?;
+            let c = &ctx.config.config;
+            let generated = runtime.generate(&caption, c.n as usize, c.seed)?;
+            for path in save_generated(&runtime, &generated, &caption, &out)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Some(Command::Model { command }) => model_command(&ctx, command),
+        Some(Command::Config) => {
+            println!("# user file: {}", ctx.config.user_file.display());
+            println!("# data dir:  {}", ctx.paths.data_dir.display());
+            println!("{}", ctx.config.describe()?);
+            Ok(())
+        }
+        Some(Command::Plugins) => {
+            let dirs = plugins::search_dirs(&ctx.paths.plugin_dir());
+            let registry = Registry::discover(&dirs);
+            if registry.disabled {
+                println!("plugins are turned off ({} is set)", plugins::DISABLE_ENV);
+                return Ok(());
+            }
+            println!("searched: {}", plugins::describe_dirs(&dirs));
+            for p in &registry.plugins {
+                println!(
+                    "{:<16} {:<15} {:<8} {}  ({})",
+                    p.name,
+                    p.kind.as_str(),
+                    p.version,
+                    p.description,
+                    p.path.display()
+                );
+            }
+            for b in &registry.broken {
+                println!("broken: {}", b.error);
+            }
+            Ok(())
+        }
+        Some(Command::Bench { command }) => match command {
+            BenchCommand::Generate {
+                batch,
+                preset,
+                repeats,
+                warmup,
+            } => {
+                if batch == 0 {
+                    bail!("--batch must be at least 1");
+                }
+                let runtime = match preset {
+                    Some(preset) => {
+                        let device = parse_device(&ctx.config.config.device)?;
+                        let model = Model::new(&preset, &ModelConfig::preset(&preset)?, device, 0)?;
+                        Runtime::new(model, open_sampler(&ctx)?)
+                    }
+                    None => open_runtime(&ctx)?,
+                };
+                let ms = gantry::bench::generate(&runtime, batch, warmup, repeats)?;
+                eprintln!(
+                    "# model {} ({}), device {}, batch {batch}, {} runs: min {:.3} ms, max {:.3} ms",
+                    runtime.model.card.name,
+                    runtime.model.card.architecture.preset,
+                    describe_device(runtime.device),
+                    ms.len(),
+                    ms[0],
+                    ms[ms.len() - 1]
+                );
+                println!("ms_per_batch={:.3}", gantry::bench::median(&ms));
+                Ok(())
+            }
+        },
+    }
+}
+
+fn open_sampler(ctx: &Context_) -> Result<Sampler> {
+    let registry = Registry::discover(&plugins::search_dirs(&ctx.paths.plugin_dir()));
+    for broken in &registry.broken {
+        eprintln!("warning: plugin skipped: {}", broken.error);
+    }
+    Sampler::select(&registry, &ctx.config.config.sampler)
+}
+
+fn open_runtime(ctx: &Context_) -> Result<Runtime> {
+    let device = parse_device(&ctx.config.config.device)?;
+    let dir = find_model(&ctx.config.config.model, &gantry::model_search_dirs(&ctx.paths))?;
+    let model = Model::load(&dir, device)?;
+    if !model.card.trained {
+        eprintln!(
+            "note: model '{}' is untrained (random weights): images will be noise until it is trained",
+            model.card.name
+        );
+    }
+    Ok(Runtime::new(model, open_sampler(ctx)?))
+}
+
+/// A file-name-safe short form of a caption.
+fn slug(caption: &str) -> String {
+    let mut s = String::new();
+    for c in caption.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c);
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+        if s.len() >= 40 {
+            break;
+        }
+    }
+    let s = s.trim_end_matches('-').to_string();
+    if s.is_empty() {
+        "image".to_string()
+    } else {
+        s
+    }
+}
+
+/// The provenance written into every PNG (see product.md: enough to remake it).
+fn metadata(runtime: &Runtime, caption: &str, seed: u64) -> Vec<(String, String)> {
+    vec![
+        ("caption".into(), caption.to_string()),
+        ("command".into(), caption.to_string()),
+        ("seed".into(), seed.to_string()),
+        ("model".into(), runtime.model.card.name.clone()),
+        ("sampler".into(), runtime.sampler.name().to_string()),
+        ("style_encoder".into(), "learned".into()),
+        ("device".into(), describe_device(runtime.device)),
+        ("Software".into(), format!("gantry {}", env!("CARGO_PKG_VERSION"))),
+    ]
+}
+
+fn save_generated(runtime: &Runtime, generated: &Generated, caption: &str, out: &Path) -> Result<Vec<PathBuf>> {
+    for w in &generated.warnings {
+        eprintln!("warning: {w}");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let stem = slug(caption);
+    let mut paths = Vec::new();
+    for (image, seed) in generated.images.iter().zip(&generated.seeds) {
+        let path = out.join(format!("{stem}-s{seed}.png"));
+        write_image(&path, image, &metadata(runtime, caption, *seed))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn write_image(path: &Path, image: &Image, meta: &[(String, String)]) -> Result<()> {
+    write_png(path, image, meta)
+}
+
+fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
+    match command {
+        ModelCommand::Presets => {
+            for (name, about) in PRESETS {
+                println!("{name:<6} {about}");
+            }
+            Ok(())
+        }
+        ModelCommand::Init {
+            name,
+            preset,
+            out,
+            seed,
+            half,
+            force,
+        } => {
+            let config = ModelConfig::preset(&preset)?;
+            let dir = out.unwrap_or_else(|| ctx.paths.models_dir().join(&name));
+            if dir.exists() && !force {
+                bail!("{} already exists (use --force to replace it)", dir.display());
+            }
+            let mut model = Model::new(&name, &config, tch::Device::Cpu, seed)?;
+            model.save(&dir, half)?;
+            println!("wrote untrained model '{name}' (preset {preset}) to {}", dir.display());
+            Ok(())
+        }
+        ModelCommand::Info { name } => {
+            let name = name.unwrap_or_else(|| ctx.config.config.model.clone());
+            let dir = find_model(&name, &gantry::model_search_dirs(&ctx.paths))?;
+            let card = read_card(&dir)?;
+            let model = Model::load(&dir, tch::Device::Cpu)?;
+            println!("model {} ({})", card.name, dir.display());
+            println!("preset {}, trained: {}", card.architecture.preset, card.trained);
+            let mut total = 0;
+            for (network, count) in model.parameter_counts() {
+                println!("  {network:<14} {count:>12} parameters ({:.2} M)", count as f64 / 1e6);
+                total += count;
+            }
+            println!("  {:<14} {total:>12} parameters ({:.2} M)", "total", total as f64 / 1e6);
+            println!("card:");
+            println!("{}", serde_json::to_string_pretty(&card)?);
+            Ok(())
+        }
+    }
+}
+
+/// The interactive prompt: one caption per line, images written as PNGs.
+/// (A line-mode stand-in until the full-screen REPL lands.)
+fn prompt(ctx: &Context_) -> Result<()> {
+    let runtime = open_runtime(ctx)?;
+    let c = &ctx.config.config;
+    eprintln!(
+        "gantry {} — model {} on {}, {} images per caption. Type a caption; :quit or Ctrl-D to leave.",
+        env!("CARGO_PKG_VERSION"),
+        runtime.model.card.name,
+        describe_device(runtime.device),
+        c.n
+    );
+    let stdin = std::io::stdin();
+    let mut seed = c.seed;
+    loop {
+        eprint!("gantry> ");
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            eprintln!();
+            return Ok(());
+        }
+        let line = line.trim();
+        match line {
+            "" => continue,
+            ":quit" | ":q" => return Ok(()),
+            _ if line.starts_with(':') => {
+                eprintln!("only captions and :quit are understood here for now");
+                continue;
+            }
+            _ => {}
+        }
+        match runtime
+            .generate(line, c.n as usize, seed)
+            .and_then(|g| save_generated(&runtime, &g, line, &c.output_dir))
+        {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+                seed = seed.wrapping_add(c.n as u64);
+            }
+            Err(e) => eprintln!("error: {e:#}"),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Generator G (paper.md §2; icml2016 `main_cls_int.lua`, ngf = 128, nz = 100, nt = 128).
+//!
+//! z (nz) and the text embedding squeezed to nt are concatenated to a
+//! (nz + nt) x 1 x 1 map and upsampled to a 64 x 64 RGB image in [-1, 1]:
+//! 4x4 (ngf*8, residual) -> 8x8 (ngf*4, residual) -> 16x16 -> 32x32 -> 64x64.
+
+use super::{batch_norm2d, conv_transpose2d, Activation, LeakyRelu, ResidualBlock};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Size of the noise vector z.
+    pub nz: i64,
+    /// Size the text embedding is projected to before it joins z.
+    pub nt: i64,
+    /// Base width: the first feature map has ngf * 8 channels.
+    pub ngf: i64,
+    /// Size of the text embedding φ(t).
+    pub embedding_dim: i64,
+}
+
+#[derive(Debug)]
+pub struct Generator {
+    pub config: GeneratorConfig,
+    text_projection: nn::Linear,
+    up4: nn::ConvTranspose2D,
+    up4_bn: nn::BatchNorm,
+    res4: ResidualBlock,
+    up8: nn::ConvTranspose2D,
+    up8_bn: nn::BatchNorm,
+    res8: ResidualBlock,
+    up16: nn::ConvTranspose2D,
+    up16_bn: nn::BatchNorm,
+    up32: nn::ConvTranspose2D,
+    up32_bn: nn::BatchNorm,
+    to_rgb: nn::ConvTranspose2D,
+}
+
+impl Generator {
+    pub fn new(p: &nn::Path, config: &GeneratorConfig) -> Self {
+        let GeneratorConfig {
+            nz,
+            nt,
+            ngf,
+            embedding_dim,
+        } = *config;
+        Self {
+            config: config.clone(),
+            // Linear(1024 -> 128) + LeakyReLU(0.2), no batch norm.
+            text_projection: nn::linear(p / "text_projection", embedding_dim, nt, Default::default()),
+            up4: conv_transpose2d(p / "up4", nz + nt, ngf * 8, 4, 1, 0),
+            up4_bn: batch_norm2d(p / "up4_bn", ngf * 8),
+            res4: ResidualBlock::new(p / "res4", ngf * 8, ngf * 2, Activation::Relu),
+            up8: conv_transpose2d(p / "up8", ngf * 8, ngf * 4, 4, 2, 1),
+            up8_bn: batch_norm2d(p / "up8_bn", ngf * 4),
+            res8: ResidualBlock::new(p / "res8", ngf * 4, ngf, Activation::Relu),
+            up16: conv_transpose2d(p / "up16", ngf * 4, ngf * 2, 4, 2, 1),
+            up16_bn: batch_norm2d(p / "up16_bn", ngf * 2),
+            up32: conv_transpose2d(p / "up32", ngf * 2, ngf, 4, 2, 1),
+            up32_bn: batch_norm2d(p / "up32_bn", ngf),
+            to_rgb: conv_transpose2d(p / "to_rgb", ngf, 3, 4, 2, 1),
+        }
+    }
+
+    /// z: [B, nz], text: [B, embedding_dim] -> images [B, 3, 64, 64] in [-1, 1].
+    pub fn forward_t(&self, z: &Tensor, text: &Tensor, train: bool) -> Tensor {
+        let t = text.apply(&self.text_projection).lrelu();
+        let h = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1);
+        let h = h.apply(&self.up4).apply_t(&self.up4_bn, train);
+        let h = self.res4.forward_t(&h, train);
+        let h = h.apply(&self.up8).apply_t(&self.up8_bn, train);
+        let h = self.res8.forward_t(&h, train);
+        let h = h.apply(&self.up16).apply_t(&self.up16_bn, train).relu();
+        let h = h.apply(&self.up32).apply_t(&self.up32_bn, train).relu();
+        h.apply(&self.to_rgb).tanh()
+    }
+}

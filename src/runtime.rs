@@ -1,0 +1,195 @@
+//! The operations every front end calls: embed captions, generate, the two
+//! interpolations and style transfer, on one loaded model and device.
+//!
+//! Deterministic: the same model, caption, seed and device give the same
+//! pixels. Image i of a batch is drawn from seed + i, so any single image can
+//! be remade from its own seed.
+
+use crate::imageio::{images_from_tensor, tensor_from_images, Image};
+use crate::plugins::Sampler;
+use crate::text;
+use crate::weights::Model;
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+/// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let spec = spec.trim().to_ascii_lowercase();
+    match spec.as_str() {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        _ => {
+            let index = match spec.strip_prefix("cuda") {
+                Some("") => 0,
+                Some(rest) => match rest.strip_prefix(':').and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) => n,
+                    None => bail!("unknown device '{spec}' (use auto, cpu, cuda or cuda:N)"),
+                },
+                None => bail!("unknown device '{spec}' (use auto, cpu, cuda or cuda:N)"),
+            };
+            let count = tch::Cuda::device_count() as usize;
+            if count == 0 {
+                bail!("--device {spec}: libtorch sees no CUDA device on this machine (use cpu or auto)");
+            }
+            if index >= count {
+                bail!("--device {spec}: there are only {count} CUDA device(s)");
+            }
+            Ok(Device::Cuda(index))
+        }
+    }
+}
+
+pub fn describe_device(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// A row of images and what made them.
+#[derive(Debug)]
+pub struct Generated {
+    pub images: Vec<Image>,
+    /// The seed of each image (for noise interpolation, the endpoints' seeds).
+    pub seeds: Vec<u64>,
+    /// Things the user should know (captions cut, unknown characters).
+    pub warnings: Vec<String>,
+}
+
+pub struct Runtime {
+    pub model: Model,
+    pub sampler: Sampler,
+    pub device: Device,
+}
+
+impl Runtime {
+    pub fn new(model: Model, sampler: Sampler) -> Self {
+        let device = model.device;
+        Self {
+            model,
+            sampler,
+            device,
+        }
+    }
+
+    fn nz(&self) -> usize {
+        self.model.card.architecture.generator.nz as usize
+    }
+
+    /// φ(t) for each caption: [B, embedding_dim], plus warnings.
+    pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<String>)> {
+        let mut encoded = Vec::with_capacity(captions.len());
+        let mut warnings = Vec::new();
+        for caption in captions {
+            let e = text::encode(caption)?;
+            warnings.extend(e.warnings());
+            encoded.push(e);
+        }
+        let one_hot = Tensor::from_slice(&text::one_hot(&encoded))
+            .view([
+                captions.len() as i64,
+                text::ALPHABET_SIZE as i64,
+                text::MAX_CAPTION_CHARS as i64,
+            ])
+            .to_device(self.device);
+        let embedding = tch::no_grad(|| self.model.text_encoder.net.forward_t(&one_hot, false));
+        Ok((embedding, warnings))
+    }
+
+    /// z for each seed, from the sampler: [B, nz] on the model's device.
+    pub fn noise(&self, seeds: &[u64]) -> Result<Tensor> {
+        let z = self.sampler.sample(seeds, self.nz())?;
+        Ok(Tensor::from_slice(&z)
+            .view([seeds.len() as i64, self.nz() as i64])
+            .to_device(self.device))
+    }
+
+    /// G(z, text) -> images.
+    fn draw(&self, z: &Tensor, text: &Tensor) -> Result<Vec<Image>> {
+        let images = tch::no_grad(|| self.model.generator.net.forward_t(z, text, false));
+        images_from_tensor(&images)
+    }
+
+    /// `n` images of `caption`, image i from seed `seed + i`.
+    pub fn generate(&self, caption: &str, n: usize, seed: u64) -> Result<Generated> {
+        if n == 0 {
+            bail!("n must be at least 1");
+        }
+        let seeds: Vec<u64> = (0..n as u64).map(|i| seed.wrapping_add(i)).collect();
+        let (text, warnings) = self.embed(&[caption])?;
+        let text = text.expand([n as i64, -1], false);
+        let z = self.noise(&seeds)?;
+        Ok(Generated {
+            images: self.draw(&z, &text)?,
+            seeds,
+            warnings,
+        })
+    }
+
+    /// Sentence interpolation (paper.md §6): z fixed by `seed`, the text
+    /// embedding moving in `steps` even steps from φ(a) to φ(b).
+    pub fn interpolate_text(&self, a: &str, b: &str, steps: usize, seed: u64) -> Result<Generated> {
+        check_steps(steps)?;
+        let (ends, warnings) = self.embed(&[a, b])?;
+        let weights = Tensor::linspace(0.0, 1.0, steps as i64, (Kind::Float, self.device)).unsqueeze(1);
+        let text = ends.get(0).unsqueeze(0) * (1.0 - &weights) + ends.get(1).unsqueeze(0) * &weights;
+        let z = self.noise(&[seed])?.expand([steps as i64, -1], false);
+        Ok(Generated {
+            images: self.draw(&z, &text)?,
+            seeds: vec![seed; steps],
+            warnings,
+        })
+    }
+
+    /// Noise interpolation (paper.md §6): the caption fixed, z moving from the
+    /// z of `seed` to the z of `seed + 1` along the sampler's path.
+    pub fn interpolate_noise(&self, caption: &str, steps: usize, seed: u64) -> Result<Generated> {
+        check_steps(steps)?;
+        let nz = self.nz();
+        let ends = self.sampler.sample(&[seed, seed.wrapping_add(1)], nz)?;
+        let path = self.sampler.path(&ends[..nz], &ends[nz..], steps)?;
+        let z = Tensor::from_slice(&path)
+            .view([steps as i64, nz as i64])
+            .to_device(self.device);
+        let (text, warnings) = self.embed(&[caption])?;
+        let text = text.expand([steps as i64, -1], false);
+        Ok(Generated {
+            images: self.draw(&z, &text)?,
+            seeds: vec![seed, seed.wrapping_add(1)],
+            warnings,
+        })
+    }
+
+    /// s = S(x) for a 64x64 image.
+    pub fn style_of(&self, image: &Image) -> Result<Tensor> {
+        if image.width != crate::imageio::IMAGE_SIZE || image.height != crate::imageio::IMAGE_SIZE {
+            bail!(
+                "style images must be {0}x{0} (got {1}x{2}); load photos with imageio::load_photo",
+                crate::imageio::IMAGE_SIZE,
+                image.width,
+                image.height
+            );
+        }
+        let x = tensor_from_images(std::slice::from_ref(image))?.to_device(self.device);
+        Ok(tch::no_grad(|| self.model.style_encoder.net.forward_t(&x, false)))
+    }
+
+    /// Style transfer (paper.md §5): x̂ = G(S(x), φ(t)).
+    pub fn style_transfer(&self, image: &Image, caption: &str) -> Result<Generated> {
+        let s = self.style_of(image).context("encoding the style image")?;
+        let (text, warnings) = self.embed(&[caption])?;
+        Ok(Generated {
+            images: self.draw(&s, &text)?,
+            seeds: vec![],
+            warnings,
+        })
+    }
+}
+
+fn check_steps(steps: usize) -> Result<()> {
+    if !(2..=64).contains(&steps) {
+        bail!("steps must be between 2 and 64 (got {steps})");
+    }
+    Ok(())
+}

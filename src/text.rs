@@ -1,0 +1,157 @@
+//! Captions as the char-CNN-RNN reads them (paper.md §1): a 70 x 201 one-hot
+//! matrix over Reed's alphabet.
+//!
+//! Captions are lowercased first. The original code does not lowercase; since
+//! its alphabet has no capital letters, every capital would otherwise become an
+//! all-zero column, so "A red flower" and "a red flower" would differ. This is
+//! our one deliberate change to the encoding.
+
+use thiserror::Error;
+
+/// Reed's alphabet, in its order. '-' is listed twice in the original; a
+/// '-' maps to the first slot, so the second is never set. The last slot is
+/// the space.
+pub const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} ";
+
+/// 70 slots (69 distinct characters plus the unused second '-').
+pub const ALPHABET_SIZE: usize = 70;
+
+/// Captions longer than this are cut (the rest is not read).
+pub const MAX_CAPTION_CHARS: usize = 201;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CaptionError {
+    #[error("the caption is empty: type what the image should show, e.g. \"a red flower with five round petals\"")]
+    Empty,
+}
+
+/// One caption, encoded: for each of the first 201 characters, its alphabet
+/// slot or `None` for a character outside the alphabet (an all-zero column).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedCaption {
+    pub slots: Vec<Option<u8>>,
+    /// Characters after the 201st, which were not encoded.
+    pub dropped_chars: usize,
+    /// Distinct characters outside the alphabet, in order of appearance.
+    pub unknown_chars: Vec<char>,
+}
+
+impl EncodedCaption {
+    /// Human-readable notes about what was not encoded, if anything.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.dropped_chars > 0 {
+            notes.push(format!(
+                "caption is longer than {MAX_CAPTION_CHARS} characters: the last {} were not read",
+                self.dropped_chars
+            ));
+        }
+        if !self.unknown_chars.is_empty() {
+            let shown: String = self.unknown_chars.iter().take(12).collect();
+            notes.push(format!(
+                "characters outside the model's alphabet were read as blanks: {shown}"
+            ));
+        }
+        notes
+    }
+}
+
+/// The alphabet slot of a (lowercased) character.
+pub fn slot(c: char) -> Option<u8> {
+    ALPHABET.chars().position(|a| a == c).map(|i| i as u8)
+}
+
+/// Encodes one caption. Empty (or whitespace-only) captions are an error.
+pub fn encode(caption: &str) -> Result<EncodedCaption, CaptionError> {
+    let caption = caption.trim();
+    if caption.is_empty() {
+        return Err(CaptionError::Empty);
+    }
+    let lower = caption.to_lowercase();
+    let mut slots = Vec::with_capacity(MAX_CAPTION_CHARS);
+    let mut unknown_chars = Vec::new();
+    let mut dropped_chars = 0;
+    for c in lower.chars() {
+        if slots.len() == MAX_CAPTION_CHARS {
+            dropped_chars += 1;
+            continue;
+        }
+        let s = slot(c);
+        if s.is_none() && !unknown_chars.contains(&c) {
+            unknown_chars.push(c);
+        }
+        slots.push(s);
+    }
+    Ok(EncodedCaption {
+        slots,
+        dropped_chars,
+        unknown_chars,
+    })
+}
+
+/// Lays encoded captions out as one-hot floats in [B, 70, 201] order
+/// (channels = alphabet, time = characters), ready for `Tensor::from_slice`.
+pub fn one_hot(captions: &[EncodedCaption]) -> Vec<f32> {
+    let per = ALPHABET_SIZE * MAX_CAPTION_CHARS;
+    let mut out = vec![0.0f32; captions.len() * per];
+    for (b, caption) in captions.iter().enumerate() {
+        for (t, s) in caption.slots.iter().enumerate() {
+            if let Some(s) = s {
+                out[b * per + *s as usize * MAX_CAPTION_CHARS + t] = 1.0;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alphabet_has_seventy_slots_and_dash_takes_the_first() {
+        assert_eq!(ALPHABET.chars().count(), ALPHABET_SIZE);
+        assert_eq!(slot('a'), Some(0));
+        assert_eq!(slot('0'), Some(26));
+        assert_eq!(slot('-'), Some(36));
+        assert_eq!(slot(' '), Some(69));
+        assert_eq!(slot('}'), Some(68));
+    }
+
+    #[test]
+    fn lowercases_and_encodes_each_character() {
+        let e = encode("A Red flower.").unwrap();
+        assert_eq!(e.slots.len(), 13);
+        assert_eq!(e.slots[0], slot('a'));
+        assert_eq!(e.slots[2], slot('r'));
+        assert!(e.warnings().is_empty());
+    }
+
+    #[test]
+    fn empty_caption_is_an_error() {
+        assert_eq!(encode(""), Err(CaptionError::Empty));
+        assert_eq!(encode("  \t\n"), Err(CaptionError::Empty));
+    }
+
+    #[test]
+    fn long_caption_is_cut_at_201_with_a_warning() {
+        let long = "petal ".repeat(50);
+        let e = encode(&long).unwrap();
+        assert_eq!(e.slots.len(), MAX_CAPTION_CHARS);
+        assert_eq!(e.dropped_chars, long.trim().chars().count() - MAX_CAPTION_CHARS);
+        assert!(e.warnings()[0].contains("201"));
+    }
+
+    #[test]
+    fn unicode_and_emoji_become_zero_columns() {
+        let e = encode("a flower 🌸 café").unwrap();
+        assert_eq!(e.slots.len(), "a flower 🌸 café".chars().count());
+        assert_eq!(e.slots[9], None);
+        assert_eq!(e.unknown_chars, vec!['🌸', 'é']);
+        let m = one_hot(std::slice::from_ref(&e));
+        let column_sum: f32 = (0..ALPHABET_SIZE).map(|s| m[s * MAX_CAPTION_CHARS + 9]).sum();
+        assert_eq!(column_sum, 0.0);
+        let column_sum: f32 = (0..ALPHABET_SIZE).map(|s| m[s * MAX_CAPTION_CHARS]).sum();
+        assert_eq!(column_sum, 1.0);
+    }
+}
