@@ -6,7 +6,11 @@ use std::time::Instant;
 
 /// Times `f` `repeats` times after `warmup` untimed runs; returns the
 /// per-run milliseconds, sorted.
-pub fn time_runs(warmup: usize, repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+pub fn time_runs(
+    warmup: usize,
+    repeats: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
         f()?;
     }
@@ -34,7 +38,12 @@ pub fn median(sorted: &[f64]) -> f64 {
 
 /// One batch from caption text to RGB bytes on the host: text encoding,
 /// sampling z, G, and the copy back are all inside the timed region.
-pub fn generate(runtime: &Runtime, batch: usize, warmup: usize, repeats: usize) -> Result<Vec<f64>> {
+pub fn generate(
+    runtime: &Runtime,
+    batch: usize,
+    warmup: usize,
+    repeats: usize,
+) -> Result<Vec<f64>> {
     let caption = "this flower has five large pink petals with a yellow centre";
     time_runs(warmup, repeats, || {
         let out = runtime.generate(caption, batch, 0)?;

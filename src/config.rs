@@ -100,10 +100,8 @@ impl Resolved {
 
     pub fn load_from(user_file: &Path, env: &[(String, String)]) -> Result<Self> {
         let mut table: toml::Table = DEFAULT_TOML.parse().context("built-in default.toml")?;
-        let mut sources: BTreeMap<String, Source> = table
-            .keys()
-            .map(|k| (k.clone(), Source::Default))
-            .collect();
+        let mut sources: BTreeMap<String, Source> =
+            table.keys().map(|k| (k.clone(), Source::Default)).collect();
 
         if user_file.exists() {
             let text = std::fs::read_to_string(user_file)

@@ -45,12 +45,20 @@ pub fn images_from_tensor(t: &Tensor) -> Result<Vec<Image>> {
 /// Images (all the same size) -> [B, 3, H, W] in [-1, 1] on the CPU.
 pub fn tensor_from_images(images: &[Image]) -> Result<Tensor> {
     let first = images.first().ok_or_else(|| anyhow!("no images"))?;
-    if images.iter().any(|i| i.width != first.width || i.height != first.height) {
+    if images
+        .iter()
+        .any(|i| i.width != first.width || i.height != first.height)
+    {
         bail!("images differ in size");
     }
     let flat: Vec<u8> = images.iter().flat_map(|i| i.rgb.iter().copied()).collect();
     let t = Tensor::from_slice(&flat)
-        .view([images.len() as i64, first.height as i64, first.width as i64, 3])
+        .view([
+            images.len() as i64,
+            first.height as i64,
+            first.width as i64,
+            3,
+        ])
         .permute([0, 3, 1, 2])
         .to_kind(Kind::Float);
     Ok(t / 127.5 - 1.0)
@@ -76,7 +84,11 @@ pub fn load_photo(path: &Path) -> Result<Image> {
     let y = (decoded.height() - side) / 2;
     let square = decoded.crop_imm(x, y, side, side);
     let small = square
-        .resize_exact(IMAGE_SIZE, IMAGE_SIZE, image::imageops::FilterType::Triangle)
+        .resize_exact(
+            IMAGE_SIZE,
+            IMAGE_SIZE,
+            image::imageops::FilterType::Triangle,
+        )
         .to_rgb8();
     Ok(Image {
         width: IMAGE_SIZE,
@@ -90,7 +102,8 @@ pub fn load_photo(path: &Path) -> Result<Image> {
 pub fn write_png(path: &Path, image: &Image, metadata: &[(String, String)]) -> Result<()> {
     let tmp = path.with_extension("png.tmp");
     {
-        let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let mut encoder = png::Encoder::new(BufWriter::new(file), image.width, image.height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
@@ -110,7 +123,8 @@ pub fn write_png(path: &Path, image: &Image, metadata: &[(String, String)]) -> R
 
 /// The text chunks of a PNG, in file order.
 pub fn read_png_metadata(path: &Path) -> Result<Vec<(String, String)>> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let decoder = png::Decoder::new(std::io::BufReader::new(file));
     let reader = decoder
         .read_info()
@@ -166,7 +180,8 @@ mod tests {
     fn bad_photos_are_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.png");
-        assert!(format!("{:#}", load_photo(&missing).unwrap_err()).contains("missing.png: no such file"));
+        assert!(format!("{:#}", load_photo(&missing).unwrap_err())
+            .contains("missing.png: no such file"));
         let text = dir.path().join("notes.png");
         std::fs::write(&text, "not an image").unwrap();
         let err = format!("{:#}", load_photo(&text).unwrap_err());

@@ -151,7 +151,12 @@ fn run(cli: Cli) -> Result<()> {
 
     match cli.command {
         None => prompt(&ctx),
-        Some(Command::Generate { caption, n, seed, out }) => {
+        Some(Command::Generate {
+            caption,
+            n,
+            seed,
+            out,
+        }) => {
             if let Some(n) = n {
                 ctx.config.config.n = n;
                 ctx.config.set_from_command_line("n");
@@ -244,7 +249,10 @@ fn open_sampler(ctx: &Context_) -> Result<Sampler> {
 
 fn open_runtime(ctx: &Context_) -> Result<Runtime> {
     let device = parse_device(&ctx.config.config.device)?;
-    let dir = find_model(&ctx.config.config.model, &gantry::model_search_dirs(&ctx.paths))?;
+    let dir = find_model(
+        &ctx.config.config.model,
+        &gantry::model_search_dirs(&ctx.paths),
+    )?;
     let model = Model::load(&dir, device)?;
     if !model.card.trained {
         eprintln!(
@@ -286,11 +294,19 @@ fn metadata(runtime: &Runtime, caption: &str, seed: u64) -> Vec<(String, String)
         ("sampler".into(), runtime.sampler.name().to_string()),
         ("style_encoder".into(), "learned".into()),
         ("device".into(), describe_device(runtime.device)),
-        ("Software".into(), format!("gantry {}", env!("CARGO_PKG_VERSION"))),
+        (
+            "Software".into(),
+            format!("gantry {}", env!("CARGO_PKG_VERSION")),
+        ),
     ]
 }
 
-fn save_generated(runtime: &Runtime, generated: &Generated, caption: &str, out: &Path) -> Result<Vec<PathBuf>> {
+fn save_generated(
+    runtime: &Runtime,
+    generated: &Generated,
+    caption: &str,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
     for w in &generated.warnings {
         eprintln!("warning: {w}");
     }
@@ -328,11 +344,17 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
             let config = ModelConfig::preset(&preset)?;
             let dir = out.unwrap_or_else(|| ctx.paths.models_dir().join(&name));
             if dir.exists() && !force {
-                bail!("{} already exists (use --force to replace it)", dir.display());
+                bail!(
+                    "{} already exists (use --force to replace it)",
+                    dir.display()
+                );
             }
             let mut model = Model::new(&name, &config, tch::Device::Cpu, seed)?;
             model.save(&dir, half)?;
-            println!("wrote untrained model '{name}' (preset {preset}) to {}", dir.display());
+            println!(
+                "wrote untrained model '{name}' (preset {preset}) to {}",
+                dir.display()
+            );
             Ok(())
         }
         ModelCommand::Info { name } => {
@@ -341,13 +363,23 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
             let card = read_card(&dir)?;
             let model = Model::load(&dir, tch::Device::Cpu)?;
             println!("model {} ({})", card.name, dir.display());
-            println!("preset {}, trained: {}", card.architecture.preset, card.trained);
+            println!(
+                "preset {}, trained: {}",
+                card.architecture.preset, card.trained
+            );
             let mut total = 0;
             for (network, count) in model.parameter_counts() {
-                println!("  {network:<14} {count:>12} parameters ({:.2} M)", count as f64 / 1e6);
+                println!(
+                    "  {network:<14} {count:>12} parameters ({:.2} M)",
+                    count as f64 / 1e6
+                );
                 total += count;
             }
-            println!("  {:<14} {total:>12} parameters ({:.2} M)", "total", total as f64 / 1e6);
+            println!(
+                "  {:<14} {total:>12} parameters ({:.2} M)",
+                "total",
+                total as f64 / 1e6
+            );
             println!("card:");
             println!("{}", serde_json::to_string_pretty(&card)?);
             Ok(())

@@ -52,7 +52,10 @@ pub fn plugins_disabled() -> bool {
 /// the workspace (shared libraries named `libgantry_*` beside the executable).
 pub fn search_dirs(user_plugin_dir: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![user_plugin_dir.to_path_buf()];
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         // Test binaries live one level down, in target/<profile>/deps.
         if exe_dir.ends_with("deps") {
             if let Some(parent) = exe_dir.parent() {
@@ -111,7 +114,9 @@ impl Registry {
     }
 
     pub fn find(&self, kind: PluginKind, name: &str) -> Option<&Plugin> {
-        self.plugins.iter().find(|p| p.kind == kind && p.name == name)
+        self.plugins
+            .iter()
+            .find(|p| p.kind == kind && p.name == name)
     }
 
     pub fn names(&self, kind: PluginKind) -> Vec<&str> {
@@ -164,11 +169,22 @@ pub fn load(path: &Path) -> Result<Plugin> {
         Ok(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     };
     let name = text(declaration.name, "name")?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        bail!("{}: plugin name '{name}' is not a plain name", path.display());
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!(
+            "{}: plugin name '{name}' is not a plain name",
+            path.display()
+        );
     }
     let kind = PluginKind::from_raw(declaration.kind).ok_or_else(|| {
-        anyhow!("{}: unknown plugin kind {}", path.display(), declaration.kind)
+        anyhow!(
+            "{}: unknown plugin kind {}",
+            path.display(),
+            declaration.kind
+        )
     })?;
     if kind == PluginKind::Sampler && declaration.sampler.is_null() {
         bail!("{}: a sampler without a sampler table", path.display());
@@ -216,7 +232,11 @@ fn check_output(plugin: &Plugin, what: &str, out: &[f32]) -> Result<()> {
 impl Plugin {
     fn sampler_table(&self) -> Result<&'static SamplerVTable> {
         if self.kind != PluginKind::Sampler {
-            bail!("plugin '{}' is a {}, not a sampler", self.name, self.kind.as_str());
+            bail!(
+                "plugin '{}' is a {}, not a sampler",
+                self.name,
+                self.kind.as_str()
+            );
         }
         // SAFETY: checked non-null at load time; static per the ABI.
         unsafe { self.declaration.sampler.as_ref() }
@@ -229,7 +249,14 @@ impl Plugin {
         // Pre-filled with NaN so that values the plugin failed to write are caught.
         let mut out = vec![f32::NAN; seeds.len() * dim];
         call(self, "sample", |err| unsafe {
-            (table.sample)(seeds.as_ptr(), seeds.len(), dim, out.as_mut_ptr(), out.len(), err)
+            (table.sample)(
+                seeds.as_ptr(),
+                seeds.len(),
+                dim,
+                out.as_mut_ptr(),
+                out.len(),
+                err,
+            )
         })?;
         check_output(self, "sample", &out)?;
         Ok(out)
@@ -246,7 +273,15 @@ impl Plugin {
         }
         let mut out = vec![f32::NAN; steps * a.len()];
         call(self, "path", |err| unsafe {
-            path(a.as_ptr(), b.as_ptr(), a.len(), steps, out.as_mut_ptr(), out.len(), err)
+            path(
+                a.as_ptr(),
+                b.as_ptr(),
+                a.len(),
+                steps,
+                out.as_mut_ptr(),
+                out.len(),
+                err,
+            )
         })?;
         check_output(self, "path", &out)?;
         Ok(Some(out))
@@ -267,7 +302,9 @@ impl Sampler {
         if let Some(p) = registry.find(PluginKind::Sampler, name) {
             return Ok(Self::Plugin(p.clone()));
         }
-        if name == "gaussian" && (registry.disabled || registry.find(PluginKind::Sampler, name).is_none()) {
+        if name == "gaussian"
+            && (registry.disabled || registry.find(PluginKind::Sampler, name).is_none())
+        {
             return Ok(Self::BuiltinGaussian);
         }
         let names = registry.names(PluginKind::Sampler);
@@ -278,7 +315,11 @@ impl Sampler {
         };
         bail!(
             "no sampler named '{name}'{why}; available: {}",
-            if names.is_empty() { "gaussian".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "gaussian".to_string()
+            } else {
+                names.join(", ")
+            }
         )
     }
 
@@ -325,7 +366,11 @@ impl Sampler {
 pub fn linear_path(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(steps * a.len());
     for i in 0..steps {
-        let w = if steps > 1 { i as f32 / (steps - 1) as f32 } else { 0.0 };
+        let w = if steps > 1 {
+            i as f32 / (steps - 1) as f32
+        } else {
+            0.0
+        };
         out.extend(a.iter().zip(b).map(|(x, y)| (1.0 - w) * x + w * y));
     }
     out

@@ -132,8 +132,10 @@ impl Runtime {
     pub fn interpolate_text(&self, a: &str, b: &str, steps: usize, seed: u64) -> Result<Generated> {
         check_steps(steps)?;
         let (ends, warnings) = self.embed(&[a, b])?;
-        let weights = Tensor::linspace(0.0, 1.0, steps as i64, (Kind::Float, self.device)).unsqueeze(1);
-        let text = ends.get(0).unsqueeze(0) * (1.0 - &weights) + ends.get(1).unsqueeze(0) * &weights;
+        let weights =
+            Tensor::linspace(0.0, 1.0, steps as i64, (Kind::Float, self.device)).unsqueeze(1);
+        let text =
+            ends.get(0).unsqueeze(0) * (1.0 - &weights) + ends.get(1).unsqueeze(0) * &weights;
         let z = self.noise(&[seed])?.expand([steps as i64, -1], false);
         Ok(Generated {
             images: self.draw(&z, &text)?,
@@ -172,7 +174,9 @@ impl Runtime {
             );
         }
         let x = tensor_from_images(std::slice::from_ref(image))?.to_device(self.device);
-        Ok(tch::no_grad(|| self.model.style_encoder.net.forward_t(&x, false)))
+        Ok(tch::no_grad(|| {
+            self.model.style_encoder.net.forward_t(&x, false)
+        }))
     }
 
     /// Style transfer (paper.md §5): x̂ = G(S(x), φ(t)).

@@ -11,7 +11,8 @@ use thiserror::Error;
 /// Reed's alphabet, in its order. '-' is listed twice in the original; a
 /// '-' maps to the first slot, so the second is never set. The last slot is
 /// the space.
-pub const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} ";
+pub const ALPHABET: &str =
+    "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} ";
 
 /// 70 slots (69 distinct characters plus the unused second '-').
 pub const ALPHABET_SIZE: usize = 70;
@@ -138,7 +139,10 @@ mod tests {
         let long = "petal ".repeat(50);
         let e = encode(&long).unwrap();
         assert_eq!(e.slots.len(), MAX_CAPTION_CHARS);
-        assert_eq!(e.dropped_chars, long.trim().chars().count() - MAX_CAPTION_CHARS);
+        assert_eq!(
+            e.dropped_chars,
+            long.trim().chars().count() - MAX_CAPTION_CHARS
+        );
         assert!(e.warnings()[0].contains("201"));
     }
 
@@ -149,7 +153,9 @@ mod tests {
         assert_eq!(e.slots[9], None);
         assert_eq!(e.unknown_chars, vec!['🌸', 'é']);
         let m = one_hot(std::slice::from_ref(&e));
-        let column_sum: f32 = (0..ALPHABET_SIZE).map(|s| m[s * MAX_CAPTION_CHARS + 9]).sum();
+        let column_sum: f32 = (0..ALPHABET_SIZE)
+            .map(|s| m[s * MAX_CAPTION_CHARS + 9])
+            .sum();
         assert_eq!(column_sum, 0.0);
         let column_sum: f32 = (0..ALPHABET_SIZE).map(|s| m[s * MAX_CAPTION_CHARS]).sum();
         assert_eq!(column_sum, 1.0);

@@ -137,7 +137,10 @@ impl Model {
         for (name, vs) in model.var_stores() {
             let file = dir.join(format!("{name}.safetensors"));
             let entry = card.files.get(name).ok_or_else(|| {
-                anyhow!("{}: lists no file for the {name}", dir.join(CARD_FILE).display())
+                anyhow!(
+                    "{}: lists no file for the {name}",
+                    dir.join(CARD_FILE).display()
+                )
             })?;
             verify_checksum(&file, entry)?;
             load_var_store(vs, &file)?;
@@ -218,13 +221,18 @@ pub fn save_var_store(vs: &nn::VarStore, path: &Path, half: bool) -> Result<()> 
         .into_iter()
         .map(|(name, t)| {
             let t = t.detach().to_device(Device::Cpu);
-            let t = if half && t.is_floating_point() { t.to_kind(Kind::Half) } else { t };
+            let t = if half && t.is_floating_point() {
+                t.to_kind(Kind::Half)
+            } else {
+                t
+            };
             (name, t)
         })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let tmp = temp_path(path);
-    Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    Tensor::write_safetensors(&named, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
 }
 
@@ -359,6 +367,10 @@ pub fn find_model(name: &str, search: &[PathBuf]) -> Result<PathBuf> {
         "model '{name}' not found (searched {}); available: {}. \
          `gantry model init NAME --preset small` makes an untrained one",
         searched.join(", "),
-        if available.is_empty() { "none".to_string() } else { available.join(", ") }
+        if available.is_empty() {
+            "none".to_string()
+        } else {
+            available.join(", ")
+        }
     )
 }

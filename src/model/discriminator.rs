@@ -54,7 +54,12 @@ impl Discriminator {
             down4: conv2d(p / "down4", ndf * 4, ndf * 8, 4, 2, 1),
             down4_bn: batch_norm2d(p / "down4_bn", ndf * 8),
             res4: ResidualBlock::new(p / "res4", ndf * 8, ndf * 2, Activation::LeakyRelu),
-            text_projection: nn::linear(p / "text_projection", embedding_dim, nt, Default::default()),
+            text_projection: nn::linear(
+                p / "text_projection",
+                embedding_dim,
+                nt,
+                Default::default(),
+            ),
             text_projection_bn: batch_norm1d(p / "text_projection_bn", nt),
             joint: conv2d(p / "joint", ndf * 8 + nt, ndf * 8, 1, 1, 0),
             joint_bn: batch_norm2d(p / "joint_bn", ndf * 8),
@@ -85,10 +90,7 @@ impl Discriminator {
             .view([batch, self.config.nt, 1, 1])
             .expand([batch, self.config.nt, height, width], false);
         let h = Tensor::cat(&[h, t], 1);
-        let h = h
-            .apply(&self.joint)
-            .apply_t(&self.joint_bn, train)
-            .lrelu();
+        let h = h.apply(&self.joint).apply_t(&self.joint_bn, train).lrelu();
         h.apply(&self.score).view([batch])
     }
 

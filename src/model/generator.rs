@@ -49,7 +49,12 @@ impl Generator {
         Self {
             config: config.clone(),
             // Linear(1024 -> 128) + LeakyReLU(0.2), no batch norm.
-            text_projection: nn::linear(p / "text_projection", embedding_dim, nt, Default::default()),
+            text_projection: nn::linear(
+                p / "text_projection",
+                embedding_dim,
+                nt,
+                Default::default(),
+            ),
             up4: conv_transpose2d(p / "up4", nz + nt, ngf * 8, 4, 1, 0),
             up4_bn: batch_norm2d(p / "up4_bn", ngf * 8),
             res4: ResidualBlock::new(p / "res4", ngf * 8, ngf * 2, Activation::Relu),

@@ -30,7 +30,12 @@ impl ImageEncoder {
         Self {
             config: config.clone(),
             body: Downsampler::new(&(p / "body"), w),
-            projection: nn::linear(p / "projection", Downsampler::output_dim(w), config.embedding_dim, Default::default()),
+            projection: nn::linear(
+                p / "projection",
+                Downsampler::output_dim(w),
+                config.embedding_dim,
+                Default::default(),
+            ),
         }
     }
 

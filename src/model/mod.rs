@@ -187,7 +187,10 @@ fn batch_norm_config() -> nn::BatchNormConfig {
 
 /// Number of trainable parameters under a var store.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }
 
 /// The non-linearity inside a residual block: ReLU in G, LeakyReLU(0.2) in D.
@@ -276,7 +279,10 @@ impl Downsampler {
 
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
         let h = images.apply(&self.down32).lrelu();
-        let h = h.apply(&self.down16).apply_t(&self.down16_bn, train).lrelu();
+        let h = h
+            .apply(&self.down16)
+            .apply_t(&self.down16_bn, train)
+            .lrelu();
         let h = h.apply(&self.down8).apply_t(&self.down8_bn, train).lrelu();
         let h = h.apply(&self.down4).apply_t(&self.down4_bn, train).lrelu();
         h.flatten(1, -1)

@@ -31,7 +31,12 @@ impl StyleEncoder {
         Self {
             config: config.clone(),
             body: Downsampler::new(&(p / "body"), w),
-            to_z: nn::linear(p / "to_z", Downsampler::output_dim(w), config.nz, Default::default()),
+            to_z: nn::linear(
+                p / "to_z",
+                Downsampler::output_dim(w),
+                config.nz,
+                Default::default(),
+            ),
         }
     }
 

@@ -48,7 +48,12 @@ impl TextEncoder {
             conv2: nn::conv1d(p / "conv2", c1, c2, KERNEL, conv),
             conv3: nn::conv1d(p / "conv3", c2, c3, KERNEL, conv),
             rnn: nn::gru(p / "rnn", c3, config.rnn_dim, rnn),
-            projection: nn::linear(p / "projection", config.rnn_dim, config.embedding_dim, Default::default()),
+            projection: nn::linear(
+                p / "projection",
+                config.rnn_dim,
+                config.embedding_dim,
+                Default::default(),
+            ),
         }
     }
 
@@ -65,7 +70,10 @@ impl TextEncoder {
             .apply(&self.conv1)
             .relu()
             .max_pool1d(POOL, POOL, 0, 1, false);
-        let h = h.apply(&self.conv2).relu().max_pool1d(POOL, POOL, 0, 1, false);
+        let h = h
+            .apply(&self.conv2)
+            .relu()
+            .max_pool1d(POOL, POOL, 0, 1, false);
         let h = h.apply(&self.conv3).relu();
         // [B, C, T] -> [B, T, C] for a batch-first GRU.
         let (outputs, _) = self.rnn.seq(&h.transpose(1, 2));

@@ -1,0 +1,277 @@
+//! The `gantry` binary as a user runs it.
+
+mod common;
+use common::Sandbox;
+
+#[test]
+fn generate_twice_gives_byte_identical_pngs() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let a = sandbox.ok(&[
+        "generate",
+        "a red flower",
+        "--seed",
+        "7",
+        "-m",
+        "m",
+        "-o",
+        "a",
+    ]);
+    let b = sandbox.ok(&[
+        "generate",
+        "a red flower",
+        "--seed",
+        "7",
+        "-m",
+        "m",
+        "-o",
+        "b",
+    ]);
+    let files_a: Vec<&str> = a.lines().collect();
+    assert_eq!(files_a.len(), 4, "default n is 4: {a}");
+    assert_eq!(b.lines().count(), 4);
+    for (fa, fb) in a.lines().zip(b.lines()) {
+        let bytes_a = std::fs::read(sandbox.path().join(fa)).unwrap();
+        let bytes_b = std::fs::read(sandbox.path().join(fb)).unwrap();
+        assert!(bytes_a.len() > 100);
+        assert_eq!(bytes_a, bytes_b, "{fa} and {fb} differ");
+    }
+    // Another seed gives other pixels.
+    let c = sandbox.ok(&[
+        "generate",
+        "a red flower",
+        "--seed",
+        "8",
+        "-n",
+        "1",
+        "-m",
+        "m",
+        "-o",
+        "c",
+    ]);
+    let first_a = std::fs::read(sandbox.path().join(files_a[0])).unwrap();
+    let first_c = std::fs::read(sandbox.path().join(c.trim())).unwrap();
+    assert_ne!(first_a, first_c);
+}
+
+#[test]
+fn pngs_carry_their_provenance() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let out = sandbox.ok(&[
+        "generate",
+        "a white flower",
+        "--seed",
+        "3",
+        "-n",
+        "1",
+        "-m",
+        "m",
+        "-o",
+        "o",
+    ]);
+    let meta = gantry::imageio::read_png_metadata(&sandbox.path().join(out.trim())).unwrap();
+    let get = |k: &str| {
+        meta.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get("caption").as_deref(), Some("a white flower"));
+    assert_eq!(get("seed").as_deref(), Some("3"));
+    assert_eq!(get("model").as_deref(), Some("m"));
+    assert_eq!(get("sampler").as_deref(), Some("gaussian"));
+    assert!(get("Software").unwrap().starts_with("gantry "));
+}
+
+#[test]
+fn captions_that_are_empty_long_or_unicode() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let err = sandbox.fails(&["generate", "   ", "-m", "m", "-o", "o"]);
+    assert!(err.contains("caption is empty"), "{err}");
+
+    let long = "a flower with many long thin purple petals ".repeat(8);
+    let out = sandbox.run(&["generate", &long, "-n", "1", "-m", "m", "-o", "o"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("longer than 201 characters"), "{stderr}");
+
+    let out = sandbox.run(&[
+        "generate",
+        "une fleur 🌸 très rouge",
+        "-n",
+        "1",
+        "-m",
+        "m",
+        "-o",
+        "o",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("outside the model's alphabet"), "{stderr}");
+}
+
+#[test]
+fn model_info_prints_parameter_counts_and_card() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let info = sandbox.ok(&["model", "info", "m"]);
+    for network in [
+        "text_encoder",
+        "image_encoder",
+        "generator",
+        "discriminator",
+        "style_encoder",
+    ] {
+        assert!(info.contains(network), "{info}");
+    }
+    assert!(info.contains("\"preset\": \"tiny\""), "{info}");
+    assert!(info.contains("trained: false"), "{info}");
+}
+
+#[test]
+fn unknown_model_preset_and_device_are_clear_errors() {
+    let sandbox = Sandbox::new();
+    let err = sandbox.fails(&["generate", "a flower", "-m", "nope"]);
+    assert!(err.contains("model 'nope' not found"), "{err}");
+    let err = sandbox.fails(&["model", "init", "x", "--preset", "huge"]);
+    assert!(err.contains("unknown preset 'huge'"), "{err}");
+    sandbox.tiny_model("m");
+    let err = sandbox.fails(&["generate", "a flower", "-m", "m", "--device", "tpu"]);
+    assert!(err.contains("unknown device 'tpu'"), "{err}");
+    let err = sandbox.fails(&["model", "init", "m", "--preset", "tiny"]);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn damaged_weights_are_errors_naming_the_file() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.tiny_model("m");
+    let generator = dir.join("generator.safetensors");
+    let bytes = std::fs::read(&generator).unwrap();
+
+    // Truncated.
+    std::fs::write(&generator, &bytes[..bytes.len() / 2]).unwrap();
+    let err = sandbox.fails(&["generate", "a flower", "-m", "m"]);
+    assert!(
+        err.contains("generator.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+
+    // Missing.
+    std::fs::remove_file(&generator).unwrap();
+    let err = sandbox.fails(&["generate", "a flower", "-m", "m"]);
+    assert!(err.contains("generator.safetensors: missing"), "{err}");
+
+    // Same length, other bytes.
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    std::fs::write(&generator, &flipped).unwrap();
+    let err = sandbox.fails(&["generate", "a flower", "-m", "m"]);
+    assert!(err.contains("generator.safetensors: checksum"), "{err}");
+}
+
+#[test]
+fn weights_of_another_shape_are_errors_naming_the_tensor() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.tiny_model("m");
+    // The card now says ngf 32 while the file holds ngf 16 weights.
+    let card_path = dir.join("model.json");
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+    card["architecture"]["generator"]["ngf"] = serde_json::json!(32);
+    std::fs::write(&card_path, serde_json::to_string(&card).unwrap()).unwrap();
+    let err = sandbox.fails(&["generate", "a flower", "-m", "m"]);
+    assert!(
+        err.contains("generator.safetensors: tensor 'generator."),
+        "{err}"
+    );
+    assert!(err.contains("has shape"), "{err}");
+}
+
+#[test]
+fn config_shows_each_value_and_its_source() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path().join("config")).unwrap();
+    std::fs::write(sandbox.path().join("config/config.toml"), "n = 6\n").unwrap();
+    let out = sandbox
+        .gantry()
+        .env("GANTRY_SEED", "11")
+        .arg("config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("n = 6") && text.contains("config.toml"),
+        "{text}"
+    );
+    assert!(
+        text.contains("seed = 11") && text.contains("env GANTRY_SEED"),
+        "{text}"
+    );
+    assert!(text.contains("device = \"cpu\""), "{text}");
+    assert!(
+        text.contains("sampler = \"gaussian\"") && text.contains("# default"),
+        "{text}"
+    );
+    let out = sandbox
+        .gantry()
+        .args(["--device", "auto", "config"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("command line"));
+}
+
+#[test]
+fn plugin_path_and_builtin_sampler_draw_the_same_pixels() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let listed = sandbox.ok(&["plugins"]);
+    assert!(
+        listed.contains("gaussian") && listed.contains("libgantry_sampler_gaussian"),
+        "{listed}"
+    );
+    let via_plugin = sandbox.ok(&["generate", "a blue flower", "-n", "2", "-m", "m", "-o", "p"]);
+    let out = sandbox
+        .gantry()
+        .env("GANTRY_NO_PLUGINS", "1")
+        .args(["generate", "a blue flower", "-n", "2", "-m", "m", "-o", "q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let builtin = String::from_utf8_lossy(&out.stdout).into_owned();
+    for (a, b) in via_plugin.lines().zip(builtin.lines()) {
+        assert_eq!(
+            std::fs::read(sandbox.path().join(a)).unwrap(),
+            std::fs::read(sandbox.path().join(b)).unwrap()
+        );
+    }
+    let err = sandbox.fails(&["generate", "a flower", "-m", "m", "--sampler", "nope"]);
+    assert!(err.contains("no sampler named 'nope'"), "{err}");
+}
+
+#[test]
+fn bench_generate_prints_one_machine_readable_line() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.ok(&[
+        "bench",
+        "generate",
+        "--preset",
+        "tiny",
+        "--batch",
+        "2",
+        "--repeats",
+        "3",
+        "--warmup",
+        "1",
+    ]);
+    let line = out.trim();
+    let value: f64 = line
+        .strip_prefix("ms_per_batch=")
+        .unwrap_or_else(|| panic!("unexpected output {line}"))
+        .parse()
+        .unwrap();
+    assert!(value > 0.0);
+}

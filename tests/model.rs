@@ -1,0 +1,113 @@
+//! The networks' sizes against the paper, and the caption encoder against
+//! real human-written captions.
+
+mod common;
+use gantry::model::{ModelConfig, TextEncoder};
+use gantry::text;
+use gantry::weights::Model;
+use tch::Device;
+
+#[test]
+fn reed_preset_matches_the_reference_parameter_counts() {
+    let model = Model::new(
+        "reed",
+        &ModelConfig::preset("reed").unwrap(),
+        Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let counts: std::collections::HashMap<_, _> = model.parameter_counts().into_iter().collect();
+    // The same architecture in PyTorch: G 18,905,472 and D 4,030,080.
+    assert_eq!(counts["generator"], 18_905_472);
+    assert_eq!(counts["discriminator"], 4_030_080);
+    assert_eq!(TextEncoder::time_steps(), 18);
+}
+
+#[test]
+fn initialisation_follows_the_paper() {
+    let model = Model::new(
+        "reed",
+        &ModelConfig::preset("reed").unwrap(),
+        Device::Cpu,
+        0,
+    )
+    .unwrap();
+    let vars = model.generator.vs.variables();
+    let conv = &vars["generator.up8.weight"];
+    let std = conv.std(true).double_value(&[]);
+    assert!((std - 0.02).abs() < 0.001, "conv std {std}");
+    let gamma = &vars["generator.up8_bn.weight"];
+    assert!((gamma.mean(tch::Kind::Float).double_value(&[]) - 1.0).abs() < 0.01);
+    let beta = &vars["generator.up8_bn.bias"];
+    assert_eq!(beta.abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
+    assert!(!vars
+        .keys()
+        .any(|k| k.starts_with("generator.up") && k.ends_with("up8.bias")));
+}
+
+#[test]
+fn every_real_cub_caption_encodes() {
+    let shared = require_shared!();
+    let root = shared.join("fixtures/cub_text_c10_sample");
+    let mut files = 0;
+    let mut captions = 0;
+    for class in std::fs::read_dir(&root).unwrap().flatten() {
+        if !class.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(class.path()).unwrap().flatten() {
+            let text = std::fs::read_to_string(file.path()).unwrap();
+            files += 1;
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let encoded = text::encode(line)
+                    .unwrap_or_else(|e| panic!("{}: {line:?}: {e}", file.path().display()));
+                assert!(!encoded.slots.is_empty());
+                captions += 1;
+            }
+        }
+    }
+    assert_eq!(files, 400);
+    assert!(captions >= 3900, "{captions} captions");
+}
+
+#[test]
+fn a_model_folder_round_trips_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ModelConfig::preset("tiny").unwrap();
+    let mut model = Model::new("t", &config, Device::Cpu, 5).unwrap();
+    model.save(dir.path(), false).unwrap();
+    let loaded = Model::load(dir.path(), Device::Cpu).unwrap();
+    for (name, var) in model.generator.vs.variables() {
+        let other = &loaded.generator.vs.variables()[&name];
+        assert!(var.equal(other), "{name} differs after save and load");
+    }
+    // f16 for shipping loads back to f32 within half precision.
+    let half_dir = dir.path().join("half");
+    model.save(&half_dir, true).unwrap();
+    let half = Model::load(&half_dir, Device::Cpu).unwrap();
+    let a = &model.generator.vs.variables()["generator.up4.weight"];
+    let b = &half.generator.vs.variables()["generator.up4.weight"];
+    assert_eq!(b.kind(), tch::Kind::Float);
+    assert!(a.allclose(b, 1e-3, 1e-4, false));
+}
+
+#[test]
+fn truncated_safetensors_is_reported_with_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::new("t", &ModelConfig::preset("tiny").unwrap(), Device::Cpu, 5).unwrap();
+    let path = dir.path().join("g.safetensors");
+    gantry::weights::save_var_store(&model.generator.vs, &path, false).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let err = format!(
+        "{:#}",
+        gantry::weights::load_var_store(&model.generator.vs, &path).unwrap_err()
+    );
+    assert!(err.contains("g.safetensors: truncated at byte"), "{err}");
+    std::fs::write(&path, &bytes[..4]).unwrap();
+    let err = format!(
+        "{:#}",
+        gantry::weights::load_var_store(&model.generator.vs, &path).unwrap_err()
+    );
+    assert!(err.contains("truncated"), "{err}");
+}
