@@ -7,6 +7,9 @@
 
 pub mod bench;
 pub mod config;
+pub mod data;
+pub mod dataset;
+pub mod grid;
 pub mod imageio;
 pub mod model;
 pub mod plugins;

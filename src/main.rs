@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use gantry::config::{Paths, Resolved};
+use gantry::dataset::{Dataset, DatasetSpec};
 use gantry::imageio::{write_png, Image};
 use gantry::model::{ModelConfig, PRESETS};
 use gantry::plugins::{self, Registry, Sampler};
@@ -54,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// Inspect datasets: KIND or KIND:PATH (procedural-flowers, reed:PATH, imagefolder:PATH)
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
     /// Print the effective configuration and where each value came from
     Config,
     /// List the plugins found and any that could not be loaded
@@ -97,6 +103,40 @@ enum ModelCommand {
 }
 
 #[derive(Subcommand)]
+enum DatasetCommand {
+    /// Count images, captions and classes, and list problems in the data
+    Info {
+        /// KIND or KIND:PATH
+        spec: String,
+        /// Loader option KEY=VALUE (repeatable), e.g. size=144, on_error=stop, count=5000
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Print every problem, not just the first ten
+        #[arg(long)]
+        all_problems: bool,
+    },
+    /// Write a grid of images with their captions as a PNG
+    Preview {
+        /// KIND or KIND:PATH
+        spec: String,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Output PNG
+        #[arg(long, short = 'o', default_value = "preview.png")]
+        out: PathBuf,
+        /// Samples to show
+        #[arg(long, default_value_t = 16)]
+        count: usize,
+        /// Columns of the grid
+        #[arg(long, default_value_t = 4)]
+        columns: usize,
+        /// Pick samples at random with this seed (default: the first ones)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Time generating one batch from caption text (text encoding included)
     Generate {
@@ -112,6 +152,16 @@ enum BenchCommand {
         /// Untimed runs first
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+    },
+    /// Time reading samples (decoding or rendering images included)
+    Dataset {
+        /// KIND or KIND:PATH
+        spec: String,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Samples to read
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
     },
 }
 
@@ -175,6 +225,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Model { command }) => model_command(&ctx, command),
+        Some(Command::Dataset { command }) => dataset_command(&ctx, command),
         Some(Command::Config) => {
             println!("# user file: {}", ctx.config.user_file.display());
             println!("# data dir:  {}", ctx.paths.data_dir.display());
@@ -233,6 +284,22 @@ fn run(cli: Cli) -> Result<()> {
                     ms[ms.len() - 1]
                 );
                 println!("ms_per_batch={:.3}", gantry::bench::median(&ms));
+                Ok(())
+            }
+            BenchCommand::Dataset {
+                spec,
+                options,
+                count,
+            } => {
+                let mut dataset = open_dataset(&ctx, &spec, &options)?;
+                let n = count.min(dataset.len);
+                let start = std::time::Instant::now();
+                for i in 0..n {
+                    dataset.get(i)?;
+                }
+                let seconds = start.elapsed().as_secs_f64();
+                eprintln!("# {} samples of {} in {seconds:.2} s", n, dataset.spec);
+                println!("samples_per_s={:.1}", n as f64 / seconds);
                 Ok(())
             }
         },
@@ -430,6 +497,115 @@ fn prompt(ctx: &Context_) -> Result<()> {
                 seed = seed.wrapping_add(c.n as u64);
             }
             Err(e) => eprintln!("error: {e:#}"),
+        }
+    }
+}
+
+fn parse_options(options: &[String]) -> Result<Vec<(String, String)>> {
+    options
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => bail!("--opt {o}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn open_dataset(ctx: &Context_, spec: &str, options: &[String]) -> Result<Dataset> {
+    let spec: DatasetSpec = spec.parse()?;
+    let registry = Registry::discover(&plugins::search_dirs(&ctx.paths.plugin_dir()));
+    for broken in &registry.broken {
+        eprintln!("warning: plugin skipped: {}", broken.error);
+    }
+    Dataset::open(&registry, &spec, &parse_options(options)?)
+}
+
+fn dataset_command(ctx: &Context_, command: DatasetCommand) -> Result<()> {
+    match command {
+        DatasetCommand::Info {
+            spec,
+            options,
+            all_problems,
+        } => {
+            let dataset = open_dataset(ctx, &spec, &options)?;
+            let held_classes = dataset.classes.iter().filter(|c| c.held_out).count();
+            println!("dataset   {} ({})", dataset.spec, dataset.origin);
+            println!(
+                "images    {}{}",
+                dataset.len,
+                if dataset.has_images {
+                    ""
+                } else {
+                    " caption files (no images: captions only)"
+                }
+            );
+            println!("captions  {}", dataset.captions);
+            println!(
+                "classes   {} ({} train / {} test)",
+                dataset.classes.len(),
+                dataset.classes.len() - held_classes,
+                held_classes
+            );
+            println!(
+                "split     {} train images / {} test images",
+                dataset.len - dataset.held_out_samples,
+                dataset.held_out_samples
+            );
+            println!("problems  {}", dataset.problems.len());
+            let shown = if all_problems {
+                dataset.problems.len()
+            } else {
+                10
+            };
+            for p in dataset.problems.iter().take(shown) {
+                println!("  {p}");
+            }
+            if dataset.problems.len() > shown {
+                println!(
+                    "  ... {} more (--all-problems lists them)",
+                    dataset.problems.len() - shown
+                );
+            }
+            Ok(())
+        }
+        DatasetCommand::Preview {
+            spec,
+            options,
+            out,
+            count,
+            columns,
+            seed,
+        } => {
+            let mut dataset = open_dataset(ctx, &spec, &options)?;
+            if !dataset.has_images {
+                bail!("{}: captions only, nothing to preview", dataset.spec);
+            }
+            let mut indices: Vec<usize> = (0..dataset.len).collect();
+            if let Some(seed) = seed {
+                gantry::data::Rng(seed).shuffle(&mut indices);
+            }
+            let mut cells = Vec::new();
+            for &i in indices.iter().take(count.max(1)) {
+                let sample = dataset.get(i)?;
+                if let Some(image) = sample.image {
+                    let caption = sample.captions.first().cloned().unwrap_or_default();
+                    let image = gantry::data::square(&image, 64)?;
+                    cells.push((image, caption));
+                }
+            }
+            let sheet = gantry::grid::contact_sheet(&cells, columns, 3, 3);
+            write_png(
+                &out,
+                &sheet,
+                &[(
+                    "Software".into(),
+                    format!("gantry {}", env!("CARGO_PKG_VERSION")),
+                )],
+            )?;
+            println!("{}", out.display());
+            Ok(())
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use gantry_plugin_api::{
-    DeclarationFn, ErrorBuf, PluginDeclaration, PluginKind, SamplerVTable, Status, ABI_VERSION,
-    DECLARATION_SYMBOL,
+    DatasetVTable, DeclarationFn, ErrorBuf, PluginDeclaration, PluginKind, SamplerVTable, Status,
+    ABI_VERSION, DECLARATION_SYMBOL,
 };
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -189,6 +189,18 @@ pub fn load(path: &Path) -> Result<Plugin> {
     if kind == PluginKind::Sampler && declaration.sampler.is_null() {
         bail!("{}: a sampler without a sampler table", path.display());
     }
+    if kind == PluginKind::DatasetLoader && declaration.dataset.is_null() {
+        bail!(
+            "{}: a dataset loader without a dataset table",
+            path.display()
+        );
+    }
+    if kind == PluginKind::StyleEncoder {
+        bail!(
+            "{}: style-encoder plugins are not supported by this gantry yet",
+            path.display()
+        );
+    }
     Ok(Plugin {
         version: text(declaration.version, "version")?,
         description: text(declaration.description, "description")?,
@@ -200,7 +212,11 @@ pub fn load(path: &Path) -> Result<Plugin> {
 }
 
 /// Calls into a plugin with an error buffer, turning its status into a Result.
-fn call(plugin: &Plugin, what: &str, f: impl FnOnce(*mut ErrorBuf) -> Status) -> Result<()> {
+pub(crate) fn call(
+    plugin: &Plugin,
+    what: &str,
+    f: impl FnOnce(*mut ErrorBuf) -> Status,
+) -> Result<()> {
     let mut message = vec![0u8; 1024];
     let mut err = ErrorBuf {
         ptr: message.as_mut_ptr(),
@@ -241,6 +257,19 @@ impl Plugin {
         // SAFETY: checked non-null at load time; static per the ABI.
         unsafe { self.declaration.sampler.as_ref() }
             .ok_or_else(|| anyhow!("plugin '{}' has no sampler table", self.name))
+    }
+
+    pub(crate) fn dataset_table(&self) -> Result<&'static DatasetVTable> {
+        if self.kind != PluginKind::DatasetLoader {
+            bail!(
+                "plugin '{}' is a {}, not a dataset loader",
+                self.name,
+                self.kind.as_str()
+            );
+        }
+        // SAFETY: checked non-null at load time; static per the ABI.
+        unsafe { self.declaration.dataset.as_ref() }
+            .ok_or_else(|| anyhow!("plugin '{}' has no dataset table", self.name))
     }
 
     /// One z of `dim` floats per seed, row-major.

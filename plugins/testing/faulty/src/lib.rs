@@ -64,6 +64,7 @@ const GOOD_FIELDS: PluginDeclaration = PluginDeclaration {
     version: c"0.0.0".as_ptr(),
     description: c"misbehaves on request".as_ptr(),
     sampler: &VTABLE,
+    dataset: std::ptr::null(),
 };
 
 #[no_mangle]

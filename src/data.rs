@@ -1,0 +1,202 @@
+//! Training-ready data: every sample of a dataset decoded once into memory
+//! (images as one u8 tensor), then batches cut from it with the paper's
+//! augmentation (paper.md §4): images stored at 76x76, a random 64x64 crop
+//! and a random horizontal flip, scaled to [-1, 1].
+//!
+//! Sets whose images are natively 64x64 (the procedural flowers) are kept at
+//! 64: there the crop is the whole image and only the flip applies, so that
+//! the position of the flower, a labelled style attribute, stays exact.
+
+use crate::dataset::{Class, Dataset, Sample};
+use crate::imageio::{Image, IMAGE_SIZE};
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use tch::{Kind, Tensor};
+
+/// Side at which photos are stored before cropping (Reed's 76).
+pub const STORED_SIZE: u32 = 76;
+
+/// A small, checkpointable random number generator (SplitMix64), so that
+/// resumed training draws exactly the batches it would have drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: usize) -> usize {
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// What to do with a sample that fails to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    Skip,
+    Stop,
+}
+
+/// A dataset in memory.
+pub struct TrainingSet {
+    pub spec: String,
+    /// [N, 3, S, S] u8, S = 64 or 76.
+    pub images: Tensor,
+    pub captions: Vec<Vec<String>>,
+    pub classes: Vec<u32>,
+    pub class_info: Vec<Class>,
+    pub attributes: Vec<BTreeMap<String, String>>,
+    pub names: Vec<String>,
+    /// The loader's problems and the samples skipped here.
+    pub problems: Vec<String>,
+}
+
+fn resized(image: &Image, side: u32) -> Result<Vec<u8>> {
+    Ok(square(image, side)?.rgb)
+}
+
+/// Resizes to `side` x `side` (aspect not kept, as Reed's pipeline does).
+pub fn square(image: &Image, side: u32) -> Result<Image> {
+    if image.width == side && image.height == side {
+        return Ok(image.clone());
+    }
+    let buffer = image::RgbImage::from_raw(image.width, image.height, image.rgb.clone())
+        .ok_or_else(|| anyhow::anyhow!("bad image buffer"))?;
+    let rgb = image::imageops::resize(&buffer, side, side, image::imageops::FilterType::Triangle)
+        .into_raw();
+    Ok(Image {
+        width: side,
+        height: side,
+        rgb,
+    })
+}
+
+impl TrainingSet {
+    /// Reads up to `limit` samples of `dataset`; `progress(done, total)` is
+    /// called as it goes.
+    pub fn load(
+        dataset: &mut Dataset,
+        limit: Option<usize>,
+        on_error: OnError,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        if !dataset.has_images {
+            bail!(
+                "{}: has captions but no images; training needs both",
+                dataset.spec
+            );
+        }
+        let total = limit.map_or(dataset.len, |l| l.min(dataset.len));
+        let mut side = None;
+        let mut pixels = Vec::new();
+        let mut set = Self {
+            spec: dataset.spec.to_string(),
+            images: Tensor::new(),
+            captions: Vec::with_capacity(total),
+            classes: Vec::with_capacity(total),
+            class_info: dataset.classes.clone(),
+            attributes: Vec::with_capacity(total),
+            names: Vec::with_capacity(total),
+            problems: dataset.problems.clone(),
+        };
+        for index in 0..total {
+            let sample: Sample = match dataset.get(index) {
+                Ok(s) => s,
+                Err(e) if on_error == OnError::Skip => {
+                    set.problems.push(format!("{e:#}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(image) = sample.image else {
+                set.problems.push(format!("{}: no image", sample.name));
+                continue;
+            };
+            let s =
+                *side.get_or_insert(if image.width == IMAGE_SIZE && image.height == IMAGE_SIZE {
+                    IMAGE_SIZE
+                } else {
+                    STORED_SIZE
+                });
+            pixels.extend(resized(&image, s)?);
+            set.captions.push(sample.captions);
+            set.classes.push(sample.class);
+            set.attributes.push(sample.attributes);
+            set.names.push(sample.name);
+            progress(index + 1, total);
+        }
+        let n = set.classes.len();
+        if n == 0 {
+            bail!("{}: no usable samples", dataset.spec);
+        }
+        let s = side.unwrap_or(IMAGE_SIZE) as i64;
+        set.images = Tensor::from_slice(&pixels)
+            .view([n as i64, s, s, 3])
+            .permute([0, 3, 1, 2])
+            .contiguous();
+        Ok(set)
+    }
+
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// Indices of the samples in training classes (`held_out` false) or in
+    /// the held-out classes (`held_out` true).
+    pub fn split(&self, held_out: bool) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| {
+                self.class_info
+                    .get(self.classes[i] as usize)
+                    .is_some_and(|c| c.held_out)
+                    == held_out
+            })
+            .collect()
+    }
+
+    /// Images `indices` as [B, 3, 64, 64] f32 in [-1, 1] on the CPU: a
+    /// random crop and flip when `augment`, else the centre crop.
+    pub fn image_batch(&self, indices: &[usize], augment: bool, rng: &mut Rng) -> Tensor {
+        let side = self.images.size()[2];
+        let out = IMAGE_SIZE as i64;
+        let crops: Vec<Tensor> = indices
+            .iter()
+            .map(|&i| {
+                let image = self.images.get(i as i64);
+                let (dx, dy, flip) = if augment {
+                    let span = (side - out + 1) as usize;
+                    (
+                        rng.below(span) as i64,
+                        rng.below(span) as i64,
+                        rng.below(2) == 1,
+                    )
+                } else {
+                    ((side - out) / 2, (side - out) / 2, false)
+                };
+                let crop = image.narrow(1, dy, out).narrow(2, dx, out);
+                if flip {
+                    crop.flip([2])
+                } else {
+                    crop
+                }
+            })
+            .collect();
+        Tensor::stack(&crops, 0).to_kind(Kind::Float) / 127.5 - 1.0
+    }
+}
