@@ -362,7 +362,8 @@ mod tests {
     /// skipped; with on_error=stop the dataset is refused.
     #[test]
     fn malformed_files_are_reported_and_skipped_or_stop() {
-        let cases: [(&str, fn(&Path), &str); 6] = [
+        type Damage = fn(&Path);
+        let cases: [(&str, Damage, &str); 6] = [
             (
                 "missing caption file",
                 |r| std::fs::remove_file(r.join("text_c10/class_a/image_00.txt")).unwrap(),
