@@ -51,3 +51,56 @@ pub fn generate(
         Ok(())
     })
 }
+
+/// A dataset of random pixels in two classes, and random caption
+/// embeddings, for timing a GAN step without reading any data.
+pub fn synthetic_set(n: usize, embedding_dim: i64, device: tch::Device) -> (crate::data::TrainingSet, tch::Tensor) {
+    use crate::dataset::Class;
+    let images = tch::Tensor::randint(256, [n as i64, 3, 64, 64], (tch::Kind::Uint8, tch::Device::Cpu));
+    let set = crate::data::TrainingSet {
+        spec: "synthetic".to_string(),
+        images,
+        captions: vec![vec!["a synthetic flower".to_string()]; n],
+        classes: (0..n).map(|i| (i % 2) as u32).collect(),
+        class_info: (0..2)
+            .map(|c| Class {
+                name: format!("class {c}"),
+                held_out: false,
+            })
+            .collect(),
+        attributes: vec![Default::default(); n],
+        names: (0..n).map(|i| format!("synthetic_{i}")).collect(),
+        problems: Vec::new(),
+    };
+    let embeddings = tch::Tensor::randn([n as i64, 10, embedding_dim], (tch::Kind::Float, device));
+    (set, embeddings)
+}
+
+/// Images per second of full GAN-INT-CLS steps (D and G updates) at
+/// `batch`, on synthetic inputs, after `warmup` untimed steps.
+pub fn train_gan(
+    config: &crate::model::ModelConfig,
+    device: tch::Device,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<f64> {
+    use crate::train::gan::{GanConfig, GanTrainer, Variant};
+    let model = crate::weights::Model::new("bench", config, device, 0)?;
+    let (set, embeddings) = synthetic_set(batch * 4, config.text_encoder.embedding_dim, device);
+    let gan = GanConfig {
+        batch,
+        steps: Some((warmup + steps) as u64),
+        ..GanConfig::paper(Variant::GanIntCls, "synthetic")
+    };
+    let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
+    for _ in 0..warmup {
+        trainer.gan_step()?;
+    }
+    let start = Instant::now();
+    for _ in 0..steps.max(1) {
+        // Each step reads its losses back, which waits for the device.
+        trainer.gan_step()?;
+    }
+    Ok((batch * steps.max(1)) as f64 / start.elapsed().as_secs_f64())
+}

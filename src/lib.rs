@@ -13,8 +13,10 @@ pub mod grid;
 pub mod imageio;
 pub mod model;
 pub mod plugins;
+pub mod probe;
 pub mod runtime;
 pub mod text;
+pub mod train;
 pub mod weights;
 
 /// Folders searched for a model by name, in order: `./weights`, the

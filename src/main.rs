@@ -12,6 +12,8 @@ use gantry::weights::{find_model, read_card, Model};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "gantry",
@@ -59,6 +61,16 @@ enum Command {
     Dataset {
         #[command(subcommand)]
         command: DatasetCommand,
+    },
+    /// Train the text encoder, the GAN, or the style encoder
+    Train {
+        #[command(subcommand)]
+        command: cli::train::TrainCommand,
+    },
+    /// The attribute probe that reads procedural flowers back (evaluation.md)
+    Probe {
+        #[command(subcommand)]
+        command: ProbeCommand,
     },
     /// Print the effective configuration and where each value came from
     Config,
@@ -137,6 +149,41 @@ enum DatasetCommand {
 }
 
 #[derive(Subcommand)]
+enum ProbeCommand {
+    /// Train the probe on procedural renders, evaluate it on others, save it
+    Train {
+        /// Renders to train on
+        #[arg(long, default_value_t = 30_000)]
+        count: usize,
+        /// Held-out renders to evaluate on
+        #[arg(long, default_value_t = 5_000)]
+        eval_count: usize,
+        #[arg(long, default_value_t = 2_000)]
+        steps: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Base width of the CNN
+        #[arg(long, default_value_t = 32)]
+        width: i64,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        /// Where to write the probe
+        #[arg(long, short = 'o', default_value = "weights/probe")]
+        out: PathBuf,
+    },
+    /// Measure the probe's accuracy per attribute on held-out renders
+    Eval {
+        #[arg(long, default_value = "weights/probe")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 5_000)]
+        count: usize,
+        /// Write the accuracy into the probe's card
+        #[arg(long)]
+        update_card: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Time generating one batch from caption text (text encoding included)
     Generate {
@@ -151,6 +198,20 @@ enum BenchCommand {
         repeats: usize,
         /// Untimed runs first
         #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+    /// Time full GAN-INT-CLS training steps (D and G) on synthetic inputs
+    Train {
+        /// Architecture preset
+        #[arg(long, default_value = "reed")]
+        preset: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first
+        #[arg(long, default_value_t = 2)]
         warmup: usize,
     },
     /// Time reading samples (decoding or rendering images included)
@@ -174,9 +235,9 @@ fn main() {
 }
 
 /// Everything a command needs from the environment.
-struct Context_ {
-    paths: Paths,
-    config: Resolved,
+pub struct Context_ {
+    pub paths: Paths,
+    pub config: Resolved,
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -226,6 +287,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Model { command }) => model_command(&ctx, command),
         Some(Command::Dataset { command }) => dataset_command(&ctx, command),
+        Some(Command::Probe { command }) => probe_command(&ctx, command),
+        Some(Command::Train { command }) => cli::train::command(&ctx, command),
         Some(Command::Config) => {
             println!("# user file: {}", ctx.config.user_file.display());
             println!("# data dir:  {}", ctx.paths.data_dir.display());
@@ -284,6 +347,27 @@ fn run(cli: Cli) -> Result<()> {
                     ms[ms.len() - 1]
                 );
                 println!("ms_per_batch={:.3}", gantry::bench::median(&ms));
+                Ok(())
+            }
+            BenchCommand::Train {
+                preset,
+                batch,
+                steps,
+                warmup,
+            } => {
+                if batch < 2 || batch % 2 != 0 {
+                    bail!("--batch must be even and at least 2");
+                }
+                let device = parse_device(&ctx.config.config.device)?;
+                let config = ModelConfig::preset(&preset)?;
+                let rate = gantry::bench::train_gan(&config, device, batch, steps, warmup)?;
+                eprintln!(
+                    "# gan-int-cls step, preset {preset}, batch {batch} (+{} interpolated), {steps} steps on {}, {} threads",
+                    batch / 2,
+                    describe_device(device),
+                    tch::get_num_threads()
+                );
+                println!("images_per_s={rate:.2}");
                 Ok(())
             }
             BenchCommand::Dataset {
@@ -513,7 +597,7 @@ fn parse_options(options: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn open_dataset(ctx: &Context_, spec: &str, options: &[String]) -> Result<Dataset> {
+pub fn open_dataset(ctx: &Context_, spec: &str, options: &[String]) -> Result<Dataset> {
     let spec: DatasetSpec = spec.parse()?;
     let registry = Registry::discover(&plugins::search_dirs(&ctx.paths.plugin_dir()));
     for broken in &registry.broken {
@@ -605,6 +689,99 @@ fn dataset_command(ctx: &Context_, command: DatasetCommand) -> Result<()> {
                 )],
             )?;
             println!("{}", out.display());
+            Ok(())
+        }
+    }
+}
+
+/// Seeds of the procedural renders the probe trains and is evaluated on;
+/// both differ from the GAN's training set (seed 0).
+const PROBE_TRAIN_SEED: u64 = 1001;
+const PROBE_EVAL_SEED: u64 = 2002;
+
+pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+fn load_renders(ctx: &Context_, seed: u64, count: usize) -> Result<gantry::data::TrainingSet> {
+    let options = vec![format!("seed={seed}"), format!("count={count}")];
+    let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
+    let bar = progress_bar(count as u64, "rendering");
+    let set = gantry::data::TrainingSet::load(&mut dataset, None, gantry::data::OnError::Stop, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    Ok(set)
+}
+
+fn print_accuracy(accuracy: &std::collections::BTreeMap<String, f64>) {
+    println!("{:<16} {:>9}", "attribute", "accuracy");
+    for (attribute, a) in accuracy {
+        let flag = if *a >= 0.98 { "" } else { "  (below the 98% evaluation.md asks)" };
+        println!("{attribute:<16} {:>8.2}%{flag}", a * 100.0);
+    }
+}
+
+fn probe_command(ctx: &Context_, command: ProbeCommand) -> Result<()> {
+    let device = parse_device(&ctx.config.config.device)?;
+    match command {
+        ProbeCommand::Train {
+            count,
+            eval_count,
+            steps,
+            batch,
+            width,
+            lr,
+            out,
+        } => {
+            if batch == 0 || steps == 0 {
+                bail!("--batch and --steps must be at least 1");
+            }
+            let train_set = load_renders(ctx, PROBE_TRAIN_SEED, count)?;
+            let bar = progress_bar(steps as u64, "training");
+            let options = gantry::probe::TrainOptions {
+                steps,
+                batch,
+                width,
+                learning_rate: lr,
+                device,
+                seed: 0,
+            };
+            let started = std::time::Instant::now();
+            let mut probe = gantry::probe::train(&train_set, &options, &mut |step, loss| {
+                bar.set_position(step as u64);
+                if step % 10 == 0 {
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
+            })?;
+            bar.finish_and_clear();
+            eprintln!("trained in {:.0} s on {}", started.elapsed().as_secs_f64(), describe_device(device));
+            let eval_set = load_renders(ctx, PROBE_EVAL_SEED, eval_count)?;
+            probe.card.accuracy = probe.evaluate(&eval_set, 256)?;
+            probe.card.trained_on = format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
+            probe.card.evaluated_on = format!("procedural-flowers seed={PROBE_EVAL_SEED} count={eval_count}");
+            print_accuracy(&probe.card.accuracy);
+            probe.save(&out)?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        ProbeCommand::Eval { dir, count, update_card } => {
+            let mut probe = gantry::probe::LoadedProbe::load(&dir, device)?;
+            let eval_set = load_renders(ctx, PROBE_EVAL_SEED, count)?;
+            let accuracy = probe.evaluate(&eval_set, 256)?;
+            print_accuracy(&accuracy);
+            if update_card {
+                probe.card.accuracy = accuracy;
+                probe.card.evaluated_on = format!("procedural-flowers seed={PROBE_EVAL_SEED} count={count}");
+                probe.save(&dir)?;
+            }
             Ok(())
         }
     }

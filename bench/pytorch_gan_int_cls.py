@@ -1,0 +1,149 @@
+"""PyTorch eager baseline for `gantry bench train`: the same architecture
+(paper.md §2-3, preset reed) and the same GAN-INT-CLS step (D update on
+(real, right), (wrong, right), (fake, right); G update on 64 + 32
+interpolated embeddings), on synthetic inputs. Prints images_per_s=<float>.
+
+    .venv/bin/python bench/pytorch_gan_int_cls.py --batch 64 --steps 10 [--device cuda]
+"""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv(cin, cout, k, s=1, p=0):
+    return nn.Conv2d(cin, cout, k, s, p, bias=False)
+
+
+def convt(cin, cout, k, s=1, p=0):
+    return nn.ConvTranspose2d(cin, cout, k, s, p, bias=False)
+
+
+class Residual(nn.Module):
+    def __init__(self, c, b, act):
+        super().__init__()
+        self.reduce, self.reduce_bn = conv(c, b, 1), nn.BatchNorm2d(b)
+        self.conv, self.conv_bn = conv(b, b, 3, 1, 1), nn.BatchNorm2d(b)
+        self.expand, self.expand_bn = conv(b, c, 3, 1, 1), nn.BatchNorm2d(c)
+        self.act = act
+
+    def forward(self, x):
+        h = self.act(self.reduce_bn(self.reduce(x)))
+        h = self.act(self.conv_bn(self.conv(h)))
+        h = self.expand_bn(self.expand(h))
+        return self.act(x + h)
+
+
+def lrelu(x):
+    return F.leaky_relu(x, 0.2)
+
+
+class Generator(nn.Module):
+    def __init__(self, nz=100, nt=128, ngf=128, emb=1024):
+        super().__init__()
+        self.text = nn.Linear(emb, nt)
+        self.up4, self.up4_bn = convt(nz + nt, ngf * 8, 4), nn.BatchNorm2d(ngf * 8)
+        self.res4 = Residual(ngf * 8, ngf * 2, F.relu)
+        self.up8, self.up8_bn = convt(ngf * 8, ngf * 4, 4, 2, 1), nn.BatchNorm2d(ngf * 4)
+        self.res8 = Residual(ngf * 4, ngf, F.relu)
+        self.up16, self.up16_bn = convt(ngf * 4, ngf * 2, 4, 2, 1), nn.BatchNorm2d(ngf * 2)
+        self.up32, self.up32_bn = convt(ngf * 2, ngf, 4, 2, 1), nn.BatchNorm2d(ngf)
+        self.rgb = convt(ngf, 3, 4, 2, 1)
+
+    def forward(self, z, t):
+        h = torch.cat([z, lrelu(self.text(t))], 1)[:, :, None, None]
+        h = self.res4(self.up4_bn(self.up4(h)))
+        h = self.res8(self.up8_bn(self.up8(h)))
+        h = F.relu(self.up16_bn(self.up16(h)))
+        h = F.relu(self.up32_bn(self.up32(h)))
+        return torch.tanh(self.rgb(h))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, ndf=64, nt=128, emb=1024):
+        super().__init__()
+        self.d32 = conv(3, ndf, 4, 2, 1)
+        self.d16, self.d16_bn = conv(ndf, ndf * 2, 4, 2, 1), nn.BatchNorm2d(ndf * 2)
+        self.d8, self.d8_bn = conv(ndf * 2, ndf * 4, 4, 2, 1), nn.BatchNorm2d(ndf * 4)
+        self.d4, self.d4_bn = conv(ndf * 4, ndf * 8, 4, 2, 1), nn.BatchNorm2d(ndf * 8)
+        self.res4 = Residual(ndf * 8, ndf * 2, lrelu)
+        self.text, self.text_bn = nn.Linear(emb, nt), nn.BatchNorm1d(nt)
+        self.joint, self.joint_bn = conv(ndf * 8 + nt, ndf * 8, 1), nn.BatchNorm2d(ndf * 8)
+        self.score = conv(ndf * 8, 1, 4)
+
+    def forward(self, x, t):
+        h = lrelu(self.d32(x))
+        h = lrelu(self.d16_bn(self.d16(h)))
+        h = self.d8_bn(self.d8(h))
+        h = self.d4_bn(self.d4(h))
+        h = self.res4(h)
+        t = lrelu(self.text_bn(self.text(t)))[:, :, None, None].expand(-1, -1, 4, 4)
+        h = lrelu(self.joint_bn(self.joint(torch.cat([h, t], 1))))
+        return self.score(h).view(-1)
+
+
+def bce(logits, target):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    g, d = Generator().to(dev), Discriminator().to(dev)
+    print(f"# params G {sum(p.numel() for p in g.parameters())} D {sum(p.numel() for p in d.parameters())}")
+    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    b, half = args.batch, args.batch // 2
+    n = b * 4
+    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8)
+    emb = torch.randn(n, 10, 1024, device=dev)
+
+    def step():
+        idx = torch.randint(0, n, (b,))
+        wrong_idx = torch.randint(0, n, (b,))
+        real = (images[idx].float() / 127.5 - 1).to(dev)
+        wrong = (images[wrong_idx].float() / 127.5 - 1).to(dev)
+        caps = torch.randint(0, 10, (b, 4), device=dev)
+        t = emb[idx.to(dev)[:, None], caps].mean(1)
+        t_all = torch.cat([t, 0.5 * t[:half] + 0.5 * t[half:]], 0)
+        z = torch.randn(b + half, 100, device=dev)
+        fake = g(z, t_all)
+        s_real, s_wrong = d(real, t), d(wrong, t)
+        s_fake = d(fake[:b].detach(), t)
+        d_loss = bce(s_real, 1.0) + 0.5 * (bce(s_wrong, 0.0) + bce(s_fake, 0.0))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        for p in d.parameters():
+            p.requires_grad_(False)
+        g_loss = bce(d(fake, t_all), 1.0)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        for p in d.parameters():
+            p.requires_grad_(True)
+        return d_loss.item() + g_loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    rate = b * args.steps / (time.perf_counter() - start)
+    print(f"# pytorch {torch.__version__} eager, batch {b} (+{half} interpolated), {args.steps} steps on {dev}, {torch.get_num_threads()} threads")
+    print(f"images_per_s={rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

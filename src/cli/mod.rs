@@ -1,0 +1,3 @@
+//! Sub-command front ends too long to sit in `main.rs`.
+
+pub mod train;

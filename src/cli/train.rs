@@ -1,0 +1,361 @@
+//! `gantry train text-encoder|gan|style-encoder` and `gantry bench train`.
+
+use crate::{open_dataset, progress_bar, Context_};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use gantry::data::{OnError, TrainingSet};
+use gantry::model::ModelConfig;
+use gantry::runtime::{describe_device, parse_device};
+use gantry::train::gan::{GanConfig, GanTrainer, Variant};
+use gantry::train::style::{StyleConfig, StyleTrainer};
+use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer};
+use gantry::train::{self, Control, Observer, Outcome, Run, Trainer};
+use gantry::weights::{find_model, Model};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use tch::Device;
+
+/// Options every training command shares.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// KIND or KIND:PATH of the training data
+    #[arg(long, default_value = "procedural-flowers")]
+    pub dataset: String,
+    /// Loader option KEY=VALUE (repeatable)
+    #[arg(long = "opt", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// The run folder: checkpoint, losses.jsonl/png, samples/, and model/ at the end
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Continue the run in --run from its checkpoint
+    #[arg(long)]
+    pub resume: bool,
+    /// Total steps (overrides --epochs)
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Stop after this many steps of this invocation, with a checkpoint
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+    /// Stop after this many minutes, with a checkpoint
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Steps between checkpoints
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: u64,
+    /// Use at most this many samples of the dataset
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed of initialisation, batches and noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Subcommand)]
+pub enum TrainCommand {
+    /// The char-CNN-RNN text encoder and image encoder as a joint embedding (DS-SJE)
+    TextEncoder {
+        #[command(flatten)]
+        common: Common,
+        /// Architecture preset: reed, small, tiny
+        #[arg(long, default_value = "small")]
+        preset: String,
+        #[arg(long, default_value_t = 300)]
+        epochs: u64,
+        /// Classes per batch (one image-caption pair each)
+        #[arg(long, default_value_t = 40)]
+        batch_classes: usize,
+        #[arg(long, default_value_t = 7e-4)]
+        lr: f64,
+    },
+    /// G and D with GAN-INT-CLS or an ablation, on a trained text encoder
+    Gan {
+        #[command(flatten)]
+        common: Common,
+        /// Model folder (or name) whose text encoder to use (from `train text-encoder`)
+        #[arg(long)]
+        text_encoder: String,
+        /// gan, gan-cls, gan-int or gan-int-cls
+        #[arg(long, default_value = "gan-int-cls")]
+        variant: String,
+        /// Architecture preset of G and D: reed, small, tiny
+        #[arg(long, default_value = "small")]
+        preset: String,
+        #[arg(long, default_value_t = 600)]
+        epochs: u64,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 2e-4)]
+        lr: f64,
+        /// Halve the learning rate every this many epochs
+        #[arg(long, default_value_t = 100)]
+        lr_halve_every: u64,
+    },
+    /// The style encoder S with G frozen
+    StyleEncoder {
+        #[command(flatten)]
+        common: Common,
+        /// Model folder (or name) with the trained G
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 2e-4)]
+        lr: f64,
+    },
+}
+
+/// A progress bar with the loss terms, images/s and ETA.
+struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    fn new(what: &str) -> Self {
+        Self { bar: progress_bar(0, what) }
+    }
+}
+
+impl Observer for Progress {
+    fn started(&mut self, done: u64, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(done);
+        self.bar.reset_eta();
+    }
+
+    fn step(&mut self, step: u64, _total: u64, losses: &BTreeMap<String, f64>, images_per_s: f64) {
+        self.bar.set_position(step);
+        let terms: Vec<String> = losses
+            .iter()
+            .filter(|(k, _)| k.as_str() != "lr")
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        self.bar.set_message(format!("{} | {images_per_s:.0} img/s", terms.join(" ")));
+        if !self.bar.is_hidden() {
+            return;
+        }
+        // Not a terminal: print a line now and then instead of a bar.
+        if step % 100 == 0 {
+            eprintln!("step {step}: {} | {images_per_s:.0} img/s", terms.join(" "));
+        }
+    }
+
+    fn message(&mut self, text: &str) {
+        self.bar.println(text);
+    }
+}
+
+fn control(common: &Common) -> Control {
+    let control = Control {
+        checkpoint_every: common.checkpoint_every,
+        stop_after: common.stop_after,
+        time_limit: common.time_limit.map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+        ..Default::default()
+    };
+    let stop = control.stop.clone();
+    // First Ctrl-C: finish the step, write a checkpoint, exit. Second: now.
+    let _ = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted twice: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: writing a checkpoint (Ctrl-C again to quit at once)");
+    });
+    control
+}
+
+fn load_training_set(ctx: &Context_, common: &Common) -> Result<TrainingSet> {
+    let mut dataset = open_dataset(ctx, &common.dataset, &common.options)?;
+    let total = common.limit.map_or(dataset.len, |l| l.min(dataset.len));
+    let bar = progress_bar(total as u64, "loading");
+    let set = TrainingSet::load(&mut dataset, common.limit, OnError::Skip, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if set.problems.len() > dataset.problems.len() {
+        eprintln!("warning: {} samples skipped while loading", set.problems.len() - dataset.problems.len());
+    }
+    eprintln!(
+        "data: {} images ({} in training classes, {} held out) from {}",
+        set.len(),
+        set.split(false).len(),
+        set.split(true).len(),
+        set.spec
+    );
+    Ok(set)
+}
+
+fn prepare_run(common: &Common) -> Result<Run> {
+    let run = Run::create(&common.run)?;
+    if common.resume && !run.checkpoint().exists() {
+        bail!("{}: no checkpoint to resume from", run.checkpoint().display());
+    }
+    if !common.resume && run.checkpoint().exists() {
+        bail!(
+            "{} already holds a run (pass --resume to continue it, or choose another --run folder)",
+            run.dir.display()
+        );
+    }
+    Ok(run)
+}
+
+fn embeddings(model: &Model, set: &TrainingSet) -> Result<tch::Tensor> {
+    let bar = progress_bar((set.len() * 10) as u64, "embedding");
+    let e = train::embed_captions(&model.text_encoder.net, set, 10, model.device, &mut |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    Ok(e)
+}
+
+fn finish(model: &mut Model, run: &Run, outcome: Outcome, details: BTreeMap<String, serde_json::Value>) -> Result<()> {
+    model.card.trained = true;
+    for (k, v) in details {
+        model.card.training.insert(k, v);
+    }
+    model.card.training.insert("complete".into(), (outcome == Outcome::Finished).into());
+    model.card.notes.retain(|n| !n.starts_with("Randomly initialised"));
+    let dir = run.model();
+    model.save(&dir, false)?;
+    println!("wrote {}", dir.display());
+    if outcome == Outcome::Stopped {
+        println!("(training stopped early; `--resume` continues it)");
+    }
+    Ok(())
+}
+
+pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
+    let device = parse_device(&ctx.config.config.device)?;
+    match command {
+        TrainCommand::TextEncoder {
+            common,
+            preset,
+            epochs,
+            batch_classes,
+            lr,
+        } => {
+            let run = prepare_run(&common)?;
+            let set = load_training_set(ctx, &common)?;
+            let config = ModelConfig::preset(&preset)?;
+            let name = run.dir.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
+            let model = Model::new(&name, &config, device, common.seed as i64)?;
+            let joint = JointConfig {
+                batch_classes,
+                epochs,
+                steps: common.steps,
+                lr,
+                seed: common.seed,
+                ..JointConfig::paper(&set.spec)
+            };
+            let mut trainer = JointTrainer::new(model, joint, &set)?;
+            if common.resume {
+                trainer.resume(&run.checkpoint())?;
+            }
+            eprintln!("training the joint embedding on {}", describe_device(device));
+            let (outcome, seconds) = train::run_loop(&mut trainer, &run, &control(&common), &mut Progress::new("text-enc"))?;
+            let mut details = training_details("ds-sje", &preset, &set, &trainer, seconds, device);
+            if set.split(true).len() > 1 {
+                let top1 = zero_shot_top1(&trainer.model, &set, true, 100)?;
+                println!("zero-shot top-1 on held-out classes: {:.1}%", top1 * 100.0);
+                trainer.model.card.metrics.insert("zero_shot_top1_held_out".into(), top1.into());
+            }
+            details.insert("batch_classes".into(), trainer.config.batch_classes.into());
+            trainer.model.card.dataset = Some(set.spec.clone());
+            finish(&mut trainer.model, &run, outcome, details)
+        }
+        TrainCommand::Gan {
+            common,
+            text_encoder,
+            variant,
+            preset,
+            epochs,
+            batch,
+            lr,
+            lr_halve_every,
+        } => {
+            let variant = Variant::parse(&variant)?;
+            let run = prepare_run(&common)?;
+            let source_dir = find_model(&text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
+            let source = Model::load(&source_dir, device).with_context(|| format!("loading the text encoder from {}", source_dir.display()))?;
+            let set = load_training_set(ctx, &common)?;
+            // G and D from the preset, sized to the text encoder's embedding.
+            let mut config = ModelConfig::preset(&preset)?;
+            let e = source.card.architecture.text_encoder.embedding_dim;
+            config.text_encoder = source.card.architecture.text_encoder.clone();
+            config.image_encoder = source.card.architecture.image_encoder.clone();
+            config.generator.embedding_dim = e;
+            config.discriminator.embedding_dim = e;
+            let name = run.dir.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
+            let mut model = Model::new(&name, &config, device, common.seed as i64)?;
+            model.text_encoder.vs.copy(&source.text_encoder.vs)?;
+            model.image_encoder.vs.copy(&source.image_encoder.vs)?;
+            model.card.metrics = source.card.metrics.clone();
+            model.card.training = source.card.training.clone();
+            let embeddings = embeddings(&model, &set)?;
+            let gan = GanConfig {
+                batch,
+                epochs,
+                steps: common.steps,
+                lr,
+                lr_halve_every_epochs: lr_halve_every,
+                seed: common.seed,
+                ..GanConfig::paper(variant, &set.spec)
+            };
+            let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
+            if common.resume {
+                trainer.resume(&run.checkpoint())?;
+            }
+            eprintln!("training {} ({preset}) on {}", variant.name(), describe_device(device));
+            let (outcome, seconds) = train::run_loop(&mut trainer, &run, &control(&common), &mut Progress::new(variant.name()))?;
+            let mut details = training_details(variant.name(), &preset, &set, &trainer, seconds, device);
+            details.insert("batch".into(), batch.into());
+            details.insert("text_encoder".into(), source_dir.display().to_string().into());
+            trainer.model.card.dataset = Some(set.spec.clone());
+            finish(&mut trainer.model, &run, outcome, details)
+        }
+        TrainCommand::StyleEncoder { common, model, batch, lr } => {
+            let run = prepare_run(&common)?;
+            let dir = find_model(&model, &gantry::model_search_dirs(&ctx.paths))?;
+            let loaded = Model::load(&dir, device)?;
+            let set = load_training_set(ctx, &common)?;
+            let embeddings = embeddings(&loaded, &set)?;
+            let steps = common.steps.unwrap_or(2000);
+            let config = StyleConfig {
+                dataset: set.spec.clone(),
+                batch,
+                steps,
+                lr,
+                seed: common.seed,
+            };
+            let mut trainer = StyleTrainer::new(loaded, config, &set, embeddings)?;
+            if common.resume {
+                trainer.resume(&run.checkpoint())?;
+            }
+            let (outcome, seconds) = train::run_loop(&mut trainer, &run, &control(&common), &mut Progress::new("style"))?;
+            let preset = trainer.model.card.architecture.preset.clone();
+            let mut details = BTreeMap::new();
+            details.insert("style_encoder".into(), serde_json::json!({
+                "steps": trainer.step_index(),
+                "time_s": seconds,
+                "hardware": train::hardware(device),
+                "preset": preset,
+            }));
+            finish(&mut trainer.model, &run, outcome, details)
+        }
+    }
+}
+
+fn training_details(
+    what: &str,
+    preset: &str,
+    set: &TrainingSet,
+    trainer: &dyn Trainer,
+    seconds: f64,
+    device: Device,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut d = BTreeMap::new();
+    let steps = trainer.step_index();
+    d.insert(format!("{what}_steps"), steps.into());
+    d.insert(format!("{what}_epochs"), (steps as f64 / trainer.steps_per_epoch().max(1) as f64).into());
+    d.insert(format!("{what}_time_s"), seconds.into());
+    d.insert(format!("{what}_hardware"), train::hardware(device).into());
+    d.insert(format!("{what}_preset"), preset.into());
+    d.insert(format!("{what}_train_images"), set.split(false).len().into());
+    d
+}

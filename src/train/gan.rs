@@ -1,0 +1,442 @@
+//! GAN-INT-CLS (paper.md §4) and the ablations that drop its parts.
+//!
+//! Per step, with a batch of B real images x, their text t (the mean of 4 of
+//! their caption embeddings) and images of other classes x_wrong:
+//! - D loss = BCE(D(x, t), 1) + ½ BCE(D(x_wrong, t), 0) + ½ BCE(D(G(z, t), t), 0)
+//!   (GAN-CLS; without the wrong term: BCE(D(x, t), 1) + BCE(D(G(z, t), t), 0)).
+//! - G loss = BCE(D(G(z, t'), t'), 1) over t' = the B real embeddings plus B/2
+//!   interpolations β t_i + (1 − β) t_{i+B/2}, β = ½, each with fresh z
+//!   (GAN-INT). D never sees the interpolations.
+//!
+//! Adam lr 2e-4, β1 0.5, lr halved every 100 epochs.
+
+use super::optim::Optimizer;
+use super::{bce, checkpoint, mean_caption_embedding, noise, Run, Trainer};
+use crate::data::{Rng, TrainingSet};
+use crate::weights::Model;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    Gan,
+    GanCls,
+    GanInt,
+    GanIntCls,
+}
+
+impl Variant {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "gan" => Self::Gan,
+            "gan-cls" => Self::GanCls,
+            "gan-int" => Self::GanInt,
+            "gan-int-cls" => Self::GanIntCls,
+            _ => bail!("unknown variant '{s}' (gan, gan-cls, gan-int, gan-int-cls)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gan => "gan",
+            Self::GanCls => "gan-cls",
+            Self::GanInt => "gan-int",
+            Self::GanIntCls => "gan-int-cls",
+        }
+    }
+
+    /// Matching-aware discriminator: the (wrong image, right text) term.
+    pub fn cls(self) -> bool {
+        matches!(self, Self::GanCls | Self::GanIntCls)
+    }
+
+    /// Manifold interpolation: the extra B/2 interpolated embeddings for G.
+    pub fn int(self) -> bool {
+        matches!(self, Self::GanInt | Self::GanIntCls)
+    }
+}
+
+/// Everything that defines a GAN run (saved in its checkpoint; a resume
+/// must match it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GanConfig {
+    pub variant: Variant,
+    pub dataset: String,
+    pub batch: usize,
+    pub epochs: u64,
+    /// Total steps, overriding epochs (for short runs and tests).
+    pub steps: Option<u64>,
+    pub lr: f64,
+    pub beta1: f64,
+    pub lr_halve_every_epochs: u64,
+    /// Caption embeddings averaged per image.
+    pub captions_averaged: usize,
+    /// β of the interpolation.
+    pub interpolation_beta: f64,
+    pub seed: u64,
+}
+
+impl GanConfig {
+    /// paper.md §4.
+    pub fn paper(variant: Variant, dataset: &str) -> Self {
+        Self {
+            variant,
+            dataset: dataset.to_string(),
+            batch: 64,
+            epochs: 600,
+            steps: None,
+            lr: 2e-4,
+            beta1: 0.5,
+            lr_halve_every_epochs: 100,
+            captions_averaged: 4,
+            interpolation_beta: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    config: GanConfig,
+    step: u64,
+    rng: u64,
+    elapsed_s: f64,
+}
+
+/// What one step fed the networks, for tests and sanity checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepTrace {
+    /// Images G drew this step.
+    pub generator_batch: usize,
+    /// Of those, how many had interpolated text.
+    pub interpolated: usize,
+    /// (image kind, text kind, batch) of each discriminator call in D's update.
+    pub discriminator_inputs: Vec<(&'static str, &'static str, usize)>,
+    /// The text kinds D scored in G's update.
+    pub generator_scored: Vec<(&'static str, usize)>,
+}
+
+pub struct GanTrainer<'a> {
+    pub model: Model,
+    pub config: GanConfig,
+    data: &'a TrainingSet,
+    /// [N, K, E] caption embeddings.
+    embeddings: Tensor,
+    train: Vec<usize>,
+    order: Vec<usize>,
+    cursor: usize,
+    opt_g: Optimizer,
+    opt_d: Optimizer,
+    step: u64,
+    rng: Rng,
+    elapsed_before: f64,
+    pub last_trace: Option<StepTrace>,
+    /// Fixed (caption, embedding) pairs and seeds for the per-epoch grids.
+    sample_captions: Vec<(String, Tensor)>,
+}
+
+impl<'a> GanTrainer<'a> {
+    /// A fresh run: G and D as the model has them (freshly initialised by the
+    /// caller), the text encoder frozen.
+    pub fn new(model: Model, config: GanConfig, data: &'a TrainingSet, embeddings: Tensor) -> Result<Self> {
+        if config.batch < 2 || config.batch % 2 != 0 {
+            bail!("the batch must be even and at least 2 (got {})", config.batch);
+        }
+        let train = data.split(false);
+        if train.len() < config.batch {
+            bail!("{} training images, fewer than one batch of {}", train.len(), config.batch);
+        }
+        if config.variant.cls() {
+            let first = data.classes[train[0]];
+            if train.iter().all(|&i| data.classes[i] == first) {
+                bail!("{} needs at least two training classes for its wrong images", config.variant.name());
+            }
+        }
+        let opt_g = Optimizer::adam(&model.generator.vs, config.lr, config.beta1);
+        let opt_d = Optimizer::adam(&model.discriminator.vs, config.lr, config.beta1);
+        let sample_captions = sample_captions(data, &embeddings);
+        Ok(Self {
+            rng: Rng(config.seed ^ 0x6A09_E667_F3BC_C908),
+            model,
+            data,
+            embeddings,
+            order: train.clone(),
+            cursor: usize::MAX,
+            train,
+            opt_g,
+            opt_d,
+            step: 0,
+            elapsed_before: 0.0,
+            last_trace: None,
+            sample_captions,
+            config,
+        })
+    }
+
+    /// Continues the run saved in `checkpoint`; its config must match.
+    pub fn resume(&mut self, path: &Path) -> Result<()> {
+        let (tensors, state): (_, State) = checkpoint::load(path)?;
+        if state.config != self.config {
+            let mut config = self.config.clone();
+            config.steps = state.config.steps;
+            config.epochs = state.config.epochs;
+            if config != state.config {
+                bail!(
+                    "{}: this checkpoint is of another run (its settings: {}); use the same dataset, variant and settings, or another --run folder",
+                    path.display(),
+                    serde_json::to_string(&state.config)?
+                );
+            }
+        }
+        checkpoint::restore(&named(&self.model.generator.vs, "generator"), &tensors)?;
+        checkpoint::restore(&named(&self.model.discriminator.vs, "discriminator"), &tensors)?;
+        self.opt_g.load_state(&tensors, "opt_g", state.step as i64)?;
+        self.opt_d.load_state(&tensors, "opt_d", state.step as i64)?;
+        self.step = state.step;
+        self.rng = Rng(state.rng);
+        self.elapsed_before = state.elapsed_s;
+        // The epoch's order is a function of the RNG state at its start; the
+        // cursor is recomputed from the step.
+        self.cursor = usize::MAX;
+        self.replay_order();
+        Ok(())
+    }
+
+    fn steps_per_epoch_(&self) -> u64 {
+        (self.train.len() / self.config.batch).max(1) as u64
+    }
+
+    /// On resume, the order of the current epoch must be the one it had.
+    /// Each epoch's order is drawn from the RNG saved at the epoch start, so
+    /// checkpoints record the RNG of the epoch start plus the position.
+    fn replay_order(&mut self) {
+        let within = (self.step % self.steps_per_epoch_()) as usize;
+        if within > 0 {
+            self.order = self.train.clone();
+            let mut epoch_rng = Rng(self.epoch_rng_seed(self.step / self.steps_per_epoch_()));
+            epoch_rng.shuffle(&mut self.order);
+            self.cursor = within * self.config.batch;
+        }
+    }
+
+    fn epoch_rng_seed(&self, epoch: u64) -> u64 {
+        self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ 0x1234_5678
+    }
+
+    fn next_batch(&mut self) -> Vec<usize> {
+        let b = self.config.batch;
+        if self.cursor == usize::MAX || self.cursor + b > self.order.len() {
+            self.order = self.train.clone();
+            let epoch = self.step / self.steps_per_epoch_();
+            let mut epoch_rng = Rng(self.epoch_rng_seed(epoch));
+            epoch_rng.shuffle(&mut self.order);
+            self.cursor = 0;
+        }
+        let batch = self.order[self.cursor..self.cursor + b].to_vec();
+        self.cursor += b;
+        batch
+    }
+
+    /// For each image, another training image of a different class.
+    fn wrong_images(&mut self, batch: &[usize]) -> Vec<usize> {
+        batch
+            .iter()
+            .map(|&i| loop {
+                let j = self.train[self.rng.below(self.train.len())];
+                if self.data.classes[j] != self.data.classes[i] {
+                    break j;
+                }
+            })
+            .collect()
+    }
+
+    fn learning_rate(&self) -> f64 {
+        let epoch = self.step / self.steps_per_epoch_();
+        let halvings = epoch / self.config.lr_halve_every_epochs.max(1);
+        self.config.lr * 0.5f64.powi(halvings.min(60) as i32)
+    }
+
+    /// One GAN step; returns the losses and records what it fed where.
+    pub fn gan_step(&mut self) -> Result<BTreeMap<String, f64>> {
+        let device = self.model.device;
+        let b = self.config.batch;
+        let half = b / 2;
+        let variant = self.config.variant;
+        let nz = self.model.card.architecture.generator.nz as usize;
+        let lr = self.learning_rate();
+        self.opt_g.lr = lr;
+        self.opt_d.lr = lr;
+
+        let batch = self.next_batch();
+        let real = self.data.image_batch(&batch, true, &mut self.rng).to_device(device);
+        let text = mean_caption_embedding(&self.embeddings, &batch, self.config.captions_averaged, &mut self.rng);
+
+        // G's batch: the B real embeddings, plus B/2 interpolations for GAN-INT.
+        let (g_text, interpolated) = if variant.int() {
+            let beta = self.config.interpolation_beta;
+            let mixed = text.narrow(0, 0, half as i64) * beta + text.narrow(0, half as i64, half as i64) * (1.0 - beta);
+            (Tensor::cat(&[&text, &mixed], 0), half)
+        } else {
+            (text.shallow_clone(), 0)
+        };
+        let g_batch = b + interpolated;
+        let z = noise(&mut self.rng, g_batch, nz, device);
+        // Images of other classes, for the matching-aware (CLS) term.
+        let wrong = if variant.cls() {
+            let idx = self.wrong_images(&batch);
+            Some(self.data.image_batch(&idx, true, &mut self.rng).to_device(device))
+        } else {
+            None
+        };
+        let g = &self.model.generator.net;
+        let d = &self.model.discriminator.net;
+        let fake = g.forward_t(&z, &g_text, true);
+
+        // D's update: (real, right), [(wrong, right)], (fake, right) on the
+        // first B fakes only: D never sees the interpolations.
+        let mean_prob = |t: &Tensor| t.sigmoid().mean(tch::Kind::Float).double_value(&[]);
+        let mut losses = BTreeMap::new();
+        let mut d_inputs = vec![("real", "right", b)];
+        let score_real = d.forward_t(&real, &text, true);
+        losses.insert("d_real".to_string(), mean_prob(&score_real));
+        let mut d_loss = bce(&score_real, 1.0);
+        let fake_weight = if let Some(wrong) = &wrong {
+            d_inputs.push(("wrong", "right", b));
+            let score_wrong = d.forward_t(wrong, &text, true);
+            losses.insert("d_wrong".to_string(), mean_prob(&score_wrong));
+            d_loss = d_loss + bce(&score_wrong, 0.0) * 0.5;
+            0.5
+        } else {
+            1.0
+        };
+        d_inputs.push(("fake", "right", b));
+        let score_fake = d.forward_t(&fake.narrow(0, 0, b as i64).detach(), &text, true);
+        losses.insert("d_fake".to_string(), mean_prob(&score_fake));
+        let d_loss = d_loss + bce(&score_fake, 0.0) * fake_weight;
+        self.opt_d.zero_grad();
+        d_loss.backward();
+        self.opt_d.step();
+
+        // G's update through a frozen D, over all G images and their texts.
+        self.model.discriminator.vs.freeze();
+        let score_g = self.model.discriminator.net.forward_t(&fake, &g_text, true);
+        let g_loss = bce(&score_g, 1.0);
+        self.opt_g.zero_grad();
+        g_loss.backward();
+        self.opt_g.step();
+        self.model.discriminator.vs.unfreeze();
+
+        let mut generator_scored = vec![("right", b)];
+        if interpolated > 0 {
+            generator_scored.push(("interpolated", interpolated));
+        }
+        self.last_trace = Some(StepTrace {
+            generator_batch: fake.size()[0] as usize,
+            interpolated,
+            discriminator_inputs: d_inputs,
+            generator_scored,
+        });
+        self.step += 1;
+
+        losses.insert("d_loss".into(), d_loss.double_value(&[]));
+        losses.insert("g_loss".into(), g_loss.double_value(&[]));
+        losses.insert("lr".into(), lr);
+        Ok(losses)
+    }
+
+    /// A grid: the fixed captions (rows) by 4 fixed seeds.
+    pub fn sample_grid(&self, path: &Path) -> Result<()> {
+        let device = self.model.device;
+        let nz = self.model.card.architecture.generator.nz as usize;
+        let seeds = 4;
+        let mut cells = Vec::new();
+        for (caption, embedding) in &self.sample_captions {
+            let mut rng = Rng(7);
+            let z = noise(&mut rng, seeds, nz, device);
+            let text = embedding.to_device(device).unsqueeze(0).expand([seeds as i64, -1], false);
+            let images = tch::no_grad(|| self.model.generator.net.forward_t(&z, &text, false));
+            for image in crate::imageio::images_from_tensor(&images)? {
+                cells.push((image, caption.clone()));
+            }
+        }
+        let sheet = crate::grid::contact_sheet(&cells, seeds, 2, 3);
+        crate::imageio::write_png(path, &sheet, &[])
+    }
+}
+
+/// Networks' variables with a prefix, as stored in checkpoints.
+pub fn named(vs: &tch::nn::VarStore, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Eight fixed captions for the sample grids: four from training classes and
+/// four from held-out classes (where there are any).
+fn sample_captions(data: &TrainingSet, embeddings: &Tensor) -> Vec<(String, Tensor)> {
+    let mut picks = Vec::new();
+    for held_out in [false, true] {
+        let mut seen = std::collections::HashSet::new();
+        for i in data.split(held_out) {
+            if picks.len() >= if held_out { 8 } else { 4 } {
+                break;
+            }
+            if seen.insert(data.classes[i]) {
+                picks.push(i);
+            }
+        }
+    }
+    picks
+        .into_iter()
+        .map(|i| (data.captions[i][0].clone(), embeddings.get(i as i64).get(0).to_device(Device::Cpu)))
+        .collect()
+}
+
+impl Trainer for GanTrainer<'_> {
+    fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.steps.unwrap_or(self.config.epochs * self.steps_per_epoch_())
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch_()
+    }
+
+    fn images_per_step(&self) -> usize {
+        self.config.batch
+    }
+
+    fn train_step(&mut self) -> Result<BTreeMap<String, f64>> {
+        self.gan_step()
+    }
+
+    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
+        let mut tensors = named(&self.model.generator.vs, "generator");
+        tensors.extend(named(&self.model.discriminator.vs, "discriminator"));
+        tensors.extend(self.opt_g.state("opt_g"));
+        tensors.extend(self.opt_d.state("opt_d"));
+        let state = State {
+            config: self.config.clone(),
+            step: self.step,
+            rng: self.rng.0,
+            elapsed_s,
+        };
+        checkpoint::save(path, &tensors, &state)
+    }
+
+    fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>> {
+        self.sample_grid(&run.samples().join(format!("epoch-{epoch:04}.png")))?;
+        Ok(BTreeMap::new())
+    }
+
+    fn elapsed_before(&self) -> f64 {
+        self.elapsed_before
+    }
+}

@@ -1,0 +1,266 @@
+//! Training: the DS-SJE text encoder (paper.md §1), GAN-INT-CLS and its
+//! ablations (§4), and the style encoder (§5), all driven by one loop that
+//! logs losses, draws sample grids, writes checkpoints atomically and stops
+//! cleanly when asked.
+
+pub mod checkpoint;
+pub mod gan;
+pub mod log;
+pub mod optim;
+pub mod style;
+pub mod text_encoder;
+
+use crate::data::{Rng, TrainingSet};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// A training run's folder.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub dir: PathBuf,
+}
+
+impl Run {
+    pub fn create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir.join("samples")).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint.safetensors")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("losses.jsonl")
+    }
+
+    pub fn plot(&self) -> PathBuf {
+        self.dir.join("losses.png")
+    }
+
+    pub fn samples(&self) -> PathBuf {
+        self.dir.join("samples")
+    }
+
+    /// Where the trained model folder is written.
+    pub fn model(&self) -> PathBuf {
+        self.dir.join("model")
+    }
+}
+
+/// When to stop early and how often to save.
+#[derive(Clone, Debug)]
+pub struct Control {
+    /// Set by Ctrl-C: the loop writes a checkpoint and returns.
+    pub stop: Arc<AtomicBool>,
+    pub checkpoint_every: u64,
+    pub log_every: u64,
+    /// Stop (with a checkpoint) after this many steps in this invocation.
+    pub stop_after: Option<u64>,
+    /// Stop (with a checkpoint) after this much wall time.
+    pub time_limit: Option<std::time::Duration>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            checkpoint_every: 200,
+            log_every: 10,
+            stop_after: None,
+            time_limit: None,
+        }
+    }
+}
+
+/// What a front end shows while training runs.
+pub trait Observer {
+    fn started(&mut self, _done: u64, _total: u64) {}
+    fn step(&mut self, step: u64, total: u64, losses: &BTreeMap<String, f64>, images_per_s: f64);
+    fn message(&mut self, text: &str);
+}
+
+/// An observer that shows nothing (tests, scripts).
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn step(&mut self, _: u64, _: u64, _: &BTreeMap<String, f64>, _: f64) {}
+    fn message(&mut self, _: &str) {}
+}
+
+/// One kind of training, as the loop drives it.
+pub trait Trainer {
+    /// Steps done so far (restored on resume).
+    fn step_index(&self) -> u64;
+    fn total_steps(&self) -> u64;
+    fn steps_per_epoch(&self) -> u64;
+    /// Images (or pairs) processed per step, for images/s.
+    fn images_per_step(&self) -> usize;
+    fn train_step(&mut self) -> Result<BTreeMap<String, f64>>;
+    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()>;
+    /// Called after each epoch: sample grids, held-out metrics. Returns
+    /// values to log.
+    fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>>;
+    /// Seconds of training before this invocation (restored on resume).
+    fn elapsed_before(&self) -> f64;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped early (Ctrl-C, --stop-after, --time-limit) with a checkpoint.
+    Stopped,
+}
+
+/// Runs `trainer` to its total step count. Returns the outcome and the
+/// seconds of training in total.
+pub fn run_loop(trainer: &mut dyn Trainer, run: &Run, control: &Control, observer: &mut dyn Observer) -> Result<(Outcome, f64)> {
+    let resumed_at = trainer.step_index();
+    let mut log = log::LossLog::open(&run.log(), Some(resumed_at))?;
+    let total = trainer.total_steps();
+    let per_epoch = trainer.steps_per_epoch().max(1);
+    let started = Instant::now();
+    let elapsed = |t: &dyn Trainer| t.elapsed_before() + started.elapsed().as_secs_f64();
+    observer.started(resumed_at, total);
+    // A checkpoint exists from the first moment, so that a run killed at any
+    // point can be resumed.
+    if !run.checkpoint().exists() {
+        trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
+    }
+    let mut window_start = Instant::now();
+    let mut window_steps = 0u64;
+    let mut images_per_s = 0.0;
+    while trainer.step_index() < total {
+        let done_here = trainer.step_index() - resumed_at;
+        let out_of_time = control.time_limit.is_some_and(|t| started.elapsed() >= t);
+        if control.stop.load(Ordering::SeqCst) || control.stop_after.is_some_and(|n| done_here >= n) || out_of_time {
+            trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
+            log.plot(&run.plot())?;
+            observer.message(&format!(
+                "stopped at step {}/{total}; checkpoint written to {} (continue with --resume)",
+                trainer.step_index(),
+                run.checkpoint().display()
+            ));
+            return Ok((Outcome::Stopped, elapsed(trainer)));
+        }
+        let mut losses = trainer.train_step()?;
+        let step = trainer.step_index();
+        window_steps += 1;
+        let window = window_start.elapsed().as_secs_f64();
+        if window >= 2.0 || window_steps >= 50 {
+            images_per_s = (window_steps as usize * trainer.images_per_step()) as f64 / window.max(1e-9);
+            window_start = Instant::now();
+            window_steps = 0;
+        }
+        if losses.values().any(|v| !v.is_finite()) {
+            anyhow::bail!("step {step}: a loss is not finite ({losses:?}); stopping (the last checkpoint is intact)");
+        }
+        if step % per_epoch == 0 {
+            let epoch = step / per_epoch;
+            losses.extend(trainer.end_of_epoch(epoch, run)?);
+        }
+        if step % control.log_every.max(1) == 0 || step == total || step % per_epoch == 0 {
+            log.push(step, losses.clone())?;
+        }
+        observer.step(step, total, &losses, images_per_s);
+        if step % per_epoch == 0 {
+            log.plot(&run.plot())?;
+        }
+        if step % control.checkpoint_every.max(1) == 0 || step == total {
+            trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
+        }
+    }
+    log.plot(&run.plot())?;
+    Ok((Outcome::Finished, elapsed(trainer)))
+}
+
+/// Standard normal noise from our own generator, so that the noise a step
+/// draws is part of the checkpointed RNG state: [n, dim] on `device`.
+pub fn noise(rng: &mut Rng, n: usize, dim: usize, device: Device) -> Tensor {
+    let mut z = vec![0f32; n * dim];
+    gantry_sampler_gaussian::standard_normal(rng.next_u64(), &mut z);
+    Tensor::from_slice(&z).view([n as i64, dim as i64]).to_device(device)
+}
+
+/// Caption embeddings of every sample, computed once with the (frozen) text
+/// encoder: [N, K, E] on `device`, K = `per_image` captions per sample
+/// (repeated cyclically where a sample has fewer).
+pub fn embed_captions(
+    encoder: &crate::model::TextEncoder,
+    data: &TrainingSet,
+    per_image: usize,
+    device: Device,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Tensor> {
+    let mut flat: Vec<crate::text::EncodedCaption> = Vec::with_capacity(data.len() * per_image);
+    for (i, captions) in data.captions.iter().enumerate() {
+        if captions.is_empty() {
+            anyhow::bail!("sample {} ({}) has no captions", i, data.names[i]);
+        }
+        for k in 0..per_image {
+            flat.push(crate::text::encode(&captions[k % captions.len()])?);
+        }
+    }
+    let mut chunks = Vec::new();
+    let batch = 512;
+    for (n, chunk) in flat.chunks(batch).enumerate() {
+        let one_hot = Tensor::from_slice(&crate::text::one_hot(chunk))
+            .view([chunk.len() as i64, crate::text::ALPHABET_SIZE as i64, crate::text::MAX_CAPTION_CHARS as i64])
+            .to_device(device);
+        chunks.push(tch::no_grad(|| encoder.forward_t(&one_hot, false)));
+        progress(((n + 1) * batch).min(flat.len()), flat.len());
+    }
+    let e = Tensor::cat(&chunks, 0);
+    let dim = e.size()[1];
+    Ok(e.view([data.len() as i64, per_image as i64, dim]))
+}
+
+/// Binary cross-entropy of logits against a constant target.
+pub fn bce(logits: &Tensor, target: f64) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(&logits.full_like(target), None, None, tch::Reduction::Mean)
+}
+
+/// A description of the machine, for model cards.
+pub fn hardware(device: Device) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match device {
+        Device::Cuda(i) => {
+            let gpu = std::process::Command::new("nvidia-smi")
+                .args(["--query-gpu=name", "--format=csv,noheader", &format!("--id={i}")])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "CUDA GPU".to_string());
+            format!("{gpu} (cuda:{i}); host {cpu}, {threads} threads")
+        }
+        _ => format!("CPU: {cpu}, {threads} threads"),
+    }
+}
+
+/// Mean of `k` embeddings drawn without replacement from each sample's
+/// caption embeddings: [B, E] (paper.md §4: 4 captions averaged).
+pub fn mean_caption_embedding(embeddings: &Tensor, indices: &[usize], k: usize, rng: &mut Rng) -> Tensor {
+    let per_image = embeddings.size()[1] as usize;
+    let k = k.clamp(1, per_image);
+    let mut picks = Vec::with_capacity(indices.len() * k);
+    for &i in indices {
+        let mut order: Vec<usize> = (0..per_image).collect();
+        rng.shuffle(&mut order);
+        picks.extend(order[..k].iter().map(|&c| (i * per_image + c) as i64));
+    }
+    let dim = embeddings.size()[2];
+    let flat = embeddings.view([-1, dim]);
+    let index = Tensor::from_slice(&picks).to_device(flat.device());
+    flat.index_select(0, &index).view([indices.len() as i64, k as i64, dim]).mean_dim(1, false, Kind::Float)
+}

@@ -1,0 +1,157 @@
+//! The style encoder S (paper.md §5), trained with G frozen:
+//! L = ‖z − S(G(z, φ(t)))‖²₂ over random z and training captions.
+
+use super::optim::Optimizer;
+use super::{checkpoint, gan::named, mean_caption_embedding, noise, Run, Trainer};
+use crate::data::{Rng, TrainingSet};
+use crate::weights::Model;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StyleConfig {
+    pub dataset: String,
+    pub batch: usize,
+    pub steps: u64,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    config: StyleConfig,
+    step: u64,
+    rng: u64,
+    elapsed_s: f64,
+}
+
+pub struct StyleTrainer<'a> {
+    pub model: Model,
+    pub config: StyleConfig,
+    data: &'a TrainingSet,
+    embeddings: Tensor,
+    train: Vec<usize>,
+    opt: Optimizer,
+    step: u64,
+    rng: Rng,
+    elapsed_before: f64,
+}
+
+impl<'a> StyleTrainer<'a> {
+    pub fn new(model: Model, config: StyleConfig, data: &'a TrainingSet, embeddings: Tensor) -> Result<Self> {
+        let train = data.split(false);
+        if train.is_empty() || config.batch == 0 {
+            bail!("no training images (or a zero batch)");
+        }
+        let opt = Optimizer::adam(&model.style_encoder.vs, config.lr, 0.5);
+        Ok(Self {
+            rng: Rng(config.seed ^ 0x3C6E_F372_FE94_F82B),
+            model,
+            data,
+            embeddings,
+            train,
+            opt,
+            step: 0,
+            elapsed_before: 0.0,
+            config,
+        })
+    }
+
+    pub fn resume(&mut self, path: &Path) -> Result<()> {
+        let (tensors, state): (_, State) = checkpoint::load(path)?;
+        let mut expected = state.config.clone();
+        expected.steps = self.config.steps;
+        if expected != self.config {
+            bail!("{}: this checkpoint is of another run (its settings: {})", path.display(), serde_json::to_string(&state.config)?);
+        }
+        checkpoint::restore(&named(&self.model.style_encoder.vs, "style_encoder"), &tensors)?;
+        self.opt.load_state(&tensors, "opt_style", state.step as i64)?;
+        self.step = state.step;
+        self.rng = Rng(state.rng);
+        self.elapsed_before = state.elapsed_s;
+        Ok(())
+    }
+
+    fn style_step(&mut self) -> Result<BTreeMap<String, f64>> {
+        let device = self.model.device;
+        let nz = self.model.card.architecture.generator.nz as usize;
+        let batch: Vec<usize> = (0..self.config.batch).map(|_| self.train[self.rng.below(self.train.len())]).collect();
+        let text = mean_caption_embedding(&self.embeddings, &batch, 4, &mut self.rng);
+        let z = noise(&mut self.rng, batch.len(), nz, device);
+        let images = tch::no_grad(|| self.model.generator.net.forward_t(&z, &text, false));
+        let s = self.model.style_encoder.net.forward_t(&images, true);
+        let loss = (&s - &z).square().sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float);
+        self.opt.zero_grad();
+        loss.backward();
+        self.opt.step();
+        self.step += 1;
+        let mut out = BTreeMap::new();
+        out.insert("loss".into(), loss.double_value(&[]));
+        Ok(out)
+    }
+
+    /// A grid: rows are real training images' styles, columns captions.
+    pub fn transfer_grid(&self, path: &Path) -> Result<()> {
+        let device = self.model.device;
+        let picks: Vec<usize> = self.train.iter().step_by((self.train.len() / 4).max(1)).take(4).copied().collect();
+        let sources = self.data.image_batch(&picks, false, &mut Rng(0));
+        let s = tch::no_grad(|| self.model.style_encoder.net.forward_t(&sources.to_device(device), false));
+        let mut cells = Vec::new();
+        for row in 0..picks.len() {
+            let source = crate::imageio::images_from_tensor(&sources.narrow(0, row as i64, 1))?;
+            cells.push((source[0].clone(), "style source".to_string()));
+            for &j in picks.iter().take(3) {
+                let text = self.embeddings.get(j as i64).get(0).unsqueeze(0);
+                let out = tch::no_grad(|| self.model.generator.net.forward_t(&s.narrow(0, row as i64, 1), &text, false));
+                cells.push((crate::imageio::images_from_tensor(&out)?.remove(0), self.data.captions[j][0].clone()));
+            }
+        }
+        crate::imageio::write_png(path, &crate::grid::contact_sheet(&cells, 4, 2, 3), &[])
+    }
+}
+
+impl Trainer for StyleTrainer<'_> {
+    fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.steps
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        (self.train.len() / self.config.batch).max(1) as u64
+    }
+
+    fn images_per_step(&self) -> usize {
+        self.config.batch
+    }
+
+    fn train_step(&mut self) -> Result<BTreeMap<String, f64>> {
+        self.style_step()
+    }
+
+    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
+        let mut tensors = named(&self.model.style_encoder.vs, "style_encoder");
+        tensors.extend(self.opt.state("opt_style"));
+        let state = State {
+            config: self.config.clone(),
+            step: self.step,
+            rng: self.rng.0,
+            elapsed_s,
+        };
+        checkpoint::save(path, &tensors, &state)
+    }
+
+    fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>> {
+        self.transfer_grid(&run.samples().join(format!("style-{epoch:04}.png")))?;
+        Ok(BTreeMap::new())
+    }
+
+    fn elapsed_before(&self) -> f64 {
+        self.elapsed_before
+    }
+}

@@ -1,0 +1,287 @@
+//! The text encoder φ and image encoder θ, trained as a deep symmetric
+//! structured joint embedding (paper.md §1):
+//!
+//! L = 1/B² Σ_i Σ_{j≠i} [max(0, 1 + F(v_i,t_j) − F(v_i,t_i)) + max(0, 1 + F(v_j,t_i) − F(v_i,t_i))]
+//!
+//! over a batch of one (image, caption) pair from each of B distinct classes,
+//! F(v, t) = θ(v)ᵀ φ(t). RMSprop lr 7e-4, ×0.98 per epoch, B = 40 classes
+//! (or all training classes where there are fewer).
+
+use super::optim::Optimizer;
+use super::{checkpoint, gan::named, Run, Trainer};
+use crate::data::{Rng, TrainingSet};
+use crate::text;
+use crate::weights::Model;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JointConfig {
+    pub dataset: String,
+    /// Classes per batch (one pair each).
+    pub batch_classes: usize,
+    pub epochs: u64,
+    pub steps: Option<u64>,
+    pub lr: f64,
+    /// Learning-rate factor per epoch.
+    pub lr_decay: f64,
+    pub seed: u64,
+    /// Measure zero-shot accuracy every this many epochs (0: only at the end).
+    pub eval_every_epochs: u64,
+}
+
+impl JointConfig {
+    pub fn paper(dataset: &str) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            batch_classes: 40,
+            epochs: 300,
+            steps: None,
+            lr: 7e-4,
+            lr_decay: 0.98,
+            seed: 0,
+            eval_every_epochs: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    config: JointConfig,
+    step: u64,
+    rng: u64,
+    elapsed_s: f64,
+}
+
+/// The symmetric structured hinge loss on a compatibility matrix F[i, j] =
+/// F(v_i, t_j) whose diagonal holds the matching pairs.
+pub fn symmetric_hinge(compat: &Tensor) -> Tensor {
+    let b = compat.size()[0];
+    let diag = compat.diagonal(0, 0, 1);
+    // Row i, column j: text j ranked against image i's own text.
+    let by_image = (compat - diag.unsqueeze(1) + 1.0).relu();
+    // F(v_j, t_i) is compat[j, i]: image j ranked against text i's own image.
+    let by_text = (compat - diag.unsqueeze(0) + 1.0).relu();
+    let off_diagonal = Tensor::ones([b, b], (Kind::Float, compat.device())) - Tensor::eye(b, (Kind::Float, compat.device()));
+    ((by_image + by_text) * off_diagonal).sum(Kind::Float) / (b * b) as f64
+}
+
+pub struct JointTrainer<'a> {
+    pub model: Model,
+    pub config: JointConfig,
+    data: &'a TrainingSet,
+    by_class: BTreeMap<u32, Vec<usize>>,
+    train_len: usize,
+    opt_text: Optimizer,
+    opt_image: Optimizer,
+    step: u64,
+    rng: Rng,
+    elapsed_before: f64,
+    pub last_zero_shot: Option<f64>,
+}
+
+impl<'a> JointTrainer<'a> {
+    pub fn new(model: Model, mut config: JointConfig, data: &'a TrainingSet) -> Result<Self> {
+        let train = data.split(false);
+        let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for i in &train {
+            by_class.entry(data.classes[*i]).or_default().push(*i);
+        }
+        if by_class.len() < 2 {
+            bail!("the joint embedding needs at least two training classes (found {})", by_class.len());
+        }
+        config.batch_classes = config.batch_classes.min(by_class.len()).max(2);
+        let opt_text = Optimizer::rmsprop(&model.text_encoder.vs, config.lr);
+        let opt_image = Optimizer::rmsprop(&model.image_encoder.vs, config.lr);
+        Ok(Self {
+            rng: Rng(config.seed ^ 0xA54F_F53A_5F1D_36F1),
+            model,
+            data,
+            by_class,
+            train_len: train.len(),
+            opt_text,
+            opt_image,
+            step: 0,
+            elapsed_before: 0.0,
+            last_zero_shot: None,
+            config,
+        })
+    }
+
+    pub fn resume(&mut self, path: &Path) -> Result<()> {
+        let (tensors, state): (_, State) = checkpoint::load(path)?;
+        let mut expected = state.config.clone();
+        expected.steps = self.config.steps;
+        expected.epochs = self.config.epochs;
+        if expected != self.config {
+            bail!("{}: this checkpoint is of another run (its settings: {})", path.display(), serde_json::to_string(&state.config)?);
+        }
+        checkpoint::restore(&named(&self.model.text_encoder.vs, "text_encoder"), &tensors)?;
+        checkpoint::restore(&named(&self.model.image_encoder.vs, "image_encoder"), &tensors)?;
+        self.opt_text.load_state(&tensors, "opt_text", state.step as i64)?;
+        self.opt_image.load_state(&tensors, "opt_image", state.step as i64)?;
+        self.step = state.step;
+        self.rng = Rng(state.rng);
+        self.elapsed_before = state.elapsed_s;
+        Ok(())
+    }
+
+    fn steps_per_epoch_(&self) -> u64 {
+        (self.train_len / self.config.batch_classes).max(1) as u64
+    }
+
+    pub fn joint_step(&mut self) -> Result<BTreeMap<String, f64>> {
+        let device = self.model.device;
+        let epoch = self.step / self.steps_per_epoch_();
+        let lr = self.config.lr * self.config.lr_decay.powi(epoch.min(10_000) as i32);
+        self.opt_text.lr = lr;
+        self.opt_image.lr = lr;
+
+        let mut classes: Vec<u32> = self.by_class.keys().copied().collect();
+        self.rng.shuffle(&mut classes);
+        classes.truncate(self.config.batch_classes);
+        let mut images = Vec::with_capacity(classes.len());
+        let mut captions = Vec::with_capacity(classes.len());
+        for class in &classes {
+            let members = &self.by_class[class];
+            let i = members[self.rng.below(members.len())];
+            let options = &self.data.captions[i];
+            captions.push(text::encode(&options[self.rng.below(options.len())])?);
+            images.push(i);
+        }
+        let b = classes.len() as i64;
+        let v = self
+            .model
+            .image_encoder
+            .net
+            .forward_t(&self.data.image_batch(&images, true, &mut self.rng).to_device(device), true);
+        let one_hot = Tensor::from_slice(&text::one_hot(&captions))
+            .view([b, text::ALPHABET_SIZE as i64, text::MAX_CAPTION_CHARS as i64])
+            .to_device(device);
+        let t = self.model.text_encoder.net.forward_t(&one_hot, true);
+        let compat = v.matmul(&t.transpose(0, 1));
+        let loss = symmetric_hinge(&compat);
+        self.opt_text.zero_grad();
+        self.opt_image.zero_grad();
+        loss.backward();
+        self.opt_text.step();
+        self.opt_image.step();
+        self.step += 1;
+        // Batch accuracy: how often each image's own caption scores highest.
+        let hits = compat.argmax(1, false).eq_tensor(&Tensor::arange(b, (Kind::Int64, device)));
+        let mut losses = BTreeMap::new();
+        losses.insert("loss".into(), loss.double_value(&[]));
+        losses.insert("batch_top1".into(), hits.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]));
+        losses.insert("lr".into(), lr);
+        Ok(losses)
+    }
+}
+
+/// Zero-shot top-1 (paper.md §1): each image of the chosen split is given the
+/// class whose captions score highest on average, class(v) = argmax_y
+/// mean_{t ∈ T(y)} F(v, t), among the split's classes. At most
+/// `per_class` images (and their captions) of each class are used.
+pub fn zero_shot_top1(model: &Model, data: &TrainingSet, held_out: bool, per_class: usize) -> Result<f64> {
+    let device = model.device;
+    let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for i in data.split(held_out) {
+        let members = by_class.entry(data.classes[i]).or_default();
+        if members.len() < per_class {
+            members.push(i);
+        }
+    }
+    if by_class.len() < 2 {
+        bail!("zero-shot needs at least two classes in the split (found {})", by_class.len());
+    }
+    let classes: Vec<u32> = by_class.keys().copied().collect();
+    // Class vectors: the mean embedding of all captions of the class's images.
+    let mut class_vectors = Vec::with_capacity(classes.len());
+    for class in &classes {
+        let encoded: Vec<text::EncodedCaption> = by_class[class]
+            .iter()
+            .flat_map(|&i| data.captions[i].iter())
+            .map(|c| text::encode(c))
+            .collect::<Result<_, _>>()?;
+        let mut sum: Option<Tensor> = None;
+        for chunk in encoded.chunks(512) {
+            let one_hot = Tensor::from_slice(&text::one_hot(chunk))
+                .view([chunk.len() as i64, text::ALPHABET_SIZE as i64, text::MAX_CAPTION_CHARS as i64])
+                .to_device(device);
+            let e = tch::no_grad(|| model.text_encoder.net.forward_t(&one_hot, false)).sum_dim_intlist(0, false, Kind::Float);
+            sum = Some(match sum {
+                Some(s) => s + e,
+                None => e,
+            });
+        }
+        let sum = sum.ok_or_else(|| anyhow::anyhow!("class {class} has no captions"))?;
+        class_vectors.push(sum / encoded.len() as f64);
+    }
+    let class_matrix = Tensor::stack(&class_vectors, 0);
+    let mut correct = 0usize;
+    let mut total = 0usize;
+    let mut rng = Rng(0);
+    for (c, class) in classes.iter().enumerate() {
+        for chunk in by_class[class].chunks(256) {
+            let images = data.image_batch(chunk, false, &mut rng).to_device(device);
+            let v = tch::no_grad(|| model.image_encoder.net.forward_t(&images, false));
+            let predicted = Vec::<i64>::try_from(v.matmul(&class_matrix.transpose(0, 1)).argmax(1, false).to_device(Device::Cpu))?;
+            correct += predicted.iter().filter(|&&p| p as usize == c).count();
+            total += chunk.len();
+        }
+    }
+    Ok(correct as f64 / total as f64)
+}
+
+impl Trainer for JointTrainer<'_> {
+    fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.steps.unwrap_or(self.config.epochs * self.steps_per_epoch_())
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        self.steps_per_epoch_()
+    }
+
+    fn images_per_step(&self) -> usize {
+        self.config.batch_classes
+    }
+
+    fn train_step(&mut self) -> Result<BTreeMap<String, f64>> {
+        self.joint_step()
+    }
+
+    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
+        let mut tensors = named(&self.model.text_encoder.vs, "text_encoder");
+        tensors.extend(named(&self.model.image_encoder.vs, "image_encoder"));
+        tensors.extend(self.opt_text.state("opt_text"));
+        tensors.extend(self.opt_image.state("opt_image"));
+        let state = State {
+            config: self.config.clone(),
+            step: self.step,
+            rng: self.rng.0,
+            elapsed_s,
+        };
+        checkpoint::save(path, &tensors, &state)
+    }
+
+    fn end_of_epoch(&mut self, epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
+        let mut out = BTreeMap::new();
+        let every = self.config.eval_every_epochs;
+        if every > 0 && epoch % every == 0 && self.data.split(true).len() > 1 {
+            let top1 = zero_shot_top1(&self.model, self.data, true, 50)?;
+            self.last_zero_shot = Some(top1);
+            out.insert("zero_shot_top1".to_string(), top1);
+        }
+        Ok(out)
+    }
+
+    fn elapsed_before(&self) -> f64 {
+        self.elapsed_before
+    }
+}
