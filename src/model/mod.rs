@@ -289,14 +289,16 @@ impl Downsampler {
     }
 }
 
-/// LeakyReLU with slope 0.2, the GAN's non-linearity (tch's `leaky_relu`
-/// has the fixed slope 0.01).
+/// LeakyReLU with slope 0.2, the GAN's non-linearity. tch's `leaky_relu`
+/// has the fixed slope 0.01, so this is PReLU with a constant slope: one
+/// kernel each way, where max(x, 0.2x) took three.
 pub trait LeakyRelu {
     fn lrelu(&self) -> Tensor;
 }
 
 impl LeakyRelu for Tensor {
     fn lrelu(&self) -> Tensor {
-        self.maximum(&(self * 0.2))
+        let slope = Tensor::from_slice(&[0.2f32]).to_device(self.device()).to_kind(self.kind());
+        self.prelu(&slope)
     }
 }

@@ -77,14 +77,15 @@ impl Optimizer {
                 }
                 match self.rule {
                     Rule::Adam { beta1, beta2, eps } => {
+                        // As PyTorch's single-tensor Adam: m ← lerp(m, g, 1 − β1),
+                        // v ← β2 v + (1 − β2) g², p ← p − lr/(1 − β1ᵗ) · m / (√v/√(1 − β2ᵗ) + ε).
                         let m = &mut self.first[i];
                         let v = &mut self.second[i];
-                        let _ = m.g_mul_scalar_(beta1).g_add_(&(&g * (1.0 - beta1)));
-                        let _ = v.g_mul_scalar_(beta2).g_add_(&(&g * &g * (1.0 - beta2)));
-                        let m_hat = &*m / (1.0 - beta1.powf(t));
-                        let v_hat = &*v / (1.0 - beta2.powf(t));
-                        let update = m_hat / (v_hat.sqrt() + eps) * self.lr;
-                        let _ = p.g_sub_(&update);
+                        let _ = m.lerp_(&g, 1.0 - beta1);
+                        let _ = v.g_mul_scalar_(beta2).addcmul_(&(&g * (1.0 - beta2)), &g);
+                        let step_size = self.lr / (1.0 - beta1.powf(t));
+                        let denominator = (v.sqrt() / (1.0 - beta2.powf(t)).sqrt()).g_add_scalar_(eps);
+                        let _ = p.addcdiv_(&(&*m * -step_size), &denominator);
                     }
                     Rule::RmsProp { alpha, eps } => {
                         let v = &mut self.second[i];
