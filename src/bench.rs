@@ -54,9 +54,17 @@ pub fn generate(
 
 /// A dataset of random pixels in two classes, and random caption
 /// embeddings, for timing a GAN step without reading any data.
-pub fn synthetic_set(n: usize, embedding_dim: i64, device: tch::Device) -> (crate::data::TrainingSet, tch::Tensor) {
+pub fn synthetic_set(
+    n: usize,
+    embedding_dim: i64,
+    device: tch::Device,
+) -> (crate::data::TrainingSet, tch::Tensor) {
     use crate::dataset::Class;
-    let images = tch::Tensor::randint(256, [n as i64, 3, 64, 64], (tch::Kind::Uint8, tch::Device::Cpu));
+    let images = tch::Tensor::randint(
+        256,
+        [n as i64, 3, 64, 64],
+        (tch::Kind::Uint8, tch::Device::Cpu),
+    );
     let set = crate::data::TrainingSet {
         spec: "synthetic".to_string(),
         images,

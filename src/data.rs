@@ -170,6 +170,15 @@ impl TrainingSet {
             .collect()
     }
 
+    /// Number of distinct classes among the samples of a split.
+    pub fn class_count(&self, held_out: bool) -> usize {
+        self.split(held_out)
+            .iter()
+            .map(|&i| self.classes[i])
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+
     /// Images `indices` as [B, 3, 64, 64] f32 in [-1, 1] on the CPU: a
     /// random crop and flip when `augment`, else the centre crop.
     pub fn image_batch(&self, indices: &[usize], augment: bool, rng: &mut Rng) -> Tensor {

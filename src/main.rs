@@ -67,6 +67,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::train::TrainCommand,
     },
+    /// Measure a model: every metric of evaluation.md that applies (written into its card)
+    Eval(cli::eval::EvalArgs),
     /// The attribute probe that reads procedural flowers back (evaluation.md)
     Probe {
         #[command(subcommand)]
@@ -112,6 +114,16 @@ enum ModelCommand {
     },
     /// List the presets
     Presets,
+    /// Copy a model folder, optionally as f16 (for shipping)
+    Export {
+        /// Model name or folder
+        name: String,
+        /// Destination folder
+        out: PathBuf,
+        /// Store weights as f16
+        #[arg(long)]
+        half: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -289,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Dataset { command }) => dataset_command(&ctx, command),
         Some(Command::Probe { command }) => probe_command(&ctx, command),
         Some(Command::Train { command }) => cli::train::command(&ctx, command),
+        Some(Command::Eval(args)) => cli::eval::command(&ctx, args),
         Some(Command::Config) => {
             println!("# user file: {}", ctx.config.user_file.display());
             println!("# data dir:  {}", ctx.paths.data_dir.display());
@@ -478,6 +491,17 @@ fn write_image(path: &Path, image: &Image, meta: &[(String, String)]) -> Result<
 
 fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
     match command {
+        ModelCommand::Export { name, out, half } => {
+            let dir = find_model(&name, &gantry::model_search_dirs(&ctx.paths))?;
+            let mut model = Model::load(&dir, tch::Device::Cpu)?;
+            model.save(&out, half)?;
+            println!(
+                "wrote {} ({})",
+                out.display(),
+                if half { "f16" } else { "f32" }
+            );
+            Ok(())
+        }
         ModelCommand::Presets => {
             for (name, about) in PRESETS {
                 println!("{name:<6} {about}");
@@ -702,9 +726,11 @@ const PROBE_EVAL_SEED: u64 = 2002;
 pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_prefix(what.to_string());
     bar
@@ -714,9 +740,12 @@ fn load_renders(ctx: &Context_, seed: u64, count: usize) -> Result<gantry::data:
     let options = vec![format!("seed={seed}"), format!("count={count}")];
     let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
     let bar = progress_bar(count as u64, "rendering");
-    let set = gantry::data::TrainingSet::load(&mut dataset, None, gantry::data::OnError::Stop, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
+    let set = gantry::data::TrainingSet::load(
+        &mut dataset,
+        None,
+        gantry::data::OnError::Stop,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
     Ok(set)
 }
@@ -724,7 +753,11 @@ fn load_renders(ctx: &Context_, seed: u64, count: usize) -> Result<gantry::data:
 fn print_accuracy(accuracy: &std::collections::BTreeMap<String, f64>) {
     println!("{:<16} {:>9}", "attribute", "accuracy");
     for (attribute, a) in accuracy {
-        let flag = if *a >= 0.98 { "" } else { "  (below the 98% evaluation.md asks)" };
+        let flag = if *a >= 0.98 {
+            ""
+        } else {
+            "  (below the 98% evaluation.md asks)"
+        };
         println!("{attribute:<16} {:>8.2}%{flag}", a * 100.0);
     }
 }
@@ -762,24 +795,35 @@ fn probe_command(ctx: &Context_, command: ProbeCommand) -> Result<()> {
                 }
             })?;
             bar.finish_and_clear();
-            eprintln!("trained in {:.0} s on {}", started.elapsed().as_secs_f64(), describe_device(device));
+            eprintln!(
+                "trained in {:.0} s on {}",
+                started.elapsed().as_secs_f64(),
+                describe_device(device)
+            );
             let eval_set = load_renders(ctx, PROBE_EVAL_SEED, eval_count)?;
             probe.card.accuracy = probe.evaluate(&eval_set, 256)?;
-            probe.card.trained_on = format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
-            probe.card.evaluated_on = format!("procedural-flowers seed={PROBE_EVAL_SEED} count={eval_count}");
+            probe.card.trained_on =
+                format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
+            probe.card.evaluated_on =
+                format!("procedural-flowers seed={PROBE_EVAL_SEED} count={eval_count}");
             print_accuracy(&probe.card.accuracy);
             probe.save(&out)?;
             println!("wrote {}", out.display());
             Ok(())
         }
-        ProbeCommand::Eval { dir, count, update_card } => {
+        ProbeCommand::Eval {
+            dir,
+            count,
+            update_card,
+        } => {
             let mut probe = gantry::probe::LoadedProbe::load(&dir, device)?;
             let eval_set = load_renders(ctx, PROBE_EVAL_SEED, count)?;
             let accuracy = probe.evaluate(&eval_set, 256)?;
             print_accuracy(&accuracy);
             if update_card {
                 probe.card.accuracy = accuracy;
-                probe.card.evaluated_on = format!("procedural-flowers seed={PROBE_EVAL_SEED} count={count}");
+                probe.card.evaluated_on =
+                    format!("procedural-flowers seed={PROBE_EVAL_SEED} count={count}");
                 probe.save(&dir)?;
             }
             Ok(())

@@ -15,7 +15,14 @@ use std::path::Path;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 /// The attributes the probe reads, as the procedural-flowers plugin names them.
-pub const PROBED: [&str; 6] = ["petal_colour", "petal_shape", "petal_count", "centre_colour", "background", "position"];
+pub const PROBED: [&str; 6] = [
+    "petal_colour",
+    "petal_shape",
+    "petal_count",
+    "centre_colour",
+    "background",
+    "position",
+];
 
 /// One output head: an attribute and its possible values.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -61,16 +68,36 @@ impl Probe {
         // 64 -> 32 (strided), then 3x3 convolutions with 2x2 pooling: 32 -> 16 -> 8 -> 4.
         let body = vec![
             (conv("conv1", 3, w, 4, 2, 1), batch_norm2d(p / "bn1", w)),
-            (conv("conv2", w, 2 * w, 3, 1, 1), batch_norm2d(p / "bn2", 2 * w)),
-            (conv("conv3", 2 * w, 4 * w, 3, 1, 1), batch_norm2d(p / "bn3", 4 * w)),
-            (conv("conv4", 4 * w, 4 * w, 3, 1, 1), batch_norm2d(p / "bn4", 4 * w)),
+            (
+                conv("conv2", w, 2 * w, 3, 1, 1),
+                batch_norm2d(p / "bn2", 2 * w),
+            ),
+            (
+                conv("conv3", 2 * w, 4 * w, 3, 1, 1),
+                batch_norm2d(p / "bn3", 4 * w),
+            ),
+            (
+                conv("conv4", 4 * w, 4 * w, 3, 1, 1),
+                batch_norm2d(p / "bn4", 4 * w),
+            ),
         ];
         let hidden = nn::linear(p / "hidden", 4 * w * 16, 256, Default::default());
         let heads = heads
             .iter()
-            .map(|h| nn::linear(p / "head" / h.attribute.as_str(), 256, h.labels.len() as i64, Default::default()))
+            .map(|h| {
+                nn::linear(
+                    p / "head" / h.attribute.as_str(),
+                    256,
+                    h.labels.len() as i64,
+                    Default::default(),
+                )
+            })
             .collect();
-        Self { body, hidden, heads }
+        Self {
+            body,
+            hidden,
+            heads,
+        }
     }
 
     /// images [B, 3, 64, 64] in [-1, 1] -> one logit tensor per head.
@@ -114,12 +141,19 @@ fn targets(set: &TrainingSet, head: &Head, indices: &[usize]) -> Result<Tensor> 
     let ids: Vec<i64> = indices
         .iter()
         .map(|&i| {
-            let value = set.attributes[i].get(&head.attribute).ok_or_else(|| anyhow!("sample {i} has no {}", head.attribute))?;
+            let value = set.attributes[i]
+                .get(&head.attribute)
+                .ok_or_else(|| anyhow!("sample {i} has no {}", head.attribute))?;
             head.labels
                 .iter()
                 .position(|l| l == value)
                 .map(|p| p as i64)
-                .ok_or_else(|| anyhow!("{} = {value} is not one of the probe's labels", head.attribute))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{} = {value} is not one of the probe's labels",
+                        head.attribute
+                    )
+                })
         })
         .collect::<Result<_>>()?;
     Ok(Tensor::from_slice(&ids))
@@ -135,9 +169,14 @@ pub struct LoadedProbe {
 impl LoadedProbe {
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let card_path = dir.join("model.json");
-        let text = std::fs::read_to_string(&card_path)
-            .with_context(|| format!("{}: no probe card (train one with `gantry probe train`)", card_path.display()))?;
-        let card: ProbeCard = serde_json::from_str(&text).with_context(|| format!("{}: not a probe card", card_path.display()))?;
+        let text = std::fs::read_to_string(&card_path).with_context(|| {
+            format!(
+                "{}: no probe card (train one with `gantry probe train`)",
+                card_path.display()
+            )
+        })?;
+        let card: ProbeCard = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a probe card", card_path.display()))?;
         let vs = nn::VarStore::new(device);
         let net = Probe::new(&vs.root(), card.width, &card.heads);
         load_var_store(&vs, &dir.join("probe.safetensors"))?;
@@ -146,10 +185,15 @@ impl LoadedProbe {
 
     /// Predicted label index per head for a batch of images.
     pub fn predict(&self, images: &Tensor) -> Vec<Vec<i64>> {
-        let logits = tch::no_grad(|| self.net.forward_t(&images.to_device(self.vs.device()), false));
+        let logits = tch::no_grad(|| {
+            self.net
+                .forward_t(&images.to_device(self.vs.device()), false)
+        });
         logits
             .iter()
-            .map(|l| Vec::<i64>::try_from(l.argmax(1, false).to_device(Device::Cpu)).unwrap_or_default())
+            .map(|l| {
+                Vec::<i64>::try_from(l.argmax(1, false).to_device(Device::Cpu)).unwrap_or_default()
+            })
             .collect()
     }
 
@@ -162,7 +206,10 @@ impl LoadedProbe {
             .position(|h| h.attribute == attribute)
             .ok_or_else(|| anyhow!("the probe has no '{attribute}' head"))?;
         let predictions = self.predict(images);
-        Ok(predictions[h].iter().map(|&i| self.card.heads[h].labels[i as usize].clone()).collect())
+        Ok(predictions[h]
+            .iter()
+            .map(|&i| self.card.heads[h].labels[i as usize].clone())
+            .collect())
     }
 
     /// Accuracy per attribute on a set of real renders.
@@ -175,7 +222,11 @@ impl LoadedProbe {
             let predicted = self.predict(&images);
             for (h, head) in self.card.heads.iter().enumerate() {
                 let truth = Vec::<i64>::try_from(targets(set, head, chunk)?)?;
-                correct[h] += truth.iter().zip(&predicted[h]).filter(|(a, b)| a == b).count();
+                correct[h] += truth
+                    .iter()
+                    .zip(&predicted[h])
+                    .filter(|(a, b)| a == b)
+                    .count();
             }
         }
         Ok(self
@@ -190,7 +241,10 @@ impl LoadedProbe {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         save_var_store(&self.vs, &dir.join("probe.safetensors"), false)?;
-        write_atomic(&dir.join("model.json"), serde_json::to_string_pretty(&self.card)?.as_bytes())
+        write_atomic(
+            &dir.join("model.json"),
+            serde_json::to_string_pretty(&self.card)?.as_bytes(),
+        )
     }
 }
 
@@ -205,7 +259,11 @@ pub struct TrainOptions {
 }
 
 /// Trains a probe on `set`; `progress(step, loss)` is called every step.
-pub fn train(set: &TrainingSet, options: &TrainOptions, progress: &mut dyn FnMut(usize, f64)) -> Result<LoadedProbe> {
+pub fn train(
+    set: &TrainingSet,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(usize, f64),
+) -> Result<LoadedProbe> {
     if set.is_empty() {
         bail!("no training images");
     }
@@ -235,7 +293,9 @@ pub fn train(set: &TrainingSet, options: &TrainOptions, progress: &mut dyn FnMut
             loss = loss + logit.cross_entropy_for_logits(&t);
         }
         // Cosine decay to zero over the run.
-        let lr = options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / options.steps as f64).cos());
+        let lr = options.learning_rate
+            * 0.5
+            * (1.0 + (std::f64::consts::PI * step as f64 / options.steps as f64).cos());
         optimizer.set_lr(lr);
         optimizer.backward_step(&loss);
         progress(step + 1, loss.double_value(&[]));

@@ -180,6 +180,14 @@ impl Model {
     }
 }
 
+/// Rewrites `model.json` (metrics, notes); the weight files are untouched.
+pub fn write_card(dir: &Path, card: &ModelCard) -> Result<()> {
+    write_atomic(
+        &dir.join(CARD_FILE),
+        serde_json::to_string_pretty(card)?.as_bytes(),
+    )
+}
+
 /// Reads and checks `model.json`.
 pub fn read_card(dir: &Path) -> Result<ModelCard> {
     let path = dir.join(CARD_FILE);

@@ -1,3 +1,4 @@
 //! Sub-command front ends too long to sit in `main.rs`.
 
+pub mod eval;
 pub mod train;

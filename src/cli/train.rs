@@ -112,7 +112,9 @@ struct Progress {
 
 impl Progress {
     fn new(what: &str) -> Self {
-        Self { bar: progress_bar(0, what) }
+        Self {
+            bar: progress_bar(0, what),
+        }
     }
 }
 
@@ -130,7 +132,8 @@ impl Observer for Progress {
             .filter(|(k, _)| k.as_str() != "lr")
             .map(|(k, v)| format!("{k} {v:.3}"))
             .collect();
-        self.bar.set_message(format!("{} | {images_per_s:.0} img/s", terms.join(" ")));
+        self.bar
+            .set_message(format!("{} | {images_per_s:.0} img/s", terms.join(" ")));
         if !self.bar.is_hidden() {
             return;
         }
@@ -149,7 +152,9 @@ fn control(common: &Common) -> Control {
     let control = Control {
         checkpoint_every: common.checkpoint_every,
         stop_after: common.stop_after,
-        time_limit: common.time_limit.map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
+        time_limit: common
+            .time_limit
+            .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
         ..Default::default()
     };
     let stop = control.stop.clone();
@@ -168,10 +173,15 @@ fn load_training_set(ctx: &Context_, common: &Common) -> Result<TrainingSet> {
     let mut dataset = open_dataset(ctx, &common.dataset, &common.options)?;
     let total = common.limit.map_or(dataset.len, |l| l.min(dataset.len));
     let bar = progress_bar(total as u64, "loading");
-    let set = TrainingSet::load(&mut dataset, common.limit, OnError::Skip, &mut |done, _| bar.set_position(done as u64))?;
+    let set = TrainingSet::load(&mut dataset, common.limit, OnError::Skip, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     if set.problems.len() > dataset.problems.len() {
-        eprintln!("warning: {} samples skipped while loading", set.problems.len() - dataset.problems.len());
+        eprintln!(
+            "warning: {} samples skipped while loading",
+            set.problems.len() - dataset.problems.len()
+        );
     }
     eprintln!(
         "data: {} images ({} in training classes, {} held out) from {}",
@@ -186,7 +196,10 @@ fn load_training_set(ctx: &Context_, common: &Common) -> Result<TrainingSet> {
 fn prepare_run(common: &Common) -> Result<Run> {
     let run = Run::create(&common.run)?;
     if common.resume && !run.checkpoint().exists() {
-        bail!("{}: no checkpoint to resume from", run.checkpoint().display());
+        bail!(
+            "{}: no checkpoint to resume from",
+            run.checkpoint().display()
+        );
     }
     if !common.resume && run.checkpoint().exists() {
         bail!(
@@ -199,18 +212,35 @@ fn prepare_run(common: &Common) -> Result<Run> {
 
 fn embeddings(model: &Model, set: &TrainingSet) -> Result<tch::Tensor> {
     let bar = progress_bar((set.len() * 10) as u64, "embedding");
-    let e = train::embed_captions(&model.text_encoder.net, set, 10, model.device, &mut |done, _| bar.set_position(done as u64))?;
+    let e = train::embed_captions(
+        &model.text_encoder.net,
+        set,
+        10,
+        model.device,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
     Ok(e)
 }
 
-fn finish(model: &mut Model, run: &Run, outcome: Outcome, details: BTreeMap<String, serde_json::Value>) -> Result<()> {
+fn finish(
+    model: &mut Model,
+    run: &Run,
+    outcome: Outcome,
+    details: BTreeMap<String, serde_json::Value>,
+) -> Result<()> {
     model.card.trained = true;
     for (k, v) in details {
         model.card.training.insert(k, v);
     }
-    model.card.training.insert("complete".into(), (outcome == Outcome::Finished).into());
-    model.card.notes.retain(|n| !n.starts_with("Randomly initialised"));
+    model
+        .card
+        .training
+        .insert("complete".into(), (outcome == Outcome::Finished).into());
+    model
+        .card
+        .notes
+        .retain(|n| !n.starts_with("Randomly initialised"));
     let dir = run.model();
     model.save(&dir, false)?;
     println!("wrote {}", dir.display());
@@ -233,7 +263,10 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let run = prepare_run(&common)?;
             let set = load_training_set(ctx, &common)?;
             let config = ModelConfig::preset(&preset)?;
-            let name = run.dir.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
+            let name = run
+                .dir
+                .file_name()
+                .map_or("model".into(), |n| n.to_string_lossy().into_owned());
             let model = Model::new(&name, &config, device, common.seed as i64)?;
             let joint = JointConfig {
                 batch_classes,
@@ -247,13 +280,33 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             if common.resume {
                 trainer.resume(&run.checkpoint())?;
             }
-            eprintln!("training the joint embedding on {}", describe_device(device));
-            let (outcome, seconds) = train::run_loop(&mut trainer, &run, &control(&common), &mut Progress::new("text-enc"))?;
+            eprintln!(
+                "training the joint embedding on {}",
+                describe_device(device)
+            );
+            let (outcome, seconds) = train::run_loop(
+                &mut trainer,
+                &run,
+                &control(&common),
+                &mut Progress::new("text-enc"),
+            )?;
             let mut details = training_details("ds-sje", &preset, &set, &trainer, seconds, device);
-            if set.split(true).len() > 1 {
+            if set.class_count(true) >= 2 {
                 let top1 = zero_shot_top1(&trainer.model, &set, true, 100)?;
-                println!("zero-shot top-1 on held-out classes: {:.1}%", top1 * 100.0);
-                trainer.model.card.metrics.insert("zero_shot_top1_held_out".into(), top1.into());
+                println!(
+                    "zero-shot top-1 on {} held-out classes: {:.1}%",
+                    set.class_count(true),
+                    top1 * 100.0
+                );
+                trainer
+                    .model
+                    .card
+                    .metrics
+                    .insert("zero_shot_top1_held_out".into(), top1.into());
+            } else {
+                eprintln!(
+                    "note: fewer than two held-out classes in the data: no zero-shot measurement"
+                );
             }
             details.insert("batch_classes".into(), trainer.config.batch_classes.into());
             trainer.model.card.dataset = Some(set.spec.clone());
@@ -272,7 +325,9 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let variant = Variant::parse(&variant)?;
             let run = prepare_run(&common)?;
             let source_dir = find_model(&text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
-            let source = Model::load(&source_dir, device).with_context(|| format!("loading the text encoder from {}", source_dir.display()))?;
+            let source = Model::load(&source_dir, device).with_context(|| {
+                format!("loading the text encoder from {}", source_dir.display())
+            })?;
             let set = load_training_set(ctx, &common)?;
             // G and D from the preset, sized to the text encoder's embedding.
             let mut config = ModelConfig::preset(&preset)?;
@@ -281,7 +336,10 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             config.image_encoder = source.card.architecture.image_encoder.clone();
             config.generator.embedding_dim = e;
             config.discriminator.embedding_dim = e;
-            let name = run.dir.file_name().map_or("model".into(), |n| n.to_string_lossy().into_owned());
+            let name = run
+                .dir
+                .file_name()
+                .map_or("model".into(), |n| n.to_string_lossy().into_owned());
             let mut model = Model::new(&name, &config, device, common.seed as i64)?;
             model.text_encoder.vs.copy(&source.text_encoder.vs)?;
             model.image_encoder.vs.copy(&source.image_encoder.vs)?;
@@ -301,15 +359,33 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             if common.resume {
                 trainer.resume(&run.checkpoint())?;
             }
-            eprintln!("training {} ({preset}) on {}", variant.name(), describe_device(device));
-            let (outcome, seconds) = train::run_loop(&mut trainer, &run, &control(&common), &mut Progress::new(variant.name()))?;
-            let mut details = training_details(variant.name(), &preset, &set, &trainer, seconds, device);
+            eprintln!(
+                "training {} ({preset}) on {}",
+                variant.name(),
+                describe_device(device)
+            );
+            let (outcome, seconds) = train::run_loop(
+                &mut trainer,
+                &run,
+                &control(&common),
+                &mut Progress::new(variant.name()),
+            )?;
+            let mut details =
+                training_details(variant.name(), &preset, &set, &trainer, seconds, device);
             details.insert("batch".into(), batch.into());
-            details.insert("text_encoder".into(), source_dir.display().to_string().into());
+            details.insert(
+                "text_encoder".into(),
+                source_dir.display().to_string().into(),
+            );
             trainer.model.card.dataset = Some(set.spec.clone());
             finish(&mut trainer.model, &run, outcome, details)
         }
-        TrainCommand::StyleEncoder { common, model, batch, lr } => {
+        TrainCommand::StyleEncoder {
+            common,
+            model,
+            batch,
+            lr,
+        } => {
             let run = prepare_run(&common)?;
             let dir = find_model(&model, &gantry::model_search_dirs(&ctx.paths))?;
             let loaded = Model::load(&dir, device)?;
@@ -327,15 +403,23 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             if common.resume {
                 trainer.resume(&run.checkpoint())?;
             }
-            let (outcome, seconds) = train::run_loop(&mut trainer, &run, &control(&common), &mut Progress::new("style"))?;
+            let (outcome, seconds) = train::run_loop(
+                &mut trainer,
+                &run,
+                &control(&common),
+                &mut Progress::new("style"),
+            )?;
             let preset = trainer.model.card.architecture.preset.clone();
             let mut details = BTreeMap::new();
-            details.insert("style_encoder".into(), serde_json::json!({
-                "steps": trainer.step_index(),
-                "time_s": seconds,
-                "hardware": train::hardware(device),
-                "preset": preset,
-            }));
+            details.insert(
+                "style_encoder".into(),
+                serde_json::json!({
+                    "steps": trainer.step_index(),
+                    "time_s": seconds,
+                    "hardware": train::hardware(device),
+                    "preset": preset,
+                }),
+            );
             finish(&mut trainer.model, &run, outcome, details)
         }
     }
@@ -352,10 +436,16 @@ fn training_details(
     let mut d = BTreeMap::new();
     let steps = trainer.step_index();
     d.insert(format!("{what}_steps"), steps.into());
-    d.insert(format!("{what}_epochs"), (steps as f64 / trainer.steps_per_epoch().max(1) as f64).into());
+    d.insert(
+        format!("{what}_epochs"),
+        (steps as f64 / trainer.steps_per_epoch().max(1) as f64).into(),
+    );
     d.insert(format!("{what}_time_s"), seconds.into());
     d.insert(format!("{what}_hardware"), train::hardware(device).into());
     d.insert(format!("{what}_preset"), preset.into());
-    d.insert(format!("{what}_train_images"), set.split(false).len().into());
+    d.insert(
+        format!("{what}_train_images"),
+        set.split(false).len().into(),
+    );
     d
 }

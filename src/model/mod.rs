@@ -298,7 +298,9 @@ pub trait LeakyRelu {
 
 impl LeakyRelu for Tensor {
     fn lrelu(&self) -> Tensor {
-        let slope = Tensor::from_slice(&[0.2f32]).to_device(self.device()).to_kind(self.kind());
+        let slope = Tensor::from_slice(&[0.2f32])
+            .to_device(self.device())
+            .to_kind(self.kind());
         self.prelu(&slope)
     }
 }

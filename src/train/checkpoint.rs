@@ -20,7 +20,8 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &impl Serialize) -
         .collect();
     named.push((STATE_KEY.to_string(), Tensor::from_slice(&json)));
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    Tensor::write_safetensors(&named, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     // Make the data durable before the rename publishes it.
     if let Ok(file) = std::fs::File::open(&tmp) {
         let _ = file.sync_all();
@@ -36,16 +37,23 @@ pub fn load<S: DeserializeOwned>(path: &Path) -> Result<(HashMap<String, Tensor>
         .remove(STATE_KEY)
         .ok_or_else(|| anyhow!("{}: checkpoint has no training state", path.display()))?;
     let bytes = Vec::<u8>::try_from(state)?;
-    let state = serde_json::from_slice(&bytes).with_context(|| format!("{}: corrupt training state", path.display()))?;
+    let state = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: corrupt training state", path.display()))?;
     Ok((map, state))
 }
 
 /// Copies saved tensors into live ones (same names, same shapes).
 pub fn restore(into: &[(String, Tensor)], from: &HashMap<String, Tensor>) -> Result<()> {
     for (name, dst) in into {
-        let src = from.get(name).ok_or_else(|| anyhow!("checkpoint has no tensor '{name}'"))?;
+        let src = from
+            .get(name)
+            .ok_or_else(|| anyhow!("checkpoint has no tensor '{name}'"))?;
         if src.size() != dst.size() {
-            return Err(anyhow!("checkpoint tensor '{name}' has shape {:?}, expected {:?}", src.size(), dst.size()));
+            return Err(anyhow!(
+                "checkpoint tensor '{name}' has shape {:?}, expected {:?}",
+                src.size(),
+                dst.size()
+            ));
         }
         let mut dst = dst.shallow_clone();
         tch::no_grad(|| dst.f_copy_(src))?;

@@ -142,18 +142,33 @@ pub struct GanTrainer<'a> {
 impl<'a> GanTrainer<'a> {
     /// A fresh run: G and D as the model has them (freshly initialised by the
     /// caller), the text encoder frozen.
-    pub fn new(model: Model, config: GanConfig, data: &'a TrainingSet, embeddings: Tensor) -> Result<Self> {
+    pub fn new(
+        model: Model,
+        config: GanConfig,
+        data: &'a TrainingSet,
+        embeddings: Tensor,
+    ) -> Result<Self> {
         if config.batch < 2 || config.batch % 2 != 0 {
-            bail!("the batch must be even and at least 2 (got {})", config.batch);
+            bail!(
+                "the batch must be even and at least 2 (got {})",
+                config.batch
+            );
         }
         let train = data.split(false);
         if train.len() < config.batch {
-            bail!("{} training images, fewer than one batch of {}", train.len(), config.batch);
+            bail!(
+                "{} training images, fewer than one batch of {}",
+                train.len(),
+                config.batch
+            );
         }
         if config.variant.cls() {
             let first = data.classes[train[0]];
             if train.iter().all(|&i| data.classes[i] == first) {
-                bail!("{} needs at least two training classes for its wrong images", config.variant.name());
+                bail!(
+                    "{} needs at least two training classes for its wrong images",
+                    config.variant.name()
+                );
             }
         }
         let opt_g = Optimizer::adam(&model.generator.vs, config.lr, config.beta1);
@@ -193,9 +208,14 @@ impl<'a> GanTrainer<'a> {
             }
         }
         checkpoint::restore(&named(&self.model.generator.vs, "generator"), &tensors)?;
-        checkpoint::restore(&named(&self.model.discriminator.vs, "discriminator"), &tensors)?;
-        self.opt_g.load_state(&tensors, "opt_g", state.step as i64)?;
-        self.opt_d.load_state(&tensors, "opt_d", state.step as i64)?;
+        checkpoint::restore(
+            &named(&self.model.discriminator.vs, "discriminator"),
+            &tensors,
+        )?;
+        self.opt_g
+            .load_state(&tensors, "opt_g", state.step as i64)?;
+        self.opt_d
+            .load_state(&tensors, "opt_d", state.step as i64)?;
         self.step = state.step;
         self.rng = Rng(state.rng);
         self.elapsed_before = state.elapsed_s;
@@ -224,7 +244,9 @@ impl<'a> GanTrainer<'a> {
     }
 
     fn epoch_rng_seed(&self, epoch: u64) -> u64 {
-        self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ epoch.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ 0x1234_5678
+        self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ epoch.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+            ^ 0x1234_5678
     }
 
     fn next_batch(&mut self) -> Vec<usize> {
@@ -272,13 +294,22 @@ impl<'a> GanTrainer<'a> {
         self.opt_d.lr = lr;
 
         let batch = self.next_batch();
-        let real = self.data.image_batch(&batch, true, &mut self.rng).to_device(device);
-        let text = mean_caption_embedding(&self.embeddings, &batch, self.config.captions_averaged, &mut self.rng);
+        let real = self
+            .data
+            .image_batch(&batch, true, &mut self.rng)
+            .to_device(device);
+        let text = mean_caption_embedding(
+            &self.embeddings,
+            &batch,
+            self.config.captions_averaged,
+            &mut self.rng,
+        );
 
         // G's batch: the B real embeddings, plus B/2 interpolations for GAN-INT.
         let (g_text, interpolated) = if variant.int() {
             let beta = self.config.interpolation_beta;
-            let mixed = text.narrow(0, 0, half as i64) * beta + text.narrow(0, half as i64, half as i64) * (1.0 - beta);
+            let mixed = text.narrow(0, 0, half as i64) * beta
+                + text.narrow(0, half as i64, half as i64) * (1.0 - beta);
             (Tensor::cat(&[&text, &mixed], 0), half)
         } else {
             (text.shallow_clone(), 0)
@@ -288,7 +319,11 @@ impl<'a> GanTrainer<'a> {
         // Images of other classes, for the matching-aware (CLS) term.
         let wrong = if variant.cls() {
             let idx = self.wrong_images(&batch);
-            Some(self.data.image_batch(&idx, true, &mut self.rng).to_device(device))
+            Some(
+                self.data
+                    .image_batch(&idx, true, &mut self.rng)
+                    .to_device(device),
+            )
         } else {
             None
         };
@@ -357,7 +392,10 @@ impl<'a> GanTrainer<'a> {
         for (caption, embedding) in &self.sample_captions {
             let mut rng = Rng(7);
             let z = noise(&mut rng, seeds, nz, device);
-            let text = embedding.to_device(device).unsqueeze(0).expand([seeds as i64, -1], false);
+            let text = embedding
+                .to_device(device)
+                .unsqueeze(0)
+                .expand([seeds as i64, -1], false);
             let images = tch::no_grad(|| self.model.generator.net.forward_t(&z, &text, false));
             for image in crate::imageio::images_from_tensor(&images)? {
                 cells.push((image, caption.clone()));
@@ -370,7 +408,11 @@ impl<'a> GanTrainer<'a> {
 
 /// Networks' variables with a prefix, as stored in checkpoints.
 pub fn named(vs: &tch::nn::VarStore, prefix: &str) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(n, t)| (format!("{prefix}/{n}"), t)).collect();
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}/{n}"), t))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -392,7 +434,12 @@ fn sample_captions(data: &TrainingSet, embeddings: &Tensor) -> Vec<(String, Tens
     }
     picks
         .into_iter()
-        .map(|i| (data.captions[i][0].clone(), embeddings.get(i as i64).get(0).to_device(Device::Cpu)))
+        .map(|i| {
+            (
+                data.captions[i][0].clone(),
+                embeddings.get(i as i64).get(0).to_device(Device::Cpu),
+            )
+        })
         .collect()
 }
 
@@ -402,7 +449,9 @@ impl Trainer for GanTrainer<'_> {
     }
 
     fn total_steps(&self) -> u64 {
-        self.config.steps.unwrap_or(self.config.epochs * self.steps_per_epoch_())
+        self.config
+            .steps
+            .unwrap_or(self.config.epochs * self.steps_per_epoch_())
     }
 
     fn steps_per_epoch(&self) -> u64 {

@@ -22,7 +22,9 @@ impl LossLog {
                 let Ok(mut row) = serde_json::from_str::<BTreeMap<String, f64>>(line) else {
                     continue;
                 };
-                let Some(s) = row.remove("step") else { continue };
+                let Some(s) = row.remove("step") else {
+                    continue;
+                };
                 if s as u64 <= step {
                     rows.push((s as u64, row));
                 }
@@ -46,7 +48,11 @@ impl LossLog {
     }
 
     fn rewrite(&self) -> Result<()> {
-        let text: String = self.rows.iter().map(|(s, v)| Self::line(*s, v) + "\n").collect();
+        let text: String = self
+            .rows
+            .iter()
+            .map(|(s, v)| Self::line(*s, v) + "\n")
+            .collect();
         super::checkpoint::write_text(&self.path, &text)
     }
 
@@ -76,7 +82,9 @@ impl LossLog {
                 let points = self
                     .rows
                     .iter()
-                    .filter_map(|(s, v)| v.get(k).filter(|x| x.is_finite()).map(|x| (*s as f64, *x)))
+                    .filter_map(|(s, v)| {
+                        v.get(k).filter(|x| x.is_finite()).map(|x| (*s as f64, *x))
+                    })
                     .collect();
                 (k.clone(), points)
             })
@@ -85,7 +93,14 @@ impl LossLog {
     }
 }
 
-const PALETTE: [[u8; 3]; 6] = [[220, 60, 60], [60, 120, 220], [40, 160, 80], [230, 150, 30], [150, 70, 190], [60, 170, 170]];
+const PALETTE: [[u8; 3]; 6] = [
+    [220, 60, 60],
+    [60, 120, 220],
+    [40, 160, 80],
+    [230, 150, 30],
+    [150, 70, 190],
+    [60, 170, 170],
+];
 
 /// A simple line plot: each series smoothed with a running mean, drawn
 /// over a light grid, with a legend. Pure pixels, no font files.
@@ -100,8 +115,12 @@ pub fn line_plot(series: &[(String, Vec<(f64, f64)>)], width: u32, height: u32) 
     if all.is_empty() {
         return img;
     }
-    let (x0, x1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y0, y1) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (x0, x1) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let (x1, y1) = (x1.max(x0 + 1e-9), y1.max(y0 + 1e-9));
     let to_px = |x: f64, y: f64| {
         (
@@ -121,11 +140,29 @@ pub fn line_plot(series: &[(String, Vec<(f64, f64)>)], width: u32, height: u32) 
             put(&mut img, x as f64, y, [215, 215, 215]);
         }
         let value = y1 - (y1 - y0) * k as f64 / 4.0;
-        draw_text(&mut img, 2, y as u32 - 3, &format!("{value:.2}"), [90, 90, 90]);
+        draw_text(
+            &mut img,
+            2,
+            y as u32 - 3,
+            &format!("{value:.2}"),
+            [90, 90, 90],
+        );
     }
-    draw_text(&mut img, left as u32, height - 12, &format!("step {x0:.0}"), [90, 90, 90]);
+    draw_text(
+        &mut img,
+        left as u32,
+        height - 12,
+        &format!("step {x0:.0}"),
+        [90, 90, 90],
+    );
     let end = format!("{x1:.0}");
-    draw_text(&mut img, (right as u32).saturating_sub(8 * end.len() as u32), height - 12, &end, [90, 90, 90]);
+    draw_text(
+        &mut img,
+        (right as u32).saturating_sub(8 * end.len() as u32),
+        height - 12,
+        &end,
+        [90, 90, 90],
+    );
     for (n, (name, points)) in series.iter().enumerate() {
         let colour = PALETTE[n % PALETTE.len()];
         let window = (points.len() / 50).max(1);
@@ -143,7 +180,13 @@ pub fn line_plot(series: &[(String, Vec<(f64, f64)>)], width: u32, height: u32) 
             }
             previous = Some((px, py));
         }
-        draw_text(&mut img, right as u32 - 120, top as u32 + 4 + 10 * n as u32, name, colour);
+        draw_text(
+            &mut img,
+            right as u32 - 120,
+            top as u32 + 4 + 10 * n as u32,
+            name,
+            colour,
+        );
     }
     img
 }
@@ -151,7 +194,9 @@ pub fn line_plot(series: &[(String, Vec<(f64, f64)>)], width: u32, height: u32) 
 fn draw_text(img: &mut Image, x: u32, y: u32, text: &str, colour: [u8; 3]) {
     use font8x8::UnicodeFonts;
     for (k, ch) in text.chars().enumerate() {
-        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else { continue };
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else {
+            continue;
+        };
         for (gy, bits) in glyph.iter().enumerate() {
             for gx in 0..8u32 {
                 let (px, py) = (x + k as u32 * 8 + gx, y + gy as u32);

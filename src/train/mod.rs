@@ -27,8 +27,11 @@ pub struct Run {
 
 impl Run {
     pub fn create(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir.join("samples")).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir.join("samples"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn checkpoint(&self) -> PathBuf {
@@ -119,7 +122,12 @@ pub enum Outcome {
 
 /// Runs `trainer` to its total step count. Returns the outcome and the
 /// seconds of training in total.
-pub fn run_loop(trainer: &mut dyn Trainer, run: &Run, control: &Control, observer: &mut dyn Observer) -> Result<(Outcome, f64)> {
+pub fn run_loop(
+    trainer: &mut dyn Trainer,
+    run: &Run,
+    control: &Control,
+    observer: &mut dyn Observer,
+) -> Result<(Outcome, f64)> {
     let resumed_at = trainer.step_index();
     let mut log = log::LossLog::open(&run.log(), Some(resumed_at))?;
     let total = trainer.total_steps();
@@ -138,7 +146,10 @@ pub fn run_loop(trainer: &mut dyn Trainer, run: &Run, control: &Control, observe
     while trainer.step_index() < total {
         let done_here = trainer.step_index() - resumed_at;
         let out_of_time = control.time_limit.is_some_and(|t| started.elapsed() >= t);
-        if control.stop.load(Ordering::SeqCst) || control.stop_after.is_some_and(|n| done_here >= n) || out_of_time {
+        if control.stop.load(Ordering::SeqCst)
+            || control.stop_after.is_some_and(|n| done_here >= n)
+            || out_of_time
+        {
             trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
             log.plot(&run.plot())?;
             observer.message(&format!(
@@ -153,7 +164,8 @@ pub fn run_loop(trainer: &mut dyn Trainer, run: &Run, control: &Control, observe
         window_steps += 1;
         let window = window_start.elapsed().as_secs_f64();
         if window >= 2.0 || window_steps >= 50 {
-            images_per_s = (window_steps as usize * trainer.images_per_step()) as f64 / window.max(1e-9);
+            images_per_s =
+                (window_steps as usize * trainer.images_per_step()) as f64 / window.max(1e-9);
             window_start = Instant::now();
             window_steps = 0;
         }
@@ -184,7 +196,9 @@ pub fn run_loop(trainer: &mut dyn Trainer, run: &Run, control: &Control, observe
 pub fn noise(rng: &mut Rng, n: usize, dim: usize, device: Device) -> Tensor {
     let mut z = vec![0f32; n * dim];
     gantry_sampler_gaussian::standard_normal(rng.next_u64(), &mut z);
-    Tensor::from_slice(&z).view([n as i64, dim as i64]).to_device(device)
+    Tensor::from_slice(&z)
+        .view([n as i64, dim as i64])
+        .to_device(device)
 }
 
 /// Caption embeddings of every sample, computed once with the (frozen) text
@@ -210,7 +224,11 @@ pub fn embed_captions(
     let batch = 512;
     for (n, chunk) in flat.chunks(batch).enumerate() {
         let one_hot = Tensor::from_slice(&crate::text::one_hot(chunk))
-            .view([chunk.len() as i64, crate::text::ALPHABET_SIZE as i64, crate::text::MAX_CAPTION_CHARS as i64])
+            .view([
+                chunk.len() as i64,
+                crate::text::ALPHABET_SIZE as i64,
+                crate::text::MAX_CAPTION_CHARS as i64,
+            ])
             .to_device(device);
         chunks.push(tch::no_grad(|| encoder.forward_t(&one_hot, false)));
         progress(((n + 1) * batch).min(flat.len()), flat.len());
@@ -222,20 +240,33 @@ pub fn embed_captions(
 
 /// Binary cross-entropy of logits against a constant target.
 pub fn bce(logits: &Tensor, target: f64) -> Tensor {
-    logits.binary_cross_entropy_with_logits::<Tensor>(&logits.full_like(target), None, None, tch::Reduction::Mean)
+    logits.binary_cross_entropy_with_logits::<Tensor>(
+        &logits.full_like(target),
+        None,
+        None,
+        tch::Reduction::Mean,
+    )
 }
 
 /// A description of the machine, for model cards.
 pub fn hardware(device: Device) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".to_string());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     match device {
         Device::Cuda(i) => {
             let gpu = std::process::Command::new("nvidia-smi")
-                .args(["--query-gpu=name", "--format=csv,noheader", &format!("--id={i}")])
+                .args([
+                    "--query-gpu=name",
+                    "--format=csv,noheader",
+                    &format!("--id={i}"),
+                ])
                 .output()
                 .ok()
                 .and_then(|o| String::from_utf8(o.stdout).ok())
@@ -250,7 +281,12 @@ pub fn hardware(device: Device) -> String {
 
 /// Mean of `k` embeddings drawn without replacement from each sample's
 /// caption embeddings: [B, E] (paper.md §4: 4 captions averaged).
-pub fn mean_caption_embedding(embeddings: &Tensor, indices: &[usize], k: usize, rng: &mut Rng) -> Tensor {
+pub fn mean_caption_embedding(
+    embeddings: &Tensor,
+    indices: &[usize],
+    k: usize,
+    rng: &mut Rng,
+) -> Tensor {
     let per_image = embeddings.size()[1] as usize;
     let k = k.clamp(1, per_image);
     let mut picks = Vec::with_capacity(indices.len() * k);
@@ -262,5 +298,7 @@ pub fn mean_caption_embedding(embeddings: &Tensor, indices: &[usize], k: usize, 
     let dim = embeddings.size()[2];
     let flat = embeddings.view([-1, dim]);
     let index = Tensor::from_slice(&picks).to_device(flat.device());
-    flat.index_select(0, &index).view([indices.len() as i64, k as i64, dim]).mean_dim(1, false, Kind::Float)
+    flat.index_select(0, &index)
+        .view([indices.len() as i64, k as i64, dim])
+        .mean_dim(1, false, Kind::Float)
 }

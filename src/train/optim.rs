@@ -8,7 +8,11 @@ use tch::{nn, Tensor};
 
 /// The trainable variables of a var store, sorted by name.
 pub fn named_parameters(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut params: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
     params
 }
@@ -35,7 +39,8 @@ pub struct Optimizer {
 impl Optimizer {
     pub fn new(vs: &nn::VarStore, rule: Rule, lr: f64) -> Self {
         let params = named_parameters(vs);
-        let zeros = |p: &Vec<(String, Tensor)>| p.iter().map(|(_, t)| t.zeros_like().detach()).collect();
+        let zeros =
+            |p: &Vec<(String, Tensor)>| p.iter().map(|(_, t)| t.zeros_like().detach()).collect();
         Self {
             rule,
             lr,
@@ -48,12 +53,27 @@ impl Optimizer {
 
     /// Adam with the paper's GAN settings: β1 = 0.5, β2 = 0.999.
     pub fn adam(vs: &nn::VarStore, lr: f64, beta1: f64) -> Self {
-        Self::new(vs, Rule::Adam { beta1, beta2: 0.999, eps: 1e-8 }, lr)
+        Self::new(
+            vs,
+            Rule::Adam {
+                beta1,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            lr,
+        )
     }
 
     /// RMSprop as the text encoder was trained with (α = 0.99, ε = 1e-8).
     pub fn rmsprop(vs: &nn::VarStore, lr: f64) -> Self {
-        Self::new(vs, Rule::RmsProp { alpha: 0.99, eps: 1e-8 }, lr)
+        Self::new(
+            vs,
+            Rule::RmsProp {
+                alpha: 0.99,
+                eps: 1e-8,
+            },
+            lr,
+        )
     }
 
     pub fn zero_grad(&mut self) {
@@ -84,7 +104,8 @@ impl Optimizer {
                         let _ = m.lerp_(&g, 1.0 - beta1);
                         let _ = v.g_mul_scalar_(beta2).addcmul_(&(&g * (1.0 - beta2)), &g);
                         let step_size = self.lr / (1.0 - beta1.powf(t));
-                        let denominator = (v.sqrt() / (1.0 - beta2.powf(t)).sqrt()).g_add_scalar_(eps);
+                        let denominator =
+                            (v.sqrt() / (1.0 - beta2.powf(t)).sqrt()).g_add_scalar_(eps);
                         let _ = p.addcdiv_(&(&*m * -step_size), &denominator);
                     }
                     Rule::RmsProp { alpha, eps } => {
@@ -102,18 +123,34 @@ impl Optimizer {
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (i, (name, _)) in self.params.iter().enumerate() {
-            out.push((format!("{prefix}.first.{name}"), self.first[i].shallow_clone()));
-            out.push((format!("{prefix}.second.{name}"), self.second[i].shallow_clone()));
+            out.push((
+                format!("{prefix}.first.{name}"),
+                self.first[i].shallow_clone(),
+            ));
+            out.push((
+                format!("{prefix}.second.{name}"),
+                self.second[i].shallow_clone(),
+            ));
         }
         out
     }
 
     /// Restores the state written by [`Optimizer::state`].
-    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, prefix: &str, steps: i64) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        prefix: &str,
+        steps: i64,
+    ) -> Result<()> {
         for (i, (name, _)) in self.params.iter().enumerate() {
-            for (which, slot) in [("first", &mut self.first[i]), ("second", &mut self.second[i])] {
+            for (which, slot) in [
+                ("first", &mut self.first[i]),
+                ("second", &mut self.second[i]),
+            ] {
                 let key = format!("{prefix}.{which}.{name}");
-                let src = tensors.get(&key).ok_or_else(|| anyhow!("checkpoint has no optimizer state '{key}'"))?;
+                let src = tensors
+                    .get(&key)
+                    .ok_or_else(|| anyhow!("checkpoint has no optimizer state '{key}'"))?;
                 tch::no_grad(|| slot.f_copy_(src))?;
             }
         }

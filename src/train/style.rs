@@ -41,7 +41,12 @@ pub struct StyleTrainer<'a> {
 }
 
 impl<'a> StyleTrainer<'a> {
-    pub fn new(model: Model, config: StyleConfig, data: &'a TrainingSet, embeddings: Tensor) -> Result<Self> {
+    pub fn new(
+        model: Model,
+        config: StyleConfig,
+        data: &'a TrainingSet,
+        embeddings: Tensor,
+    ) -> Result<Self> {
         let train = data.split(false);
         if train.is_empty() || config.batch == 0 {
             bail!("no training images (or a zero batch)");
@@ -65,10 +70,18 @@ impl<'a> StyleTrainer<'a> {
         let mut expected = state.config.clone();
         expected.steps = self.config.steps;
         if expected != self.config {
-            bail!("{}: this checkpoint is of another run (its settings: {})", path.display(), serde_json::to_string(&state.config)?);
+            bail!(
+                "{}: this checkpoint is of another run (its settings: {})",
+                path.display(),
+                serde_json::to_string(&state.config)?
+            );
         }
-        checkpoint::restore(&named(&self.model.style_encoder.vs, "style_encoder"), &tensors)?;
-        self.opt.load_state(&tensors, "opt_style", state.step as i64)?;
+        checkpoint::restore(
+            &named(&self.model.style_encoder.vs, "style_encoder"),
+            &tensors,
+        )?;
+        self.opt
+            .load_state(&tensors, "opt_style", state.step as i64)?;
         self.step = state.step;
         self.rng = Rng(state.rng);
         self.elapsed_before = state.elapsed_s;
@@ -78,12 +91,17 @@ impl<'a> StyleTrainer<'a> {
     fn style_step(&mut self) -> Result<BTreeMap<String, f64>> {
         let device = self.model.device;
         let nz = self.model.card.architecture.generator.nz as usize;
-        let batch: Vec<usize> = (0..self.config.batch).map(|_| self.train[self.rng.below(self.train.len())]).collect();
+        let batch: Vec<usize> = (0..self.config.batch)
+            .map(|_| self.train[self.rng.below(self.train.len())])
+            .collect();
         let text = mean_caption_embedding(&self.embeddings, &batch, 4, &mut self.rng);
         let z = noise(&mut self.rng, batch.len(), nz, device);
         let images = tch::no_grad(|| self.model.generator.net.forward_t(&z, &text, false));
         let s = self.model.style_encoder.net.forward_t(&images, true);
-        let loss = (&s - &z).square().sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float);
+        let loss = (&s - &z)
+            .square()
+            .sum_dim_intlist(1, false, Kind::Float)
+            .mean(Kind::Float);
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
@@ -96,17 +114,36 @@ impl<'a> StyleTrainer<'a> {
     /// A grid: rows are real training images' styles, columns captions.
     pub fn transfer_grid(&self, path: &Path) -> Result<()> {
         let device = self.model.device;
-        let picks: Vec<usize> = self.train.iter().step_by((self.train.len() / 4).max(1)).take(4).copied().collect();
+        let picks: Vec<usize> = self
+            .train
+            .iter()
+            .step_by((self.train.len() / 4).max(1))
+            .take(4)
+            .copied()
+            .collect();
         let sources = self.data.image_batch(&picks, false, &mut Rng(0));
-        let s = tch::no_grad(|| self.model.style_encoder.net.forward_t(&sources.to_device(device), false));
+        let s = tch::no_grad(|| {
+            self.model
+                .style_encoder
+                .net
+                .forward_t(&sources.to_device(device), false)
+        });
         let mut cells = Vec::new();
         for row in 0..picks.len() {
             let source = crate::imageio::images_from_tensor(&sources.narrow(0, row as i64, 1))?;
             cells.push((source[0].clone(), "style source".to_string()));
             for &j in picks.iter().take(3) {
                 let text = self.embeddings.get(j as i64).get(0).unsqueeze(0);
-                let out = tch::no_grad(|| self.model.generator.net.forward_t(&s.narrow(0, row as i64, 1), &text, false));
-                cells.push((crate::imageio::images_from_tensor(&out)?.remove(0), self.data.captions[j][0].clone()));
+                let out = tch::no_grad(|| {
+                    self.model
+                        .generator
+                        .net
+                        .forward_t(&s.narrow(0, row as i64, 1), &text, false)
+                });
+                cells.push((
+                    crate::imageio::images_from_tensor(&out)?.remove(0),
+                    self.data.captions[j][0].clone(),
+                ));
             }
         }
         crate::imageio::write_png(path, &crate::grid::contact_sheet(&cells, 4, 2, 3), &[])

@@ -65,7 +65,8 @@ pub fn symmetric_hinge(compat: &Tensor) -> Tensor {
     let by_image = (compat - diag.unsqueeze(1) + 1.0).relu();
     // F(v_j, t_i) is compat[j, i]: image j ranked against text i's own image.
     let by_text = (compat - diag.unsqueeze(0) + 1.0).relu();
-    let off_diagonal = Tensor::ones([b, b], (Kind::Float, compat.device())) - Tensor::eye(b, (Kind::Float, compat.device()));
+    let off_diagonal = Tensor::ones([b, b], (Kind::Float, compat.device()))
+        - Tensor::eye(b, (Kind::Float, compat.device()));
     ((by_image + by_text) * off_diagonal).sum(Kind::Float) / (b * b) as f64
 }
 
@@ -91,7 +92,10 @@ impl<'a> JointTrainer<'a> {
             by_class.entry(data.classes[*i]).or_default().push(*i);
         }
         if by_class.len() < 2 {
-            bail!("the joint embedding needs at least two training classes (found {})", by_class.len());
+            bail!(
+                "the joint embedding needs at least two training classes (found {})",
+                by_class.len()
+            );
         }
         config.batch_classes = config.batch_classes.min(by_class.len()).max(2);
         let opt_text = Optimizer::rmsprop(&model.text_encoder.vs, config.lr);
@@ -117,12 +121,24 @@ impl<'a> JointTrainer<'a> {
         expected.steps = self.config.steps;
         expected.epochs = self.config.epochs;
         if expected != self.config {
-            bail!("{}: this checkpoint is of another run (its settings: {})", path.display(), serde_json::to_string(&state.config)?);
+            bail!(
+                "{}: this checkpoint is of another run (its settings: {})",
+                path.display(),
+                serde_json::to_string(&state.config)?
+            );
         }
-        checkpoint::restore(&named(&self.model.text_encoder.vs, "text_encoder"), &tensors)?;
-        checkpoint::restore(&named(&self.model.image_encoder.vs, "image_encoder"), &tensors)?;
-        self.opt_text.load_state(&tensors, "opt_text", state.step as i64)?;
-        self.opt_image.load_state(&tensors, "opt_image", state.step as i64)?;
+        checkpoint::restore(
+            &named(&self.model.text_encoder.vs, "text_encoder"),
+            &tensors,
+        )?;
+        checkpoint::restore(
+            &named(&self.model.image_encoder.vs, "image_encoder"),
+            &tensors,
+        )?;
+        self.opt_text
+            .load_state(&tensors, "opt_text", state.step as i64)?;
+        self.opt_image
+            .load_state(&tensors, "opt_image", state.step as i64)?;
         self.step = state.step;
         self.rng = Rng(state.rng);
         self.elapsed_before = state.elapsed_s;
@@ -153,13 +169,19 @@ impl<'a> JointTrainer<'a> {
             images.push(i);
         }
         let b = classes.len() as i64;
-        let v = self
-            .model
-            .image_encoder
-            .net
-            .forward_t(&self.data.image_batch(&images, true, &mut self.rng).to_device(device), true);
+        let v = self.model.image_encoder.net.forward_t(
+            &self
+                .data
+                .image_batch(&images, true, &mut self.rng)
+                .to_device(device),
+            true,
+        );
         let one_hot = Tensor::from_slice(&text::one_hot(&captions))
-            .view([b, text::ALPHABET_SIZE as i64, text::MAX_CAPTION_CHARS as i64])
+            .view([
+                b,
+                text::ALPHABET_SIZE as i64,
+                text::MAX_CAPTION_CHARS as i64,
+            ])
             .to_device(device);
         let t = self.model.text_encoder.net.forward_t(&one_hot, true);
         let compat = v.matmul(&t.transpose(0, 1));
@@ -171,10 +193,17 @@ impl<'a> JointTrainer<'a> {
         self.opt_image.step();
         self.step += 1;
         // Batch accuracy: how often each image's own caption scores highest.
-        let hits = compat.argmax(1, false).eq_tensor(&Tensor::arange(b, (Kind::Int64, device)));
+        let hits = compat
+            .argmax(1, false)
+            .eq_tensor(&Tensor::arange(b, (Kind::Int64, device)));
         let mut losses = BTreeMap::new();
         losses.insert("loss".into(), loss.double_value(&[]));
-        losses.insert("batch_top1".into(), hits.to_kind(Kind::Float).mean(Kind::Float).double_value(&[]));
+        losses.insert(
+            "batch_top1".into(),
+            hits.to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[]),
+        );
         losses.insert("lr".into(), lr);
         Ok(losses)
     }
@@ -184,7 +213,12 @@ impl<'a> JointTrainer<'a> {
 /// class whose captions score highest on average, class(v) = argmax_y
 /// mean_{t ∈ T(y)} F(v, t), among the split's classes. At most
 /// `per_class` images (and their captions) of each class are used.
-pub fn zero_shot_top1(model: &Model, data: &TrainingSet, held_out: bool, per_class: usize) -> Result<f64> {
+pub fn zero_shot_top1(
+    model: &Model,
+    data: &TrainingSet,
+    held_out: bool,
+    per_class: usize,
+) -> Result<f64> {
     let device = model.device;
     let mut by_class: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for i in data.split(held_out) {
@@ -194,7 +228,10 @@ pub fn zero_shot_top1(model: &Model, data: &TrainingSet, held_out: bool, per_cla
         }
     }
     if by_class.len() < 2 {
-        bail!("zero-shot needs at least two classes in the split (found {})", by_class.len());
+        bail!(
+            "zero-shot needs at least two classes in the split (found {})",
+            by_class.len()
+        );
     }
     let classes: Vec<u32> = by_class.keys().copied().collect();
     // Class vectors: the mean embedding of all captions of the class's images.
@@ -208,9 +245,14 @@ pub fn zero_shot_top1(model: &Model, data: &TrainingSet, held_out: bool, per_cla
         let mut sum: Option<Tensor> = None;
         for chunk in encoded.chunks(512) {
             let one_hot = Tensor::from_slice(&text::one_hot(chunk))
-                .view([chunk.len() as i64, text::ALPHABET_SIZE as i64, text::MAX_CAPTION_CHARS as i64])
+                .view([
+                    chunk.len() as i64,
+                    text::ALPHABET_SIZE as i64,
+                    text::MAX_CAPTION_CHARS as i64,
+                ])
                 .to_device(device);
-            let e = tch::no_grad(|| model.text_encoder.net.forward_t(&one_hot, false)).sum_dim_intlist(0, false, Kind::Float);
+            let e = tch::no_grad(|| model.text_encoder.net.forward_t(&one_hot, false))
+                .sum_dim_intlist(0, false, Kind::Float);
             sum = Some(match sum {
                 Some(s) => s + e,
                 None => e,
@@ -227,7 +269,11 @@ pub fn zero_shot_top1(model: &Model, data: &TrainingSet, held_out: bool, per_cla
         for chunk in by_class[class].chunks(256) {
             let images = data.image_batch(chunk, false, &mut rng).to_device(device);
             let v = tch::no_grad(|| model.image_encoder.net.forward_t(&images, false));
-            let predicted = Vec::<i64>::try_from(v.matmul(&class_matrix.transpose(0, 1)).argmax(1, false).to_device(Device::Cpu))?;
+            let predicted = Vec::<i64>::try_from(
+                v.matmul(&class_matrix.transpose(0, 1))
+                    .argmax(1, false)
+                    .to_device(Device::Cpu),
+            )?;
             correct += predicted.iter().filter(|&&p| p as usize == c).count();
             total += chunk.len();
         }
@@ -241,7 +287,9 @@ impl Trainer for JointTrainer<'_> {
     }
 
     fn total_steps(&self) -> u64 {
-        self.config.steps.unwrap_or(self.config.epochs * self.steps_per_epoch_())
+        self.config
+            .steps
+            .unwrap_or(self.config.epochs * self.steps_per_epoch_())
     }
 
     fn steps_per_epoch(&self) -> u64 {
@@ -273,7 +321,7 @@ impl Trainer for JointTrainer<'_> {
     fn end_of_epoch(&mut self, epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
         let every = self.config.eval_every_epochs;
-        if every > 0 && epoch % every == 0 && self.data.split(true).len() > 1 {
+        if every > 0 && epoch % every == 0 && self.data.class_count(true) >= 2 {
             let top1 = zero_shot_top1(&self.model, self.data, true, 50)?;
             self.last_zero_shot = Some(top1);
             out.insert("zero_shot_top1".to_string(), top1);

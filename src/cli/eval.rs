@@ -1,0 +1,98 @@
+//! `gantry eval MODEL --dataset ...`: every metric of evaluation.md that
+//! applies, printed as a table and written into the model card.
+
+use crate::{open_dataset, progress_bar, Context_};
+use anyhow::Result;
+use clap::Args;
+use gantry::data::{OnError, TrainingSet};
+use gantry::eval::{self, Metric};
+use gantry::probe::LoadedProbe;
+use gantry::runtime::{describe_device, parse_device};
+use gantry::weights::{find_model, write_card, Model};
+use std::path::PathBuf;
+
+/// Seed of the procedural renders evaluation uses (training uses 0, the probe 1001 and 2002).
+pub const EVAL_SEED: u64 = 3003;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Model name or folder
+    pub model: String,
+    /// KIND or KIND:PATH; procedural-flowers gets its exact metrics
+    #[arg(long, default_value = "procedural-flowers")]
+    pub dataset: String,
+    #[arg(long = "opt", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// The attribute probe (procedural flowers)
+    #[arg(long, default_value = "weights/probe")]
+    pub probe: PathBuf,
+    /// Procedural renders to evaluate on (fresh ones, seed 3003)
+    #[arg(long, default_value_t = 2000)]
+    pub count: usize,
+    /// Captions ranked for R-precision and colour accuracy
+    #[arg(long, default_value_t = 500)]
+    pub queries: usize,
+    /// Do not write the metrics into the model card
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn command(ctx: &Context_, args: EvalArgs) -> Result<()> {
+    let device = parse_device(&ctx.config.config.device)?;
+    let dir = find_model(&args.model, &gantry::model_search_dirs(&ctx.paths))?;
+    let mut model = Model::load(&dir, device)?;
+    let procedural = args.dataset.split(':').next() == Some("procedural-flowers");
+    let mut options = args.options.clone();
+    if procedural {
+        options.push(format!("seed={EVAL_SEED}"));
+        options.push(format!("count={}", args.count));
+    }
+    let mut dataset = open_dataset(ctx, &args.dataset, &options)?;
+    let bar = progress_bar(dataset.len as u64, "loading");
+    let set = TrainingSet::load(&mut dataset, None, OnError::Skip, &mut |d, _| {
+        bar.set_position(d as u64)
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "evaluating {} on {} ({} images) on {}",
+        dir.display(),
+        set.spec,
+        set.len(),
+        describe_device(device)
+    );
+
+    let mut metrics: Vec<Metric> = Vec::new();
+    if procedural {
+        let probe = LoadedProbe::load(&args.probe, device)?;
+        metrics.extend(eval::procedural(&model, &probe, &set, args.seed)?);
+    }
+    metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
+
+    println!("{:<28} {:>8}  note", "metric", "value");
+    for m in &metrics {
+        println!("{:<28} {:>7.1}%  {}", m.name, m.value * 100.0, m.note);
+    }
+    if !args.dry_run {
+        let key = if procedural {
+            "procedural-flowers".to_string()
+        } else {
+            set.spec.clone()
+        };
+        let table: serde_json::Map<String, serde_json::Value> = metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.value.into()))
+            .collect();
+        model
+            .card
+            .metrics
+            .insert(format!("eval: {key}"), serde_json::Value::Object(table));
+        write_card(&dir, &model.card)?;
+        println!(
+            "wrote the metrics into {}",
+            dir.join("model.json").display()
+        );
+    }
+    Ok(())
+}

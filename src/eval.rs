@@ -1,0 +1,625 @@
+//! The measurements of evaluation.md. Inception weights cannot be had here,
+//! so these replace IS/FID:
+//!
+//! - procedural flowers (exact ground truth, read back by the attribute
+//!   probe): content accuracy per attribute on training and held-out classes,
+//!   style transfer (style kept, content followed), sentence interpolation
+//!   (endpoints, background steady), diversity, and the style AUC;
+//! - any captioned set: R-precision of generated images against real ones,
+//!   zero-shot top-1 of the joint embedding, and (Oxford-102) colour accuracy.
+
+use crate::data::{Rng, TrainingSet};
+use crate::probe::LoadedProbe;
+use crate::train::{noise, text_encoder::zero_shot_top1};
+use crate::weights::Model;
+use crate::{imageio, text};
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// One number of the evaluation table.
+#[derive(Clone, Debug)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    pub note: String,
+}
+
+fn metric(name: &str, value: f64, note: impl Into<String>) -> Metric {
+    Metric {
+        name: name.to_string(),
+        value,
+        note: note.into(),
+    }
+}
+
+/// φ(t) for many captions, batched: [N, E] on the model's device.
+pub fn embed(model: &Model, captions: &[String]) -> Result<Tensor> {
+    let mut out = Vec::new();
+    for chunk in captions.chunks(512) {
+        let encoded: Vec<text::EncodedCaption> = chunk
+            .iter()
+            .map(|c| text::encode(c))
+            .collect::<Result<_, _>>()?;
+        let one_hot = Tensor::from_slice(&text::one_hot(&encoded))
+            .view([
+                chunk.len() as i64,
+                text::ALPHABET_SIZE as i64,
+                text::MAX_CAPTION_CHARS as i64,
+            ])
+            .to_device(model.device);
+        out.push(tch::no_grad(|| {
+            model.text_encoder.net.forward_t(&one_hot, false)
+        }));
+    }
+    Ok(Tensor::cat(&out, 0))
+}
+
+/// G(z, text) in batches: [N, 3, 64, 64] on the CPU.
+pub fn draw(model: &Model, z: &Tensor, text: &Tensor) -> Tensor {
+    let n = z.size()[0];
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(256);
+        let images = tch::no_grad(|| {
+            model.generator.net.forward_t(
+                &z.narrow(0, start, len).to_device(model.device),
+                &text.narrow(0, start, len).to_device(model.device),
+                false,
+            )
+        });
+        out.push(images.to_device(Device::Cpu));
+        start += len;
+    }
+    Tensor::cat(&out, 0)
+}
+
+/// A net applied in batches of 256 to CPU images: [N, D] on the CPU.
+fn in_batches(images: &Tensor, device: Device, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    let n = images.size()[0];
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(256);
+        out.push(
+            tch::no_grad(|| f(&images.narrow(0, start, len).to_device(device)))
+                .to_device(Device::Cpu),
+        );
+        start += len;
+    }
+    Tensor::cat(&out, 0)
+}
+
+const COUNT_WORDS: [&str; 9] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+];
+
+/// The caption that states all four content attributes of a procedural
+/// flower, in the dataset's own words.
+pub fn full_caption(attributes: &BTreeMap<String, String>) -> Result<String> {
+    let get = |k: &str| {
+        attributes
+            .get(k)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("sample has no '{k}' (not procedural-flowers?)"))
+    };
+    let count = get("petal_count")?;
+    let count_word = count
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| COUNT_WORDS.get(n))
+        .map_or(count.clone(), |w| w.to_string());
+    Ok(format!(
+        "this flower has {count_word} {} {} petals and a {} center",
+        get("petal_shape")?,
+        get("petal_colour")?,
+        get("centre_colour")?
+    ))
+}
+
+fn entropy(counts: &BTreeMap<String, usize>) -> f64 {
+    let total: usize = counts.values().sum();
+    counts
+        .values()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total as f64;
+            -p * p.ln()
+        })
+        .sum()
+}
+
+/// ROC AUC of scores for positives against negatives (Mann-Whitney U).
+pub fn roc_auc(positives: &[f64], negatives: &[f64]) -> f64 {
+    if positives.is_empty() || negatives.is_empty() {
+        return f64::NAN;
+    }
+    let mut all: Vec<(f64, bool)> = positives
+        .iter()
+        .map(|&s| (s, true))
+        .chain(negatives.iter().map(|&s| (s, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Average ranks over ties.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += all[i..=j].iter().filter(|x| x.1).count() as f64 * rank;
+        i = j + 1;
+    }
+    let (p, n) = (positives.len() as f64, negatives.len() as f64);
+    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+}
+
+/// Metrics on procedural flowers, read back with the probe. `set` holds
+/// real renders not used in training.
+pub fn procedural(
+    model: &Model,
+    probe: &LoadedProbe,
+    set: &TrainingSet,
+    seed: u64,
+) -> Result<Vec<Metric>> {
+    let n = set.len();
+    if n < 64 {
+        bail!("need at least 64 evaluation renders (got {n})");
+    }
+    let nz = model.card.architecture.generator.nz as usize;
+    let mut rng = Rng(seed);
+    let probe_note = |attr: &str| {
+        probe
+            .card
+            .accuracy
+            .get(attr)
+            .map_or("probe accuracy unknown".to_string(), |a| {
+                format!("probe {:.1}% on real renders", a * 100.0)
+            })
+    };
+    let mut metrics = Vec::new();
+
+    // Content: one image per full caption; the probe reads every attribute.
+    let captions: Vec<String> = set
+        .attributes
+        .iter()
+        .map(full_caption)
+        .collect::<Result<_>>()?;
+    let text = embed(model, &captions)?;
+    let z = noise(&mut rng, n, nz, model.device);
+    let generated = draw(model, &z, &text);
+    for (attribute, label) in [
+        ("petal_colour", "colour"),
+        ("petal_shape", "shape"),
+        ("petal_count", "count"),
+        ("centre_colour", "centre"),
+    ] {
+        let read = probe.read(&generated, attribute)?;
+        for held_out in [false, true] {
+            let idx = set.split(held_out);
+            if idx.is_empty() {
+                continue;
+            }
+            let hits = idx
+                .iter()
+                .filter(|&&i| read[i] == set.attributes[i][attribute])
+                .count();
+            let split = if held_out { "held_out" } else { "train" };
+            metrics.push(metric(
+                &format!("content_{label}_{split}"),
+                hits as f64 / idx.len() as f64,
+                format!("{} captions; {}", idx.len(), probe_note(attribute)),
+            ));
+        }
+    }
+
+    // Style transfer: x̂ = G(S(x), φ(t)) with t of another petal colour.
+    let real = set.image_batch(&(0..n).collect::<Vec<_>>(), false, &mut Rng(0));
+    let style = in_batches(&real, model.device, |x| {
+        model.style_encoder.net.forward_t(x, false)
+    });
+    let targets: Vec<usize> = (0..n)
+        .map(|i| {
+            (1..n)
+                .map(|k| (i + k * 7919) % n)
+                .find(|&j| set.attributes[j]["petal_colour"] != set.attributes[i]["petal_colour"])
+                .unwrap_or((i + 1) % n)
+        })
+        .collect();
+    let target_text = text.index_select(
+        0,
+        &Tensor::from_slice(&targets.iter().map(|&j| j as i64).collect::<Vec<_>>())
+            .to_device(text.device()),
+    );
+    let transferred = draw(model, &style, &target_text);
+    let bg = probe.read(&transferred, "background")?;
+    let pos = probe.read(&transferred, "position")?;
+    let colour = probe.read(&transferred, "petal_colour")?;
+    let frac = |f: &dyn Fn(usize) -> bool| (0..n).filter(|&i| f(i)).count() as f64 / n as f64;
+    let kept_bg = frac(&|i| bg[i] == set.attributes[i]["background"]);
+    let kept_pos = frac(&|i| pos[i] == set.attributes[i]["position"]);
+    let kept = frac(&|i| {
+        bg[i] == set.attributes[i]["background"] && pos[i] == set.attributes[i]["position"]
+    });
+    let followed = frac(&|i| colour[i] == set.attributes[targets[i]]["petal_colour"]);
+    metrics.push(metric(
+        "style_kept_background",
+        kept_bg,
+        probe_note("background"),
+    ));
+    metrics.push(metric(
+        "style_kept_position",
+        kept_pos,
+        probe_note("position"),
+    ));
+    metrics.push(metric(
+        "style_kept",
+        kept,
+        "background and position both kept",
+    ));
+    metrics.push(metric(
+        "style_content_followed",
+        followed,
+        probe_note("petal_colour"),
+    ));
+
+    // Sentence interpolation: z fixed, 8 steps from one caption to another.
+    let pairs = 100.min(n);
+    let steps = 8i64;
+    let mut zs = Vec::new();
+    let mut texts = Vec::new();
+    for p in 0..pairs {
+        let (a, b) = (p, targets[p]);
+        let z1 = noise(&mut rng, 1, nz, model.device).expand([steps, -1], false);
+        let w = Tensor::linspace(0.0, 1.0, steps, (Kind::Float, text.device())).unsqueeze(1);
+        texts.push(
+            text.get(a as i64).unsqueeze(0) * (1.0 - &w) + text.get(b as i64).unsqueeze(0) * &w,
+        );
+        zs.push(z1);
+    }
+    let rows = draw(model, &Tensor::cat(&zs, 0), &Tensor::cat(&texts, 0));
+    let colour = probe.read(&rows, "petal_colour")?;
+    let bg = probe.read(&rows, "background")?;
+    let s = steps as usize;
+    let mut endpoints = 0;
+    let mut steady = 0;
+    for p in 0..pairs {
+        let row = p * s;
+        endpoints += (colour[row] == set.attributes[p]["petal_colour"]) as usize;
+        endpoints += (colour[row + s - 1] == set.attributes[targets[p]]["petal_colour"]) as usize;
+        steady += bg[row..row + s].iter().all(|b| *b == bg[row]) as usize;
+    }
+    metrics.push(metric(
+        "interp_endpoints",
+        endpoints as f64 / (2 * pairs) as f64,
+        format!("{pairs} rows of {steps}"),
+    ));
+    metrics.push(metric(
+        "interp_background_steady",
+        steady as f64 / pairs as f64,
+        "background bin the same along the row",
+    ));
+
+    // Diversity: background entropy over 64 z per caption, relative to the data's.
+    let mut data_counts = BTreeMap::new();
+    for a in &set.attributes {
+        *data_counts.entry(a["background"].clone()).or_insert(0) += 1;
+    }
+    let data_entropy = entropy(&data_counts);
+    let mut ratios = Vec::new();
+    for c in 0..16.min(n) {
+        let z = noise(&mut rng, 64, nz, model.device);
+        let t = text.get(c as i64).unsqueeze(0).expand([64, -1], false);
+        let images = draw(model, &z, &t);
+        let mut counts = BTreeMap::new();
+        for b in probe.read(&images, "background")? {
+            *counts.entry(b).or_insert(0) += 1;
+        }
+        ratios.push(entropy(&counts) / data_entropy);
+    }
+    metrics.push(metric(
+        "diversity",
+        ratios.iter().sum::<f64>() / ratios.len() as f64,
+        "background entropy over 64 z / the data's (1.0 = as varied)",
+    ));
+
+    // Style AUC: cosine of S(x1), S(x2) for same vs different (background, position).
+    let style_n = style.shallow_clone() / style.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-8);
+    let cos = style_n.matmul(&style_n.transpose(0, 1));
+    let cos = Vec::<f32>::try_from(cos.view([-1]))?;
+    let (mut same, mut different) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        for j in (i + 1)..n {
+            let s = set.attributes[i]["background"] == set.attributes[j]["background"]
+                && set.attributes[i]["position"] == set.attributes[j]["position"];
+            let c = cos[i * n + j] as f64;
+            if s {
+                same.push(c);
+            } else if rng.below(20) == 0 {
+                different.push(c);
+            }
+        }
+    }
+    metrics.push(metric(
+        "style_auc",
+        roc_auc(&same, &different),
+        format!(
+            "{} same-style pairs, {} different",
+            same.len(),
+            different.len()
+        ),
+    ));
+    Ok(metrics)
+}
+
+/// Top-1 of ranking each image's caption among it and 99 captions of other
+/// classes by the joint embedding, F = θ(x)ᵀ φ(t).
+fn r_precision(
+    model: &Model,
+    images: &Tensor,
+    captions: &Tensor,
+    distractors: &[Vec<usize>],
+    pool: &Tensor,
+) -> f64 {
+    let v = in_batches(images, model.device, |x| {
+        model.image_encoder.net.forward_t(x, false)
+    });
+    let mut hits = 0;
+    for (i, d) in distractors.iter().enumerate() {
+        let idx = Tensor::from_slice(&d.iter().map(|&k| k as i64).collect::<Vec<_>>());
+        let candidates = Tensor::cat(
+            &[
+                captions.get(i as i64).unsqueeze(0),
+                pool.index_select(0, &idx),
+            ],
+            0,
+        );
+        let scores = candidates.matmul(&v.get(i as i64));
+        hits += (scores.argmax(0, false).int64_value(&[]) == 0) as usize;
+    }
+    hits as f64 / distractors.len() as f64
+}
+
+/// The Oxford-102 colour words, in the order the captions use them.
+pub const COLOURS: [&str; 8] = [
+    "red", "orange", "yellow", "white", "pink", "purple", "blue", "green",
+];
+
+/// The petal colour a caption names: its first colour word that is not the
+/// centre's ("... with a yellow center").
+pub fn caption_colour(caption: &str) -> Option<&'static str> {
+    let words: Vec<String> = caption
+        .to_lowercase()
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    words.iter().enumerate().find_map(|(i, w)| {
+        let c = COLOURS.iter().find(|c| **c == w.as_str())?;
+        let next = words.get(i + 1).map(String::as_str);
+        (next != Some("center") && next != Some("centre")).then_some(*c)
+    })
+}
+
+/// The dominant flower colour of an image: the most common colour name over
+/// the central half, leaves (green) and shadows discounted.
+pub fn dominant_colour(image: &imageio::Image) -> Option<&'static str> {
+    let (w, h) = (image.width as usize, image.height as usize);
+    let mut votes = [0usize; 8];
+    for y in h / 4..3 * h / 4 {
+        for x in w / 4..3 * w / 4 {
+            let p = &image.rgb[(y * w + x) * 3..][..3];
+            let (r, g, b) = (
+                p[0] as f64 / 255.0,
+                p[1] as f64 / 255.0,
+                p[2] as f64 / 255.0,
+            );
+            let max = r.max(g).max(b);
+            let min = r.min(g).min(b);
+            let (v, s) = (max, if max > 0.0 { (max - min) / max } else { 0.0 });
+            if v < 0.2 {
+                continue;
+            }
+            let hue = if max == min {
+                0.0
+            } else if max == r {
+                (60.0 * (g - b) / (max - min)).rem_euclid(360.0)
+            } else if max == g {
+                60.0 * (b - r) / (max - min) + 120.0
+            } else {
+                60.0 * (r - g) / (max - min) + 240.0
+            };
+            let name = if s < 0.22 {
+                if v > 0.65 {
+                    3
+                } else {
+                    continue;
+                }
+            } else if (70.0..170.0).contains(&hue) {
+                continue; // leaves and stems
+            } else if !(15.0..345.0).contains(&hue) {
+                if s < 0.5 && v > 0.7 {
+                    4
+                } else {
+                    0
+                }
+            } else if hue < 40.0 {
+                1
+            } else if hue < 70.0 {
+                2
+            } else if hue < 260.0 {
+                6
+            } else if hue < 300.0 {
+                5
+            } else {
+                4
+            };
+            votes[name] += 1;
+        }
+    }
+    let (best, count) = votes.iter().enumerate().max_by_key(|(_, c)| **c)?;
+    (*count > 0).then_some(COLOURS[best])
+}
+
+/// Metrics for any captioned set: R-precision (generated and real), the
+/// zero-shot top-1 of the joint embedding, and colour accuracy where the
+/// captions name colours.
+pub fn captioned(
+    model: &Model,
+    set: &TrainingSet,
+    queries: usize,
+    seed: u64,
+) -> Result<Vec<Metric>> {
+    let mut rng = Rng(seed);
+    let held = set.split(true);
+    let (pool_idx, split_name) = if held.len() >= 100 {
+        (held, "held-out classes")
+    } else {
+        ((0..set.len()).collect(), "all classes")
+    };
+    let mut picks = pool_idx.clone();
+    rng.shuffle(&mut picks);
+    picks.truncate(queries.min(picks.len()));
+    if picks.is_empty() {
+        bail!("no samples to evaluate");
+    }
+    let captions: Vec<String> = picks
+        .iter()
+        .map(|&i| set.captions[i][rng.below(set.captions[i].len())].clone())
+        .collect();
+    let text = embed(model, &captions)?.to_device(Device::Cpu);
+    // Distractor captions: one random caption of each of many other-class samples.
+    let pool_samples: Vec<usize> = (0..set.len()).collect();
+    let pool_captions: Vec<String> = pool_samples
+        .iter()
+        .map(|&i| set.captions[i][0].clone())
+        .collect();
+    let pool = embed(model, &pool_captions)?.to_device(Device::Cpu);
+    let distractors: Vec<Vec<usize>> = picks
+        .iter()
+        .map(|&i| {
+            let mut d = Vec::with_capacity(99);
+            while d.len() < 99 {
+                let k = rng.below(set.len());
+                if set.classes[k] != set.classes[i] {
+                    d.push(k);
+                }
+            }
+            d
+        })
+        .collect();
+    let nz = model.card.architecture.generator.nz as usize;
+    let z = noise(&mut rng, picks.len(), nz, model.device);
+    let generated = draw(model, &z, &text);
+    let real = set.image_batch(&picks, false, &mut Rng(0));
+    let mut metrics = vec![
+        metric(
+            "r_precision_generated",
+            r_precision(model, &generated, &text, &distractors, &pool),
+            format!(
+                "{} queries from {split_name}, 1 true caption among 100",
+                picks.len()
+            ),
+        ),
+        metric(
+            "r_precision_real",
+            r_precision(model, &real, &text, &distractors, &pool),
+            "the same with real images: the ceiling",
+        ),
+    ];
+    if set.class_count(true) >= 2 {
+        metrics.push(metric(
+            "zero_shot_top1",
+            zero_shot_top1(model, set, true, 100)?,
+            "joint embedding, held-out classes",
+        ));
+    }
+    // Colour accuracy, for captions that name a petal colour.
+    let named: Vec<(usize, &str)> = captions
+        .iter()
+        .enumerate()
+        .filter_map(|(k, c)| caption_colour(c).map(|col| (k, col)))
+        .collect();
+    if named.len() >= 20 {
+        let gen_images = imageio::images_from_tensor(&generated)?;
+        let real_images = imageio::images_from_tensor(&real)?;
+        let acc = |images: &[imageio::Image]| {
+            named
+                .iter()
+                .filter(|(k, col)| dominant_colour(&images[*k]) == Some(*col))
+                .count() as f64
+                / named.len() as f64
+        };
+        metrics.push(metric(
+            "colour_accuracy_generated",
+            acc(&gen_images),
+            format!("{} captions naming a colour", named.len()),
+        ));
+        metrics.push(metric(
+            "colour_accuracy_real",
+            acc(&real_images),
+            "the same measure on real photos: the ceiling",
+        ));
+    }
+    Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_orders_scores() {
+        assert_eq!(roc_auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
+        assert_eq!(roc_auc(&[0.1], &[0.9]), 0.0);
+        assert_eq!(roc_auc(&[0.5], &[0.5]), 0.5);
+    }
+
+    #[test]
+    fn caption_colour_skips_the_centre() {
+        assert_eq!(
+            caption_colour("a flower with pink petals with a white center"),
+            Some("pink")
+        );
+        assert_eq!(
+            caption_colour("this flower has a yellow center and white petals"),
+            Some("white")
+        );
+        assert_eq!(caption_colour("a picture of a thorn apple"), None);
+        assert_eq!(caption_colour("a pink-yellow dahlia"), None);
+    }
+
+    #[test]
+    fn dominant_colour_names_plain_colours() {
+        let solid = |rgb: [u8; 3]| imageio::Image {
+            width: 8,
+            height: 8,
+            rgb: rgb.repeat(64),
+        };
+        assert_eq!(dominant_colour(&solid([220, 30, 40])), Some("red"));
+        assert_eq!(dominant_colour(&solid([245, 245, 240])), Some("white"));
+        assert_eq!(dominant_colour(&solid([245, 215, 50])), Some("yellow"));
+        assert_eq!(dominant_colour(&solid([120, 45, 165])), Some("purple"));
+        assert_eq!(dominant_colour(&solid([30, 140, 40])), None);
+    }
+
+    #[test]
+    fn full_caption_states_every_attribute() {
+        let a: BTreeMap<String, String> = [
+            ("petal_count", "5"),
+            ("petal_shape", "round"),
+            ("petal_colour", "red"),
+            ("centre_colour", "black"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            full_caption(&a).unwrap(),
+            "this flower has five round red petals and a black center"
+        );
+    }
+}
