@@ -271,8 +271,7 @@ pub fn procedural(
     let steps = 8i64;
     let mut zs = Vec::new();
     let mut texts = Vec::new();
-    for p in 0..pairs {
-        let (a, b) = (p, targets[p]);
+    for (a, &b) in targets.iter().enumerate().take(pairs) {
         let z1 = noise(&mut rng, 1, nz, model.device).expand([steps, -1], false);
         let w = Tensor::linspace(0.0, 1.0, steps, (Kind::Float, text.device())).unsqueeze(1);
         texts.push(
@@ -286,10 +285,10 @@ pub fn procedural(
     let s = steps as usize;
     let mut endpoints = 0;
     let mut steady = 0;
-    for p in 0..pairs {
+    for (p, &target) in targets.iter().enumerate().take(pairs) {
         let row = p * s;
         endpoints += (colour[row] == set.attributes[p]["petal_colour"]) as usize;
-        endpoints += (colour[row + s - 1] == set.attributes[targets[p]]["petal_colour"]) as usize;
+        endpoints += (colour[row + s - 1] == set.attributes[target]["petal_colour"]) as usize;
         steady += bg[row..row + s].iter().all(|b| *b == bg[row]) as usize;
     }
     metrics.push(metric(

@@ -290,7 +290,7 @@ pub fn train(
         let mut loss = Tensor::zeros([], (Kind::Float, options.device));
         for (head, logit) in heads.iter().zip(&logits) {
             let t = targets(set, head, indices)?.to_device(options.device);
-            loss = loss + logit.cross_entropy_for_logits(&t);
+            loss += logit.cross_entropy_for_logits(&t);
         }
         // Cosine decay to zero over the run.
         let lr = options.learning_rate

@@ -90,6 +90,10 @@ pub enum TrainCommand {
         /// Halve the learning rate every this many epochs
         #[arg(long, default_value_t = 100)]
         lr_halve_every: u64,
+        /// Start G, D and S from this model's weights (fresh optimizer state)
+        /// instead of a fresh initialisation; architectures must match
+        #[arg(long)]
+        init_from: Option<String>,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -138,7 +142,7 @@ impl Observer for Progress {
             return;
         }
         // Not a terminal: print a line now and then instead of a bar.
-        if step % 100 == 0 {
+        if step.is_multiple_of(100) {
             eprintln!("step {step}: {} | {images_per_s:.0} img/s", terms.join(" "));
         }
     }
@@ -321,6 +325,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             batch,
             lr,
             lr_halve_every,
+            init_from,
         } => {
             let variant = Variant::parse(&variant)?;
             let run = prepare_run(&common)?;
@@ -345,6 +350,26 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             model.image_encoder.vs.copy(&source.image_encoder.vs)?;
             model.card.metrics = source.card.metrics.clone();
             model.card.training = source.card.training.clone();
+            if let Some(init) = &init_from {
+                let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
+                let init = Model::load(&init_dir, device)?;
+                if init.card.architecture.generator != model.card.architecture.generator
+                    || init.card.architecture.discriminator != model.card.architecture.discriminator
+                {
+                    bail!("--init-from {}: its G and D are not preset {preset} over this text encoder", init_dir.display());
+                }
+                model.generator.vs.copy(&init.generator.vs)?;
+                model.discriminator.vs.copy(&init.discriminator.vs)?;
+                model.style_encoder.vs.copy(&init.style_encoder.vs)?;
+                // The earlier training is part of this model's history.
+                for (k, v) in &init.card.training {
+                    model
+                        .card
+                        .training
+                        .insert(format!("before: {k}"), v.clone());
+                }
+                eprintln!("starting G, D and S from {}", init_dir.display());
+            }
             let embeddings = embeddings(&model, &set)?;
             let gan = GanConfig {
                 batch,

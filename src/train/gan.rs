@@ -148,7 +148,7 @@ impl<'a> GanTrainer<'a> {
         data: &'a TrainingSet,
         embeddings: Tensor,
     ) -> Result<Self> {
-        if config.batch < 2 || config.batch % 2 != 0 {
+        if config.batch < 2 || !config.batch.is_multiple_of(2) {
             bail!(
                 "the batch must be even and at least 2 (got {})",
                 config.batch
@@ -343,7 +343,7 @@ impl<'a> GanTrainer<'a> {
             d_inputs.push(("wrong", "right", b));
             let score_wrong = d.forward_t(wrong, &text, true);
             losses.insert("d_wrong".to_string(), mean_prob(&score_wrong));
-            d_loss = d_loss + bce(&score_wrong, 0.0) * 0.5;
+            d_loss += bce(&score_wrong, 0.0) * 0.5;
             0.5
         } else {
             1.0

@@ -172,18 +172,21 @@ pub fn run_loop(
         if losses.values().any(|v| !v.is_finite()) {
             anyhow::bail!("step {step}: a loss is not finite ({losses:?}); stopping (the last checkpoint is intact)");
         }
-        if step % per_epoch == 0 {
+        if step.is_multiple_of(per_epoch) {
             let epoch = step / per_epoch;
             losses.extend(trainer.end_of_epoch(epoch, run)?);
         }
-        if step % control.log_every.max(1) == 0 || step == total || step % per_epoch == 0 {
+        if step.is_multiple_of(control.log_every.max(1))
+            || step == total
+            || step.is_multiple_of(per_epoch)
+        {
             log.push(step, losses.clone())?;
         }
         observer.step(step, total, &losses, images_per_s);
-        if step % per_epoch == 0 {
+        if step.is_multiple_of(per_epoch) {
             log.plot(&run.plot())?;
         }
-        if step % control.checkpoint_every.max(1) == 0 || step == total {
+        if step.is_multiple_of(control.checkpoint_every.max(1)) || step == total {
             trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
         }
     }

@@ -321,7 +321,7 @@ impl Trainer for JointTrainer<'_> {
     fn end_of_epoch(&mut self, epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
         let every = self.config.eval_every_epochs;
-        if every > 0 && epoch % every == 0 && self.data.class_count(true) >= 2 {
+        if every > 0 && epoch.is_multiple_of(every) && self.data.class_count(true) >= 2 {
             let top1 = zero_shot_top1(&self.model, self.data, true, 50)?;
             self.last_zero_shot = Some(top1);
             out.insert("zero_shot_top1".to_string(), top1);

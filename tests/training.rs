@@ -1,0 +1,334 @@
+//! Training on tiny presets: the GAN-INT-CLS step does what paper.md §4 says,
+//! resuming is exact, and a killed run leaves a checkpoint that loads.
+
+mod common;
+use common::Sandbox;
+use gantry::data::{OnError, TrainingSet};
+use gantry::dataset::Dataset;
+use gantry::model::ModelConfig;
+use gantry::plugins::{self, Registry};
+use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant};
+use gantry::train::optim::Optimizer;
+use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer};
+use gantry::weights::Model;
+use tch::{Device, Kind, Tensor};
+
+fn flowers(count: usize) -> TrainingSet {
+    let registry = Registry::discover(&plugins::search_dirs(std::path::Path::new("/nonexistent")));
+    let options = vec![("count".to_string(), count.to_string())];
+    let mut dataset =
+        Dataset::open(&registry, &"procedural-flowers".parse().unwrap(), &options).unwrap();
+    TrainingSet::load(&mut dataset, None, OnError::Stop, &mut |_, _| {}).unwrap()
+}
+
+fn tiny_model() -> Model {
+    Model::new(
+        "tiny",
+        &ModelConfig::preset("tiny").unwrap(),
+        Device::Cpu,
+        3,
+    )
+    .unwrap()
+}
+
+fn snapshot(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn embeddings(model: &Model, set: &TrainingSet) -> Tensor {
+    gantry::train::embed_captions(
+        &model.text_encoder.net,
+        set,
+        10,
+        Device::Cpu,
+        &mut |_, _| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn gan_int_cls_step_feeds_the_networks_as_the_paper_says() {
+    let set = flowers(400);
+    let model = tiny_model();
+    let e = embeddings(&model, &set);
+    let config = GanConfig {
+        steps: Some(3),
+        ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+    };
+    let mut trainer = GanTrainer::new(model, config, &set, e).unwrap();
+    let g_before = snapshot(&trainer.model.generator.vs);
+    let d_before = snapshot(&trainer.model.discriminator.vs);
+    for _ in 0..3 {
+        let losses = trainer.gan_step().unwrap();
+        for key in ["d_loss", "g_loss", "d_real", "d_wrong", "d_fake"] {
+            assert!(losses[key].is_finite(), "{key} = {}", losses[key]);
+        }
+    }
+    assert_eq!(
+        trainer.last_trace,
+        Some(StepTrace {
+            generator_batch: 96,
+            interpolated: 32,
+            discriminator_inputs: vec![
+                ("real", "right", 64),
+                ("wrong", "right", 64),
+                ("fake", "right", 64)
+            ],
+            generator_scored: vec![("right", 64), ("interpolated", 32)],
+        })
+    );
+    // Weights moved (BN running statistics aside, every trainable tensor).
+    let changed = |before: &[(String, Tensor)], vs: &tch::nn::VarStore| {
+        let now = vs.variables();
+        before.iter().filter(|(n, t)| !t.equal(&now[n])).count()
+    };
+    assert!(changed(&g_before, &trainer.model.generator.vs) > g_before.len() / 2);
+    assert!(changed(&d_before, &trainer.model.discriminator.vs) > d_before.len() / 2);
+    // The text encoder is frozen during GAN training.
+    let te = snapshot(&trainer.model.text_encoder.vs);
+    trainer.gan_step().unwrap();
+    assert_eq!(changed(&te, &trainer.model.text_encoder.vs), 0);
+}
+
+#[test]
+fn ablations_drop_the_parts_paper_md_names() {
+    let set = flowers(200);
+    let cases = [
+        (Variant::Gan, 64, 0, vec!["real", "fake"]),
+        (Variant::GanCls, 64, 0, vec!["real", "wrong", "fake"]),
+        (Variant::GanInt, 96, 32, vec!["real", "fake"]),
+    ];
+    for (variant, g_batch, interpolated, d_images) in cases {
+        let model = tiny_model();
+        let e = embeddings(&model, &set);
+        let mut trainer = GanTrainer::new(model, GanConfig::paper(variant, "p"), &set, e).unwrap();
+        let losses = trainer.gan_step().unwrap();
+        let trace = trainer.last_trace.clone().unwrap();
+        assert_eq!(trace.generator_batch, g_batch, "{variant:?}");
+        assert_eq!(trace.interpolated, interpolated, "{variant:?}");
+        let images: Vec<&str> = trace.discriminator_inputs.iter().map(|d| d.0).collect();
+        assert_eq!(images, d_images, "{variant:?}");
+        assert_eq!(losses.contains_key("d_wrong"), variant.cls());
+    }
+}
+
+#[test]
+fn symmetric_hinge_matches_the_formula() {
+    // F = [[3, 1], [2.5, 1]]: diagonal 3 and 1.
+    let f = Tensor::from_slice(&[3.0f32, 1.0, 2.5, 1.0]).view([2, 2]);
+    // i=0, j=1: max(0, 1 + F[0,1] - F[0,0]) + max(0, 1 + F[1,0] - F[0,0]) = 0 + 0.5
+    // i=1, j=0: max(0, 1 + F[1,0] - F[1,1]) + max(0, 1 + F[0,1] - F[1,1]) = 2.5 + 1
+    let loss = symmetric_hinge(&f).double_value(&[]);
+    assert!((loss - 4.0 / 4.0).abs() < 1e-6, "{loss}");
+}
+
+#[test]
+fn adam_matches_the_textbook_update() {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let p = vs.root().var("p", &[1], tch::nn::Init::Const(1.0));
+    let mut opt = Optimizer::adam(&vs, 0.1, 0.5);
+    // Loss p² at p = 1: gradient 2. After one step Adam moves by lr·sign(g).
+    opt.zero_grad();
+    (&p * &p).sum(Kind::Float).backward();
+    opt.step();
+    let after = p.double_value(&[0]);
+    assert!((after - 0.9).abs() < 1e-5, "{after}");
+}
+
+#[test]
+fn joint_embedding_training_lowers_its_loss() {
+    let set = flowers(600);
+    let config = JointConfig {
+        steps: Some(60),
+        lr: 2e-3,
+        ..JointConfig::paper("procedural-flowers")
+    };
+    let mut trainer = JointTrainer::new(tiny_model(), config, &set).unwrap();
+    let first: f64 = (0..5)
+        .map(|_| trainer.joint_step().unwrap()["loss"])
+        .sum::<f64>()
+        / 5.0;
+    for _ in 0..50 {
+        trainer.joint_step().unwrap();
+    }
+    let last: f64 = (0..5)
+        .map(|_| trainer.joint_step().unwrap()["loss"])
+        .sum::<f64>()
+        / 5.0;
+    assert!(last < first, "loss went from {first} to {last}");
+}
+
+/// Runs `gantry train ...` in the sandbox with one CPU thread (so that
+/// reductions add up in the same order every time).
+fn train(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    sandbox
+        .gantry()
+        .env("GANTRY_THREADS", "1")
+        .arg("train")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const GAN_ARGS: [&str; 12] = [
+    "gan",
+    "--text-encoder",
+    "te",
+    "--preset",
+    "tiny",
+    "--opt",
+    "count=200",
+    "--batch",
+    "8",
+    "--checkpoint-every",
+    "1",
+    "--steps",
+];
+
+#[test]
+fn resuming_gives_the_same_weights_as_training_straight() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let straight = [&GAN_ARGS[..], &["6", "--run", "straight"]].concat();
+    assert_ok(&train(&sandbox, &straight));
+    let halves = [
+        &GAN_ARGS[..],
+        &["6", "--run", "halves", "--stop-after", "3"],
+    ]
+    .concat();
+    let out = train(&sandbox, &halves);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
+    let resumed = [&GAN_ARGS[..], &["6", "--run", "halves", "--resume"]].concat();
+    assert_ok(&train(&sandbox, &resumed));
+    for file in ["generator.safetensors", "discriminator.safetensors"] {
+        let a = std::fs::read(sandbox.path().join("straight/model").join(file)).unwrap();
+        let b = std::fs::read(sandbox.path().join("halves/model").join(file)).unwrap();
+        assert!(
+            a == b,
+            "{file} differs between straight and resumed training"
+        );
+    }
+    let log = std::fs::read_to_string(sandbox.path().join("halves/losses.jsonl")).unwrap();
+    let straight_log =
+        std::fs::read_to_string(sandbox.path().join("straight/losses.jsonl")).unwrap();
+    assert_eq!(
+        log, straight_log,
+        "the loss log continues as if never stopped"
+    );
+    assert!(sandbox.path().join("halves/losses.png").exists());
+
+    // The text encoder resumes exactly too.
+    let te = [
+        "text-encoder",
+        "--preset",
+        "tiny",
+        "--opt",
+        "count=200",
+        "--checkpoint-every",
+        "1",
+        "--steps",
+        "4",
+    ];
+    assert_ok(&train(
+        &sandbox,
+        &[&te[..], &["--run", "te-straight"]].concat(),
+    ));
+    assert_ok(&train(
+        &sandbox,
+        &[&te[..], &["--run", "te-halves", "--stop-after", "2"]].concat(),
+    ));
+    assert_ok(&train(
+        &sandbox,
+        &[&te[..], &["--run", "te-halves", "--resume"]].concat(),
+    ));
+    let a = std::fs::read(
+        sandbox
+            .path()
+            .join("te-straight/model/text_encoder.safetensors"),
+    )
+    .unwrap();
+    let b = std::fs::read(
+        sandbox
+            .path()
+            .join("te-halves/model/text_encoder.safetensors"),
+    )
+    .unwrap();
+    assert!(a == b, "text encoder differs after resume");
+}
+
+#[test]
+fn a_run_folder_is_not_overwritten_and_resume_needs_a_checkpoint() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let args = [&GAN_ARGS[..], &["2", "--run", "r"]].concat();
+    assert_ok(&train(&sandbox, &args));
+    let out = train(&sandbox, &args);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds a run"));
+    let out = train(
+        &sandbox,
+        &[&GAN_ARGS[..], &["2", "--run", "empty", "--resume"]].concat(),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no checkpoint to resume from"));
+    let out = train(
+        &sandbox,
+        &[
+            &GAN_ARGS[..],
+            &["2", "--run", "r", "--resume", "--variant", "gan"],
+        ]
+        .concat(),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checkpoint is of another run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sigkill_at_any_point_leaves_a_checkpoint_that_loads() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    for (k, delay_ms) in [0u64, 90, 230, 410, 650].into_iter().enumerate() {
+        let run = format!("killed{k}");
+        let args = [&GAN_ARGS[..], &["100000", "--run", &run]].concat();
+        let mut child = sandbox
+            .gantry()
+            .env("GANTRY_THREADS", "1")
+            .arg("train")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let checkpoint = sandbox.path().join(&run).join("checkpoint.safetensors");
+        let started = std::time::Instant::now();
+        while !checkpoint.exists() && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let resumed = [
+            &GAN_ARGS[..],
+            &["100000", "--run", &run, "--resume", "--stop-after", "1"],
+        ]
+        .concat();
+        assert_ok(&train(&sandbox, &resumed));
+    }
+}
