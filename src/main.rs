@@ -239,6 +239,12 @@ enum BenchCommand {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`gantry model info | head`) like other
+    // command-line tools, instead of panicking in println!.
+    // SAFETY: setting a signal disposition before any threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
