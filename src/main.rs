@@ -51,7 +51,16 @@ enum Command {
         /// Output folder [config: output_dir]
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,
+        /// Also write the images as one contact sheet PNG
+        #[arg(long)]
+        sheet: Option<PathBuf>,
     },
+    /// Sentence interpolation: z fixed, the text moving from one caption to another
+    Interp(cli::draw::InterpArgs),
+    /// Noise interpolation: the caption fixed, z moving from seed to seed + 1
+    InterpZ(cli::draw::InterpZArgs),
+    /// Style transfer: the pose and background of a photo, the content of captions
+    Style(cli::draw::StyleArgs),
     /// Inspect or create model folders
     Model {
         #[command(subcommand)]
@@ -138,6 +147,22 @@ enum DatasetCommand {
         /// Print every problem, not just the first ten
         #[arg(long)]
         all_problems: bool,
+    },
+    /// Write samples as PNG files (with their captions in the PNG's text chunks)
+    Export {
+        /// KIND or KIND:PATH
+        spec: String,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Output folder
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        /// Samples to write
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        /// Index of the first sample
+        #[arg(long, default_value_t = 0)]
+        start: usize,
     },
     /// Write a grid of images with their captions as a PNG
     Preview {
@@ -285,6 +310,7 @@ fn run(cli: Cli) -> Result<()> {
             n,
             seed,
             out,
+            sheet,
         }) => {
             if let Some(n) = n {
                 ctx.config.config.n = n;
@@ -301,6 +327,17 @@ fn run(cli: Cli) -> Result<()> {
             for path in save_generated(&runtime, &generated, &caption, &out)? {
                 println!("{}", path.display());
             }
+            if let Some(sheet) = sheet {
+                let cells: Vec<_> = generated
+                    .images
+                    .iter()
+                    .zip(&generated.seeds)
+                    .map(|(i, s)| (i.clone(), format!("seed {s}")))
+                    .collect();
+                let grid = gantry::grid::contact_sheet(&cells, cells.len(), 2, 1);
+                write_png(&sheet, &grid, &metadata(&runtime, &caption, c.seed))?;
+                println!("{}", sheet.display());
+            }
             Ok(())
         }
         Some(Command::Model { command }) => model_command(&ctx, command),
@@ -308,6 +345,9 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Probe { command }) => probe_command(&ctx, command),
         Some(Command::Train { command }) => cli::train::command(&ctx, command),
         Some(Command::Eval(args)) => cli::eval::command(&ctx, args),
+        Some(Command::Interp(args)) => cli::draw::interp(&ctx, args),
+        Some(Command::InterpZ(args)) => cli::draw::interp_z(&ctx, args),
+        Some(Command::Style(args)) => cli::draw::style(&ctx, args),
         Some(Command::Config) => {
             println!("# user file: {}", ctx.config.user_file.display());
             println!("# data dir:  {}", ctx.paths.data_dir.display());
@@ -417,7 +457,7 @@ fn open_sampler(ctx: &Context_) -> Result<Sampler> {
     Sampler::select(&registry, &ctx.config.config.sampler)
 }
 
-fn open_runtime(ctx: &Context_) -> Result<Runtime> {
+pub fn open_runtime(ctx: &Context_) -> Result<Runtime> {
     let device = parse_device(&ctx.config.config.device)?;
     let dir = find_model(
         &ctx.config.config.model,
@@ -434,7 +474,7 @@ fn open_runtime(ctx: &Context_) -> Result<Runtime> {
 }
 
 /// A file-name-safe short form of a caption.
-fn slug(caption: &str) -> String {
+pub fn slug(caption: &str) -> String {
     let mut s = String::new();
     for c in caption.to_lowercase().chars() {
         if c.is_ascii_alphanumeric() {
@@ -491,7 +531,7 @@ fn save_generated(
     Ok(paths)
 }
 
-fn write_image(path: &Path, image: &Image, meta: &[(String, String)]) -> Result<()> {
+pub fn write_image(path: &Path, image: &Image, meta: &[(String, String)]) -> Result<()> {
     write_png(path, image, meta)
 }
 
@@ -681,6 +721,28 @@ fn dataset_command(ctx: &Context_, command: DatasetCommand) -> Result<()> {
                     "  ... {} more (--all-problems lists them)",
                     dataset.problems.len() - shown
                 );
+            }
+            Ok(())
+        }
+        DatasetCommand::Export {
+            spec,
+            options,
+            out,
+            count,
+            start,
+        } => {
+            let mut dataset = open_dataset(ctx, &spec, &options)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for i in start..(start + count).min(dataset.len) {
+                let sample = dataset.get(i)?;
+                let Some(image) = sample.image else {
+                    bail!("{}: captions only, no images to export", dataset.spec);
+                };
+                let path = out.join(format!("{}.png", sample.name));
+                let mut meta = vec![("captions".to_string(), sample.captions.join("\n"))];
+                meta.extend(sample.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                write_png(&path, &image, &meta)?;
+                println!("{}", path.display());
             }
             Ok(())
         }

@@ -1,4 +1,5 @@
 //! Sub-command front ends too long to sit in `main.rs`.
 
+pub mod draw;
 pub mod eval;
 pub mod train;
