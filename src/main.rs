@@ -740,7 +740,12 @@ fn dataset_command(ctx: &Context_, command: DatasetCommand) -> Result<()> {
                 };
                 let path = out.join(format!("{}.png", sample.name));
                 let mut meta = vec![("captions".to_string(), sample.captions.join("\n"))];
-                meta.extend(sample.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                meta.extend(
+                    sample
+                        .attributes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
                 write_png(&path, &image, &meta)?;
                 println!("{}", path.display());
             }

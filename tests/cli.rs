@@ -275,3 +275,105 @@ fn bench_generate_prints_one_machine_readable_line() {
         .unwrap();
     assert!(value > 0.0);
 }
+
+#[test]
+fn interpolations_and_style_transfer_write_rows() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let out = sandbox.ok(&[
+        "interp",
+        "a red flower",
+        "a blue flower",
+        "--steps",
+        "5",
+        "-m",
+        "m",
+        "-o",
+        "i",
+        "--sheet",
+        "row.png",
+    ]);
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let meta =
+        gantry::imageio::read_png_metadata(&sandbox.path().join(out.lines().next().unwrap()))
+            .unwrap();
+    assert!(
+        meta.contains(&(
+            "command".to_string(),
+            ":interp \"a red flower\" \"a blue flower\" 5".to_string()
+        )),
+        "{meta:?}"
+    );
+    let out = sandbox.ok(&[
+        "interp-z",
+        "a white flower",
+        "--steps",
+        "3",
+        "-m",
+        "m",
+        "-o",
+        "z",
+    ]);
+    assert_eq!(out.lines().count(), 3);
+    let err = sandbox.fails(&["interp", "a", "b", "--steps", "1", "-m", "m"]);
+    assert!(err.contains("steps must be between 2 and 64"), "{err}");
+
+    let exported = sandbox.ok(&[
+        "dataset",
+        "export",
+        "procedural-flowers",
+        "--count",
+        "1",
+        "-o",
+        "real",
+    ]);
+    let photo = exported.trim();
+    let out = sandbox.ok(&[
+        "style",
+        photo,
+        "a red flower",
+        "a blue flower",
+        "-m",
+        "m",
+        "-o",
+        "s",
+    ]);
+    assert_eq!(out.lines().count(), 3, "the source and two captions: {out}");
+    let err = sandbox.fails(&["style", "missing.png", "a red flower", "-m", "m"]);
+    assert!(err.contains("missing.png: no such file"), "{err}");
+    std::fs::write(sandbox.path().join("notes.txt"), "hello").unwrap();
+    let err = sandbox.fails(&["style", "notes.txt", "a red flower", "-m", "m"]);
+    assert!(err.contains("notes.txt: not a readable image"), "{err}");
+}
+
+#[test]
+fn eval_prints_the_table_and_writes_the_card() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.tiny_model("m");
+    let probe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/probe");
+    let out = sandbox.ok(&[
+        "eval",
+        "m",
+        "--count",
+        "64",
+        "--queries",
+        "20",
+        "--probe",
+        probe.to_str().unwrap(),
+    ]);
+    for metric in [
+        "content_colour_train",
+        "style_kept",
+        "interp_endpoints",
+        "diversity",
+        "style_auc",
+        "r_precision_generated",
+    ] {
+        assert!(out.contains(metric), "{metric} missing from\n{out}");
+    }
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    assert!(card["metrics"]["eval: procedural-flowers"]["content_colour_train"].is_number());
+    // The weights still load after the card was rewritten.
+    sandbox.ok(&["generate", "a flower", "-n", "1", "-m", "m", "-o", "o"]);
+}

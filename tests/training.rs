@@ -332,3 +332,54 @@ fn sigkill_at_any_point_leaves_a_checkpoint_that_loads() {
         assert_ok(&train(&sandbox, &resumed));
     }
 }
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let args = [&GAN_ARGS[..], &["100000", "--run", "interrupted"]].concat();
+    let child = sandbox
+        .gantry()
+        .env("GANTRY_THREADS", "1")
+        .arg("train")
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = sandbox.path().join("interrupted/checkpoint.safetensors");
+    let started = std::time::Instant::now();
+    while !checkpoint.exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: writing a checkpoint"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
+    assert!(sandbox
+        .path()
+        .join("interrupted/model/generator.safetensors")
+        .exists());
+    let resumed = [
+        &GAN_ARGS[..],
+        &[
+            "100000",
+            "--run",
+            "interrupted",
+            "--resume",
+            "--stop-after",
+            "1",
+        ],
+    ]
+    .concat();
+    assert_ok(&train(&sandbox, &resumed));
+}

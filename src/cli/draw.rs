@@ -53,7 +53,12 @@ pub struct StyleArgs {
     pub output: Output,
 }
 
-fn meta(runtime: &Runtime, caption: &str, command: &str, seed: Option<u64>) -> Vec<(String, String)> {
+fn meta(
+    runtime: &Runtime,
+    caption: &str,
+    command: &str,
+    seed: Option<u64>,
+) -> Vec<(String, String)> {
     let mut m = vec![
         ("caption".to_string(), caption.to_string()),
         ("command".to_string(), command.to_string()),
@@ -61,7 +66,10 @@ fn meta(runtime: &Runtime, caption: &str, command: &str, seed: Option<u64>) -> V
         ("sampler".to_string(), runtime.sampler.name().to_string()),
         ("style_encoder".to_string(), "learned".to_string()),
         ("device".to_string(), describe_device(runtime.device)),
-        ("Software".to_string(), format!("gantry {}", env!("CARGO_PKG_VERSION"))),
+        (
+            "Software".to_string(),
+            format!("gantry {}", env!("CARGO_PKG_VERSION")),
+        ),
     ];
     if let Some(seed) = seed {
         m.push(("seed".to_string(), seed.to_string()));
@@ -69,17 +77,29 @@ fn meta(runtime: &Runtime, caption: &str, command: &str, seed: Option<u64>) -> V
     m
 }
 
+/// What a row is called and how it was made.
+struct Row {
+    stem: String,
+    labels: Vec<String>,
+    command: String,
+    seed: Option<u64>,
+}
+
 /// Writes each image (with its label) and the optional sheet; prints paths.
 fn write_row(
     runtime: &Runtime,
     generated: &Generated,
-    stem: &str,
-    labels: &[String],
-    command: &str,
-    seed: Option<u64>,
+    row: &Row,
     out: &Path,
     sheet: Option<&Path>,
 ) -> Result<()> {
+    let Row {
+        stem,
+        labels,
+        command,
+        seed,
+    } = row;
+    let (command, seed) = (command.as_str(), *seed);
     for w in &generated.warnings {
         eprintln!("warning: {w}");
     }
@@ -90,9 +110,18 @@ fn write_row(
         println!("{}", path.display());
     }
     if let Some(sheet) = sheet {
-        let cells: Vec<(Image, String)> = generated.images.iter().cloned().zip(labels.iter().cloned()).collect();
+        let cells: Vec<(Image, String)> = generated
+            .images
+            .iter()
+            .cloned()
+            .zip(labels.iter().cloned())
+            .collect();
         let grid = gantry::grid::contact_sheet(&cells, cells.len(), 2, 3);
-        gantry::imageio::write_png(sheet, &grid, &meta(runtime, &labels.join(" | "), command, seed))?;
+        gantry::imageio::write_png(
+            sheet,
+            &grid,
+            &meta(runtime, &labels.join(" | "), command, seed),
+        )?;
         println!("{}", sheet.display());
     }
     Ok(())
@@ -105,24 +134,51 @@ fn quote(s: &str) -> String {
 pub fn interp(ctx: &Context_, args: InterpArgs) -> Result<()> {
     let runtime = open_runtime(ctx)?;
     let seed = args.output.seed.unwrap_or(ctx.config.config.seed);
-    let out = args.output.out.clone().unwrap_or_else(|| ctx.config.config.output_dir.clone());
+    let out = args
+        .output
+        .out
+        .clone()
+        .unwrap_or_else(|| ctx.config.config.output_dir.clone());
     let row = runtime.interpolate_text(&args.from, &args.to, args.steps, seed)?;
     let labels: Vec<String> = (0..args.steps)
         .map(|k| match k {
             0 => args.from.clone(),
             k if k + 1 == args.steps => args.to.clone(),
-            k => format!("{:.0}% of the way", 100.0 * k as f64 / (args.steps - 1) as f64),
+            k => format!(
+                "{:.0}% of the way",
+                100.0 * k as f64 / (args.steps - 1) as f64
+            ),
         })
         .collect();
-    let command = format!(":interp {} {} {}", quote(&args.from), quote(&args.to), args.steps);
+    let command = format!(
+        ":interp {} {} {}",
+        quote(&args.from),
+        quote(&args.to),
+        args.steps
+    );
     let stem = format!("interp-{}-to-{}-s{seed}", slug(&args.from), slug(&args.to));
-    write_row(&runtime, &row, &stem, &labels, &command, Some(seed), &out, args.output.sheet.as_deref())
+    write_row(
+        &runtime,
+        &row,
+        &Row {
+            stem,
+            labels,
+            command,
+            seed: Some(seed),
+        },
+        &out,
+        args.output.sheet.as_deref(),
+    )
 }
 
 pub fn interp_z(ctx: &Context_, args: InterpZArgs) -> Result<()> {
     let runtime = open_runtime(ctx)?;
     let seed = args.output.seed.unwrap_or(ctx.config.config.seed);
-    let out = args.output.out.clone().unwrap_or_else(|| ctx.config.config.output_dir.clone());
+    let out = args
+        .output
+        .out
+        .clone()
+        .unwrap_or_else(|| ctx.config.config.output_dir.clone());
     let row = runtime.interpolate_noise(&args.caption, args.steps, seed)?;
     let labels: Vec<String> = (0..args.steps)
         .map(|k| match k {
@@ -133,15 +189,35 @@ pub fn interp_z(ctx: &Context_, args: InterpZArgs) -> Result<()> {
         .collect();
     let command = format!(":interp-z {} {}", quote(&args.caption), args.steps);
     let stem = format!("interp-z-{}-s{seed}", slug(&args.caption));
-    write_row(&runtime, &row, &stem, &labels, &command, Some(seed), &out, args.output.sheet.as_deref())
+    write_row(
+        &runtime,
+        &row,
+        &Row {
+            stem,
+            labels,
+            command,
+            seed: Some(seed),
+        },
+        &out,
+        args.output.sheet.as_deref(),
+    )
 }
 
 pub fn style(ctx: &Context_, args: StyleArgs) -> Result<()> {
     let runtime = open_runtime(ctx)?;
-    let out = args.output.out.clone().unwrap_or_else(|| ctx.config.config.output_dir.clone());
+    let out = args
+        .output
+        .out
+        .clone()
+        .unwrap_or_else(|| ctx.config.config.output_dir.clone());
     let photo = load_photo(&args.image)?;
     let mut images = vec![photo.clone()];
-    let mut labels = vec![format!("style: {}", args.image.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()))];
+    let mut labels = vec![format!(
+        "style: {}",
+        args.image
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    )];
     let mut warnings = Vec::new();
     for caption in &args.captions {
         let g = runtime.style_transfer(&photo, caption)?;
@@ -157,8 +233,31 @@ pub fn style(ctx: &Context_, args: StyleArgs) -> Result<()> {
     let command = format!(
         ":style {} {}",
         quote(&args.image.display().to_string()),
-        args.captions.iter().map(|c| quote(c)).collect::<Vec<_>>().join(" ")
+        args.captions
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
-    let stem = format!("style-{}", slug(&args.image.file_stem().map_or(String::new(), |n| n.to_string_lossy().into_owned())));
-    write_row(&runtime, &row, &stem, &labels, &command, None, &out, args.output.sheet.as_deref())
+    let stem = format!(
+        "style-{}",
+        slug(
+            &args
+                .image
+                .file_stem()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+        )
+    );
+    write_row(
+        &runtime,
+        &row,
+        &Row {
+            stem,
+            labels,
+            command,
+            seed: None,
+        },
+        &out,
+        args.output.sheet.as_deref(),
+    )
 }
