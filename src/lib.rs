@@ -16,6 +16,7 @@ pub mod model;
 pub mod plugins;
 pub mod probe;
 pub mod runtime;
+pub mod session;
 pub mod text;
 pub mod train;
 pub mod weights;

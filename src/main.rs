@@ -9,10 +9,11 @@ use gantry::model::{ModelConfig, PRESETS};
 use gantry::plugins::{self, Registry, Sampler};
 use gantry::runtime::{describe_device, parse_device, Generated, Runtime};
 use gantry::weights::{find_model, read_card, Model};
-use std::io::{BufRead, Write};
+
 use std::path::{Path, PathBuf};
 
 mod cli;
+mod tui;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,17 @@ enum Command {
         /// Also write the images as one contact sheet PNG
         #[arg(long)]
         sheet: Option<PathBuf>,
+    },
+    /// Run a script (one caption or :command per line; - for stdin); PNGs go to -o
+    Run {
+        /// The script, or - for standard input
+        file: String,
+        /// Output folder [config: output_dir]
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Print paths even when stdout is a terminal (no inline images)
+        #[arg(long)]
+        paths: bool,
     },
     /// Sentence interpolation: z fixed, the text moving from one caption to another
     Interp(cli::draw::InterpArgs),
@@ -304,7 +316,23 @@ fn run(cli: Cli) -> Result<()> {
     let mut ctx = Context_ { paths, config };
 
     match cli.command {
-        None => prompt(&ctx),
+        None => {
+            use std::io::IsTerminal;
+            let session = open_session(&ctx)?;
+            if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+                tui::run(session)
+            } else {
+                // Not a terminal: read the same language from stdin, like `gantry run -`.
+                run_script(session, "-", false)
+            }
+        }
+        Some(Command::Run { file, out, paths }) => {
+            let mut session = open_session(&ctx)?;
+            if let Some(out) = out {
+                session.output_dir = out;
+            }
+            run_script(session, &file, paths)
+        }
         Some(Command::Generate {
             caption,
             n,
@@ -608,51 +636,85 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
     }
 }
 
-/// The interactive prompt: one caption per line, images written as PNGs.
-/// (A line-mode stand-in until the full-screen REPL lands.)
-fn prompt(ctx: &Context_) -> Result<()> {
-    let runtime = open_runtime(ctx)?;
-    let c = &ctx.config.config;
-    eprintln!(
-        "gantry {} — model {} on {}, {} images per caption. Type a caption; :quit or Ctrl-D to leave.",
-        env!("CARGO_PKG_VERSION"),
-        runtime.model.card.name,
-        describe_device(runtime.device),
-        c.n
-    );
-    let stdin = std::io::stdin();
-    let mut seed = c.seed;
-    loop {
-        eprint!("gantry> ");
-        std::io::stderr().flush().ok();
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            eprintln!();
-            return Ok(());
-        }
+/// Opens a session on the configured model, saying so when it is untrained.
+fn open_session(ctx: &Context_) -> Result<gantry::session::Session> {
+    for broken in &Registry::discover(&plugins::search_dirs(&ctx.paths.plugin_dir())).broken {
+        eprintln!("warning: plugin skipped: {}", broken.error);
+    }
+    let session = gantry::session::Session::open(ctx.paths.clone(), ctx.config.config.clone())?;
+    if !session.runtime.model.card.trained {
+        eprintln!(
+            "note: model '{}' is untrained (random weights): images will be noise until it is trained",
+            session.runtime.model.card.name
+        );
+    }
+    Ok(session)
+}
+
+/// Script mode: the REPL's language without the screen. Every picture is
+/// written as a PNG into the output folder and shown inline (viuer) when
+/// stdout is a terminal, else its path is printed. The first error stops the
+/// script with `FILE:LINE: message` and exit status 1.
+fn run_script(mut session: gantry::session::Session, file: &str, paths_only: bool) -> Result<()> {
+    use gantry::session::{Body, Outcome};
+    use std::io::IsTerminal;
+    let text = if file == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+            .context("reading the script from stdin")?;
+        t
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("{file}: cannot read"))?
+    };
+    let name = if file == "-" { "<stdin>" } else { file };
+    let inline = !paths_only && std::io::stdout().is_terminal();
+    for (number, line) in text.lines().enumerate() {
         let line = line.trim();
-        match line {
-            "" => continue,
-            ":quit" | ":q" => return Ok(()),
-            _ if line.starts_with(':') => {
-                eprintln!("only captions and :quit are understood here for now");
-                continue;
-            }
-            _ => {}
+        if line.is_empty() || line.starts_with('#') {
+            continue;
         }
-        match runtime
-            .generate(line, c.n as usize, seed)
-            .and_then(|g| save_generated(&runtime, &g, line, &c.output_dir))
-        {
-            Ok(paths) => {
-                for p in paths {
-                    println!("{}", p.display());
+        match session.execute(line) {
+            Ok(Outcome::Quit) => break,
+            Ok(Outcome::Cleared) => {}
+            Ok(Outcome::Entry(index)) => {
+                let entry = session.entries[index].clone();
+                for w in &entry.warnings {
+                    eprintln!("{name}:{}: warning: {w}", number + 1);
                 }
-                seed = seed.wrapping_add(c.n as u64);
+                match &entry.body {
+                    Body::Pictures(pictures) => {
+                        for p in pictures {
+                            let path = session.save_picture(p, &session.output_dir.clone())?;
+                            if inline {
+                                let rgb = image::RgbImage::from_raw(
+                                    p.image.width,
+                                    p.image.height,
+                                    p.image.rgb.clone(),
+                                )
+                                .ok_or_else(|| anyhow::anyhow!("bad picture"))?;
+                                let config = viuer::Config {
+                                    width: Some(16),
+                                    absolute_offset: false,
+                                    ..Default::default()
+                                };
+                                let _ = viuer::print(&image::DynamicImage::ImageRgb8(rgb), &config);
+                                println!("{} {}", p.id, path.display());
+                            } else {
+                                println!("{}", path.display());
+                            }
+                        }
+                    }
+                    Body::Text(t) => println!("{t}"),
+                    Body::Error(e) => bail!("{name}:{}: {e}", number + 1),
+                }
             }
-            Err(e) => eprintln!("error: {e:#}"),
+            Err(e) => {
+                eprintln!("{name}:{}: {e:#}", number + 1);
+                std::process::exit(1);
+            }
         }
     }
+    Ok(())
 }
 
 fn parse_options(options: &[String]) -> Result<Vec<(String, String)>> {

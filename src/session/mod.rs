@@ -1,0 +1,547 @@
+//! A session: what the REPL and the script runner share. It holds the loaded
+//! model, the settings a user changes as they go (n, seed, sampler, style
+//! encoder), and the transcript of entries with their pictures (`#3.2` is
+//! picture 2 of entry 3). It knows nothing of terminals: front ends feed it
+//! lines and draw what it returns.
+
+pub mod commands;
+pub mod words;
+
+use crate::config::{Config, Paths};
+use crate::dataset::DatasetSpec;
+use crate::imageio::{self, Image};
+use crate::plugins::{self, Registry, Sampler};
+use crate::runtime::{describe_device, parse_device, Generated, Runtime};
+use crate::weights::{find_model, Model};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One generated (or loaded) image in the transcript.
+#[derive(Clone, Debug)]
+pub struct Picture {
+    /// `#entry.index`, e.g. `#3.2`.
+    pub id: String,
+    pub image: Image,
+    /// A short label: the seed, or the step of an interpolation.
+    pub label: String,
+    /// Provenance written into the PNG (tEXt): enough to remake it.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// What an entry shows under the line that was typed.
+#[derive(Clone, Debug)]
+pub enum Body {
+    Pictures(Vec<Picture>),
+    Text(String),
+    Error(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The row number of an entry with pictures (0 for text and errors).
+    pub number: u32,
+    pub input: String,
+    pub body: Body,
+    pub warnings: Vec<String>,
+    pub elapsed_ms: f64,
+}
+
+/// What running a line did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new entry was added to the transcript (its index).
+    Entry(usize),
+    /// The transcript was cleared.
+    Cleared,
+    /// The user asked to leave.
+    Quit,
+}
+
+/// How seeds are chosen for a new caption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedMode {
+    /// Every caption starts from this seed (image i uses seed + i).
+    Fixed(u64),
+    /// Every caption gets fresh seeds.
+    Random,
+}
+
+/// Progress of the running job, readable from another thread.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub done: Arc<AtomicUsize>,
+    pub total: Arc<AtomicUsize>,
+}
+
+/// The status line's facts.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub model: String,
+    pub device: String,
+    pub seed: String,
+    pub n: usize,
+    pub sampler: String,
+    pub encoder: String,
+    pub last_latency_ms: Option<f64>,
+    pub live: bool,
+}
+
+pub struct Session {
+    pub paths: Paths,
+    pub config: Config,
+    pub runtime: Runtime,
+    pub registry: Registry,
+    pub entries: Vec<Entry>,
+    next_entry: u32,
+    pub n: usize,
+    pub seed: SeedMode,
+    random_seed: u64,
+    pub encoder: String,
+    pub output_dir: PathBuf,
+    pub live: bool,
+    /// Set from another thread to stop the running job between chunks.
+    pub cancel: Arc<AtomicBool>,
+    pub progress: Progress,
+    pub history: Vec<String>,
+    pub last_latency_ms: Option<f64>,
+    /// Scripts being run by `:source`, to refuse loops.
+    source_depth: usize,
+    /// Class vectors for `:classify`, built on first use.
+    class_vectors: Option<(Vec<String>, tch::Tensor)>,
+}
+
+/// Images are generated in chunks of this many, checking for cancellation between.
+const CHUNK: usize = 8;
+
+impl Session {
+    /// Opens the configured model on the configured device.
+    pub fn open(paths: Paths, config: Config) -> Result<Self> {
+        let device = parse_device(&config.device)?;
+        let registry = Registry::discover(&plugins::search_dirs(&paths.plugin_dir()));
+        let sampler = Sampler::select(&registry, &config.sampler)?;
+        let dir = find_model(&config.model, &crate::model_search_dirs(&paths))?;
+        let model = Model::load(&dir, device)?;
+        let random_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Ok(Self {
+            runtime: Runtime::new(model, sampler),
+            registry,
+            entries: Vec::new(),
+            next_entry: 1,
+            n: config.n.max(1) as usize,
+            seed: SeedMode::Fixed(config.seed),
+            random_seed,
+            encoder: config.style_encoder.clone(),
+            output_dir: config.output_dir.clone(),
+            live: false,
+            cancel: Arc::new(AtomicBool::new(false)),
+            progress: Progress::default(),
+            history: Vec::new(),
+            last_latency_ms: None,
+            source_depth: 0,
+            class_vectors: None,
+            paths,
+            config,
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            model: self.runtime.model.card.name.clone(),
+            device: describe_device(self.runtime.device),
+            seed: match self.seed {
+                SeedMode::Fixed(s) => s.to_string(),
+                SeedMode::Random => "random".to_string(),
+            },
+            n: self.n,
+            sampler: self.runtime.sampler.name().to_string(),
+            encoder: self.encoder.clone(),
+            last_latency_ms: self.last_latency_ms,
+            live: self.live,
+        }
+    }
+
+    /// Runs one line: a caption, or a `:command`. Errors become an entry
+    /// too (the transcript shows them); the Result is only for the caller
+    /// that must stop at the first error (scripts).
+    pub fn execute(&mut self, line: &str) -> Result<Outcome> {
+        let line = line.trim();
+        if line.is_empty() {
+            bail!("nothing to do: type a caption, or :help");
+        }
+        self.history.push(line.to_string());
+        self.cancel.store(false, Ordering::SeqCst);
+        let started = Instant::now();
+        let result = if let Some(rest) = line.strip_prefix(':') {
+            commands::run(self, rest)
+        } else {
+            self.caption(line).map(Reply::Pictures)
+        };
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(Reply::Quit) => Ok(Outcome::Quit),
+            Ok(Reply::Cleared) => {
+                self.entries.clear();
+                Ok(Outcome::Cleared)
+            }
+            Ok(reply) => {
+                let (body, warnings) = match reply {
+                    Reply::Pictures((pictures, warnings)) => {
+                        self.last_latency_ms = Some(elapsed_ms);
+                        (Body::Pictures(pictures), warnings)
+                    }
+                    Reply::Text(t) => (Body::Text(t), Vec::new()),
+                    Reply::Quit | Reply::Cleared => unreachable!(),
+                };
+                Ok(Outcome::Entry(self.push(line, body, warnings, elapsed_ms)))
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                self.push(line, Body::Error(message.clone()), Vec::new(), elapsed_ms);
+                Err(anyhow!(message))
+            }
+        }
+    }
+
+    fn push(&mut self, input: &str, body: Body, warnings: Vec<String>, elapsed_ms: f64) -> usize {
+        // Rows of pictures are numbered (#3.2 is picture 2 of row 3); text
+        // and errors are not. Pictures were named before the entry existed.
+        let number = match &body {
+            Body::Pictures(p) if !p.is_empty() => {
+                self.next_entry += 1;
+                self.next_entry - 1
+            }
+            _ => 0,
+        };
+        self.entries.push(Entry {
+            number,
+            input: input.to_string(),
+            body,
+            warnings,
+            elapsed_ms,
+        });
+        self.entries.len() - 1
+    }
+
+    /// The number the next row of pictures will get.
+    pub fn next_number(&self) -> u32 {
+        self.next_entry
+    }
+
+    /// Finds a picture by `#3.2` (or `3.2`).
+    pub fn picture(&self, id: &str) -> Option<&Picture> {
+        let id = if id.starts_with('#') {
+            id.to_string()
+        } else {
+            format!("#{id}")
+        };
+        self.entries.iter().rev().find_map(|e| match &e.body {
+            Body::Pictures(p) => p.iter().find(|p| p.id == id),
+            _ => None,
+        })
+    }
+
+    /// All picture ids, newest first (for completion).
+    pub fn picture_ids(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .rev()
+            .flat_map(|e| match &e.body {
+                Body::Pictures(p) => p.iter().map(|p| p.id.clone()).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The first seed for a new caption.
+    pub(crate) fn next_seed(&mut self) -> u64 {
+        match self.seed {
+            SeedMode::Fixed(s) => s,
+            SeedMode::Random => {
+                self.random_seed = self
+                    .random_seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                self.random_seed >> 16
+            }
+        }
+    }
+
+    pub(crate) fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(Ordering::SeqCst) {
+            bail!("cancelled");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn base_metadata(&self, caption: &str, command: &str) -> Vec<(String, String)> {
+        vec![
+            ("caption".into(), caption.to_string()),
+            ("command".into(), command.to_string()),
+            ("model".into(), self.runtime.model.card.name.clone()),
+            ("sampler".into(), self.runtime.sampler.name().to_string()),
+            ("style_encoder".into(), self.encoder.clone()),
+            ("device".into(), describe_device(self.runtime.device)),
+            (
+                "Software".into(),
+                format!("gantry {}", env!("CARGO_PKG_VERSION")),
+            ),
+        ]
+    }
+
+    /// Pictures for a row, numbered under the next entry.
+    pub(crate) fn pictures(
+        &self,
+        images: Vec<Image>,
+        labels: Vec<String>,
+        metadata: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Vec<Picture> {
+        let number = self.next_entry;
+        images
+            .into_iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(k, (image, label))| Picture {
+                id: format!("#{number}.{}", k + 1),
+                image,
+                label,
+                metadata: metadata(k),
+            })
+            .collect()
+    }
+
+    /// `n` images of a caption, in chunks so that a long batch can be cancelled.
+    pub fn caption(&mut self, caption: &str) -> Result<(Vec<Picture>, Vec<String>)> {
+        let first = self.next_seed();
+        let (images, warnings) = self.generate_batch(caption, self.n, first)?;
+        let n = self.n;
+        let pictures = self.pictures(
+            images,
+            (0..n)
+                .map(|k| format!("seed {}", first.wrapping_add(k as u64)))
+                .collect(),
+            |k| {
+                let mut m = self.base_metadata(caption, caption);
+                m.push(("seed".into(), first.wrapping_add(k as u64).to_string()));
+                // Enough to remake it bit for bit: the same batch, and which image.
+                m.push((
+                    "batch".into(),
+                    format!("n={n} first_seed={first} index={k}"),
+                ));
+                m
+            },
+        );
+        Ok((pictures, warnings))
+    }
+
+    /// Generates `n` images from seed `first` in chunks of the same size as
+    /// an uninterrupted run would use, so chunking never changes pixels.
+    pub fn generate_batch(
+        &self,
+        caption: &str,
+        n: usize,
+        first: u64,
+    ) -> Result<(Vec<Image>, Vec<String>)> {
+        let mut images = Vec::with_capacity(n);
+        let mut warnings = Vec::new();
+        self.progress.total.store(n, Ordering::SeqCst);
+        self.progress.done.store(0, Ordering::SeqCst);
+        for start in (0..n).step_by(CHUNK) {
+            self.check_cancel()?;
+            let len = CHUNK.min(n - start);
+            let Generated {
+                images: chunk,
+                warnings: w,
+                ..
+            } = self
+                .runtime
+                .generate(caption, len, first.wrapping_add(start as u64))?;
+            if start == 0 {
+                warnings = w;
+            }
+            images.extend(chunk);
+            self.progress.done.store(images.len(), Ordering::SeqCst);
+        }
+        Ok((images, warnings))
+    }
+
+    /// The live preview: one image of the text so far, at the current seed.
+    pub fn preview(&self, text: &str) -> Result<Image> {
+        let seed = match self.seed {
+            SeedMode::Fixed(s) => s,
+            SeedMode::Random => 0,
+        };
+        let g = self.runtime.generate(text, 1, seed)?;
+        g.images
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("no image"))
+    }
+
+    /// An image from a `#id` or a file path.
+    pub fn image_argument(&self, arg: &str) -> Result<(Image, String)> {
+        if arg.starts_with('#')
+            || arg.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && arg.contains('.')
+                && self.picture(arg).is_some()
+        {
+            let p = self
+                .picture(arg)
+                .ok_or_else(|| anyhow!("no picture {arg} in this session (ids look like #3.2)"))?;
+            return Ok((p.image.clone(), p.id.clone()));
+        }
+        let path = Path::new(arg);
+        let photo = imageio::load_photo(path)?;
+        Ok((photo, arg.to_string()))
+    }
+
+    /// Loads another model (by name or folder).
+    pub fn set_model(&mut self, name: &str) -> Result<String> {
+        let dir = find_model(name, &crate::model_search_dirs(&self.paths))?;
+        let model = Model::load(&dir, self.runtime.device)?;
+        let card = model.card.clone();
+        self.runtime.model = model;
+        self.class_vectors = None;
+        Ok(format!(
+            "model {} ({}, {}trained) from {}",
+            card.name,
+            card.architecture.preset,
+            if card.trained { "" } else { "un" },
+            dir.display()
+        ))
+    }
+
+    pub fn set_sampler(&mut self, name: &str) -> Result<String> {
+        self.runtime.sampler = Sampler::select(&self.registry, name)?;
+        Ok(format!(
+            "sampler {} ({})",
+            self.runtime.sampler.name(),
+            self.runtime.sampler.origin()
+        ))
+    }
+
+    /// Names of models found in the search folders (for completion).
+    pub fn model_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = crate::model_search_dirs(&self.paths)
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join(crate::weights::CARD_FILE).exists())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Class vectors for `:classify`: the mean caption embedding of up to 10
+    /// images of each class of the model's dataset.
+    pub fn class_vectors(&mut self) -> Result<&(Vec<String>, tch::Tensor)> {
+        if self.class_vectors.is_none() {
+            let spec = self.runtime.model.card.dataset.clone().ok_or_else(|| {
+                anyhow!("the model's card names no dataset, so its classes are unknown")
+            })?;
+            let spec: DatasetSpec = spec.parse()?;
+            let mut options = Vec::new();
+            if spec.kind == "procedural-flowers" {
+                options.push(("count".to_string(), "2000".to_string()));
+            }
+            let mut dataset = crate::dataset::Dataset::open(&self.registry, &spec, &options)
+                .with_context(|| {
+                    format!("opening the model's dataset {spec} to learn its classes")
+                })?;
+            let mut by_class: Vec<Vec<String>> = vec![Vec::new(); dataset.classes.len()];
+            let mut per_class = vec![0usize; dataset.classes.len()];
+            for i in 0..dataset.len {
+                let s = dataset.get(i)?;
+                let c = s.class as usize;
+                if c < per_class.len() && per_class[c] < 10 {
+                    per_class[c] += 1;
+                    by_class[c].extend(s.captions);
+                }
+            }
+            let names: Vec<String> = dataset.classes.iter().map(|c| c.name.clone()).collect();
+            let mut vectors = Vec::new();
+            for captions in &by_class {
+                if captions.is_empty() {
+                    bail!("a class of {spec} has no captions");
+                }
+                vectors.push(crate::eval::embed(&self.runtime.model, captions)?.mean_dim(
+                    0,
+                    false,
+                    tch::Kind::Float,
+                ));
+            }
+            self.class_vectors = Some((names, tch::Tensor::stack(&vectors, 0)));
+        }
+        self.class_vectors
+            .as_ref()
+            .ok_or_else(|| anyhow!("no classes"))
+    }
+
+    /// θ(x) for one image.
+    pub fn image_embedding(&self, image: &Image) -> Result<tch::Tensor> {
+        let image = crate::data::square(image, imageio::IMAGE_SIZE)?;
+        let x = imageio::tensor_from_images(std::slice::from_ref(&image))?
+            .to_device(self.runtime.device);
+        Ok(
+            tch::no_grad(|| self.runtime.model.image_encoder.net.forward_t(&x, false))
+                .squeeze_dim(0),
+        )
+    }
+
+    /// Writes a picture as a PNG with its provenance.
+    pub fn save_picture(&self, picture: &Picture, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = format!(
+            "gantry-{}.png",
+            picture.id.trim_start_matches('#').replace('.', "-")
+        );
+        let path = dir.join(name);
+        imageio::write_png(&path, &picture.image, &picture.metadata)?;
+        Ok(path)
+    }
+
+    /// Runs a script file line by line; stops at the first error with
+    /// `FILE:LINE: message`. Blank lines and `#` comments are skipped.
+    pub fn source(&mut self, path: &Path) -> Result<usize> {
+        if self.source_depth >= 8 {
+            bail!("scripts nested more than 8 deep (does one :source itself?)");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        self.source_depth += 1;
+        let mut ran = 0;
+        let result = (|| {
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Outcome::Quit = self
+                    .execute(line)
+                    .map_err(|e| anyhow!("{}:{}: {e:#}", path.display(), i + 1))?
+                {
+                    break;
+                }
+                ran += 1;
+            }
+            Ok(ran)
+        })();
+        self.source_depth -= 1;
+        result
+    }
+}
+
+/// What a command handler returns.
+pub enum Reply {
+    Pictures((Vec<Picture>, Vec<String>)),
+    Text(String),
+    Cleared,
+    Quit,
+}

@@ -1,0 +1,265 @@
+//! The full-screen REPL: crossterm events in, ratatui frames out. The
+//! session runs each line on a worker thread so that the screen stays live
+//! and Ctrl-C can cancel the job between chunks.
+
+mod app;
+mod view;
+
+use anyhow::{Context, Result};
+use app::{Action, App, Busy};
+use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use gantry::imageio::Image;
+use gantry::session::commands;
+use gantry::session::words::common_prefix;
+use gantry::session::{Body, Outcome, Session};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Size;
+use ratatui::Terminal;
+use ratatui_image::picker::Picker;
+use ratatui_image::Resize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use view::{Images, PICTURE_COLS, PICTURE_ROWS};
+
+/// How long typing must pause before the live preview redraws.
+const LIVE_PAUSE: Duration = Duration::from_millis(350);
+
+type Job = JoinHandle<(Session, Result<Outcome>)>;
+
+/// Restores the terminal however the REPL ends (error or panic included).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = disable_raw_mode();
+        let _ = execute!(
+            std::io::stdout(),
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+    }
+}
+
+fn history_file(session: &Session) -> PathBuf {
+    session.paths.data_dir.join("history")
+}
+
+fn load_history(session: &Session) -> Vec<String> {
+    std::fs::read_to_string(history_file(session))
+        .map(|t| {
+            t.lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn append_history(session: &Session, line: &str) {
+    let path = history_file(session);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{}", line.replace('\n', " "));
+    }
+}
+
+fn protocol(picker: &Picker, image: &Image) -> Option<ratatui_image::protocol::Protocol> {
+    let rgb = image::RgbImage::from_raw(image.width, image.height, image.rgb.clone())?;
+    picker
+        .new_protocol(
+            image::DynamicImage::ImageRgb8(rgb),
+            Size::new(PICTURE_COLS, PICTURE_ROWS),
+            Resize::Scale(None),
+        )
+        .ok()
+}
+
+/// Copies the session's transcript into the app and makes image protocols
+/// for pictures not seen yet.
+fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) {
+    app.transcript = session.entries.clone();
+    app.status = session.status();
+    for entry in &session.entries {
+        if let Body::Pictures(pictures) = &entry.body {
+            for p in pictures {
+                if !images.by_id.contains_key(&p.id) {
+                    if let Some(proto) = protocol(picker, &p.image) {
+                        images.by_id.insert(p.id.clone(), proto);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the REPL until :quit or Ctrl-D.
+pub fn run(session: Session) -> Result<()> {
+    enable_raw_mode().context("the terminal refused raw mode")?;
+    let _guard = TerminalGuard;
+    execute!(std::io::stdout(), EnterAlternateScreen).context("entering the alternate screen")?;
+    // Query the terminal's graphics support after entering the alternate
+    // screen and before reading events (it times out on terminals that do
+    // not answer); half-blocks work everywhere.
+    // Inside tmux (which passes no graphics through by default), or with
+    // GANTRY_GRAPHICS=halfblocks, skip the query: a terminal that never
+    // answers leaves the query's reader blocked on stdin, eating keystrokes.
+    let in_tmux = std::env::var_os("TMUX").is_some();
+    let picker = match std::env::var("GANTRY_GRAPHICS").as_deref() {
+        Ok("halfblocks") => Picker::halfblocks(),
+        _ if in_tmux => Picker::halfblocks(),
+        _ => Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks()),
+    };
+    // The query toggles raw mode itself; make sure it is on for us.
+    enable_raw_mode().context("the terminal refused raw mode")?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+
+    let mut app = App {
+        history: load_history(&session),
+        ..Default::default()
+    };
+    let mut images = Images::default();
+    sync(&mut app, &session, &mut images, &picker);
+    let mut session = Some(session);
+    let mut job: Option<(
+        Job,
+        gantry::session::Progress,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    )> = None;
+    let mut previewed = String::new();
+
+    loop {
+        // A finished job gives the session back.
+        if job.as_ref().is_some_and(|(j, _, _)| j.is_finished()) {
+            if let Some((handle, _, _)) = job.take() {
+                match handle.join() {
+                    Ok((s, outcome)) => {
+                        if let Ok(Outcome::Quit) = outcome {
+                            return Ok(());
+                        }
+                        if let Ok(Outcome::Cleared) = outcome {
+                            images.by_id.retain(|id, _| id == "preview");
+                        }
+                        sync(&mut app, &s, &mut images, &picker);
+                        session = Some(s);
+                    }
+                    Err(_) => anyhow::bail!("the worker thread panicked"),
+                }
+                app.busy = None;
+            }
+        }
+        if let (Some((_, progress, _)), Some(busy)) = (&job, &mut app.busy) {
+            busy.done = progress.done.load(Ordering::SeqCst);
+            busy.total = progress.total.load(Ordering::SeqCst);
+        }
+        // The live preview, after a pause in typing.
+        if let Some(s) = &session {
+            let text = app.input.trim().to_string();
+            let paused = app.last_key.is_some_and(|t| t.elapsed() >= LIVE_PAUSE);
+            if s.live && paused && !text.is_empty() && !text.starts_with(':') && text != previewed {
+                previewed = text.clone();
+                if let Ok(image) = s.preview(&text) {
+                    if let Some(proto) = protocol(&picker, &image) {
+                        images.by_id.insert("preview".into(), proto);
+                        app.preview = Some(text);
+                    }
+                }
+            }
+            if !s.live {
+                app.preview = None;
+            }
+        }
+
+        terminal.draw(|f| view::draw(f, &app, &images))?;
+
+        if !event::poll(Duration::from_millis(50))? {
+            continue;
+        }
+        match event::read()? {
+            Event::Key(key) if key.kind != KeyEventKind::Release => match app.on_key(key) {
+                Action::Nothing => {}
+                Action::Quit => {
+                    if let Some((_, _, cancel)) = &job {
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                    return Ok(());
+                }
+                Action::Cancel => {
+                    if let Some((_, _, cancel)) = &job {
+                        cancel.store(true, Ordering::SeqCst);
+                        app.notice = Some("cancelling...".into());
+                    }
+                }
+                Action::Complete => match &session {
+                    Some(s) => {
+                        let candidates = commands::complete(s, &app.input);
+                        match candidates.len() {
+                            0 => app.notice = Some("no completions".into()),
+                            1 => {
+                                let mut c = candidates[0].clone();
+                                if !c.ends_with('/') {
+                                    c.push(' ');
+                                }
+                                app.replace_input(c);
+                                app.notice = None;
+                            }
+                            _ => {
+                                let prefix = common_prefix(&candidates);
+                                if prefix.chars().count() > app.input.chars().count() {
+                                    app.replace_input(prefix);
+                                }
+                                let shown: Vec<String> = candidates
+                                    .iter()
+                                    .map(|c| c.rsplit(' ').next().unwrap_or(c).to_string())
+                                    .take(12)
+                                    .collect();
+                                app.notice = Some(shown.join("  "));
+                            }
+                        }
+                    }
+                    None => app.notice = Some("busy: Ctrl-C cancels the running job".into()),
+                },
+                Action::Execute(line) => match session.take() {
+                    Some(mut s) => {
+                        append_history(&s, &line);
+                        let progress = s.progress.clone();
+                        progress.done.store(0, Ordering::SeqCst);
+                        progress.total.store(0, Ordering::SeqCst);
+                        let cancel = s.cancel.clone();
+                        app.busy = Some(Busy {
+                            line: line.clone(),
+                            started: Instant::now(),
+                            done: 0,
+                            total: 0,
+                        });
+                        app.preview = None;
+                        previewed.clear();
+                        let handle = std::thread::spawn(move || {
+                            let outcome = s.execute(&line);
+                            (s, outcome)
+                        });
+                        job = Some((handle, progress, cancel));
+                    }
+                    None => {
+                        app.notice =
+                            Some("busy: wait for the running job, or Ctrl-C to cancel it".into())
+                    }
+                },
+            },
+            Event::Resize(_, _) => terminal.autoresize()?,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The full-screen REPL driven for real through tmux: type, see ids appear,
+//! make mistakes, and the REPL is still there after each.
+
+mod common;
+use common::Sandbox;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(sandbox: &Sandbox, args: &str) -> Option<Self> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: tmux is not installed");
+            return None;
+        }
+        // tmux reads '.' and ':' in a target as window/pane separators.
+        let tag: String = sandbox
+            .path()
+            .file_name()?
+            .to_string_lossy()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let name = format!("gantry-test-{}-{tag}", std::process::id());
+        let command = format!(
+            "cd {dir} && GANTRY_DATA_DIR={dir}/data GANTRY_CONFIG_DIR={dir}/config GANTRY_DEVICE=cpu {bin} {args}; sleep 30",
+            dir = sandbox.path().display(),
+            bin = env!("CARGO_BIN_EXE_gantry"),
+        );
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "120",
+                "-y",
+                "45",
+                &command,
+            ])
+            .status()
+            .ok()?
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Some(Self { name })
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend_from_slice(keys);
+        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+    }
+
+    /// Types a line and presses Enter.
+    fn line(&self, text: &str) {
+        self.send(&["-l", text]);
+        self.send(&["Enter"]);
+    }
+
+    /// Waits until the screen contains `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waited for {text:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The REPL is alive: its status line and prompt are on screen.
+    fn alive(&self) {
+        let screen = self.wait_for("› ");
+        assert!(screen.contains("sampler gaussian"), "{screen}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn repl_end_to_end_in_a_real_terminal() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let Some(t) = Tmux::start(&sandbox, "-m m") else {
+        return;
+    };
+    t.wait_for("model m");
+
+    t.line("a red flower with round petals");
+    let screen = t.wait_for("#1.4");
+    assert!(screen.contains("#1.1 seed 0"), "{screen}");
+    // Pictures are drawn as cells (half-blocks inside tmux).
+    assert!(screen.contains('▀') || screen.contains('▄'), "{screen}");
+    t.alive();
+
+    t.line(r#":interp "a red flower" "a blue flower" 5"#);
+    let screen = t.wait_for("#2.5");
+    assert!(!screen.contains("#2.6"), "a row of exactly 5: {screen}");
+    t.alive();
+
+    t.line(r#":style #1.1 "a white flower""#);
+    t.wait_for("#3.1");
+    t.alive();
+
+    t.line(":intrep");
+    t.wait_for("did you mean :interp?");
+    t.alive();
+
+    t.line(r#":interp "a red flower"#);
+    let screen = t.wait_for("unclosed quote");
+    assert!(screen.contains("usage: :interp"), "{screen}");
+    t.alive();
+
+    // Tab completes a command; Up recalls history.
+    t.send(&["-l", ":he"]);
+    t.send(&["Tab"]);
+    t.wait_for("› :help");
+    t.send(&["C-u"]);
+    t.send(&["Up"]);
+    t.wait_for(r#"› :interp "a red flower"#);
+    t.send(&["C-u"]);
+
+    t.line(":quit");
+    let start = Instant::now();
+    while t.screen().contains("sampler gaussian") && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The history was kept for the next run.
+    let history = std::fs::read_to_string(sandbox.path().join("data/history")).unwrap();
+    assert!(
+        history.contains("a red flower with round petals") && history.contains(":quit"),
+        "{history}"
+    );
+}

@@ -1,0 +1,242 @@
+//! The session behind the REPL and scripts: the command table, pictures and
+//! their ids, replay, saving, and errors that never end the session.
+
+mod common;
+use common::Sandbox;
+use gantry::config::{Paths, Resolved};
+use gantry::session::{commands, Body, Outcome, Session};
+
+fn session(sandbox: &Sandbox) -> Session {
+    sandbox.tiny_model("m");
+    let paths = Paths {
+        config_dir: sandbox.path().join("config"),
+        data_dir: sandbox.path().join("data"),
+    };
+    let mut config = Resolved::load_from(&paths.user_config_file(), &[])
+        .unwrap()
+        .config;
+    config.model = "m".into();
+    config.device = "cpu".into();
+    config.output_dir = sandbox.path().join("out");
+    Session::open(paths, config).unwrap()
+}
+
+fn pictures(s: &Session, outcome: Outcome) -> Vec<gantry::session::Picture> {
+    let Outcome::Entry(i) = outcome else {
+        panic!("{outcome:?}")
+    };
+    match &s.entries[i].body {
+        Body::Pictures(p) => p.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn text(s: &Session, outcome: Outcome) -> String {
+    let Outcome::Entry(i) = outcome else {
+        panic!("{outcome:?}")
+    };
+    match &s.entries[i].body {
+        Body::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn pics(s: &mut Session, line: &str) -> Vec<gantry::session::Picture> {
+    let out = s.execute(line).unwrap();
+    pictures(s, out)
+}
+
+fn say(s: &mut Session, line: &str) -> String {
+    let out = s.execute(line).unwrap();
+    text(s, out)
+}
+
+#[test]
+fn captions_and_rows_get_ids() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let out = s.execute("a red flower").unwrap();
+    let p = pictures(&s, out);
+    assert_eq!(
+        p.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["#1.1", "#1.2", "#1.3", "#1.4"]
+    );
+    let out = s
+        .execute(r#":interp "a red flower" "a blue flower" 6"#)
+        .unwrap();
+    assert_eq!(pictures(&s, out).len(), 6);
+    let out = s
+        .execute(":style #1.2 \"a white flower\" \"a pink flower\"")
+        .unwrap();
+    let p = pictures(&s, out);
+    assert_eq!(p[1].id, "#3.2");
+    assert!(s.picture("#2.6").is_some() && s.picture("#2.7").is_none());
+    s.execute(":n 2").unwrap();
+    let out = s.execute(":interp-z \"a flower\" 3").unwrap();
+    assert_eq!(pictures(&s, out).len(), 3);
+    assert_eq!(pics(&mut s, "a flower").len(), 2);
+}
+
+#[test]
+fn errors_are_one_line_and_the_session_goes_on() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let cases = [
+        (":intrep", "did you mean :interp?"),
+        (":zzzzzz", "unknown command :zzzzzz"),
+        (r#":interp "a red"#, "unclosed quote"),
+        (r#":interp "a red"#, "usage: :interp"),
+        (":interp onlyone", "usage: :interp"),
+        (":n 0", "usage: :n"),
+        (":n many", "usage: :n"),
+        (":seed x", "usage: :seed"),
+        (":style missing.png \"a\"", "missing.png: no such file"),
+        (":style #9.9 \"a\"", "no picture #9.9"),
+        (":model nope", "model 'nope' not found"),
+        (":sampler nope", "no sampler named 'nope'"),
+        (":encoder nope", "no style encoder named 'nope'"),
+        (":save", "nothing to save yet"),
+        (":replay nothing.png", "nothing.png"),
+        ("   ", "nothing to do"),
+    ];
+    for (line, expected) in cases {
+        let err = format!("{:#}", s.execute(line).unwrap_err());
+        assert!(err.contains(expected), "{line}: {err}");
+        assert!(!err.contains('\n'), "{line}: error is not one line: {err}");
+    }
+    // Still alive and drawing.
+    assert_eq!(pics(&mut s, "a flower").len(), 4);
+}
+
+#[test]
+fn help_comes_from_the_command_table() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let help = say(&mut s, ":help");
+    for c in commands::COMMANDS {
+        assert!(help.contains(c.usage), "help misses {}", c.name);
+    }
+    let one = say(&mut s, ":help interp");
+    assert!(one.contains(":interp \"caption a\" \"caption b\" [steps]") && one.contains("also :i"));
+    // Every product.md command is in the table.
+    for name in [
+        "help", "interp", "interp-z", "style", "seed", "n", "model", "sampler", "encoder", "save",
+        "source", "replay", "plugins", "history", "clear", "quit", "live", "classify", "score",
+    ] {
+        assert!(commands::find(name).is_some(), ":{name} missing");
+    }
+}
+
+#[test]
+fn completion_knows_commands_ids_models_and_paths() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    s.execute("a red flower").unwrap();
+    assert_eq!(
+        commands::complete(&s, ":inte"),
+        vec![":interp", ":interp-z"]
+    );
+    assert!(commands::complete(&s, ":style #1.").contains(&":style #1.3".to_string()));
+    assert!(commands::complete(&s, ":model ").contains(&":model m".to_string()));
+    assert_eq!(
+        commands::complete(&s, ":live o"),
+        vec![":live on", ":live off"]
+    );
+    assert!(commands::complete(&s, ":sampler ").contains(&":sampler gaussian".to_string()));
+    assert!(commands::complete(&s, "a caption").is_empty());
+}
+
+#[test]
+fn saved_pngs_replay_bit_for_bit() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    s.execute(":seed 11").unwrap();
+    let originals = pics(&mut s, "a yellow flower with thin petals");
+    let saved = say(&mut s, ":save");
+    assert!(saved.contains("wrote 4 file(s)"), "{saved}");
+    s.execute(":seed 99").unwrap();
+    let file = sandbox.path().join("out/gantry-1-3.png");
+    let replayed = pics(&mut s, &format!(":replay {}", file.display()));
+    assert_eq!(
+        replayed[0].image, originals[2].image,
+        "replay must remake the picture exactly"
+    );
+
+    // Rows replay too.
+    let row = pics(&mut s, r#":interp "a red flower" "a blue flower" 4"#);
+    s.execute(&format!(
+        ":save {} {}",
+        row[1].id,
+        sandbox.path().join("rows").display()
+    ))
+    .unwrap();
+    let file = sandbox.path().join(format!(
+        "rows/gantry-{}.png",
+        row[1].id.trim_start_matches('#').replace('.', "-")
+    ));
+    let replayed = pics(&mut s, &format!(":replay {}", file.display()));
+    assert_eq!(replayed[0].image, row[1].image);
+
+    // An interpolation row as an animated GIF.
+    let entry = row[0]
+        .id
+        .trim_start_matches('#')
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    let gif = say(&mut s, &format!(":save #{entry} --gif"));
+    let path = gif.trim_start_matches("wrote ");
+    let decoded = image::open(path).unwrap();
+    assert_eq!(decoded.width(), 128);
+}
+
+#[test]
+fn source_runs_scripts_and_reports_file_and_line() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let script = sandbox.path().join("s.gantry");
+    std::fs::write(
+        &script,
+        "# a comment\n:n 1\na red flower\n\n:bogus\na blue flower\n",
+    )
+    .unwrap();
+    let err = format!(
+        "{:#}",
+        s.execute(&format!(":source {}", script.display()))
+            .unwrap_err()
+    );
+    assert!(err.contains("s.gantry:5: unknown command :bogus"), "{err}");
+    assert_eq!(s.n, 1);
+}
+
+#[test]
+fn classify_and_score_rank_with_the_joint_embedding() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    s.execute("a red flower").unwrap();
+    let scored = say(&mut s, ":score #1.1 \"a red flower\" \"a blue flower\"");
+    assert!(
+        scored.contains("1.") && scored.contains("2.") && scored.contains("a blue flower"),
+        "{scored}"
+    );
+    // An untrained model names no dataset: a clear error, not a crash.
+    let err = format!("{:#}", s.execute(":classify #1.1").unwrap_err());
+    assert!(err.contains("names no dataset"), "{err}");
+}
+
+#[test]
+fn shipped_model_classifies_with_its_dataset_classes() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    s.execute(":model procedural-flowers").unwrap();
+    s.execute("a red flower with round petals").unwrap();
+    let ranked = say(&mut s, ":classify #1.1");
+    assert!(ranked.contains("1. "), "{ranked}");
+    assert!(
+        [" round", " thin", " pointed"]
+            .iter()
+            .any(|shape| ranked.contains(shape)),
+        "{ranked}"
+    );
+}
