@@ -161,10 +161,8 @@ fn status_line(app: &App) -> Line<'static> {
     if s.live {
         parts.push("live".into());
     }
-    let mut spans = vec![Span::styled(
-        format!(" {} ", parts.join(" · ")),
-        Style::default().fg(Color::Black).bg(Color::Gray),
-    )];
+    // A running job shows first, so narrow terminals still see it.
+    let mut spans = Vec::new();
     if let Some(busy) = &app.busy {
         let progress = if busy.total > 0 {
             format!(" {}/{}", busy.done, busy.total)
@@ -180,6 +178,10 @@ fn status_line(app: &App) -> Line<'static> {
             Style::default().fg(Color::Black).bg(Color::Yellow),
         ));
     }
+    spans.push(Span::styled(
+        format!(" {} ", parts.join(" · ")),
+        Style::default().fg(Color::Black).bg(Color::Gray),
+    ));
     Line::from(spans)
 }
 
