@@ -143,6 +143,14 @@ fn repl_end_to_end_in_a_real_terminal() {
     t.wait_for(r#"› :interp "a red flower"#);
     t.send(&["C-u"]);
 
+    // Live preview: the picture of the text so far appears after a pause.
+    t.line(":live on");
+    t.wait_for("live preview on");
+    t.send(&["-l", "a yellow flower"]);
+    t.wait_for("live: a yellow flower");
+    t.send(&["C-u"]);
+    t.alive();
+
     t.line(":quit");
     let start = Instant::now();
     while t.screen().contains("sampler gaussian") && start.elapsed() < Duration::from_secs(10) {

@@ -240,3 +240,17 @@ fn shipped_model_classifies_with_its_dataset_classes() {
         "{ranked}"
     );
 }
+
+#[test]
+fn a_cancelled_job_stops_between_chunks_with_a_clear_message() {
+    let sandbox = Sandbox::new();
+    let s = session(&sandbox);
+    s.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = format!("{:#}", s.generate_batch("a red flower", 64, 0).unwrap_err());
+    assert_eq!(err, "cancelled");
+    s.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Chunking never changes pixels: 64 in chunks equal the first 8 alone.
+    let (all, _) = s.generate_batch("a red flower", 16, 0).unwrap();
+    let (first, _) = s.generate_batch("a red flower", 8, 0).unwrap();
+    assert_eq!(all[..8], first[..]);
+}
