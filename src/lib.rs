@@ -13,6 +13,7 @@ pub mod eval;
 pub mod grid;
 pub mod imageio;
 pub mod model;
+pub mod plugin_manager;
 pub mod plugins;
 pub mod probe;
 pub mod runtime;

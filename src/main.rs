@@ -97,13 +97,34 @@ enum Command {
     },
     /// Print the effective configuration and where each value came from
     Config,
-    /// List the plugins found and any that could not be loaded
+    /// List the plugins found and any that could not be loaded (= plugin list)
     Plugins,
+    /// Install, list and remove plugins
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Measure speed
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Every plugin found: kind, version, where it came from, status
+    List,
+    /// Build (a crate folder) or take (a library), probe it in a child process, install it
+    Install {
+        /// A plugin crate folder or a built .so/.dylib
+        path: PathBuf,
+    },
+    /// Remove an installed plugin
+    Remove { name: String },
+    /// Load a library and describe it as JSON (what install runs in a child process)
+    #[command(hide = true)]
+    Probe { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -382,29 +403,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", ctx.config.describe()?);
             Ok(())
         }
-        Some(Command::Plugins) => {
-            let dirs = plugins::search_dirs(&ctx.paths.plugin_dir());
-            let registry = Registry::discover(&dirs);
-            if registry.disabled {
-                println!("plugins are turned off ({} is set)", plugins::DISABLE_ENV);
-                return Ok(());
-            }
-            println!("searched: {}", plugins::describe_dirs(&dirs));
-            for p in &registry.plugins {
-                println!(
-                    "{:<16} {:<15} {:<8} {}  ({})",
-                    p.name,
-                    p.kind.as_str(),
-                    p.version,
-                    p.description,
-                    p.path.display()
-                );
-            }
-            for b in &registry.broken {
-                println!("broken: {}", b.error);
-            }
-            Ok(())
-        }
+        Some(Command::Plugins) => plugin_command(&ctx, PluginCommand::List),
+        Some(Command::Plugin { command }) => plugin_command(&ctx, command),
         Some(Command::Bench { command }) => match command {
             BenchCommand::Generate {
                 batch,
@@ -631,6 +631,58 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
             );
             println!("card:");
             println!("{}", serde_json::to_string_pretty(&card)?);
+            Ok(())
+        }
+    }
+}
+
+fn plugin_command(ctx: &Context_, command: PluginCommand) -> Result<()> {
+    use gantry::plugin_manager;
+    let dir = ctx.paths.plugin_dir();
+    match command {
+        PluginCommand::List => {
+            if plugins::plugins_disabled() {
+                println!("plugins are turned off ({} is set)", plugins::DISABLE_ENV);
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<15} {:<8} {:<10} source",
+                "name", "kind", "version", "status"
+            );
+            for row in plugin_manager::list(&dir) {
+                println!(
+                    "{:<20} {:<15} {:<8} {:<10} {}",
+                    row.name, row.kind, row.version, row.status, row.source
+                );
+            }
+            println!(
+                "(searched {})",
+                plugins::describe_dirs(&plugins::search_dirs(&dir))
+            );
+            Ok(())
+        }
+        PluginCommand::Install { path } => {
+            let exe =
+                std::env::current_exe().context("finding the gantry executable to probe with")?;
+            let m = plugin_manager::install(&dir, &path, &exe)?;
+            println!(
+                "installed {} {} ({}, ABI {}) into {}",
+                m.name,
+                m.version,
+                m.kind,
+                m.abi,
+                dir.display()
+            );
+            Ok(())
+        }
+        PluginCommand::Remove { name } => {
+            let m = plugin_manager::remove(&dir, &name)?;
+            println!("removed {} {}", m.name, m.version);
+            Ok(())
+        }
+        PluginCommand::Probe { path } => {
+            let probed = plugin_manager::probe_here(&path)?;
+            println!("{}", serde_json::to_string(&probed)?);
             Ok(())
         }
     }

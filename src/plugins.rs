@@ -291,6 +291,17 @@ impl Plugin {
         Ok(out)
     }
 
+    /// Sets a sampler option (e.g. `psi` of `truncated`).
+    pub fn configure(&self, key: &str, value: &str) -> Result<()> {
+        let table = self.sampler_table()?;
+        let Some(configure) = table.configure else {
+            bail!("sampler '{}' takes no options", self.name);
+        };
+        call(self, &format!("option {key}={value}"), |err| unsafe {
+            configure(key.as_ptr(), key.len(), value.as_ptr(), value.len(), err)
+        })
+    }
+
     /// The sampler's own path from `a` to `b`, if it has one.
     pub fn path(&self, a: &[f32], b: &[f32], steps: usize) -> Result<Option<Vec<f32>>> {
         let table = self.sampler_table()?;
@@ -364,6 +375,13 @@ impl Sampler {
         match self {
             Sampler::Plugin(p) => format!("plugin {}", p.path.display()),
             Sampler::BuiltinGaussian => "built in".to_string(),
+        }
+    }
+
+    pub fn configure(&self, key: &str, value: &str) -> Result<()> {
+        match self {
+            Sampler::Plugin(p) => p.configure(key, value),
+            Sampler::BuiltinGaussian => bail!("sampler 'gaussian' takes no options"),
         }
     }
 

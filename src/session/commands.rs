@@ -22,6 +22,7 @@ pub enum Complete {
     Paths,
     OnOff,
     SeedValues,
+    PluginActions,
 }
 
 pub struct Command {
@@ -94,8 +95,8 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "sampler",
         aliases: &[],
-        usage: ":sampler NAME",
-        help: "where z comes from (a sampler plugin)",
+        usage: ":sampler NAME [key=value ...]",
+        help: "where z comes from: a sampler plugin (gaussian, truncated psi=0.7, slerp)",
         complete: &[Complete::Samplers],
         run: sampler,
     },
@@ -162,6 +163,14 @@ pub static COMMANDS: &[Command] = &[
         help: "list the plugins found, and any that were refused",
         complete: &[],
         run: plugins,
+    },
+    Command {
+        name: "plugin",
+        aliases: &[],
+        usage: ":plugin install PATH | remove NAME | list",
+        help: "install a plugin (crate folder or library; probed in a child process), remove one, or list them",
+        complete: &[Complete::PluginActions, Complete::Paths],
+        run: plugin,
     },
     Command {
         name: "history",
@@ -411,10 +420,10 @@ fn model(session: &mut Session, args: &[String]) -> Result<Reply> {
 }
 
 fn sampler(session: &mut Session, args: &[String]) -> Result<Reply> {
-    let [name] = args else {
-        return Err(usage(":sampler NAME"));
+    let Some((name, options)) = args.split_first() else {
+        return Err(usage(":sampler NAME [key=value ...]"));
     };
-    Ok(Reply::Text(session.set_sampler(name)?))
+    Ok(Reply::Text(session.set_sampler(name, options)?))
 }
 
 fn encoder(session: &mut Session, args: &[String]) -> Result<Reply> {
@@ -698,6 +707,47 @@ fn plugins(session: &mut Session, args: &[String]) -> Result<Reply> {
     )))
 }
 
+fn plugin(session: &mut Session, args: &[String]) -> Result<Reply> {
+    use crate::plugin_manager;
+    const U: &str = ":plugin install PATH | remove NAME | list";
+    let dir = session.paths.plugin_dir();
+    let text = match args {
+        [action, path] if action == "install" => {
+            let exe = session.probe_exe.clone().ok_or_else(|| {
+                anyhow!("this front end cannot probe plugins; use `gantry plugin install`")
+            })?;
+            let m = plugin_manager::install(&dir, Path::new(path), &exe)?;
+            session.rediscover_plugins();
+            format!(
+                "installed {} {} ({}); :plugins lists it",
+                m.name, m.version, m.kind
+            )
+        }
+        [action, name] if action == "remove" => {
+            let m = plugin_manager::remove(&dir, name)?;
+            session.rediscover_plugins();
+            format!(
+                "removed {} {} (a library already loaded stays loaded until gantry restarts)",
+                m.name, m.version
+            )
+        }
+        [action] if action == "list" => {
+            let rows = plugin_manager::list(&dir);
+            rows.iter()
+                .map(|r| {
+                    format!(
+                        "  {:<20} {:<15} {:<8} {:<10} {}",
+                        r.name, r.kind, r.version, r.status, r.source
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        _ => return Err(usage(U)),
+    };
+    Ok(Reply::Text(text))
+}
+
 fn history(session: &mut Session, args: &[String]) -> Result<Reply> {
     let n: usize = match args {
         [] => 20,
@@ -764,6 +814,7 @@ pub fn complete(session: &Session, line: &str) -> Vec<String> {
         Complete::Encoders => vec!["learned".into()],
         Complete::OnOff => vec!["on".into(), "off".into()],
         Complete::SeedValues => vec!["random".into()],
+        Complete::PluginActions => vec!["install".into(), "remove".into(), "list".into()],
         Complete::Pictures if current.starts_with('#') => session.picture_ids(),
         Complete::Pictures | Complete::Paths => complete_path(current),
     };

@@ -111,6 +111,8 @@ pub struct Session {
     source_depth: usize,
     /// Class vectors for `:classify`, built on first use.
     class_vectors: Option<(Vec<String>, tch::Tensor)>,
+    /// The gantry executable that probes plugins before `:plugin install`.
+    pub probe_exe: Option<PathBuf>,
 }
 
 /// Images are generated in chunks of this many, checking for cancellation between.
@@ -144,6 +146,9 @@ impl Session {
             last_latency_ms: None,
             source_depth: 0,
             class_vectors: None,
+            probe_exe: std::env::current_exe()
+                .ok()
+                .filter(|e| e.file_stem().is_some_and(|s| s == "gantry")),
             paths,
             config,
         })
@@ -415,13 +420,31 @@ impl Session {
         ))
     }
 
-    pub fn set_sampler(&mut self, name: &str) -> Result<String> {
-        self.runtime.sampler = Sampler::select(&self.registry, name)?;
+    /// Chooses a sampler, with `key=value` options (e.g. `psi=0.7`).
+    pub fn set_sampler(&mut self, name: &str, options: &[String]) -> Result<String> {
+        let sampler = Sampler::select(&self.registry, name)?;
+        for option in options {
+            let (k, v) = option
+                .split_once('=')
+                .ok_or_else(|| anyhow!("sampler option '{option}' is not key=value"))?;
+            sampler.configure(k.trim(), v.trim())?;
+        }
+        self.runtime.sampler = sampler;
+        let shown = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", options.join(" "))
+        };
         Ok(format!(
-            "sampler {} ({})",
+            "sampler {}{shown} ({})",
             self.runtime.sampler.name(),
             self.runtime.sampler.origin()
         ))
+    }
+
+    /// Looks for plugins again (after an install or a removal).
+    pub fn rediscover_plugins(&mut self) {
+        self.registry = Registry::discover(&plugins::search_dirs(&self.paths.plugin_dir()));
     }
 
     /// Names of models found in the search folders (for completion).

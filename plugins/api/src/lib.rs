@@ -27,6 +27,8 @@
 //! declare_sampler!(Zeros, name = "zeros", description = "all-zero z (for tests)");
 //! ```
 
+pub mod random;
+
 use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -109,6 +111,17 @@ impl ErrorBuf {
 /// Function table of a sampler plugin.
 #[repr(C)]
 pub struct SamplerVTable {
+    /// Optional: sets an option (`key`, `value` as UTF-8) before sampling,
+    /// e.g. the truncation ψ. `None`: the sampler takes no options.
+    pub configure: Option<
+        unsafe extern "C" fn(
+            key: *const u8,
+            key_len: usize,
+            value: *const u8,
+            value_len: usize,
+            err: *mut ErrorBuf,
+        ) -> Status,
+    >,
     /// Writes `n_seeds` z vectors of `dim` floats into `out` (row `i` for
     /// `seeds[i]`). `out_len` is the number of floats `out` holds.
     pub sample: unsafe extern "C" fn(
@@ -169,6 +182,13 @@ pub trait Sampler {
 
     /// Whether [`Sampler::path`] is implemented.
     const HAS_PATH: bool = false;
+
+    /// Sets an option; the default sampler takes none.
+    fn configure(key: &str, value: &str) -> Result<(), String> {
+        Err(format!(
+            "this sampler has no option '{key}' (value {value})"
+        ))
+    }
 }
 
 /// Runs a plugin-side body, turning errors and panics into a [`Status`].
@@ -263,7 +283,22 @@ macro_rules! declare_sampler {
                 })
             }
 
+            unsafe extern "C" fn configure(
+                key: *const u8,
+                key_len: usize,
+                value: *const u8,
+                value_len: usize,
+                err: *mut ErrorBuf,
+            ) -> Status {
+                $crate::guard(err, || {
+                    let key = $crate::str_arg(key, key_len)?;
+                    let value = $crate::str_arg(value, value_len)?;
+                    <$ty as $crate::Sampler>::configure(key, value)
+                })
+            }
+
             static VTABLE: SamplerVTable = SamplerVTable {
+                configure: Some(configure),
                 sample,
                 path: if <$ty as $crate::Sampler>::HAS_PATH {
                     Some(path)

@@ -7,42 +7,7 @@
 
 use gantry_plugin_api::{declare_sampler, Sampler};
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough to
-/// seed and drive a per-image stream.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in the open interval (0, 1): never 0, so `ln` stays finite.
-    pub fn next_open01(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
-
-/// Writes `out.len()` standard normal numbers for `seed`.
-pub fn standard_normal(seed: u64, out: &mut [f32]) {
-    let mut rng = SplitMix64::new(seed);
-    let mut chunks = out.chunks_mut(2);
-    for pair in &mut chunks {
-        let radius = (-2.0 * rng.next_open01().ln()).sqrt();
-        let angle = std::f64::consts::TAU * rng.next_open01();
-        pair[0] = (radius * angle.cos()) as f32;
-        if let Some(second) = pair.get_mut(1) {
-            *second = (radius * angle.sin()) as f32;
-        }
-    }
-}
+pub use gantry_plugin_api::random::{standard_normal, SplitMix64};
 
 pub struct Gaussian;
 

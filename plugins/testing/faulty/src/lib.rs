@@ -38,7 +38,11 @@ unsafe extern "C" fn sample(
     })
 }
 
-static VTABLE: SamplerVTable = SamplerVTable { sample, path: None };
+static VTABLE: SamplerVTable = SamplerVTable {
+    configure: None,
+    sample,
+    path: None,
+};
 
 static GOOD: PluginDeclaration = GOOD_FIELDS;
 

@@ -1,0 +1,275 @@
+//! Installing, listing and removing plugins.
+//!
+//! `install` takes a plugin crate folder (built with cargo) or a built
+//! library, loads it once in a child process (`gantry plugin probe`) so that a
+//! plugin that crashes on load cannot take the caller down, then copies it
+//! into the user's plugin folder beside a manifest (name, kind, version, ABI,
+//! sha256, source).
+
+use crate::plugins::{self, Registry};
+use crate::weights::{sha256_file, write_atomic};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What the probe reports about a library (JSON on its stdout).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Probed {
+    pub name: String,
+    pub kind: String,
+    pub version: String,
+    pub abi: u32,
+}
+
+/// `<plugin dir>/<name>.json`, written at install.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub kind: String,
+    pub version: String,
+    pub abi: u32,
+    pub sha256: String,
+    /// Where it was installed from.
+    pub source: String,
+    /// The library file in the plugin folder.
+    pub file: String,
+}
+
+/// Loads a library in this process and describes it: what `gantry plugin
+/// probe` runs, in a child process of the installer.
+pub fn probe_here(library: &Path) -> Result<Probed> {
+    let plugin = plugins::load(library)?;
+    Ok(Probed {
+        name: plugin.name,
+        kind: plugin.kind.as_str().to_string(),
+        version: plugin.version,
+        abi: gantry_plugin_api::ABI_VERSION,
+    })
+}
+
+/// Runs `gantry plugin probe LIBRARY` in a child process.
+pub fn probe_in_child(gantry: &Path, library: &Path) -> Result<Probed> {
+    let out = Command::new(gantry)
+        .args(["plugin", "probe"])
+        .arg(library)
+        .env_remove(plugins::DISABLE_ENV)
+        .output()
+        .with_context(|| format!("running {} to probe the plugin", gantry.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let message = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        return match out.status.code() {
+            Some(_) => Err(anyhow!("{message}")),
+            None => Err(anyhow!(
+                "{}: the plugin crashed the process that loaded it (killed by a signal)",
+                library.display()
+            )),
+        };
+    }
+    serde_json::from_slice(&out.stdout).context("reading the probe's report")
+}
+
+fn is_library(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("so") | Some("dylib") | Some("dll")
+    )
+}
+
+/// Builds a plugin crate in release mode and returns its shared library.
+pub fn build_crate(dir: &Path) -> Result<PathBuf> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.exists() {
+        bail!(
+            "{}: not a plugin crate (no Cargo.toml) and not a library",
+            dir.display()
+        );
+    }
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo (is Rust installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "{}: cargo build failed (see the messages above)",
+            dir.display()
+        );
+    }
+    let mut libraries = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact"
+            || !message["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+        {
+            continue;
+        }
+        for file in message["filenames"].as_array().into_iter().flatten() {
+            if let Some(f) = file.as_str().map(PathBuf::from).filter(|p| is_library(p)) {
+                libraries.push(f);
+            }
+        }
+    }
+    match libraries.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!(
+            "{}: the crate builds no shared library (set crate-type = [\"cdylib\"])",
+            dir.display()
+        ),
+        _ => bail!(
+            "{}: the crate builds several libraries; install one of them by path",
+            dir.display()
+        ),
+    }
+}
+
+/// Installs a plugin (crate folder or library) into `plugin_dir`.
+pub fn install(plugin_dir: &Path, source: &Path, gantry: &Path) -> Result<Manifest> {
+    let library = if source.is_dir() {
+        build_crate(source)?
+    } else if source.is_file() {
+        source.to_path_buf()
+    } else {
+        bail!("{}: no such file or folder", source.display());
+    };
+    let probed = probe_in_child(gantry, &library)?;
+    std::fs::create_dir_all(plugin_dir)
+        .with_context(|| format!("creating {}", plugin_dir.display()))?;
+    let extension = library.extension().and_then(|e| e.to_str()).unwrap_or("so");
+    let file = format!("lib{}.{extension}", probed.name.replace('-', "_"));
+    let target = plugin_dir.join(&file);
+    let bytes =
+        std::fs::read(&library).with_context(|| format!("reading {}", library.display()))?;
+    // A new file and a rename: a process that already loaded the old library
+    // keeps its mapping intact.
+    write_atomic(&target, &bytes)?;
+    let (sha256, _) = sha256_file(&target)?;
+    let manifest = Manifest {
+        name: probed.name.clone(),
+        kind: probed.kind,
+        version: probed.version,
+        abi: probed.abi,
+        sha256,
+        source: source
+            .canonicalize()
+            .unwrap_or_else(|_| source.to_path_buf())
+            .display()
+            .to_string(),
+        file,
+    };
+    write_atomic(
+        &plugin_dir.join(format!("{}.json", probed.name)),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    Ok(manifest)
+}
+
+/// Removes an installed plugin (its library and manifest).
+pub fn remove(plugin_dir: &Path, name: &str) -> Result<Manifest> {
+    let manifest_path = plugin_dir.join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&manifest_path).map_err(|_| {
+        let installed = installed(plugin_dir).into_iter().map(|m| m.name).collect::<Vec<_>>();
+        anyhow!(
+            "no installed plugin named '{name}' (installed: {}; plugins built with gantry cannot be removed, {} turns all off)",
+            if installed.is_empty() { "none".to_string() } else { installed.join(", ") },
+            plugins::DISABLE_ENV
+        )
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: corrupt manifest", manifest_path.display()))?;
+    let library = plugin_dir.join(&manifest.file);
+    if library.exists() {
+        std::fs::remove_file(&library)
+            .with_context(|| format!("removing {}", library.display()))?;
+    }
+    std::fs::remove_file(&manifest_path)
+        .with_context(|| format!("removing {}", manifest_path.display()))?;
+    Ok(manifest)
+}
+
+/// The manifests in the plugin folder.
+pub fn installed(plugin_dir: &Path) -> Vec<Manifest> {
+    let mut out: Vec<Manifest> = std::fs::read_dir(plugin_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// One row of `gantry plugin list`.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub name: String,
+    pub kind: String,
+    pub version: String,
+    pub source: String,
+    pub status: String,
+}
+
+/// Everything found, with where it came from and whether it works.
+pub fn list(plugin_dir: &Path) -> Vec<Listed> {
+    let registry = Registry::discover(&plugins::search_dirs(plugin_dir));
+    let manifests = installed(plugin_dir);
+    let mut rows: Vec<Listed> = registry
+        .plugins
+        .iter()
+        .map(|p| {
+            let manifest = manifests
+                .iter()
+                .find(|m| plugin_dir.join(&m.file) == p.path);
+            let status = match manifest {
+                Some(m) => match sha256_file(&p.path) {
+                    Ok((sha, _)) if sha == m.sha256 => "ok".to_string(),
+                    _ => "changed since install (reinstall it)".to_string(),
+                },
+                None => "ok".to_string(),
+            };
+            Listed {
+                name: p.name.clone(),
+                kind: p.kind.as_str().to_string(),
+                version: p.version.clone(),
+                source: match manifest {
+                    Some(m) => format!("installed from {}", m.source),
+                    None if p.path.starts_with(plugin_dir) => {
+                        "in the plugin folder (no manifest)".to_string()
+                    }
+                    None => "built with gantry".to_string(),
+                },
+                status,
+            }
+        })
+        .collect();
+    for b in &registry.broken {
+        rows.push(Listed {
+            name: b
+                .path
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            kind: "?".into(),
+            version: "?".into(),
+            source: b.path.display().to_string(),
+            status: format!("broken: {}", b.error),
+        });
+    }
+    rows
+}
