@@ -566,6 +566,77 @@ pub fn captioned(
     Ok(metrics)
 }
 
+/// Style transfer measured per style encoder on the first `count` renders:
+/// style kept (background and position) and content followed, so that a
+/// plugin encoder can be put next to the learned S on the same images.
+pub fn style_encoders(
+    runtime: &crate::runtime::Runtime,
+    probe: &LoadedProbe,
+    set: &TrainingSet,
+    encoders: &[crate::runtime::StyleEncoderChoice],
+    count: usize,
+) -> Result<Vec<Metric>> {
+    let n = count.min(set.len());
+    let real = imageio::images_from_tensor(&set.image_batch(
+        &(0..n).collect::<Vec<_>>(),
+        false,
+        &mut Rng(0),
+    ))?;
+    let captions: Vec<String> = set
+        .attributes
+        .iter()
+        .map(full_caption)
+        .collect::<Result<_>>()?;
+    let targets: Vec<usize> = (0..n)
+        .map(|i| {
+            (1..set.len())
+                .map(|k| (i + k * 7919) % set.len())
+                .find(|&j| set.attributes[j]["petal_colour"] != set.attributes[i]["petal_colour"])
+                .unwrap_or((i + 1) % set.len())
+        })
+        .collect();
+    let mut metrics = Vec::new();
+    for encoder in encoders {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let g = runtime.style_transfer_with(&real[i], &captions[targets[i]], encoder)?;
+            out.extend(g.images);
+        }
+        let images = imageio::tensor_from_images(&out)?;
+        let bg = probe.read(&images, "background")?;
+        let pos = probe.read(&images, "position")?;
+        let colour = probe.read(&images, "petal_colour")?;
+        let kept = (0..n)
+            .filter(|&i| {
+                bg[i] == set.attributes[i]["background"] && pos[i] == set.attributes[i]["position"]
+            })
+            .count();
+        let bg_kept = (0..n)
+            .filter(|&i| bg[i] == set.attributes[i]["background"])
+            .count();
+        let followed = (0..n)
+            .filter(|&i| colour[i] == set.attributes[targets[i]]["petal_colour"])
+            .count();
+        let name = encoder.name();
+        metrics.push(metric(
+            &format!("style_kept[{name}]"),
+            kept as f64 / n as f64,
+            format!("{n} renders, background and position"),
+        ));
+        metrics.push(metric(
+            &format!("style_kept_background[{name}]"),
+            bg_kept as f64 / n as f64,
+            format!("{n} renders"),
+        ));
+        metrics.push(metric(
+            &format!("style_content_followed[{name}]"),
+            followed as f64 / n as f64,
+            format!("{n} renders"),
+        ));
+    }
+    Ok(metrics)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

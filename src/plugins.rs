@@ -9,7 +9,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use gantry_plugin_api::{
     DatasetVTable, DeclarationFn, ErrorBuf, PluginDeclaration, PluginKind, SamplerVTable, Status,
-    ABI_VERSION, DECLARATION_SYMBOL,
+    StyleEncoderVTable, StyleHost, ABI_VERSION, DECLARATION_SYMBOL,
 };
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -195,9 +195,9 @@ pub fn load(path: &Path) -> Result<Plugin> {
             path.display()
         );
     }
-    if kind == PluginKind::StyleEncoder {
+    if kind == PluginKind::StyleEncoder && declaration.style_encoder.is_null() {
         bail!(
-            "{}: style-encoder plugins are not supported by this gantry yet",
+            "{}: a style encoder without a style-encoder table",
             path.display()
         );
     }
@@ -257,6 +257,53 @@ impl Plugin {
         // SAFETY: checked non-null at load time; static per the ABI.
         unsafe { self.declaration.sampler.as_ref() }
             .ok_or_else(|| anyhow!("plugin '{}' has no sampler table", self.name))
+    }
+
+    pub(crate) fn style_table(&self) -> Result<&'static StyleEncoderVTable> {
+        if self.kind != PluginKind::StyleEncoder {
+            bail!(
+                "plugin '{}' is a {}, not a style encoder",
+                self.name,
+                self.kind.as_str()
+            );
+        }
+        // SAFETY: checked non-null at load time; static per the ABI.
+        unsafe { self.declaration.style_encoder.as_ref() }
+            .ok_or_else(|| anyhow!("plugin '{}' has no style-encoder table", self.name))
+    }
+
+    /// Sets a style-encoder option.
+    pub fn configure_style(&self, key: &str, value: &str) -> Result<()> {
+        let table = self.style_table()?;
+        let Some(configure) = table.configure else {
+            bail!("style encoder '{}' takes no options", self.name);
+        };
+        call(self, &format!("option {key}={value}"), |err| unsafe {
+            configure(key.as_ptr(), key.len(), value.as_ptr(), value.len(), err)
+        })
+    }
+
+    /// Runs the plugin's encode with the host callbacks in `host`.
+    pub fn encode_style(
+        &self,
+        host: &StyleHost,
+        image: &crate::imageio::Image,
+    ) -> Result<Vec<f32>> {
+        let table = self.style_table()?;
+        let mut out = vec![f32::NAN; host.nz];
+        call(self, "encode", |err| unsafe {
+            (table.encode)(
+                host,
+                image.rgb.as_ptr(),
+                image.width,
+                image.height,
+                out.as_mut_ptr(),
+                out.len(),
+                err,
+            )
+        })?;
+        check_output(self, "encode", &out)?;
+        Ok(out)
     }
 
     pub(crate) fn dataset_table(&self) -> Result<&'static DatasetVTable> {

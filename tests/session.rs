@@ -254,3 +254,45 @@ fn a_cancelled_job_stops_between_chunks_with_a_clear_message() {
     let (first, _) = s.generate_batch("a red flower", 8, 0).unwrap();
     assert_eq!(all[..8], first[..]);
 }
+
+#[test]
+fn the_optimizing_style_encoder_plugin_inverts_g_through_the_host() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    s.execute("a red flower").unwrap();
+    let err = format!("{:#}", s.execute(":encoder optimize steps=0").unwrap_err());
+    assert!(err.contains("steps must be 1 to 10000"), "{err}");
+    say(&mut s, ":encoder optimize steps=5 lr=0.1");
+    assert_eq!(s.status().encoder, "optimize");
+    let styled = pics(&mut s, ":style #1.1 \"a blue flower\"");
+    assert_eq!(styled.len(), 1);
+    assert!(styled[0]
+        .metadata
+        .contains(&("style_encoder".to_string(), "optimize".to_string())));
+    // The inversion really lowers the reconstruction loss against the learned start.
+    let source = s.picture("#1.1").unwrap().image.clone();
+    let learned = s
+        .runtime
+        .style_code(&source, &gantry::runtime::StyleEncoderChoice::Learned)
+        .unwrap();
+    let optimized = s
+        .runtime
+        .style_code(&source, &s.style_encoder.clone())
+        .unwrap();
+    let loss = |z: &tch::Tensor| {
+        let (text, _) = s
+            .runtime
+            .embed(&[gantry::runtime::INVERSION_CAPTION])
+            .unwrap();
+        let x = gantry::imageio::tensor_from_images(std::slice::from_ref(&source)).unwrap();
+        let g = tch::no_grad(|| s.runtime.model.generator.net.forward_t(z, &text, false));
+        (g - x).square().mean(tch::Kind::Float).double_value(&[])
+    };
+    assert!(
+        loss(&optimized) <= loss(&learned),
+        "optimisation should not make the reconstruction worse"
+    );
+    let err = format!("{:#}", s.execute(":encoder nope").unwrap_err());
+    assert!(err.contains("available: learned, optimize"), "{err}");
+    say(&mut s, ":encoder learned");
+}

@@ -6,9 +6,11 @@ use anyhow::Result;
 use clap::Args;
 use gantry::data::{OnError, TrainingSet};
 use gantry::eval::{self, Metric};
+use gantry::plugins::{self, Registry, Sampler};
 use gantry::probe::LoadedProbe;
-use gantry::runtime::{describe_device, parse_device};
+use gantry::runtime::{describe_device, parse_device, Runtime, StyleEncoderChoice};
 use gantry::weights::{find_model, write_card, Model};
+use gantry_plugin_api::PluginKind;
 use std::path::PathBuf;
 
 /// Seed of the procedural renders evaluation uses (training uses 0, the probe 1001 and 2002).
@@ -32,6 +34,12 @@ pub struct EvalArgs {
     /// Captions ranked for R-precision and colour accuracy
     #[arg(long, default_value_t = 500)]
     pub queries: usize,
+    /// Also measure style transfer with these style encoders (e.g. optimize)
+    /// beside the learned S, on --encoder-count renders
+    #[arg(long = "encoder")]
+    pub encoders: Vec<String>,
+    #[arg(long, default_value_t = 200)]
+    pub encoder_count: usize,
     /// Do not write the metrics into the model card
     #[arg(long)]
     pub dry_run: bool,
@@ -42,7 +50,7 @@ pub struct EvalArgs {
 pub fn command(ctx: &Context_, args: EvalArgs) -> Result<()> {
     let device = parse_device(&ctx.config.config.device)?;
     let dir = find_model(&args.model, &gantry::model_search_dirs(&ctx.paths))?;
-    let mut model = Model::load(&dir, device)?;
+    let model = Model::load(&dir, device)?;
     let procedural = args.dataset.split(':').next() == Some("procedural-flowers");
     let mut options = args.options.clone();
     if procedural {
@@ -69,10 +77,35 @@ pub fn command(ctx: &Context_, args: EvalArgs) -> Result<()> {
         metrics.extend(eval::procedural(&model, &probe, &set, args.seed)?);
     }
     metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
+    let mut model = model;
+    if procedural && !args.encoders.is_empty() {
+        let registry = Registry::discover(&plugins::search_dirs(&ctx.paths.plugin_dir()));
+        let mut choices = vec![StyleEncoderChoice::Learned];
+        for name in &args.encoders {
+            if name == "learned" {
+                continue;
+            }
+            let plugin = registry
+                .find(PluginKind::StyleEncoder, name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no style-encoder plugin named '{name}'"))?;
+            choices.push(StyleEncoderChoice::Plugin(plugin));
+        }
+        let probe = LoadedProbe::load(&args.probe, device)?;
+        let runtime = Runtime::new(model, Sampler::BuiltinGaussian);
+        metrics.extend(eval::style_encoders(
+            &runtime,
+            &probe,
+            &set,
+            &choices,
+            args.encoder_count,
+        )?);
+        model = runtime.model;
+    }
 
-    println!("{:<28} {:>8}  note", "metric", "value");
+    println!("{:<36} {:>8}  note", "metric", "value");
     for m in &metrics {
-        println!("{:<28} {:>7.1}%  {}", m.name, m.value * 100.0, m.note);
+        println!("{:<36} {:>7.1}%  {}", m.name, m.value * 100.0, m.note);
     }
     if !args.dry_run {
         let key = if procedural {

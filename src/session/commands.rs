@@ -103,8 +103,8 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "encoder",
         aliases: &[],
-        usage: ":encoder NAME",
-        help: "how :style turns an image into z (learned = the model's style encoder S)",
+        usage: ":encoder NAME [key=value ...]",
+        help: "how :style turns an image into z: learned (the model's S), or optimize (inverts G; steps=60)",
         complete: &[Complete::Encoders],
         run: encoder,
     },
@@ -357,18 +357,14 @@ fn style(session: &mut Session, args: &[String]) -> Result<Reply> {
     if args.len() < 2 {
         return Err(usage(U));
     }
-    if session.encoder != "learned" {
-        bail!(
-            "style encoder '{}' is not available (only: learned)",
-            session.encoder
-        );
-    }
     let (source, source_name) = session.image_argument(&args[0])?;
     let mut images = Vec::new();
     let mut warnings = Vec::new();
     for caption in &args[1..] {
         session.check_cancel()?;
-        let g = session.runtime.style_transfer(&source, caption)?;
+        let g = session
+            .runtime
+            .style_transfer_with(&source, caption, &session.style_encoder)?;
         images.extend(g.images);
         warnings.extend(g.warnings);
     }
@@ -427,14 +423,10 @@ fn sampler(session: &mut Session, args: &[String]) -> Result<Reply> {
 }
 
 fn encoder(session: &mut Session, args: &[String]) -> Result<Reply> {
-    let [name] = args else {
-        return Err(usage(":encoder NAME"));
+    let Some((name, options)) = args.split_first() else {
+        return Err(usage(":encoder NAME [key=value ...]"));
     };
-    if name != "learned" {
-        bail!("no style encoder named '{name}' (available: learned)");
-    }
-    session.encoder = name.clone();
-    Ok(Reply::Text(format!("style encoder {name}")))
+    Ok(Reply::Text(session.set_encoder(name, options)?))
 }
 
 fn save(session: &mut Session, args: &[String]) -> Result<Reply> {
@@ -811,7 +803,17 @@ pub fn complete(session: &Session, line: &str) -> Vec<String> {
             }
             s
         }
-        Complete::Encoders => vec!["learned".into()],
+        Complete::Encoders => {
+            let mut e = vec!["learned".to_string()];
+            e.extend(
+                session
+                    .registry
+                    .names(gantry_plugin_api::PluginKind::StyleEncoder)
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            e
+        }
         Complete::OnOff => vec!["on".into(), "off".into()],
         Complete::SeedValues => vec!["random".into()],
         Complete::PluginActions => vec!["install".into(), "remove".into(), "list".into()],

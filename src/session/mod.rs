@@ -100,6 +100,8 @@ pub struct Session {
     pub seed: SeedMode,
     random_seed: u64,
     pub encoder: String,
+    /// The style encoder `:style` uses (named by `encoder`).
+    pub style_encoder: crate::runtime::StyleEncoderChoice,
     pub output_dir: PathBuf,
     pub live: bool,
     /// Set from another thread to stop the running job between chunks.
@@ -137,7 +139,8 @@ impl Session {
             n: config.n.max(1) as usize,
             seed: SeedMode::Fixed(config.seed),
             random_seed,
-            encoder: config.style_encoder.clone(),
+            encoder: "learned".to_string(),
+            style_encoder: crate::runtime::StyleEncoderChoice::Learned,
             output_dir: config.output_dir.clone(),
             live: false,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -440,6 +443,46 @@ impl Session {
             self.runtime.sampler.name(),
             self.runtime.sampler.origin()
         ))
+    }
+
+    /// Chooses how `:style` encodes images: `learned` (the model's S) or a
+    /// style-encoder plugin, with `key=value` options.
+    pub fn set_encoder(&mut self, name: &str, options: &[String]) -> Result<String> {
+        use crate::runtime::StyleEncoderChoice;
+        let choice = if name == "learned" {
+            if !options.is_empty() {
+                bail!("the learned style encoder takes no options");
+            }
+            StyleEncoderChoice::Learned
+        } else {
+            let plugin = self
+                .registry
+                .find(gantry_plugin_api::PluginKind::StyleEncoder, name)
+                .cloned()
+                .ok_or_else(|| {
+                    let mut names = vec!["learned".to_string()];
+                    names.extend(
+                        self.registry
+                            .names(gantry_plugin_api::PluginKind::StyleEncoder)
+                            .iter()
+                            .map(|s| s.to_string()),
+                    );
+                    anyhow!(
+                        "no style encoder named '{name}' (available: {})",
+                        names.join(", ")
+                    )
+                })?;
+            for option in options {
+                let (k, v) = option
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("option '{option}' is not key=value"))?;
+                plugin.configure_style(k.trim(), v.trim())?;
+            }
+            StyleEncoderChoice::Plugin(plugin)
+        };
+        self.encoder = choice.name().to_string();
+        self.style_encoder = choice;
+        Ok(format!("style encoder {}", self.encoder))
     }
 
     /// Looks for plugins again (after an install or a removal).

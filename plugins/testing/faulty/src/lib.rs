@@ -69,6 +69,7 @@ const GOOD_FIELDS: PluginDeclaration = PluginDeclaration {
     description: c"misbehaves on request".as_ptr(),
     sampler: &VTABLE,
     dataset: std::ptr::null(),
+    style_encoder: std::ptr::null(),
 };
 
 #[no_mangle]
