@@ -296,3 +296,25 @@ fn the_optimizing_style_encoder_plugin_inverts_g_through_the_host() {
     assert!(err.contains("available: learned, optimize"), "{err}");
     say(&mut s, ":encoder learned");
 }
+
+#[test]
+fn a_panicking_sampler_plugin_is_an_error_entry_and_the_session_goes_on() {
+    let sandbox = Sandbox::new();
+    let plugin_dir = sandbox.path().join("data/plugins");
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    std::fs::copy(
+        common::built_library("faulty_plugin"),
+        plugin_dir.join("libfaulty_plugin.so"),
+    )
+    .unwrap();
+    let mut s = session(&sandbox);
+    say(&mut s, ":sampler faulty");
+    // The fixture panics when GANTRY_FAULT=panic; only this test sets it.
+    std::env::set_var("GANTRY_FAULT", "panic");
+    let err = format!("{:#}", s.execute("a red flower").unwrap_err());
+    std::env::remove_var("GANTRY_FAULT");
+    assert!(err.contains("plugin 'faulty': sample panicked"), "{err}");
+    assert!(matches!(s.entries.last().unwrap().body, Body::Error(_)));
+    say(&mut s, ":sampler gaussian");
+    assert_eq!(pics(&mut s, "a red flower").len(), 4);
+}
