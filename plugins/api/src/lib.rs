@@ -200,6 +200,11 @@ pub trait Sampler {
 /// # Safety
 /// `err` must be null or point to a valid [`ErrorBuf`].
 pub unsafe fn guard(err: *mut ErrorBuf, body: impl FnOnce() -> Result<(), String>) -> Status {
+    // A plugin's panic is reported through `err`; the default hook would
+    // also print it over the host's screen (the REPL). The hook belongs to
+    // the plugin's own copy of std, so this silences the plugin alone.
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(message)) => {
