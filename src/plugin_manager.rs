@@ -253,7 +253,7 @@ pub fn list(plugin_dir: &Path) -> Vec<Listed> {
                     None if p.path.starts_with(plugin_dir) => {
                         "in the plugin folder (no manifest)".to_string()
                     }
-                    None => "built with gantry".to_string(),
+                    None => format!("built with gantry: {}", p.path.display()),
                 },
                 status,
             }

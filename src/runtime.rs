@@ -12,6 +12,9 @@ use crate::weights::Model;
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
+/// The most images one call draws (memory stays bounded whatever is asked).
+pub const MAX_BATCH: usize = 4096;
+
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
     let spec = spec.trim().to_ascii_lowercase();
@@ -113,8 +116,8 @@ impl Runtime {
 
     /// `n` images of `caption`, image i from seed `seed + i`.
     pub fn generate(&self, caption: &str, n: usize, seed: u64) -> Result<Generated> {
-        if n == 0 {
-            bail!("n must be at least 1");
+        if n == 0 || n > MAX_BATCH {
+            bail!("n must be between 1 and {MAX_BATCH} (got {n})");
         }
         let seeds: Vec<u64> = (0..n as u64).map(|i| seed.wrapping_add(i)).collect();
         let (text, warnings) = self.embed(&[caption])?;

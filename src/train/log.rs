@@ -69,10 +69,11 @@ impl LossLog {
 
     /// Draws every logged series against the step into a PNG.
     pub fn plot(&self, path: &Path) -> Result<()> {
+        // The learning rate is logged but not plotted: it lives on another scale.
         let keys: Vec<String> = self
             .rows
             .iter()
-            .flat_map(|(_, v)| v.keys().cloned())
+            .flat_map(|(_, v)| v.keys().filter(|k| k.as_str() != "lr").cloned())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
