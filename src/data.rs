@@ -23,11 +23,12 @@ pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        // The same SplitMix64 as the plugins', with its state kept here in
+        // the open so that checkpoints can save it.
+        let mut stream = gantry_plugin_api::random::SplitMix64::new(self.0);
+        let value = stream.next_u64();
+        self.0 = stream.state();
+        value
     }
 
     /// Uniform in [0, n).
