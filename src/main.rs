@@ -522,21 +522,11 @@ pub fn slug(caption: &str) -> String {
     }
 }
 
-/// The provenance written into every PNG (see product.md: enough to remake it).
+/// The provenance written into every PNG, with the picture's seed.
 fn metadata(runtime: &Runtime, caption: &str, seed: u64) -> Vec<(String, String)> {
-    vec![
-        ("caption".into(), caption.to_string()),
-        ("command".into(), caption.to_string()),
-        ("seed".into(), seed.to_string()),
-        ("model".into(), runtime.model.card.name.clone()),
-        ("sampler".into(), runtime.sampler.name().to_string()),
-        ("style_encoder".into(), "learned".into()),
-        ("device".into(), describe_device(runtime.device)),
-        (
-            "Software".into(),
-            format!("gantry {}", env!("CARGO_PKG_VERSION")),
-        ),
-    ]
+    let mut m = runtime.provenance(caption, caption, "learned");
+    m.push(("seed".into(), seed.to_string()));
+    m
 }
 
 fn save_generated(

@@ -80,6 +80,28 @@ impl Runtime {
         self.model.card.architecture.generator.nz as usize
     }
 
+    /// The provenance every PNG carries (product.md: enough to remake it);
+    /// callers add the seed and where in a batch the picture was.
+    pub fn provenance(
+        &self,
+        caption: &str,
+        command: &str,
+        style_encoder: &str,
+    ) -> Vec<(String, String)> {
+        vec![
+            ("caption".into(), caption.to_string()),
+            ("command".into(), command.to_string()),
+            ("model".into(), self.model.card.name.clone()),
+            ("sampler".into(), self.sampler.name().to_string()),
+            ("style_encoder".into(), style_encoder.to_string()),
+            ("device".into(), describe_device(self.device)),
+            (
+                "Software".into(),
+                format!("gantry {}", env!("CARGO_PKG_VERSION")),
+            ),
+        ]
+    }
+
     /// φ(t) for each caption: [B, embedding_dim], plus warnings.
     pub fn embed(&self, captions: &[&str]) -> Result<(Tensor, Vec<String>)> {
         let mut encoded = Vec::with_capacity(captions.len());

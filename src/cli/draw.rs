@@ -6,7 +6,7 @@ use crate::{open_runtime, slug, write_image, Context_};
 use anyhow::{Context, Result};
 use clap::Args;
 use gantry::imageio::{load_photo, Image};
-use gantry::runtime::{describe_device, Generated, Runtime};
+use gantry::runtime::{Generated, Runtime};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -59,18 +59,7 @@ fn meta(
     command: &str,
     seed: Option<u64>,
 ) -> Vec<(String, String)> {
-    let mut m = vec![
-        ("caption".to_string(), caption.to_string()),
-        ("command".to_string(), command.to_string()),
-        ("model".to_string(), runtime.model.card.name.clone()),
-        ("sampler".to_string(), runtime.sampler.name().to_string()),
-        ("style_encoder".to_string(), "learned".to_string()),
-        ("device".to_string(), describe_device(runtime.device)),
-        (
-            "Software".to_string(),
-            format!("gantry {}", env!("CARGO_PKG_VERSION")),
-        ),
-    ];
+    let mut m = runtime.provenance(caption, command, "learned");
     if let Some(seed) = seed {
         m.push(("seed".to_string(), seed.to_string()));
     }

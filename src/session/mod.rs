@@ -287,18 +287,7 @@ impl Session {
     }
 
     pub(crate) fn base_metadata(&self, caption: &str, command: &str) -> Vec<(String, String)> {
-        vec![
-            ("caption".into(), caption.to_string()),
-            ("command".into(), command.to_string()),
-            ("model".into(), self.runtime.model.card.name.clone()),
-            ("sampler".into(), self.runtime.sampler.name().to_string()),
-            ("style_encoder".into(), self.encoder.clone()),
-            ("device".into(), describe_device(self.runtime.device)),
-            (
-                "Software".into(),
-                format!("gantry {}", env!("CARGO_PKG_VERSION")),
-            ),
-        ]
+        self.runtime.provenance(caption, command, &self.encoder)
     }
 
     /// Pictures for a row, numbered under the next entry.
@@ -392,15 +381,11 @@ impl Session {
 
     /// An image from a `#id` or a file path.
     pub fn image_argument(&self, arg: &str) -> Result<(Image, String)> {
-        if arg.starts_with('#')
-            || arg.chars().next().is_some_and(|c| c.is_ascii_digit())
-                && arg.contains('.')
-                && self.picture(arg).is_some()
-        {
-            let p = self
-                .picture(arg)
-                .ok_or_else(|| anyhow!("no picture {arg} in this session (ids look like #3.2)"))?;
+        if let Some(p) = self.picture(arg) {
             return Ok((p.image.clone(), p.id.clone()));
+        }
+        if arg.starts_with('#') {
+            bail!("no picture {arg} in this session (ids look like #3.2)");
         }
         let path = Path::new(arg);
         let photo = imageio::load_photo(path)?;
