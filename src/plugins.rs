@@ -6,7 +6,7 @@
 //! Plugins catch their own panics (the API crate's macro does it); the host
 //! also guards each call and checks every output for length and NaN.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use gantry_plugin_api::{
     DatasetVTable, DeclarationFn, ErrorBuf, PluginDeclaration, PluginKind, SamplerVTable, Status,
     StyleEncoderVTable, StyleHost, ABI_VERSION, DECLARATION_SYMBOL,
@@ -476,8 +476,4 @@ pub fn describe_dirs(dirs: &[PathBuf]) -> String {
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-pub fn ensure_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
