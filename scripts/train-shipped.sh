@@ -30,7 +30,10 @@ pf=(--dataset procedural-flowers "${limit[@]}")
 ox=(--dataset "reed:$OXFORD" "${limit[@]}")
 
 echo "== text encoders ($TE_MIN min)"
-gantry train text-encoder "${pf[@]}" --preset "$PRESET" --run "$RUNS/pf-te" --epochs 100000 --time-limit "$TE_MIN" > "$RUNS/pf-te.log" 2>&1 &
+# Procedural captions state more than the class (centre colour, petal count):
+# match each caption against its own image so the embedding keeps them.
+gantry train text-encoder "${pf[@]}" --preset "$PRESET" --match image --batch-classes 64 \
+    --run "$RUNS/pf-te" --epochs 100000 --time-limit "$TE_MIN" > "$RUNS/pf-te.log" 2>&1 &
 gantry train text-encoder "${ox[@]}" --preset "$PRESET" --run "$RUNS/ox-te" --epochs 100000 --time-limit "$TE_MIN" > "$RUNS/ox-te.log" 2>&1 &
 wait
 tail -n 3 "$RUNS/pf-te.log" "$RUNS/ox-te.log"

@@ -216,6 +216,8 @@ pub fn procedural(
         }
     }
 
+    metrics.extend(embedding_reads(model, set, 300)?);
+
     // Style transfer: x̂ = G(S(x), φ(t)) with t of another petal colour.
     let real = set.image_batch(&(0..n).collect::<Vec<_>>(), false, &mut Rng(0));
     let style = in_batches(&real, model.device, |x| {
@@ -351,6 +353,64 @@ pub fn procedural(
             different.len()
         ),
     ));
+    Ok(metrics)
+}
+
+/// What the joint embedding itself knows, before any GAN: for each of up to
+/// `n` real renders and each content attribute, the full caption is written
+/// once per value of that attribute (the rest kept true), and the image picks
+/// the one with the highest F(v, t) = θ(v)ᵀ φ(t). A GAN can only follow what
+/// φ(t) carries, so this bounds its content accuracy.
+pub fn embedding_reads(model: &Model, set: &TrainingSet, n: usize) -> Result<Vec<Metric>> {
+    let n = n.min(set.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let images = set.image_batch(&idx, false, &mut Rng(0));
+    let v = in_batches(&images, model.device, |x| {
+        model.image_encoder.net.forward_t(x, false)
+    });
+    let mut metrics = Vec::new();
+    for (attribute, label) in [
+        ("petal_colour", "colour"),
+        ("petal_shape", "shape"),
+        ("petal_count", "count"),
+        ("centre_colour", "centre"),
+    ] {
+        let values: std::collections::BTreeSet<&String> = set
+            .attributes
+            .iter()
+            .filter_map(|a| a.get(attribute))
+            .collect();
+        let values: Vec<&String> = values.into_iter().collect();
+        if values.len() < 2 {
+            continue;
+        }
+        let mut captions = Vec::with_capacity(n * values.len());
+        for i in 0..n {
+            for value in &values {
+                let mut a = set.attributes[i].clone();
+                a.insert(attribute.to_string(), (*value).clone());
+                captions.push(full_caption(&a)?);
+            }
+        }
+        let k = values.len() as i64;
+        let t = embed(model, &captions)?
+            .to_device(Device::Cpu)
+            .view([n as i64, k, -1]);
+        // [n, k]: each image against its k variants.
+        let scores = t.matmul(&v.unsqueeze(2)).squeeze_dim(2);
+        let picked = Vec::<i64>::try_from(scores.argmax(1, false))?;
+        let hits = (0..n)
+            .filter(|&i| values[picked[i] as usize] == &set.attributes[i][attribute])
+            .count();
+        metrics.push(metric(
+            &format!("embedding_reads_{label}"),
+            hits as f64 / n as f64,
+            format!(
+                "{n} real images, {k} captions each (chance {:.0}%)",
+                100.0 / k as f64
+            ),
+        ));
+    }
     Ok(metrics)
 }
 

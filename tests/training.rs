@@ -9,7 +9,7 @@ use gantry::model::ModelConfig;
 use gantry::plugins::{self, Registry};
 use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant};
 use gantry::train::optim::Optimizer;
-use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer};
+use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer, Matching};
 use gantry::weights::Model;
 use tch::{Device, Kind, Tensor};
 
@@ -144,24 +144,65 @@ fn adam_matches_the_textbook_update() {
 #[test]
 fn joint_embedding_training_lowers_its_loss() {
     let set = flowers(600);
-    let config = JointConfig {
-        steps: Some(60),
-        lr: 2e-3,
-        ..JointConfig::paper("procedural-flowers")
-    };
-    let mut trainer = JointTrainer::new(tiny_model(), config, &set).unwrap();
-    let first: f64 = (0..5)
-        .map(|_| trainer.joint_step().unwrap()["loss"])
-        .sum::<f64>()
-        / 5.0;
-    for _ in 0..50 {
-        trainer.joint_step().unwrap();
+    for matching in [Matching::Class, Matching::Image] {
+        let config = JointConfig {
+            steps: Some(60),
+            lr: 2e-3,
+            matching,
+            batch_classes: 24,
+            ..JointConfig::paper("procedural-flowers")
+        };
+        let mut trainer = JointTrainer::new(tiny_model(), config, &set).unwrap();
+        let first: f64 = (0..5)
+            .map(|_| trainer.joint_step().unwrap()["loss"])
+            .sum::<f64>()
+            / 5.0;
+        for _ in 0..50 {
+            trainer.joint_step().unwrap();
+        }
+        let last: f64 = (0..5)
+            .map(|_| trainer.joint_step().unwrap()["loss"])
+            .sum::<f64>()
+            / 5.0;
+        assert!(
+            last < first,
+            "{matching:?}: loss went from {first} to {last}"
+        );
     }
-    let last: f64 = (0..5)
-        .map(|_| trainer.joint_step().unwrap()["loss"])
-        .sum::<f64>()
-        / 5.0;
-    assert!(last < first, "loss went from {first} to {last}");
+}
+
+#[test]
+fn joint_batches_are_one_per_class_or_distinct_images() {
+    let set = flowers(600);
+    let train: std::collections::HashSet<usize> = set.split(false).into_iter().collect();
+    let classes = set.class_count(false);
+    let by = |matching| {
+        let config = JointConfig {
+            matching,
+            batch_classes: 40,
+            ..JointConfig::paper("procedural-flowers")
+        };
+        JointTrainer::new(tiny_model(), config, &set).unwrap()
+    };
+    // Class matching: at most one pair per training class.
+    let mut trainer = by(Matching::Class);
+    assert_eq!(trainer.config.batch_classes, classes);
+    let batch = trainer.batch_images();
+    let seen: std::collections::HashSet<u32> = batch.iter().map(|&i| set.classes[i]).collect();
+    assert_eq!(seen.len(), classes);
+    // Image matching: 40 distinct training images, more than there are classes.
+    let mut trainer = by(Matching::Image);
+    assert!(40 > classes);
+    for _ in 0..20 {
+        let batch = trainer.batch_images();
+        assert_eq!(batch.len(), 40);
+        let distinct: std::collections::HashSet<usize> = batch.iter().copied().collect();
+        assert_eq!(distinct.len(), 40, "{batch:?}");
+        assert!(
+            batch.iter().all(|i| train.contains(i)),
+            "held-out image drawn"
+        );
+    }
 }
 
 /// Runs `gantry train ...` in the sandbox with one CPU thread (so that
@@ -200,38 +241,145 @@ const GAN_ARGS: [&str; 12] = [
     "--steps",
 ];
 
+/// The trainable tensors of one network file of a model folder (batch-norm
+/// running statistics move even at lr 0, so they are left out).
+fn trainable(dir: &std::path::Path, file: &str) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = Tensor::read_safetensors(dir.join(file))
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| !n.contains("running_") && !n.contains("num_batches"))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn same_tensors(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((na, ta), (nb, tb))| {
+            na == nb && ta.to_kind(Kind::Float).equal(&tb.to_kind(Kind::Float))
+        })
+}
+
+#[test]
+fn init_from_starts_each_trainer_from_the_given_weights() {
+    let sandbox = Sandbox::new();
+    let te_dir = sandbox.tiny_model("te");
+    // At lr 0, one step leaves the weights where --init-from put them (the
+    // seed differs from the model's, so a fresh initialisation would not).
+    let encoders = [
+        "text-encoder",
+        "--preset",
+        "tiny",
+        "--opt",
+        "count=200",
+        "--steps",
+        "1",
+        "--lr",
+        "0",
+        "--match",
+        "image",
+        "--init-from",
+        "te",
+        "--seed",
+        "9",
+    ];
+    assert_ok(&train(
+        &sandbox,
+        &[&encoders[..], &["--run", "enc"]].concat(),
+    ));
+    for file in ["text_encoder.safetensors", "image_encoder.safetensors"] {
+        let got = trainable(&sandbox.path().join("enc/model"), file);
+        assert!(same_tensors(&got, &trainable(&te_dir, file)), "{file}");
+    }
+    // Without it, the same run starts elsewhere.
+    let fresh = [&encoders[..11], &encoders[13..], &["--run", "fresh"]].concat();
+    assert_ok(&train(&sandbox, &fresh));
+    let got = trainable(
+        &sandbox.path().join("fresh/model"),
+        "text_encoder.safetensors",
+    );
+    assert!(!same_tensors(
+        &got,
+        &trainable(&te_dir, "text_encoder.safetensors")
+    ));
+
+    let gan = [
+        &GAN_ARGS[..],
+        &[
+            "1",
+            "--lr",
+            "0",
+            "--init-from",
+            "te",
+            "--seed",
+            "9",
+            "--run",
+            "g",
+        ],
+    ]
+    .concat();
+    assert_ok(&train(&sandbox, &gan));
+    for file in ["generator.safetensors", "discriminator.safetensors"] {
+        let got = trainable(&sandbox.path().join("g/model"), file);
+        assert!(same_tensors(&got, &trainable(&te_dir, file)), "{file}");
+    }
+
+    // Another architecture is refused with the reason, and nothing is written.
+    let out = train(
+        &sandbox,
+        &[
+            &encoders[..2],
+            &["small"],
+            &encoders[3..],
+            &["--run", "bad"],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not preset small"), "{err}");
+    assert!(!sandbox.path().join("bad/model").exists());
+}
+
+/// Trains `args` for its --steps straight into `{name}-straight`, and in
+/// two invocations (--stop-after `half`, then --resume) into `{name}-halves`;
+/// asserts that `files` of the two model folders are byte-identical.
+fn resumes_exactly(sandbox: &Sandbox, args: &[&str], name: &str, half: &str, files: &[&str]) {
+    let (straight, halves) = (format!("{name}-straight"), format!("{name}-halves"));
+    assert_ok(&train(sandbox, &[args, &["--run", &straight]].concat()));
+    let out = train(
+        sandbox,
+        &[args, &["--run", &halves, "--stop-after", half]].concat(),
+    );
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
+    assert_ok(&train(
+        sandbox,
+        &[args, &["--run", &halves, "--resume"]].concat(),
+    ));
+    for file in files {
+        let read = |run: &str| std::fs::read(sandbox.path().join(run).join("model").join(file));
+        assert!(
+            read(&straight).unwrap() == read(&halves).unwrap(),
+            "{name}: {file} differs between straight and resumed training"
+        );
+    }
+}
+
 #[test]
 fn resuming_gives_the_same_weights_as_training_straight() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
-    let straight = [&GAN_ARGS[..], &["6", "--run", "straight"]].concat();
-    assert_ok(&train(&sandbox, &straight));
-    let halves = [
-        &GAN_ARGS[..],
-        &["6", "--run", "halves", "--stop-after", "3"],
-    ]
-    .concat();
-    let out = train(&sandbox, &halves);
-    assert_ok(&out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped early"));
-    let resumed = [&GAN_ARGS[..], &["6", "--run", "halves", "--resume"]].concat();
-    assert_ok(&train(&sandbox, &resumed));
-    for file in ["generator.safetensors", "discriminator.safetensors"] {
-        let a = std::fs::read(sandbox.path().join("straight/model").join(file)).unwrap();
-        let b = std::fs::read(sandbox.path().join("halves/model").join(file)).unwrap();
-        assert!(
-            a == b,
-            "{file} differs between straight and resumed training"
-        );
-    }
-    let log = std::fs::read_to_string(sandbox.path().join("halves/losses.jsonl")).unwrap();
-    let straight_log =
-        std::fs::read_to_string(sandbox.path().join("straight/losses.jsonl")).unwrap();
+    let gan = [&GAN_ARGS[..], &["6"]].concat();
+    let files = ["generator.safetensors", "discriminator.safetensors"];
+    resumes_exactly(&sandbox, &gan, "gan", "3", &files);
+    let log = |run: &str| std::fs::read_to_string(sandbox.path().join(run).join("losses.jsonl"));
     assert_eq!(
-        log, straight_log,
+        log("gan-halves").unwrap(),
+        log("gan-straight").unwrap(),
         "the loss log continues as if never stopped"
     );
-    assert!(sandbox.path().join("halves/losses.png").exists());
+    assert!(sandbox.path().join("gan-halves/losses.png").exists());
 
     // The text encoder resumes exactly too.
     let te = [
@@ -245,31 +393,29 @@ fn resuming_gives_the_same_weights_as_training_straight() {
         "--steps",
         "4",
     ];
-    assert_ok(&train(
+    resumes_exactly(&sandbox, &te, "te", "2", &["text_encoder.safetensors"]);
+
+    // And the style encoder, on the G trained above.
+    let style = [
+        "style-encoder",
+        "--model",
+        "gan-straight/model",
+        "--opt",
+        "count=200",
+        "--batch",
+        "8",
+        "--checkpoint-every",
+        "1",
+        "--steps",
+        "4",
+    ];
+    resumes_exactly(
         &sandbox,
-        &[&te[..], &["--run", "te-straight"]].concat(),
-    ));
-    assert_ok(&train(
-        &sandbox,
-        &[&te[..], &["--run", "te-halves", "--stop-after", "2"]].concat(),
-    ));
-    assert_ok(&train(
-        &sandbox,
-        &[&te[..], &["--run", "te-halves", "--resume"]].concat(),
-    ));
-    let a = std::fs::read(
-        sandbox
-            .path()
-            .join("te-straight/model/text_encoder.safetensors"),
-    )
-    .unwrap();
-    let b = std::fs::read(
-        sandbox
-            .path()
-            .join("te-halves/model/text_encoder.safetensors"),
-    )
-    .unwrap();
-    assert!(a == b, "text encoder differs after resume");
+        &style,
+        "style",
+        "2",
+        &["style_encoder.safetensors"],
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use gantry::model::ModelConfig;
 use gantry::runtime::{describe_device, parse_device};
 use gantry::train::gan::{GanConfig, GanTrainer, Variant};
 use gantry::train::style::{StyleConfig, StyleTrainer};
-use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer};
+use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
 use gantry::train::{self, Control, Observer, Outcome, Run, Trainer};
 use gantry::weights::{find_model, Model};
 use std::collections::BTreeMap;
@@ -62,11 +62,20 @@ pub enum TrainCommand {
         preset: String,
         #[arg(long, default_value_t = 300)]
         epochs: u64,
-        /// Classes per batch (one image-caption pair each)
+        /// Pairs per batch: one from each of this many classes (--match class),
+        /// or this many distinct images (--match image)
         #[arg(long, default_value_t = 40)]
         batch_classes: usize,
+        /// What a caption is matched against: its class (the paper), or its own
+        /// image (the embedding then keeps every attribute captions state)
+        #[arg(long = "match", default_value = "class", value_parser = ["class", "image"])]
+        matching: String,
         #[arg(long, default_value_t = 7e-4)]
         lr: f64,
+        /// Start the text and image encoders from this model's (fresh
+        /// optimizer state) instead of a fresh initialisation
+        #[arg(long)]
+        init_from: Option<String>,
     },
     /// G and D with GAN-INT-CLS or an ablation, on a trained text encoder
     Gan {
@@ -262,7 +271,9 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             preset,
             epochs,
             batch_classes,
+            matching,
             lr,
+            init_from,
         } => {
             let run = prepare_run(&common)?;
             let set = load_training_set(ctx, &common)?;
@@ -271,9 +282,24 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 .dir
                 .file_name()
                 .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-            let model = Model::new(&name, &config, device, common.seed as i64)?;
+            let mut model = Model::new(&name, &config, device, common.seed as i64)?;
+            if let Some(init) = &init_from {
+                let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
+                let init = Model::load(&init_dir, device)?;
+                let (a, b) = (&init.card.architecture, &model.card.architecture);
+                if a.text_encoder != b.text_encoder || a.image_encoder != b.image_encoder {
+                    bail!(
+                        "--init-from {}: its text and image encoders are not preset {preset}",
+                        init_dir.display()
+                    );
+                }
+                model.text_encoder.vs.copy(&init.text_encoder.vs)?;
+                model.image_encoder.vs.copy(&init.image_encoder.vs)?;
+                eprintln!("starting the encoders from {}", init_dir.display());
+            }
             let joint = JointConfig {
                 batch_classes,
+                matching: Matching::parse(&matching)?,
                 epochs,
                 steps: common.steps,
                 lr,
@@ -313,6 +339,10 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 );
             }
             details.insert("batch_classes".into(), trainer.config.batch_classes.into());
+            details.insert("matching".into(), trainer.config.matching.name().into());
+            if let Some(init) = init_from {
+                details.insert("init_from".into(), init.into());
+            }
             trainer.model.card.dataset = Some(set.spec.clone());
             finish(&mut trainer.model, &run, outcome, details)
         }

@@ -3,14 +3,89 @@
 //! to a temporary file and renamed into place, so that a run killed at any
 //! moment leaves the previous checkpoint or the new one, never half of one.
 
+use super::optim::Optimizer;
 use crate::weights::write_atomic;
-use anyhow::{anyhow, Context, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use tch::{Device, Tensor};
+use tch::{nn::VarStore, Device, Tensor};
 
 const STATE_KEY: &str = "__state__";
+
+/// Where a run stands besides its weights: its settings, the step, the RNG
+/// and the seconds trained (the checkpoint's JSON record).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Progress<C> {
+    pub config: C,
+    pub step: u64,
+    pub rng: u64,
+    pub elapsed_s: f64,
+}
+
+/// A var store's variables under `prefix/`, sorted by name, as checkpoints
+/// store them.
+pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}/{n}"), t))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Saves a trainer: its networks and optimizers, each under its prefix, and
+/// where it stands.
+pub fn save_run<C: Serialize>(
+    path: &Path,
+    nets: &[(&str, &VarStore)],
+    optimizers: &[(&str, &Optimizer)],
+    progress: &Progress<C>,
+) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (prefix, vs) in nets {
+        tensors.extend(named(vs, prefix));
+    }
+    for (prefix, opt) in optimizers {
+        tensors.extend(opt.state(prefix));
+    }
+    save(path, &tensors, progress)
+}
+
+/// Loads what [`save_run`] wrote into live networks and optimizers. The
+/// saved settings must be `config`'s once `length_free` has cleared what may
+/// change between invocations (how long to train); otherwise it is another
+/// run and nothing is touched.
+pub fn load_run<C>(
+    path: &Path,
+    config: &C,
+    length_free: fn(&mut C),
+    nets: &[(&str, &VarStore)],
+    optimizers: &mut [(&str, &mut Optimizer)],
+) -> Result<Progress<C>>
+where
+    C: Clone + PartialEq + Serialize + DeserializeOwned,
+{
+    let (tensors, progress): (_, Progress<C>) = load(path)?;
+    let (mut saved, mut ours) = (progress.config.clone(), config.clone());
+    length_free(&mut saved);
+    length_free(&mut ours);
+    if saved != ours {
+        bail!(
+            "{}: this checkpoint is of another run (its settings: {}); use the same dataset and settings, or another --run folder",
+            path.display(),
+            serde_json::to_string(&progress.config)?
+        );
+    }
+    for (prefix, vs) in nets {
+        restore(&named(vs, prefix), &tensors)?;
+    }
+    for (prefix, opt) in optimizers.iter_mut() {
+        opt.load_state(&tensors, prefix, progress.step as i64)?;
+    }
+    Ok(progress)
+}
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &impl Serialize) -> Result<()> {
     let json = serde_json::to_vec(state)?;

@@ -99,14 +99,6 @@ impl GanConfig {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct State {
-    config: GanConfig,
-    step: u64,
-    rng: u64,
-    elapsed_s: f64,
-}
-
 /// What one step fed the networks, for tests and sanity checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepTrace {
@@ -194,28 +186,16 @@ impl<'a> GanTrainer<'a> {
 
     /// Continues the run saved in `checkpoint`; its config must match.
     pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let (tensors, state): (_, State) = checkpoint::load(path)?;
-        if state.config != self.config {
-            let mut config = self.config.clone();
-            config.steps = state.config.steps;
-            config.epochs = state.config.epochs;
-            if config != state.config {
-                bail!(
-                    "{}: this checkpoint is of another run (its settings: {}); use the same dataset, variant and settings, or another --run folder",
-                    path.display(),
-                    serde_json::to_string(&state.config)?
-                );
-            }
-        }
-        checkpoint::restore(&named(&self.model.generator.vs, "generator"), &tensors)?;
-        checkpoint::restore(
-            &named(&self.model.discriminator.vs, "discriminator"),
-            &tensors,
+        let state = checkpoint::load_run(
+            path,
+            &self.config,
+            |c| (c.steps, c.epochs) = (None, 0),
+            &[
+                ("generator", &self.model.generator.vs),
+                ("discriminator", &self.model.discriminator.vs),
+            ],
+            &mut [("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)],
         )?;
-        self.opt_g
-            .load_state(&tensors, "opt_g", state.step as i64)?;
-        self.opt_d
-            .load_state(&tensors, "opt_d", state.step as i64)?;
         self.step = state.step;
         self.rng = Rng(state.rng);
         self.elapsed_before = state.elapsed_s;
@@ -406,17 +386,6 @@ impl<'a> GanTrainer<'a> {
     }
 }
 
-/// Networks' variables with a prefix, as stored in checkpoints.
-pub fn named(vs: &tch::nn::VarStore, prefix: &str) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (format!("{prefix}/{n}"), t))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 /// Eight fixed captions for the sample grids: four from training classes and
 /// four from held-out classes (where there are any).
 fn sample_captions(data: &TrainingSet, embeddings: &Tensor) -> Vec<(String, Tensor)> {
@@ -467,17 +436,20 @@ impl Trainer for GanTrainer<'_> {
     }
 
     fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        let mut tensors = named(&self.model.generator.vs, "generator");
-        tensors.extend(named(&self.model.discriminator.vs, "discriminator"));
-        tensors.extend(self.opt_g.state("opt_g"));
-        tensors.extend(self.opt_d.state("opt_d"));
-        let state = State {
-            config: self.config.clone(),
-            step: self.step,
-            rng: self.rng.0,
-            elapsed_s,
-        };
-        checkpoint::save(path, &tensors, &state)
+        checkpoint::save_run(
+            path,
+            &[
+                ("generator", &self.model.generator.vs),
+                ("discriminator", &self.model.discriminator.vs),
+            ],
+            &[("opt_g", &self.opt_g), ("opt_d", &self.opt_d)],
+            &checkpoint::Progress {
+                config: self.config.clone(),
+                step: self.step,
+                rng: self.rng.0,
+                elapsed_s,
+            },
+        )
     }
 
     fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>> {

@@ -2,7 +2,7 @@
 //! L = ‖z − S(G(z, φ(t)))‖²₂ over random z and training captions.
 
 use super::optim::Optimizer;
-use super::{checkpoint, gan::named, mean_caption_embedding, noise, Run, Trainer};
+use super::{checkpoint, mean_caption_embedding, noise, Run, Trainer};
 use crate::data::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
@@ -18,14 +18,6 @@ pub struct StyleConfig {
     pub steps: u64,
     pub lr: f64,
     pub seed: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct State {
-    config: StyleConfig,
-    step: u64,
-    rng: u64,
-    elapsed_s: f64,
 }
 
 pub struct StyleTrainer<'a> {
@@ -66,22 +58,13 @@ impl<'a> StyleTrainer<'a> {
     }
 
     pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let (tensors, state): (_, State) = checkpoint::load(path)?;
-        let mut expected = state.config.clone();
-        expected.steps = self.config.steps;
-        if expected != self.config {
-            bail!(
-                "{}: this checkpoint is of another run (its settings: {})",
-                path.display(),
-                serde_json::to_string(&state.config)?
-            );
-        }
-        checkpoint::restore(
-            &named(&self.model.style_encoder.vs, "style_encoder"),
-            &tensors,
+        let state = checkpoint::load_run(
+            path,
+            &self.config,
+            |c| c.steps = 0,
+            &[("style_encoder", &self.model.style_encoder.vs)],
+            &mut [("opt_style", &mut self.opt)],
         )?;
-        self.opt
-            .load_state(&tensors, "opt_style", state.step as i64)?;
         self.step = state.step;
         self.rng = Rng(state.rng);
         self.elapsed_before = state.elapsed_s;
@@ -172,15 +155,17 @@ impl Trainer for StyleTrainer<'_> {
     }
 
     fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        let mut tensors = named(&self.model.style_encoder.vs, "style_encoder");
-        tensors.extend(self.opt.state("opt_style"));
-        let state = State {
-            config: self.config.clone(),
-            step: self.step,
-            rng: self.rng.0,
-            elapsed_s,
-        };
-        checkpoint::save(path, &tensors, &state)
+        checkpoint::save_run(
+            path,
+            &[("style_encoder", &self.model.style_encoder.vs)],
+            &[("opt_style", &self.opt)],
+            &checkpoint::Progress {
+                config: self.config.clone(),
+                step: self.step,
+                rng: self.rng.0,
+                elapsed_s,
+            },
+        )
     }
 
     fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>> {

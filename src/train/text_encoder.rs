@@ -6,9 +6,16 @@
 //! over a batch of one (image, caption) pair from each of B distinct classes,
 //! F(v, t) = θ(v)ᵀ φ(t). RMSprop lr 7e-4, ×0.98 per epoch, B = 40 classes
 //! (or all training classes where there are fewer).
+//!
+//! [`Matching::Image`] is our one departure, for data whose captions state
+//! more than the class: the B pairs are B distinct images, so a caption must
+//! single out its own image among others of the same class. The embedding then
+//! has to carry every attribute a caption states (on procedural flowers the
+//! centre colour and petal count, which class-level matching has no reason to
+//! keep: the class is petal colour x shape).
 
 use super::optim::Optimizer;
-use super::{checkpoint, gan::named, Run, Trainer};
+use super::{checkpoint, Run, Trainer};
 use crate::data::{Rng, TrainingSet};
 use crate::text;
 use crate::weights::Model;
@@ -18,11 +25,42 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+/// What the B pairs of a batch are drawn from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Matching {
+    /// One pair from each of B distinct classes (the paper).
+    #[default]
+    Class,
+    /// B distinct images, any classes.
+    Image,
+}
+
+impl Matching {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "class" => Self::Class,
+            "image" => Self::Image,
+            _ => bail!("unknown matching '{s}' (class, image)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Class => "class",
+            Self::Image => "image",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JointConfig {
     pub dataset: String,
-    /// Classes per batch (one pair each).
+    /// Pairs per batch: one from each of this many classes, or this many
+    /// distinct images (see `matching`).
     pub batch_classes: usize,
+    #[serde(default)]
+    pub matching: Matching,
     pub epochs: u64,
     pub steps: Option<u64>,
     pub lr: f64,
@@ -38,6 +76,7 @@ impl JointConfig {
         Self {
             dataset: dataset.to_string(),
             batch_classes: 40,
+            matching: Matching::Class,
             epochs: 300,
             steps: None,
             lr: 7e-4,
@@ -46,14 +85,6 @@ impl JointConfig {
             eval_every_epochs: 10,
         }
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct State {
-    config: JointConfig,
-    step: u64,
-    rng: u64,
-    elapsed_s: f64,
 }
 
 /// The symmetric structured hinge loss on a compatibility matrix F[i, j] =
@@ -75,7 +106,7 @@ pub struct JointTrainer<'a> {
     pub config: JointConfig,
     data: &'a TrainingSet,
     by_class: BTreeMap<u32, Vec<usize>>,
-    train_len: usize,
+    train: Vec<usize>,
     opt_text: Optimizer,
     opt_image: Optimizer,
     step: u64,
@@ -97,7 +128,11 @@ impl<'a> JointTrainer<'a> {
                 by_class.len()
             );
         }
-        config.batch_classes = config.batch_classes.min(by_class.len()).max(2);
+        config.batch_classes = match config.matching {
+            Matching::Class => config.batch_classes.min(by_class.len()),
+            Matching::Image => config.batch_classes.min(train.len()),
+        }
+        .max(2);
         let opt_text = Optimizer::rmsprop(&model.text_encoder.vs, config.lr);
         let opt_image = Optimizer::rmsprop(&model.image_encoder.vs, config.lr);
         Ok(Self {
@@ -105,7 +140,7 @@ impl<'a> JointTrainer<'a> {
             model,
             data,
             by_class,
-            train_len: train.len(),
+            train,
             opt_text,
             opt_image,
             step: 0,
@@ -116,29 +151,19 @@ impl<'a> JointTrainer<'a> {
     }
 
     pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let (tensors, state): (_, State) = checkpoint::load(path)?;
-        let mut expected = state.config.clone();
-        expected.steps = self.config.steps;
-        expected.epochs = self.config.epochs;
-        if expected != self.config {
-            bail!(
-                "{}: this checkpoint is of another run (its settings: {})",
-                path.display(),
-                serde_json::to_string(&state.config)?
-            );
-        }
-        checkpoint::restore(
-            &named(&self.model.text_encoder.vs, "text_encoder"),
-            &tensors,
+        let state = checkpoint::load_run(
+            path,
+            &self.config,
+            |c| (c.steps, c.epochs) = (None, 0),
+            &[
+                ("text_encoder", &self.model.text_encoder.vs),
+                ("image_encoder", &self.model.image_encoder.vs),
+            ],
+            &mut [
+                ("opt_text", &mut self.opt_text),
+                ("opt_image", &mut self.opt_image),
+            ],
         )?;
-        checkpoint::restore(
-            &named(&self.model.image_encoder.vs, "image_encoder"),
-            &tensors,
-        )?;
-        self.opt_text
-            .load_state(&tensors, "opt_text", state.step as i64)?;
-        self.opt_image
-            .load_state(&tensors, "opt_image", state.step as i64)?;
         self.step = state.step;
         self.rng = Rng(state.rng);
         self.elapsed_before = state.elapsed_s;
@@ -146,7 +171,36 @@ impl<'a> JointTrainer<'a> {
     }
 
     fn steps_per_epoch_(&self) -> u64 {
-        (self.train_len / self.config.batch_classes).max(1) as u64
+        (self.train.len() / self.config.batch_classes).max(1) as u64
+    }
+
+    /// Draws the images of one batch (each gets one of its captions).
+    pub fn batch_images(&mut self) -> Vec<usize> {
+        let b = self.config.batch_classes;
+        match self.config.matching {
+            Matching::Class => {
+                let mut classes: Vec<u32> = self.by_class.keys().copied().collect();
+                self.rng.shuffle(&mut classes);
+                classes.truncate(b);
+                classes
+                    .iter()
+                    .map(|class| {
+                        let members = &self.by_class[class];
+                        members[self.rng.below(members.len())]
+                    })
+                    .collect()
+            }
+            Matching::Image => {
+                // b distinct draws (a partial Fisher-Yates over the indices).
+                let mut pool = self.train.clone();
+                for k in 0..b {
+                    let j = k + self.rng.below(pool.len() - k);
+                    pool.swap(k, j);
+                }
+                pool.truncate(b);
+                pool
+            }
+        }
     }
 
     pub fn joint_step(&mut self) -> Result<BTreeMap<String, f64>> {
@@ -156,19 +210,13 @@ impl<'a> JointTrainer<'a> {
         self.opt_text.lr = lr;
         self.opt_image.lr = lr;
 
-        let mut classes: Vec<u32> = self.by_class.keys().copied().collect();
-        self.rng.shuffle(&mut classes);
-        classes.truncate(self.config.batch_classes);
-        let mut images = Vec::with_capacity(classes.len());
-        let mut captions = Vec::with_capacity(classes.len());
-        for class in &classes {
-            let members = &self.by_class[class];
-            let i = members[self.rng.below(members.len())];
+        let images = self.batch_images();
+        let mut captions = Vec::with_capacity(images.len());
+        for &i in &images {
             let options = &self.data.captions[i];
             captions.push(text::encode(&options[self.rng.below(options.len())])?);
-            images.push(i);
         }
-        let b = classes.len() as i64;
+        let b = images.len() as i64;
         let v = self.model.image_encoder.net.forward_t(
             &self
                 .data
@@ -305,17 +353,20 @@ impl Trainer for JointTrainer<'_> {
     }
 
     fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        let mut tensors = named(&self.model.text_encoder.vs, "text_encoder");
-        tensors.extend(named(&self.model.image_encoder.vs, "image_encoder"));
-        tensors.extend(self.opt_text.state("opt_text"));
-        tensors.extend(self.opt_image.state("opt_image"));
-        let state = State {
-            config: self.config.clone(),
-            step: self.step,
-            rng: self.rng.0,
-            elapsed_s,
-        };
-        checkpoint::save(path, &tensors, &state)
+        checkpoint::save_run(
+            path,
+            &[
+                ("text_encoder", &self.model.text_encoder.vs),
+                ("image_encoder", &self.model.image_encoder.vs),
+            ],
+            &[("opt_text", &self.opt_text), ("opt_image", &self.opt_image)],
+            &checkpoint::Progress {
+                config: self.config.clone(),
+                step: self.step,
+                rng: self.rng.0,
+                elapsed_s,
+            },
+        )
     }
 
     fn end_of_epoch(&mut self, epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
