@@ -11,7 +11,7 @@ use crate::dataset::{Class, Dataset, Sample};
 use crate::imageio::{Image, IMAGE_SIZE};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Side at which photos are stored before cropping (Reed's 76).
 pub const STORED_SIZE: u32 = 76;
@@ -180,33 +180,45 @@ impl TrainingSet {
             .len()
     }
 
-    /// Images `indices` as [B, 3, 64, 64] f32 in [-1, 1] on the CPU: a
-    /// random crop and flip when `augment`, else the centre crop.
+    /// Keeps the images on `device` (a GPU run then builds its batches there).
+    pub fn move_images_to(&mut self, device: Device) {
+        self.images = self.images.to_device(device);
+    }
+
+    /// Images `indices` as [B, 3, 64, 64] f32 in [-1, 1], on the device the
+    /// images are kept on: a random crop and horizontal flip when `augment`
+    /// (offsets and flip drawn per image from `rng`), else the centre crop.
+    /// The crops are two gathers over the whole batch, not an op per image.
     pub fn image_batch(&self, indices: &[usize], augment: bool, rng: &mut Rng) -> Tensor {
         let side = self.images.size()[2];
         let out = IMAGE_SIZE as i64;
-        let crops: Vec<Tensor> = indices
-            .iter()
-            .map(|&i| {
-                let image = self.images.get(i as i64);
-                let (dx, dy, flip) = if augment {
-                    let span = (side - out + 1) as usize;
-                    (
-                        rng.below(span) as i64,
-                        rng.below(span) as i64,
-                        rng.below(2) == 1,
-                    )
-                } else {
-                    ((side - out) / 2, (side - out) / 2, false)
-                };
-                let crop = image.narrow(1, dy, out).narrow(2, dx, out);
-                if flip {
-                    crop.flip([2])
-                } else {
-                    crop
-                }
-            })
-            .collect();
-        Tensor::stack(&crops, 0).to_kind(Kind::Float) / 127.5 - 1.0
+        let b = indices.len() as i64;
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        for _ in indices {
+            let (dx, dy, flip) = if augment {
+                let span = (side - out + 1) as usize;
+                (
+                    rng.below(span) as i64,
+                    rng.below(span) as i64,
+                    rng.below(2) == 1,
+                )
+            } else {
+                ((side - out) / 2, (side - out) / 2, false)
+            };
+            rows.extend((0..out).map(|k| dy + k));
+            cols.extend((0..out).map(|k| if flip { dx + out - 1 - k } else { dx + k }));
+        }
+        let device = self.images.device();
+        let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+        let picked: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        let images = self.images.index_select(0, &index(&picked));
+        let rows = index(&rows)
+            .view([b, 1, out, 1])
+            .expand([b, 3, out, side], false);
+        let cols = index(&cols)
+            .view([b, 1, 1, out])
+            .expand([b, 3, out, out], false);
+        let crops = images.gather(2, &rows, false).gather(3, &cols, false);
+        crops.to_kind(Kind::Float) / 127.5 - 1.0
     }
 }

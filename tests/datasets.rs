@@ -6,6 +6,7 @@ use common::Sandbox;
 use gantry::data::{OnError, Rng, TrainingSet};
 use gantry::dataset::{Dataset, DatasetSpec};
 use gantry::plugins::{self, Registry};
+use tch::{Device, Kind, Tensor};
 
 fn registry() -> Registry {
     Registry::discover(&plugins::search_dirs(std::path::Path::new("/nonexistent")))
@@ -138,6 +139,54 @@ fn training_batches_are_cropped_flipped_and_scaled() {
         !b.equal(&plain)
     });
     assert!(flipped);
+}
+
+#[test]
+fn a_crop_is_the_stored_image_cut_at_the_drawn_offset_and_maybe_mirrored() {
+    // 76 x 76 images whose every pixel value says where it is.
+    let n = 6;
+    let images = Tensor::arange(n * 3 * 76 * 76, (Kind::Int64, Device::Cpu))
+        .remainder(251)
+        .to_kind(Kind::Uint8)
+        .view([n, 3, 76, 76]);
+    let data = TrainingSet {
+        spec: "synthetic".into(),
+        images: images.shallow_clone(),
+        captions: vec![vec!["a flower".into()]; n as usize],
+        classes: vec![0; n as usize],
+        class_info: vec![],
+        attributes: vec![Default::default(); n as usize],
+        names: (0..n).map(|i| i.to_string()).collect(),
+        problems: vec![],
+    };
+    let picks = [4usize, 1, 4, 0, 5];
+    let mut rng = Rng(7);
+    let mut expected_rng = rng;
+    let batch = data.image_batch(&picks, true, &mut rng);
+    let mut flips = 0;
+    for (k, &i) in picks.iter().enumerate() {
+        let dx = expected_rng.below(13) as i64;
+        let dy = expected_rng.below(13) as i64;
+        let flip = expected_rng.below(2) == 1;
+        flips += flip as usize;
+        let crop = images.get(i as i64).narrow(1, dy, 64).narrow(2, dx, 64);
+        let crop = if flip { crop.flip([2]) } else { crop };
+        let want = crop.to_kind(Kind::Float) / 127.5 - 1.0;
+        assert!(batch.get(k as i64).equal(&want), "image {k} (index {i})");
+    }
+    assert!(flips > 0 && flips < picks.len(), "{flips} flips");
+    // Without augmentation: the centre crop, and no random numbers drawn.
+    let before = rng;
+    let centre = data.image_batch(&[2], false, &mut rng);
+    let want = images
+        .get(2)
+        .narrow(1, 6, 64)
+        .narrow(2, 6, 64)
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0;
+    assert!(centre.get(0).equal(&want));
+    assert_eq!(rng.0, before.0);
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn gan_int_cls_step_feeds_the_networks_as_the_paper_says() {
     let g_before = snapshot(&trainer.model.generator.vs);
     let d_before = snapshot(&trainer.model.discriminator.vs);
     for _ in 0..3 {
-        let losses = trainer.gan_step().unwrap();
+        let losses = trainer.gan_step().unwrap().read().unwrap();
         for key in ["d_loss", "g_loss", "d_real", "d_wrong", "d_fake"] {
             assert!(losses[key].is_finite(), "{key} = {}", losses[key]);
         }
@@ -114,7 +114,7 @@ fn ablations_drop_the_parts_paper_md_names() {
         assert_eq!(trace.interpolated, interpolated, "{variant:?}");
         let images: Vec<&str> = trace.discriminator_inputs.iter().map(|d| d.0).collect();
         assert_eq!(images, d_images, "{variant:?}");
-        assert_eq!(losses.contains_key("d_wrong"), variant.cls());
+        assert_eq!(losses.contains("d_wrong"), variant.cls());
     }
 }
 
@@ -128,17 +128,80 @@ fn symmetric_hinge_matches_the_formula() {
     assert!((loss - 4.0 / 4.0).abs() < 1e-6, "{loss}");
 }
 
+/// Adam and RMSprop written out per element in f64, for the optimizer tests.
+fn reference_updates(rule: &str, lr: f64, grads: &[Vec<f64>], start: &[f64]) -> Vec<f64> {
+    let mut p = start.to_vec();
+    let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+    for (t, g) in grads.iter().enumerate() {
+        let t = (t + 1) as i32;
+        for k in 0..p.len() {
+            if rule == "adam" {
+                let (b1, b2, eps) = (0.5, 0.999, 1e-8);
+                m[k] = b1 * m[k] + (1.0 - b1) * g[k];
+                v[k] = b2 * v[k] + (1.0 - b2) * g[k] * g[k];
+                let denominator = (v[k] / (1.0 - b2.powi(t))).sqrt() + eps;
+                p[k] -= lr / (1.0 - b1.powi(t)) * m[k] / denominator;
+            } else {
+                let (alpha, eps) = (0.99, 1e-8);
+                v[k] = alpha * v[k] + (1.0 - alpha) * g[k] * g[k];
+                p[k] -= lr * g[k] / (v[k].sqrt() + eps);
+            }
+        }
+    }
+    p
+}
+
 #[test]
-fn adam_matches_the_textbook_update() {
-    let vs = tch::nn::VarStore::new(Device::Cpu);
-    let p = vs.root().var("p", &[1], tch::nn::Init::Const(1.0));
-    let mut opt = Optimizer::adam(&vs, 0.1, 0.5);
-    // Loss p² at p = 1: gradient 2. After one step Adam moves by lr·sign(g).
-    opt.zero_grad();
-    (&p * &p).sum(Kind::Float).backward();
-    opt.step();
-    let after = p.double_value(&[0]);
-    assert!((after - 0.9).abs() < 1e-5, "{after}");
+fn optimizers_update_every_parameter_as_the_formulas_say() {
+    // With an idle parameter (no gradient) the update goes tensor by tensor
+    // and must leave it alone; without one it goes as one flat tensor.
+    for (rule, idle) in [
+        ("adam", false),
+        ("adam", true),
+        ("rmsprop", false),
+        ("rmsprop", true),
+    ] {
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let a = vs.root().var("a", &[2, 3], tch::nn::Init::Const(0.5));
+        let b = vs.root().var("b", &[4], tch::nn::Init::Const(-1.0));
+        let c = idle.then(|| vs.root().var("c", &[3], tch::nn::Init::Const(2.0)));
+        let mut opt = if rule == "adam" {
+            Optimizer::adam(&vs, 0.01, 0.5)
+        } else {
+            Optimizer::rmsprop(&vs, 0.01)
+        };
+        // Loss Σ c·p² with a different weight per element: gradients 2·c·p.
+        let ca = Tensor::arange(6, (Kind::Float, Device::Cpu)).view([2, 3]) + 1.0;
+        let cb = Tensor::arange(4, (Kind::Float, Device::Cpu)) * -0.5 + 3.0;
+        let flat = |a: &Tensor, b: &Tensor| -> Vec<f64> {
+            let v: Vec<f32> = Vec::try_from(Tensor::cat(&[a.view([-1]), b.view([-1])], 0)).unwrap();
+            v.into_iter().map(f64::from).collect()
+        };
+        let start = flat(&a, &b);
+        let mut grads = Vec::new();
+        for _ in 0..3 {
+            opt.zero_grad();
+            ((&a * &a * &ca).sum(Kind::Float) + (&b * &b * &cb).sum(Kind::Float)).backward();
+            grads.push(flat(&a.grad(), &b.grad()));
+            opt.step();
+        }
+        let expected = reference_updates(rule, 0.01, &grads, &start);
+        for (got, want) in flat(&a, &b).iter().zip(&expected) {
+            assert!((got - want).abs() < 1e-5, "{rule}: {got} vs {want}");
+        }
+        if let Some(c) = c {
+            assert!(c.equal(&Tensor::full([3], 2.0, (Kind::Float, Device::Cpu))));
+        }
+        // The saved state is per parameter and loads back into a fresh one.
+        let state: std::collections::HashMap<String, Tensor> = opt.state("o").into_iter().collect();
+        assert_eq!(state["o.first.a"].size(), vec![2, 3]);
+        assert_eq!(state["o.second.b"].size(), vec![4]);
+        let mut again = Optimizer::rmsprop(&vs, 0.01);
+        again.load_state(&state, "o", 3).unwrap();
+        for (k, t) in again.state("o") {
+            assert!(t.equal(&state[&k]), "{rule}: {k} did not load back");
+        }
+    }
 }
 
 #[test]
@@ -154,14 +217,14 @@ fn joint_embedding_training_lowers_its_loss() {
         };
         let mut trainer = JointTrainer::new(tiny_model(), config, &set).unwrap();
         let first: f64 = (0..5)
-            .map(|_| trainer.joint_step().unwrap()["loss"])
+            .map(|_| trainer.joint_step().unwrap().read().unwrap()["loss"])
             .sum::<f64>()
             / 5.0;
         for _ in 0..50 {
             trainer.joint_step().unwrap();
         }
         let last: f64 = (0..5)
-            .map(|_| trainer.joint_step().unwrap()["loss"])
+            .map(|_| trainer.joint_step().unwrap().read().unwrap()["loss"])
             .sum::<f64>()
             / 5.0;
         assert!(
@@ -444,6 +507,27 @@ fn a_run_folder_is_not_overwritten_and_resume_needs_a_checkpoint() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_loss_going_non_finite_stops_the_run_before_it_reaches_a_checkpoint() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    // An absurd learning rate blows the weights up within a step or two.
+    let args = [&GAN_ARGS[..], &["30", "--lr", "1e30", "--run", "r"]].concat();
+    let out = train(&sandbox, &args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a loss became non-finite"), "{err}");
+    let checkpoint = sandbox.path().join("r/checkpoint.safetensors");
+    for (name, t) in Tensor::read_safetensors(&checkpoint).unwrap() {
+        if t.kind() == Kind::Float {
+            assert!(
+                bool::try_from(t.isfinite().all()).unwrap(),
+                "{name} in the checkpoint is not finite"
+            );
+        }
+    }
 }
 
 #[test]

@@ -182,14 +182,19 @@ fn control(common: &Common) -> Control {
     control
 }
 
-fn load_training_set(ctx: &Context_, common: &Common) -> Result<TrainingSet> {
+/// Loads the training data; on a GPU the images are kept there, so that
+/// batches are cut without a trip through the host.
+fn load_training_set(ctx: &Context_, common: &Common, device: Device) -> Result<TrainingSet> {
     let mut dataset = open_dataset(ctx, &common.dataset, &common.options)?;
     let total = common.limit.map_or(dataset.len, |l| l.min(dataset.len));
     let bar = progress_bar(total as u64, "loading");
-    let set = TrainingSet::load(&mut dataset, common.limit, OnError::Skip, &mut |done, _| {
+    let mut set = TrainingSet::load(&mut dataset, common.limit, OnError::Skip, &mut |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
+    if device != Device::Cpu {
+        set.move_images_to(device);
+    }
     if set.problems.len() > dataset.problems.len() {
         eprintln!(
             "warning: {} samples skipped while loading",
@@ -276,7 +281,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             init_from,
         } => {
             let run = prepare_run(&common)?;
-            let set = load_training_set(ctx, &common)?;
+            let set = load_training_set(ctx, &common, device)?;
             let config = ModelConfig::preset(&preset)?;
             let name = run
                 .dir
@@ -363,7 +368,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let source = Model::load(&source_dir, device).with_context(|| {
                 format!("loading the text encoder from {}", source_dir.display())
             })?;
-            let set = load_training_set(ctx, &common)?;
+            let set = load_training_set(ctx, &common, device)?;
             // G and D from the preset, sized to the text encoder's embedding.
             let mut config = ModelConfig::preset(&preset)?;
             let e = source.card.architecture.text_encoder.embedding_dim;
@@ -444,7 +449,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let run = prepare_run(&common)?;
             let dir = find_model(&model, &gantry::model_search_dirs(&ctx.paths))?;
             let loaded = Model::load(&dir, device)?;
-            let set = load_training_set(ctx, &common)?;
+            let set = load_training_set(ctx, &common, device)?;
             let embeddings = embeddings(&loaded, &set)?;
             let steps = common.steps.unwrap_or(2000);
             let config = StyleConfig {

@@ -11,7 +11,7 @@
 //! Adam lr 2e-4, β1 0.5, lr halved every 100 epochs.
 
 use super::optim::Optimizer;
-use super::{bce, checkpoint, mean_caption_embedding, noise, Run, Trainer};
+use super::{bce, checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
@@ -263,7 +263,7 @@ impl<'a> GanTrainer<'a> {
     }
 
     /// One GAN step; returns the losses and records what it fed where.
-    pub fn gan_step(&mut self) -> Result<BTreeMap<String, f64>> {
+    pub fn gan_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
         let b = self.config.batch;
         let half = b / 2;
@@ -313,16 +313,16 @@ impl<'a> GanTrainer<'a> {
 
         // D's update: (real, right), [(wrong, right)], (fake, right) on the
         // first B fakes only: D never sees the interpolations.
-        let mean_prob = |t: &Tensor| t.sigmoid().mean(tch::Kind::Float).double_value(&[]);
-        let mut losses = BTreeMap::new();
+        let mean_prob = |t: &Tensor| t.sigmoid().mean(tch::Kind::Float);
+        let mut losses = StepLosses::default();
         let mut d_inputs = vec![("real", "right", b)];
         let score_real = d.forward_t(&real, &text, true);
-        losses.insert("d_real".to_string(), mean_prob(&score_real));
+        losses.term("d_real", &mean_prob(&score_real));
         let mut d_loss = bce(&score_real, 1.0);
         let fake_weight = if let Some(wrong) = &wrong {
             d_inputs.push(("wrong", "right", b));
             let score_wrong = d.forward_t(wrong, &text, true);
-            losses.insert("d_wrong".to_string(), mean_prob(&score_wrong));
+            losses.term("d_wrong", &mean_prob(&score_wrong));
             d_loss += bce(&score_wrong, 0.0) * 0.5;
             0.5
         } else {
@@ -330,7 +330,7 @@ impl<'a> GanTrainer<'a> {
         };
         d_inputs.push(("fake", "right", b));
         let score_fake = d.forward_t(&fake.narrow(0, 0, b as i64).detach(), &text, true);
-        losses.insert("d_fake".to_string(), mean_prob(&score_fake));
+        losses.term("d_fake", &mean_prob(&score_fake));
         let d_loss = d_loss + bce(&score_fake, 0.0) * fake_weight;
         self.opt_d.zero_grad();
         d_loss.backward();
@@ -357,9 +357,9 @@ impl<'a> GanTrainer<'a> {
         });
         self.step += 1;
 
-        losses.insert("d_loss".into(), d_loss.double_value(&[]));
-        losses.insert("g_loss".into(), g_loss.double_value(&[]));
-        losses.insert("lr".into(), lr);
+        losses.term("d_loss", &d_loss);
+        losses.term("g_loss", &g_loss);
+        losses.value("lr", lr);
         Ok(losses)
     }
 
@@ -431,7 +431,7 @@ impl Trainer for GanTrainer<'_> {
         self.config.batch
     }
 
-    fn train_step(&mut self) -> Result<BTreeMap<String, f64>> {
+    fn train_step(&mut self) -> Result<StepLosses> {
         self.gan_step()
     }
 

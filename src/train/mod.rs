@@ -96,6 +96,57 @@ impl Observer for Quiet {
     fn message(&mut self, _: &str) {}
 }
 
+/// One step's loss terms, left where they were computed: reading a number
+/// back from a GPU waits for all the work queued before it, so the loop reads
+/// them (all at once) only when it logs or checkpoints.
+#[derive(Debug, Default)]
+pub struct StepLosses {
+    terms: Vec<(String, Tensor)>,
+    known: BTreeMap<String, f64>,
+}
+
+impl StepLosses {
+    /// A 0-d tensor term (detached; it stays on its device).
+    pub fn term(&mut self, name: &str, value: &Tensor) {
+        self.terms.push((
+            name.to_string(),
+            value.detach().to_kind(Kind::Float).reshape([1]),
+        ));
+    }
+
+    /// A number the host already knows (the learning rate).
+    pub fn value(&mut self, name: &str, value: f64) {
+        self.known.insert(name.to_string(), value);
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.known.contains_key(name) || self.terms.iter().any(|(n, _)| n == name)
+    }
+
+    /// 1-element bool tensor on the terms' device: every term finite.
+    pub fn finite(&self) -> Option<Tensor> {
+        let all: Vec<&Tensor> = self.terms.iter().map(|(_, t)| t).collect();
+        (!all.is_empty()).then(|| Tensor::cat(&all, 0).isfinite().all())
+    }
+
+    /// Every term as a number: one transfer, which waits for the device.
+    pub fn read(&self) -> Result<BTreeMap<String, f64>> {
+        let mut out = self.known.clone();
+        if !self.terms.is_empty() {
+            let all: Vec<&Tensor> = self.terms.iter().map(|(_, t)| t).collect();
+            let values = Vec::<f64>::try_from(
+                Tensor::cat(&all, 0)
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu),
+            )?;
+            for ((name, _), v) in self.terms.iter().zip(values) {
+                out.insert(name.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// One kind of training, as the loop drives it.
 pub trait Trainer {
     /// Steps done so far (restored on resume).
@@ -104,7 +155,7 @@ pub trait Trainer {
     fn steps_per_epoch(&self) -> u64;
     /// Images (or pairs) processed per step, for images/s.
     fn images_per_step(&self) -> usize;
-    fn train_step(&mut self) -> Result<BTreeMap<String, f64>>;
+    fn train_step(&mut self) -> Result<StepLosses>;
     fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()>;
     /// Called after each epoch: sample grids, held-out metrics. Returns
     /// values to log.
@@ -143,6 +194,11 @@ pub fn run_loop(
     let mut window_start = Instant::now();
     let mut window_steps = 0u64;
     let mut images_per_s = 0.0;
+    // The losses last read back, shown until the next read; and a device-side
+    // flag that every loss since then was finite.
+    let mut shown = BTreeMap::new();
+    let mut all_finite: Option<Tensor> = None;
+    let mut checked_at = resumed_at;
     while trainer.step_index() < total {
         let done_here = trainer.step_index() - resumed_at;
         let out_of_time = control.time_limit.is_some_and(|t| started.elapsed() >= t);
@@ -150,6 +206,7 @@ pub fn run_loop(
             || control.stop_after.is_some_and(|n| done_here >= n)
             || out_of_time
         {
+            ensure_finite(all_finite.take(), checked_at, trainer.step_index(), &shown)?;
             trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
             log.plot(&run.plot())?;
             observer.message(&format!(
@@ -159,8 +216,14 @@ pub fn run_loop(
             ));
             return Ok((Outcome::Stopped, elapsed(trainer)));
         }
-        let mut losses = trainer.train_step()?;
+        let losses = trainer.train_step()?;
         let step = trainer.step_index();
+        if let Some(f) = losses.finite() {
+            all_finite = Some(match all_finite {
+                Some(a) => a.logical_and(&f),
+                None => f,
+            });
+        }
         window_steps += 1;
         let window = window_start.elapsed().as_secs_f64();
         if window >= 2.0 || window_steps >= 50 {
@@ -169,29 +232,59 @@ pub fn run_loop(
             window_start = Instant::now();
             window_steps = 0;
         }
-        if losses.values().any(|v| !v.is_finite()) {
-            anyhow::bail!("step {step}: a loss is not finite ({losses:?}); stopping (the last checkpoint is intact)");
+        let end_of_epoch = step.is_multiple_of(per_epoch);
+        let checkpoint_now = step.is_multiple_of(control.checkpoint_every.max(1)) || step == total;
+        // Read back (and check) at log steps and before every checkpoint, so
+        // a non-finite loss never reaches a checkpoint.
+        let log_now =
+            step.is_multiple_of(control.log_every.max(1)) || step == total || end_of_epoch;
+        if log_now || checkpoint_now {
+            let mut values = losses.read()?;
+            ensure_finite(all_finite.take(), checked_at, step, &values)?;
+            checked_at = step;
+            if end_of_epoch {
+                values.extend(trainer.end_of_epoch(step / per_epoch, run)?);
+            }
+            if log_now {
+                log.push(step, values.clone())?;
+            }
+            shown = values;
         }
-        if step.is_multiple_of(per_epoch) {
-            let epoch = step / per_epoch;
-            losses.extend(trainer.end_of_epoch(epoch, run)?);
-        }
-        if step.is_multiple_of(control.log_every.max(1))
-            || step == total
-            || step.is_multiple_of(per_epoch)
-        {
-            log.push(step, losses.clone())?;
-        }
-        observer.step(step, total, &losses, images_per_s);
+        observer.step(step, total, &shown, images_per_s);
         if step.is_multiple_of(per_epoch) {
             log.plot(&run.plot())?;
         }
-        if step.is_multiple_of(control.checkpoint_every.max(1)) || step == total {
+        if checkpoint_now {
             trainer.save_checkpoint(&run.checkpoint(), elapsed(trainer))?;
         }
     }
     log.plot(&run.plot())?;
     Ok((Outcome::Finished, elapsed(trainer)))
+}
+
+/// Fails when `all_finite` (a flag left on the device over the steps since
+/// `checked_at`) or the values just read say a loss went non-finite.
+fn ensure_finite(
+    all_finite: Option<Tensor>,
+    checked_at: u64,
+    step: u64,
+    values: &BTreeMap<String, f64>,
+) -> Result<()> {
+    let finite = match all_finite {
+        Some(f) => bool::try_from(f.to_device(Device::Cpu))?,
+        None => true,
+    };
+    if !finite || values.values().any(|v| !v.is_finite()) {
+        let when = if checked_at + 1 >= step {
+            format!("at step {step}")
+        } else {
+            format!("between steps {} and {step}", checked_at + 1)
+        };
+        anyhow::bail!(
+            "a loss became non-finite {when} (last read: {values:?}); stopping: the last checkpoint is intact (lower the learning rate?)"
+        );
+    }
+    Ok(())
 }
 
 /// Standard normal noise from our own generator, so that the noise a step

@@ -30,23 +30,37 @@ pub struct Optimizer {
     pub lr: f64,
     pub steps: i64,
     params: Vec<(String, Tensor)>,
-    /// Adam: first moment; RMSprop: unused.
-    first: Vec<Tensor>,
+    /// Where each parameter's elements lie in the flat moment buffers.
+    spans: Vec<(i64, i64)>,
+    /// Adam: first moment; RMSprop: unused. All parameters end to end, so
+    /// that one update is a handful of kernels, not a handful per tensor.
+    first: Tensor,
     /// Adam: second moment; RMSprop: running mean of squared gradients.
-    second: Vec<Tensor>,
+    second: Tensor,
 }
 
 impl Optimizer {
     pub fn new(vs: &nn::VarStore, rule: Rule, lr: f64) -> Self {
         let params = named_parameters(vs);
-        let zeros =
-            |p: &Vec<(String, Tensor)>| p.iter().map(|(_, t)| t.zeros_like().detach()).collect();
+        let mut spans = Vec::with_capacity(params.len());
+        let mut total = 0i64;
+        for (_, p) in &params {
+            let n = p.numel() as i64;
+            spans.push((total, n));
+            total += n;
+        }
+        let options = params
+            .first()
+            .map_or((tch::Kind::Float, vs.device()), |(_, p)| {
+                (p.kind(), p.device())
+            });
         Self {
             rule,
             lr,
             steps: 0,
-            first: zeros(&params),
-            second: zeros(&params),
+            first: Tensor::zeros([total], options),
+            second: Tensor::zeros([total], options),
+            spans,
             params,
         }
     }
@@ -85,51 +99,78 @@ impl Optimizer {
         }
     }
 
-    /// One update from the gradients now in the parameters.
+    /// Parameter `i`'s slice of a flat buffer, shaped like the parameter.
+    fn slot(&self, buffer: &Tensor, i: usize) -> Tensor {
+        let (start, n) = self.spans[i];
+        buffer.narrow(0, start, n).view_(self.params[i].1.size())
+    }
+
+    /// The change to add to the parameters for gradient `g` (any shape; the
+    /// moments `m` and `v` of the same shape are updated in place).
+    fn delta(&self, g: &Tensor, m: &mut Tensor, v: &mut Tensor) -> Tensor {
+        let t = self.steps as f64;
+        match self.rule {
+            Rule::Adam { beta1, beta2, eps } => {
+                // As PyTorch's Adam: m ← lerp(m, g, 1 − β1),
+                // v ← β2 v + (1 − β2) g², p ← p − lr/(1 − β1ᵗ) · m / (√v/√(1 − β2ᵗ) + ε).
+                let _ = m.lerp_(g, 1.0 - beta1);
+                let _ = v.g_mul_scalar_(beta2).addcmul_(&(g * (1.0 - beta2)), g);
+                let step_size = self.lr / (1.0 - beta1.powf(t));
+                let mut denominator = v.sqrt();
+                let _ = denominator
+                    .g_div_scalar_((1.0 - beta2.powf(t)).sqrt())
+                    .g_add_scalar_(eps);
+                (&*m * -step_size).g_div_(&denominator)
+            }
+            Rule::RmsProp { alpha, eps } => {
+                let _ = v.g_mul_scalar_(alpha).g_add_(&(g * g * (1.0 - alpha)));
+                let mut denominator = v.sqrt();
+                let _ = denominator.g_add_scalar_(eps);
+                (g * -self.lr).g_div_(&denominator)
+            }
+        }
+    }
+
+    /// One update from the gradients now in the parameters. Where every
+    /// parameter has a gradient (the usual case) the moments are updated as
+    /// one flat tensor; parameters without a gradient are left alone.
     pub fn step(&mut self) {
         self.steps += 1;
-        let t = self.steps as f64;
         tch::no_grad(|| {
-            for (i, (_, p)) in self.params.iter_mut().enumerate() {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
+            let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).collect();
+            if grads.iter().all(Tensor::defined) {
+                let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
+                let g = Tensor::cat(&flat, 0);
+                let (mut m, mut v) = (self.first.shallow_clone(), self.second.shallow_clone());
+                let delta = self.delta(&g, &mut m, &mut v);
+                for (i, (_, p)) in self.params.iter().enumerate() {
+                    let _ = p.shallow_clone().g_add_(&self.slot(&delta, i));
                 }
-                match self.rule {
-                    Rule::Adam { beta1, beta2, eps } => {
-                        // As PyTorch's single-tensor Adam: m ← lerp(m, g, 1 − β1),
-                        // v ← β2 v + (1 − β2) g², p ← p − lr/(1 − β1ᵗ) · m / (√v/√(1 − β2ᵗ) + ε).
-                        let m = &mut self.first[i];
-                        let v = &mut self.second[i];
-                        let _ = m.lerp_(&g, 1.0 - beta1);
-                        let _ = v.g_mul_scalar_(beta2).addcmul_(&(&g * (1.0 - beta2)), &g);
-                        let step_size = self.lr / (1.0 - beta1.powf(t));
-                        let denominator =
-                            (v.sqrt() / (1.0 - beta2.powf(t)).sqrt()).g_add_scalar_(eps);
-                        let _ = p.addcdiv_(&(&*m * -step_size), &denominator);
+            } else {
+                for (i, g) in grads.iter().enumerate() {
+                    if !g.defined() {
+                        continue;
                     }
-                    Rule::RmsProp { alpha, eps } => {
-                        let v = &mut self.second[i];
-                        let _ = v.g_mul_scalar_(alpha).g_add_(&(&g * &g * (1.0 - alpha)));
-                        let update = &g / (v.sqrt() + eps) * self.lr;
-                        let _ = p.g_sub_(&update);
-                    }
+                    let (mut m, mut v) = (self.slot(&self.first, i), self.slot(&self.second, i));
+                    let delta = self.delta(g, &mut m, &mut v);
+                    let _ = self.params[i].1.shallow_clone().g_add_(&delta);
                 }
             }
         });
     }
 
-    /// The optimizer's state as named tensors under `prefix`.
+    /// The optimizer's state as named tensors under `prefix` (one pair per
+    /// parameter, as the checkpoints have always stored it).
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (i, (name, _)) in self.params.iter().enumerate() {
             out.push((
                 format!("{prefix}.first.{name}"),
-                self.first[i].shallow_clone(),
+                self.slot(&self.first, i).copy(),
             ));
             out.push((
                 format!("{prefix}.second.{name}"),
-                self.second[i].shallow_clone(),
+                self.slot(&self.second, i).copy(),
             ));
         }
         out
@@ -142,15 +183,20 @@ impl Optimizer {
         prefix: &str,
         steps: i64,
     ) -> Result<()> {
-        for (i, (name, _)) in self.params.iter().enumerate() {
-            for (which, slot) in [
-                ("first", &mut self.first[i]),
-                ("second", &mut self.second[i]),
-            ] {
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            for (which, buffer) in [("first", &self.first), ("second", &self.second)] {
                 let key = format!("{prefix}.{which}.{name}");
                 let src = tensors
                     .get(&key)
                     .ok_or_else(|| anyhow!("checkpoint has no optimizer state '{key}'"))?;
+                if src.size() != p.size() {
+                    return Err(anyhow!(
+                        "optimizer state '{key}' has shape {:?}, expected {:?}",
+                        src.size(),
+                        p.size()
+                    ));
+                }
+                let mut slot = self.slot(buffer, i);
                 tch::no_grad(|| slot.f_copy_(src))?;
             }
         }

@@ -2,7 +2,7 @@
 //! L = ‖z − S(G(z, φ(t)))‖²₂ over random z and training captions.
 
 use super::optim::Optimizer;
-use super::{checkpoint, mean_caption_embedding, noise, Run, Trainer};
+use super::{checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
@@ -71,7 +71,7 @@ impl<'a> StyleTrainer<'a> {
         Ok(())
     }
 
-    fn style_step(&mut self) -> Result<BTreeMap<String, f64>> {
+    fn style_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
         let nz = self.model.card.architecture.generator.nz as usize;
         let batch: Vec<usize> = (0..self.config.batch)
@@ -89,8 +89,8 @@ impl<'a> StyleTrainer<'a> {
         loss.backward();
         self.opt.step();
         self.step += 1;
-        let mut out = BTreeMap::new();
-        out.insert("loss".into(), loss.double_value(&[]));
+        let mut out = StepLosses::default();
+        out.term("loss", &loss);
         Ok(out)
     }
 
@@ -150,7 +150,7 @@ impl Trainer for StyleTrainer<'_> {
         self.config.batch
     }
 
-    fn train_step(&mut self) -> Result<BTreeMap<String, f64>> {
+    fn train_step(&mut self) -> Result<StepLosses> {
         self.style_step()
     }
 

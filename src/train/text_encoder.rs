@@ -15,7 +15,7 @@
 //! keep: the class is petal colour x shape).
 
 use super::optim::Optimizer;
-use super::{checkpoint, Run, Trainer};
+use super::{checkpoint, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
 use crate::text;
 use crate::weights::Model;
@@ -203,7 +203,7 @@ impl<'a> JointTrainer<'a> {
         }
     }
 
-    pub fn joint_step(&mut self) -> Result<BTreeMap<String, f64>> {
+    pub fn joint_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
         let epoch = self.step / self.steps_per_epoch_();
         let lr = self.config.lr * self.config.lr_decay.powi(epoch.min(10_000) as i32);
@@ -244,15 +244,10 @@ impl<'a> JointTrainer<'a> {
         let hits = compat
             .argmax(1, false)
             .eq_tensor(&Tensor::arange(b, (Kind::Int64, device)));
-        let mut losses = BTreeMap::new();
-        losses.insert("loss".into(), loss.double_value(&[]));
-        losses.insert(
-            "batch_top1".into(),
-            hits.to_kind(Kind::Float)
-                .mean(Kind::Float)
-                .double_value(&[]),
-        );
-        losses.insert("lr".into(), lr);
+        let mut losses = StepLosses::default();
+        losses.term("loss", &loss);
+        losses.term("batch_top1", &hits.to_kind(Kind::Float).mean(Kind::Float));
+        losses.value("lr", lr);
         Ok(losses)
     }
 }
@@ -348,7 +343,7 @@ impl Trainer for JointTrainer<'_> {
         self.config.batch_classes
     }
 
-    fn train_step(&mut self) -> Result<BTreeMap<String, f64>> {
+    fn train_step(&mut self) -> Result<StepLosses> {
         self.joint_step()
     }
 
