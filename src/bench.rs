@@ -65,7 +65,7 @@ pub fn synthetic_set(
         [n as i64, 3, 64, 64],
         (tch::Kind::Uint8, tch::Device::Cpu),
     );
-    let set = crate::data::TrainingSet {
+    let mut set = crate::data::TrainingSet {
         spec: "synthetic".to_string(),
         images,
         captions: vec![vec!["a synthetic flower".to_string()]; n],
@@ -80,6 +80,10 @@ pub fn synthetic_set(
         names: (0..n).map(|i| format!("synthetic_{i}")).collect(),
         problems: Vec::new(),
     };
+    // Where `gantry train` keeps them (see cli/train.rs).
+    if device != tch::Device::Cpu {
+        set.move_images_to(device);
+    }
     let embeddings = tch::Tensor::randn([n as i64, 10, embedding_dim], (tch::Kind::Float, device));
     (set, embeddings)
 }
