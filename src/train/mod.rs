@@ -123,22 +123,22 @@ impl StepLosses {
         self.known.contains_key(name) || self.terms.iter().any(|(n, _)| n == name)
     }
 
+    /// The tensor terms end to end, on their device (None when there are none).
+    fn stacked(&self) -> Option<Tensor> {
+        let all: Vec<&Tensor> = self.terms.iter().map(|(_, t)| t).collect();
+        (!all.is_empty()).then(|| Tensor::cat(&all, 0))
+    }
+
     /// 1-element bool tensor on the terms' device: every term finite.
     pub fn finite(&self) -> Option<Tensor> {
-        let all: Vec<&Tensor> = self.terms.iter().map(|(_, t)| t).collect();
-        (!all.is_empty()).then(|| Tensor::cat(&all, 0).isfinite().all())
+        self.stacked().map(|t| t.isfinite().all())
     }
 
     /// Every term as a number: one transfer, which waits for the device.
     pub fn read(&self) -> Result<BTreeMap<String, f64>> {
         let mut out = self.known.clone();
-        if !self.terms.is_empty() {
-            let all: Vec<&Tensor> = self.terms.iter().map(|(_, t)| t).collect();
-            let values = Vec::<f64>::try_from(
-                Tensor::cat(&all, 0)
-                    .to_kind(Kind::Double)
-                    .to_device(Device::Cpu),
-            )?;
+        if let Some(all) = self.stacked() {
+            let values = Vec::<f64>::try_from(all.to_kind(Kind::Double).to_device(Device::Cpu))?;
             for ((name, _), v) in self.terms.iter().zip(values) {
                 out.insert(name.clone(), v);
             }
