@@ -53,6 +53,47 @@ fn embeddings(model: &Model, set: &TrainingSet) -> Tensor {
 }
 
 #[test]
+fn wrong_images_come_from_other_classes_or_any_other_image() {
+    let set = flowers(400);
+    let batch: Vec<usize> = set.split(false).into_iter().take(64).collect();
+    let mut same_class = 0;
+    for wrong in [Matching::Class, Matching::Image] {
+        let model = tiny_model();
+        let e = embeddings(&model, &set);
+        let config = GanConfig {
+            wrong,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer = GanTrainer::new(model, config, &set, e).unwrap();
+        for _ in 0..10 {
+            let picked = trainer.wrong_images(&batch);
+            for (&i, &j) in batch.iter().zip(&picked) {
+                assert_ne!(i, j, "an image is never its own wrong image");
+                assert!(
+                    set.split(false).contains(&j),
+                    "wrong images are training images"
+                );
+                if set.classes[i] == set.classes[j] {
+                    assert_eq!(
+                        wrong,
+                        Matching::Image,
+                        "class mode drew image {j} of {i}'s class"
+                    );
+                    same_class += 1;
+                }
+            }
+        }
+    }
+    // Image mode draws from all training images: with 19 training classes
+    // about 1 in 19 of the 640 draws shares the class, so D also sees wrong
+    // images that differ only in centre colour or petal count.
+    assert!(
+        same_class > 5,
+        "image mode never drew from the same class ({same_class})"
+    );
+}
+
+#[test]
 fn gan_int_cls_step_feeds_the_networks_as_the_paper_says() {
     let set = flowers(400);
     let model = tiny_model();

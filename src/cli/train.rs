@@ -99,6 +99,11 @@ pub enum TrainCommand {
         /// Halve the learning rate every this many epochs
         #[arg(long, default_value_t = 100)]
         lr_halve_every: u64,
+        /// Where D's wrong images (the CLS term) come from: other classes (the
+        /// paper), or any other image (D then checks every attribute captions
+        /// state, not only the class)
+        #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+        wrong: String,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match
         #[arg(long)]
@@ -360,9 +365,11 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             batch,
             lr,
             lr_halve_every,
+            wrong,
             init_from,
         } => {
             let variant = Variant::parse(&variant)?;
+            let wrong = Matching::parse(&wrong)?;
             let run = prepare_run(&common)?;
             let source_dir = find_model(&text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
             let source = Model::load(&source_dir, device).with_context(|| {
@@ -413,6 +420,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 lr,
                 lr_halve_every_epochs: lr_halve_every,
                 seed: common.seed,
+                wrong,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -433,6 +441,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let mut details =
                 training_details(variant.name(), &preset, &set, &trainer, seconds, device);
             details.insert("batch".into(), batch.into());
+            details.insert("wrong_images".into(), trainer.config.wrong.name().into());
             details.insert(
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),

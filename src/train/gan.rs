@@ -9,8 +9,15 @@
 //!   (GAN-INT). D never sees the interpolations.
 //!
 //! Adam lr 2e-4, β1 0.5, lr halved every 100 epochs.
+//!
+//! The wrong images are of other classes, as in the paper; with
+//! [`Matching::Image`] they are any other training image instead, for data
+//! whose captions state more than the class (on procedural flowers the centre
+//! colour and petal count: with wrong images of other classes alone, D never
+//! has to check them against the text).
 
 use super::optim::Optimizer;
+use super::text_encoder::Matching;
 use super::{bce, checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
 use crate::weights::Model;
@@ -78,6 +85,10 @@ pub struct GanConfig {
     /// β of the interpolation.
     pub interpolation_beta: f64,
     pub seed: u64,
+    /// Where the wrong images of the CLS term come from: other classes (the
+    /// paper) or any other image.
+    #[serde(default)]
+    pub wrong: Matching,
 }
 
 impl GanConfig {
@@ -95,6 +106,7 @@ impl GanConfig {
             captions_averaged: 4,
             interpolation_beta: 0.5,
             seed: 0,
+            wrong: Matching::Class,
         }
     }
 }
@@ -154,7 +166,7 @@ impl<'a> GanTrainer<'a> {
                 config.batch
             );
         }
-        if config.variant.cls() {
+        if config.variant.cls() && config.wrong == Matching::Class {
             let first = data.classes[train[0]];
             if train.iter().all(|&i| data.classes[i] == first) {
                 bail!(
@@ -243,13 +255,20 @@ impl<'a> GanTrainer<'a> {
         batch
     }
 
-    /// For each image, another training image of a different class.
-    fn wrong_images(&mut self, batch: &[usize]) -> Vec<usize> {
+    /// For each image, another training image: of a different class, or
+    /// with [`Matching::Image`] any other one.
+    pub fn wrong_images(&mut self, batch: &[usize]) -> Vec<usize> {
+        let by_class = self.config.wrong == Matching::Class;
         batch
             .iter()
             .map(|&i| loop {
                 let j = self.train[self.rng.below(self.train.len())];
-                if self.data.classes[j] != self.data.classes[i] {
+                let differs = if by_class {
+                    self.data.classes[j] != self.data.classes[i]
+                } else {
+                    j != i
+                };
+                if differs {
                     break j;
                 }
             })

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Procedural-flowers GAN candidates trained side by side on the lent GPU, each
+# then given its style encoder, measured with `gantry eval` and exported f16
+# under $OUT (see README, "Training"). Run on the GPU machine after
+# copying the gantry binary and its plugin libraries into .device/ and the text
+# encoder to train on into .device/te/:
+#
+#   GAN_MIN=5 STYLE_MIN=1 scripts/device-pf.sh
+#
+# The candidates (name: extra `train gan` arguments) are in CANDIDATES, one per
+# line. Each stage is time-boxed, and the GAN models are under $OUT as soon as
+# they are trained, so a run cut short still brings them back.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export GANTRY_DATA_DIR=/tmp/gd GANTRY_CONFIG_DIR=/tmp/gc GANTRY_THREADS=${GANTRY_THREADS:-4}
+PY=${PY:-/opt/torch/.venv/bin/python}
+if [ -z "${LD_LIBRARY_PATH:-}" ]; then
+    LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")')
+    export LD_LIBRARY_PATH
+fi
+G=${GANTRY:-$PWD/.device/gantry}
+TE=${TE:-.device/te}
+DEV=${DEV:-cuda}
+OUT=${OUT:-/tmp/out}
+RUNS=${RUNS:-/tmp/runs}
+GAN_MIN=${GAN_MIN:-5}
+STYLE_MIN=${STYLE_MIN:-1}
+EVAL_COUNT=${EVAL_COUNT:-1000}
+BENCH_STEPS=${BENCH_STEPS:-30}
+LIMIT=${LIMIT:-}
+CANDIDATES=${CANDIDATES:-"wrong-image: --wrong image
+wrong-image-init: --wrong image --init-from weights/procedural-flowers
+wrong-class: --wrong class"}
+mkdir -p "$RUNS" "$OUT"
+start=$(date +%s)
+say() { echo "[$(($(date +%s) - start)) s] $*"; }
+limit=()
+[ -n "$LIMIT" ] && limit=(--limit "$LIMIT")
+names=()
+while IFS=: read -r name _; do names+=("$name"); done <<< "$CANDIDATES"
+
+# Where the weights travel back: G, D and S with the card (the text and image
+# encoders are the ones sent), in pieces under the size limit of one file.
+bring_back() { # model-dir name
+    rm -f "$OUT/$2.tgz."*
+    tar czf - -C "$1" model.json generator.safetensors discriminator.safetensors style_encoder.safetensors |
+        split -b 15M - "$OUT/$2.tgz."
+}
+
+if [ "$BENCH_STEPS" -gt 0 ]; then
+    {
+        nvidia-smi -L 2>/dev/null || true
+        echo "## bench train: one GAN-INT-CLS step, batch 64 (images/s)"
+        echo "gantry $DEV reed: $($G --device "$DEV" bench train --preset reed --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
+        echo "pytorch $DEV reed: $($PY bench/pytorch_gan_int_cls.py --device "$DEV" --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
+        echo "gantry $DEV small: $($G --device "$DEV" bench train --preset small --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
+    } > "$RUNS/bench.txt"
+    cat "$RUNS/bench.txt"
+fi
+
+say "GANs ($GAN_MIN min each, side by side): ${names[*]}"
+while IFS=: read -r name args; do
+    # shellcheck disable=SC2086 # the candidate's arguments are words
+    $G --device "$DEV" train gan --dataset procedural-flowers "${limit[@]}" --text-encoder "$TE" \
+        --preset small --run "$RUNS/$name" --time-limit "$GAN_MIN" --checkpoint-every 500 $args \
+        > "$RUNS/$name.log" 2>&1 &
+done <<< "$CANDIDATES"
+wait
+for name in "${names[@]}"; do
+    tail -n 2 "$RUNS/$name.log"
+    [ -f "$RUNS/$name/model/generator.safetensors" ] || continue
+    $G model export "$RUNS/$name/model" "/tmp/ship/$name" --half > /dev/null && bring_back "/tmp/ship/$name" "$name"
+done
+
+say "style encoders ($STYLE_MIN min each)"
+for name in "${names[@]}"; do
+    $G --device "$DEV" train style-encoder --dataset procedural-flowers "${limit[@]}" --model "$RUNS/$name/model" \
+        --run "$RUNS/$name-style" --steps 1000000 --time-limit "$STYLE_MIN" > "$RUNS/$name-style.log" 2>&1 &
+done
+wait
+
+say "eval ($EVAL_COUNT renders each)"
+for name in "${names[@]}"; do
+    m="$RUNS/$name-style/model"
+    [ -f "$m/style_encoder.safetensors" ] || m="$RUNS/$name/model"
+    $G --device "$DEV" eval "$m" --probe weights/probe --count "$EVAL_COUNT" --queries 100 --dry-run \
+        > "$RUNS/$name.eval.txt" 2>&1 &
+done
+wait
+for name in "${names[@]}"; do
+    echo "== $name"
+    grep -E "content_|style_kept|diversity|embedding_reads" "$RUNS/$name.eval.txt"
+    m="$RUNS/$name-style/model"
+    [ -f "$m/style_encoder.safetensors" ] || continue
+    rm -rf "/tmp/ship/$name"
+    $G model export "$m" "/tmp/ship/$name" --half > /dev/null && bring_back "/tmp/ship/$name" "$name"
+done
+# The logs, losses, cards and the last two sample grids of each run.
+for d in "$RUNS"/*/samples; do ls "$d"/*.png 2>/dev/null | head -n -2 | xargs -r rm; done
+tar czf "$OUT/logs.tgz" -C "$RUNS" --exclude='*.safetensors' .
+ls -la "$OUT"
+say "done"
