@@ -14,10 +14,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export GANTRY_DATA_DIR=/tmp/gd GANTRY_CONFIG_DIR=/tmp/gc GANTRY_THREADS=${GANTRY_THREADS:-4}
 PY=${PY:-/opt/torch/.venv/bin/python}
-if [ -z "${LD_LIBRARY_PATH:-}" ]; then
-    LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")')
-    export LD_LIBRARY_PATH
-fi
+# The machine's own libtorch, ahead of whatever the path already holds.
+LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
+export LD_LIBRARY_PATH
 G=${GANTRY:-$PWD/.device/gantry}
 TE=${TE:-.device/te}
 DEV=${DEV:-cuda}
