@@ -51,6 +51,16 @@ bring_back() { # model-dir name
     tar czf - -C "$1" model.json generator.safetensors discriminator.safetensors style_encoder.safetensors |
         split -b 15M - "$OUT/$2.tgz."
 }
+# A candidate's latest model: with its trained style encoder once there is one.
+latest() { # name
+    if [ -f "$RUNS/$1-style/model/model.json" ]; then echo "$RUNS/$1-style/model"; else echo "$RUNS/$1/model"; fi
+}
+# Its latest model exported f16 and put under $OUT.
+ship() { # name
+    [ -f "$(latest "$1")/model.json" ] || return 0
+    rm -rf "/tmp/ship/$1"
+    $G model export "$(latest "$1")" "/tmp/ship/$1" --half > /dev/null && bring_back "/tmp/ship/$1" "$1"
+}
 
 if [ "$BENCH_STEPS" -gt 0 ]; then
     {
@@ -73,8 +83,7 @@ done <<< "$CANDIDATES"
 wait
 for name in "${names[@]}"; do
     tail -n 2 "$RUNS/$name.log"
-    [ -f "$RUNS/$name/model/generator.safetensors" ] || continue
-    $G model export "$RUNS/$name/model" "/tmp/ship/$name" --half > /dev/null && bring_back "/tmp/ship/$name" "$name"
+    ship "$name"
 done
 
 say "style encoders ($STYLE_MIN min each)"
@@ -84,12 +93,7 @@ for name in "${names[@]}"; do
 done
 wait
 
-for name in "${names[@]}"; do
-    m="$RUNS/$name-style/model"
-    [ -f "$m/model.json" ] || continue
-    rm -rf "/tmp/ship/$name"
-    $G model export "$m" "/tmp/ship/$name" --half > /dev/null && bring_back "/tmp/ship/$name" "$name"
-done
+for name in "${names[@]}"; do ship "$name"; done
 # The logs, losses, cards and the last two sample grids of each run.
 pack_logs() {
     for d in "$RUNS"/*/samples; do ls "$d"/*.png 2>/dev/null | head -n -2 | xargs -r rm; done
@@ -99,9 +103,7 @@ pack_logs
 
 say "eval ($EVAL_COUNT renders each, at most $EVAL_S s)"
 for name in "${names[@]}"; do
-    m="$RUNS/$name-style/model"
-    [ -f "$m/model.json" ] || m="$RUNS/$name/model"
-    timeout "$EVAL_S" $G --device "$DEV" eval "$m" --probe weights/probe --count "$EVAL_COUNT" --queries 100 \
+    timeout "$EVAL_S" $G --device "$DEV" eval "$(latest "$name")" --probe weights/probe --count "$EVAL_COUNT" --queries 100 \
         --dry-run > "$RUNS/$name.eval.txt" 2>&1 &
 done
 wait

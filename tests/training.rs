@@ -55,7 +55,8 @@ fn embeddings(model: &Model, set: &TrainingSet) -> Tensor {
 #[test]
 fn wrong_images_come_from_other_classes_or_any_other_image() {
     let set = flowers(400);
-    let batch: Vec<usize> = set.split(false).into_iter().take(64).collect();
+    let train = set.split(false);
+    let batch = &train[..64];
     let mut same_class = 0;
     for wrong in [Matching::Class, Matching::Image] {
         let model = tiny_model();
@@ -66,13 +67,10 @@ fn wrong_images_come_from_other_classes_or_any_other_image() {
         };
         let mut trainer = GanTrainer::new(model, config, &set, e).unwrap();
         for _ in 0..10 {
-            let picked = trainer.wrong_images(&batch);
+            let picked = trainer.wrong_images(batch);
             for (&i, &j) in batch.iter().zip(&picked) {
                 assert_ne!(i, j, "an image is never its own wrong image");
-                assert!(
-                    set.split(false).contains(&j),
-                    "wrong images are training images"
-                );
+                assert!(train.contains(&j), "wrong images are training images");
                 if set.classes[i] == set.classes[j] {
                     assert_eq!(
                         wrong,
