@@ -136,6 +136,72 @@ fn gan_int_cls_step_feeds_the_networks_as_the_paper_says() {
 }
 
 #[test]
+fn label_smoothing_and_instance_noise_change_what_d_sees_and_default_to_the_paper() {
+    let set = flowers(400);
+    // Same weights (copied: other tests seed libtorch's global generator
+    // concurrently), data and seed; the first step's losses.
+    let base = tiny_model();
+    let e = embeddings(&base, &set);
+    let first_step = |real_label: f64, instance_noise: f64| {
+        let mut model = tiny_model();
+        model.generator.vs.copy(&base.generator.vs).unwrap();
+        model.discriminator.vs.copy(&base.discriminator.vs).unwrap();
+        let e = e.copy();
+        let config = GanConfig {
+            steps: Some(1),
+            real_label,
+            instance_noise,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer = GanTrainer::new(model, config, &set, e).unwrap();
+        trainer.gan_step().unwrap().read().unwrap()
+    };
+    let paper = first_step(1.0, 0.0);
+    assert_eq!(paper, first_step(1.0, 0.0), "a step is deterministic");
+    // The real label is D's target for real pairs: D's scores agree, its loss
+    // does not.
+    let smoothed = first_step(0.9, 0.0);
+    assert_eq!(paper["d_real"], smoothed["d_real"]);
+    assert!(
+        (paper["d_loss"] - smoothed["d_loss"]).abs() > 1e-4,
+        "{} vs {}",
+        paper["d_loss"],
+        smoothed["d_loss"]
+    );
+    // Instance noise changes the images D scores.
+    let noisy = first_step(1.0, 0.5);
+    for key in ["d_real", "d_wrong", "d_fake"] {
+        assert_ne!(paper[key], noisy[key], "{key}");
+    }
+
+    // Out of range: refused with the reason.
+    for (real_label, instance_noise, reason) in [
+        (0.4, 0.0, "real label"),
+        (1.2, 0.0, "real label"),
+        (f64::NAN, 0.0, "real label"),
+        (1.0, -0.1, "instance noise"),
+        (1.0, f64::NAN, "instance noise"),
+    ] {
+        let model = tiny_model();
+        let e = embeddings(&model, &set);
+        let config = GanConfig {
+            real_label,
+            instance_noise,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let err = GanTrainer::new(model, config, &set, e).err().unwrap();
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+
+    // A checkpoint written before the options existed resumes as the paper.
+    let mut old = serde_json::to_value(GanConfig::paper(Variant::GanIntCls, "x")).unwrap();
+    old.as_object_mut().unwrap().remove("real_label");
+    old.as_object_mut().unwrap().remove("instance_noise");
+    let read: GanConfig = serde_json::from_value(old).unwrap();
+    assert_eq!((read.real_label, read.instance_noise), (1.0, 0.0));
+}
+
+#[test]
 fn ablations_drop_the_parts_paper_md_names() {
     let set = flowers(200);
     let cases = [

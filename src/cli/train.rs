@@ -104,6 +104,14 @@ pub enum TrainCommand {
         /// state, not only the class)
         #[arg(long, default_value = "class", value_parser = ["class", "image"])]
         wrong: String,
+        /// D's target for real pairs: 1 is the paper; 0.9 is one-sided label
+        /// smoothing (D less certain of real images, G's gradient less flat)
+        #[arg(long, default_value_t = 1.0)]
+        real_label: f64,
+        /// Standard deviation of Gaussian noise added to every image D sees
+        /// (images are in [-1, 1]); 0 is the paper
+        #[arg(long, default_value_t = 0.0)]
+        instance_noise: f64,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match
         #[arg(long)]
@@ -366,6 +374,8 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             lr,
             lr_halve_every,
             wrong,
+            real_label,
+            instance_noise,
             init_from,
         } => {
             let variant = Variant::parse(&variant)?;
@@ -421,6 +431,8 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 lr_halve_every_epochs: lr_halve_every,
                 seed: common.seed,
                 wrong,
+                real_label,
+                instance_noise,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -442,6 +454,11 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 training_details(variant.name(), &preset, &set, &trainer, seconds, device);
             details.insert("batch".into(), batch.into());
             details.insert("wrong_images".into(), trainer.config.wrong.name().into());
+            details.insert("real_label".into(), trainer.config.real_label.into());
+            details.insert(
+                "instance_noise".into(),
+                trainer.config.instance_noise.into(),
+            );
             details.insert(
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),

@@ -10,6 +10,10 @@
 //!
 //! Adam lr 2e-4, β1 0.5, lr halved every 100 epochs.
 //!
+//! Optionally (not in the paper) D's target for real pairs is below 1
+//! (one-sided label smoothing, `real_label`; G's target stays 1), and every
+//! image D sees gets Gaussian noise (`instance_noise`).
+//!
 //! The wrong images are of other classes, as in the paper; with
 //! [`Matching::Image`] they are any other training image instead, for data
 //! whose captions state more than the class (on procedural flowers the centre
@@ -89,6 +93,21 @@ pub struct GanConfig {
     /// paper) or any other image.
     #[serde(default)]
     pub wrong: Matching,
+    /// D's target for (real image, right text): 1 in the paper; below 1 is
+    /// one-sided label smoothing (Salimans et al. 2016), which keeps D from
+    /// growing certain of real images and so keeps G's gradient informative.
+    #[serde(default = "paper_real_label")]
+    pub real_label: f64,
+    /// Standard deviation of Gaussian noise added to every image D sees
+    /// (instance noise, Sønderby et al. 2017); 0 in the paper. It hides the
+    /// fine texture by which D can tell fakes apart, so D must judge the
+    /// coarse content the captions state.
+    #[serde(default)]
+    pub instance_noise: f64,
+}
+
+fn paper_real_label() -> f64 {
+    1.0
 }
 
 impl GanConfig {
@@ -107,6 +126,8 @@ impl GanConfig {
             interpolation_beta: 0.5,
             seed: 0,
             wrong: Matching::Class,
+            real_label: paper_real_label(),
+            instance_noise: 0.0,
         }
     }
 }
@@ -164,6 +185,18 @@ impl<'a> GanTrainer<'a> {
                 "{} training images, fewer than one batch of {}",
                 train.len(),
                 config.batch
+            );
+        }
+        if !(config.real_label > 0.5 && config.real_label <= 1.0) {
+            bail!(
+                "the real label must be above 0.5 and at most 1 (got {})",
+                config.real_label
+            );
+        }
+        if !(config.instance_noise >= 0.0 && config.instance_noise <= 1.0) {
+            bail!(
+                "the instance noise must be between 0 and 1 (got {})",
+                config.instance_noise
             );
         }
         if config.variant.cls() && config.wrong == Matching::Class {
@@ -326,9 +359,30 @@ impl<'a> GanTrainer<'a> {
         } else {
             None
         };
+        // Instance noise for each image D will see: real, wrong, fake (D's
+        // update), fake (G's update).
+        let sigma = self.config.instance_noise;
+        let mut jitter = |images: &Tensor| {
+            if sigma > 0.0 {
+                let size = images.size();
+                let n = noise(
+                    &mut self.rng,
+                    size[0] as usize,
+                    (size[1] * size[2] * size[3]) as usize,
+                    device,
+                );
+                images + n.view(size.as_slice()) * sigma
+            } else {
+                images.shallow_clone()
+            }
+        };
+        let real = jitter(&real);
+        let wrong = wrong.map(|w| jitter(&w));
         let g = &self.model.generator.net;
         let d = &self.model.discriminator.net;
         let fake = g.forward_t(&z, &g_text, true);
+        let fake_for_d = jitter(&fake.narrow(0, 0, b as i64).detach());
+        let fake_for_g = jitter(&fake);
 
         // D's update: (real, right), [(wrong, right)], (fake, right) on the
         // first B fakes only: D never sees the interpolations.
@@ -337,7 +391,7 @@ impl<'a> GanTrainer<'a> {
         let mut d_inputs = vec![("real", "right", b)];
         let score_real = d.forward_t(&real, &text, true);
         losses.term("d_real", &mean_prob(&score_real));
-        let mut d_loss = bce(&score_real, 1.0);
+        let mut d_loss = bce(&score_real, self.config.real_label);
         let fake_weight = if let Some(wrong) = &wrong {
             d_inputs.push(("wrong", "right", b));
             let score_wrong = d.forward_t(wrong, &text, true);
@@ -348,7 +402,7 @@ impl<'a> GanTrainer<'a> {
             1.0
         };
         d_inputs.push(("fake", "right", b));
-        let score_fake = d.forward_t(&fake.narrow(0, 0, b as i64).detach(), &text, true);
+        let score_fake = d.forward_t(&fake_for_d, &text, true);
         losses.term("d_fake", &mean_prob(&score_fake));
         let d_loss = d_loss + bce(&score_fake, 0.0) * fake_weight;
         self.opt_d.zero_grad();
@@ -357,7 +411,11 @@ impl<'a> GanTrainer<'a> {
 
         // G's update through a frozen D, over all G images and their texts.
         self.model.discriminator.vs.freeze();
-        let score_g = self.model.discriminator.net.forward_t(&fake, &g_text, true);
+        let score_g = self
+            .model
+            .discriminator
+            .net
+            .forward_t(&fake_for_g, &g_text, true);
         let g_loss = bce(&score_g, 1.0);
         self.opt_g.zero_grad();
         g_loss.backward();
