@@ -353,6 +353,57 @@ pub fn procedural(
             different.len()
         ),
     ));
+
+    // Where style is lost. Same z, new caption: does G itself keep the
+    // background and position (the most any style encoder can get)? And S on
+    // G's own samples, x̂ = G(S(G(z, t)), t'): does S invert G where it was
+    // trained? Both compare with what the probe reads on G(z, t).
+    let read_style = |images: &Tensor| -> Result<Vec<(String, String)>> {
+        let bg = probe.read(images, "background")?;
+        let pos = probe.read(images, "position")?;
+        Ok(bg.into_iter().zip(pos).collect())
+    };
+    let source = read_style(&generated)?;
+    // (both kept, background kept, position kept)
+    let kept_of = |images: &Tensor| -> Result<(f64, f64, f64)> {
+        let read = read_style(images)?;
+        let (mut both, mut bg, mut pos) = (0, 0, 0);
+        for (a, b) in read.iter().zip(&source) {
+            both += (a == b) as usize;
+            bg += (a.0 == b.0) as usize;
+            pos += (a.1 == b.1) as usize;
+        }
+        let frac = |k: usize| k as f64 / n as f64;
+        Ok((frac(both), frac(bg), frac(pos)))
+    };
+    let parts = |(_, bg, pos): (f64, f64, f64)| {
+        format!(
+            "background {:.1}%, position {:.1}%",
+            bg * 100.0,
+            pos * 100.0
+        )
+    };
+    let same_z = kept_of(&draw(model, &z, &target_text))?;
+    metrics.push(metric(
+        "style_kept_same_z",
+        same_z.0,
+        format!(
+            "G(z, t') keeps G(z, t)'s style, the ceiling for any style encoder: {}",
+            parts(same_z)
+        ),
+    ));
+    let inverted = in_batches(&generated, model.device, |x| {
+        model.style_encoder.net.forward_t(x, false)
+    });
+    let generated_kept = kept_of(&draw(model, &inverted, &target_text))?;
+    metrics.push(metric(
+        "style_kept_generated",
+        generated_kept.0,
+        format!(
+            "G(S(G(z, t)), t') keeps it, S on G's own samples: {}",
+            parts(generated_kept)
+        ),
+    ));
     Ok(metrics)
 }
 

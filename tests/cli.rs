@@ -364,6 +364,8 @@ fn eval_prints_the_table_and_writes_the_card() {
     for metric in [
         "content_colour_train",
         "style_kept",
+        "style_kept_same_z",
+        "style_kept_generated",
         "interp_endpoints",
         "diversity",
         "style_auc",
