@@ -237,16 +237,13 @@ pub fn procedural(
             .to_device(text.device()),
     );
     let transferred = draw(model, &style, &target_text);
-    let bg = probe.read(&transferred, "background")?;
-    let pos = probe.read(&transferred, "position")?;
+    let (kept, kept_bg, kept_pos) =
+        style_kept(&read_style(probe, &transferred)?, &true_style(set, n));
     let colour = probe.read(&transferred, "petal_colour")?;
-    let frac = |f: &dyn Fn(usize) -> bool| (0..n).filter(|&i| f(i)).count() as f64 / n as f64;
-    let kept_bg = frac(&|i| bg[i] == set.attributes[i]["background"]);
-    let kept_pos = frac(&|i| pos[i] == set.attributes[i]["position"]);
-    let kept = frac(&|i| {
-        bg[i] == set.attributes[i]["background"] && pos[i] == set.attributes[i]["position"]
-    });
-    let followed = frac(&|i| colour[i] == set.attributes[targets[i]]["petal_colour"]);
+    let followed = (0..n)
+        .filter(|&i| colour[i] == set.attributes[targets[i]]["petal_colour"])
+        .count() as f64
+        / n as f64;
     metrics.push(metric(
         "style_kept_background",
         kept_bg,
@@ -358,23 +355,9 @@ pub fn procedural(
     // background and position (the most any style encoder can get)? And S on
     // G's own samples, x̂ = G(S(G(z, t)), t'): does S invert G where it was
     // trained? Both compare with what the probe reads on G(z, t).
-    let read_style = |images: &Tensor| -> Result<Vec<(String, String)>> {
-        let bg = probe.read(images, "background")?;
-        let pos = probe.read(images, "position")?;
-        Ok(bg.into_iter().zip(pos).collect())
-    };
-    let source = read_style(&generated)?;
-    // (both kept, background kept, position kept)
+    let source = read_style(probe, &generated)?;
     let kept_of = |images: &Tensor| -> Result<(f64, f64, f64)> {
-        let read = read_style(images)?;
-        let (mut both, mut bg, mut pos) = (0, 0, 0);
-        for (a, b) in read.iter().zip(&source) {
-            both += (a == b) as usize;
-            bg += (a.0 == b.0) as usize;
-            pos += (a.1 == b.1) as usize;
-        }
-        let frac = |k: usize| k as f64 / n as f64;
-        Ok((frac(both), frac(bg), frac(pos)))
+        Ok(style_kept(&read_style(probe, images)?, &source))
     };
     let parts = |(_, bg, pos): (f64, f64, f64)| {
         format!(
@@ -405,6 +388,36 @@ pub fn procedural(
         ),
     ));
     Ok(metrics)
+}
+
+/// (background, position) of an image.
+type Style = (String, String);
+
+/// What the probe reads as each image's style.
+fn read_style(probe: &LoadedProbe, images: &Tensor) -> Result<Vec<Style>> {
+    let bg = probe.read(images, "background")?;
+    let pos = probe.read(images, "position")?;
+    Ok(bg.into_iter().zip(pos).collect())
+}
+
+/// The first `n` samples' (background, position).
+fn true_style(set: &TrainingSet, n: usize) -> Vec<Style> {
+    set.attributes[..n]
+        .iter()
+        .map(|a| (a["background"].clone(), a["position"].clone()))
+        .collect()
+}
+
+/// How often `read` keeps `source`'s style: (both, background, position).
+fn style_kept(read: &[Style], source: &[Style]) -> (f64, f64, f64) {
+    let (mut both, mut bg, mut pos) = (0, 0, 0);
+    for (a, b) in read.iter().zip(source) {
+        both += (a == b) as usize;
+        bg += (a.0 == b.0) as usize;
+        pos += (a.1 == b.1) as usize;
+    }
+    let frac = |k: usize| k as f64 / source.len().max(1) as f64;
+    (frac(both), frac(bg), frac(pos))
 }
 
 /// What the joint embedding itself knows, before any GAN: for each of up to
@@ -714,29 +727,20 @@ pub fn style_encoders(
             out.extend(g.images);
         }
         let images = imageio::tensor_from_images(&out)?;
-        let bg = probe.read(&images, "background")?;
-        let pos = probe.read(&images, "position")?;
+        let (kept, bg_kept, _) = style_kept(&read_style(probe, &images)?, &true_style(set, n));
         let colour = probe.read(&images, "petal_colour")?;
-        let kept = (0..n)
-            .filter(|&i| {
-                bg[i] == set.attributes[i]["background"] && pos[i] == set.attributes[i]["position"]
-            })
-            .count();
-        let bg_kept = (0..n)
-            .filter(|&i| bg[i] == set.attributes[i]["background"])
-            .count();
         let followed = (0..n)
             .filter(|&i| colour[i] == set.attributes[targets[i]]["petal_colour"])
             .count();
         let name = encoder.name();
         metrics.push(metric(
             &format!("style_kept[{name}]"),
-            kept as f64 / n as f64,
+            kept,
             format!("{n} renders, background and position"),
         ));
         metrics.push(metric(
             &format!("style_kept_background[{name}]"),
-            bg_kept as f64 / n as f64,
+            bg_kept,
             format!("{n} renders"),
         ));
         metrics.push(metric(

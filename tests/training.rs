@@ -182,14 +182,14 @@ fn label_smoothing_and_instance_noise_change_what_d_sees_and_default_to_the_pape
         (1.0, -0.1, "instance noise"),
         (1.0, f64::NAN, "instance noise"),
     ] {
-        let model = tiny_model();
-        let e = embeddings(&model, &set);
         let config = GanConfig {
             real_label,
             instance_noise,
             ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
         };
-        let err = GanTrainer::new(model, config, &set, e).err().unwrap();
+        let err = GanTrainer::new(tiny_model(), config, &set, e.copy())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains(reason), "{err}");
     }
 
