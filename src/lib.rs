@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod eval;
 pub mod grid;
 pub mod imageio;
+pub mod learn;
 pub mod model;
 pub mod plugin_manager;
 pub mod plugins;

@@ -3,8 +3,8 @@
 //! a missing, truncated, corrupt or mismatched file is an error that names it.
 
 use crate::model::{
-    parameter_count, Discriminator, Generator, ImageEncoder, ModelConfig, StyleEncoder,
-    TextEncoder, NETWORKS,
+    parameter_count, Conditioning, Discriminator, Generator, ImageEncoder, ModelConfig,
+    StyleEncoder, TextEncoder, NETWORKS,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -36,9 +36,33 @@ pub struct ModelCard {
     pub metrics: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Where G and D stand on their one training schedule, so that a run
+    /// continued from this model takes the schedule up where it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
     /// Every weight file with its checksum.
     pub files: BTreeMap<String, FileEntry>,
     pub gantry_version: String,
+}
+
+/// The GAN's schedule (paper.md §4: lr halved every 100 epochs, 600 epochs)
+/// and the step it has reached.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// GAN steps taken since G and D were initialised.
+    pub step: u64,
+    pub steps_per_epoch: u64,
+    /// Epochs the schedule runs to.
+    pub epochs: u64,
+    pub lr: f64,
+    pub lr_halve_every_epochs: u64,
+}
+
+impl Schedule {
+    pub fn epoch(&self) -> f64 {
+        self.step as f64 / self.steps_per_epoch.max(1) as f64
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -98,6 +122,7 @@ impl Model {
                 notes: vec![format!(
                     "Randomly initialised (seed {seed}) by `gantry model init`: it draws noise until trained."
                 )],
+                schedule: None,
                 files: BTreeMap::new(),
                 gantry_version: env!("CARGO_PKG_VERSION").to_string(),
             },
@@ -105,8 +130,8 @@ impl Model {
             device,
             text_encoder: Net::build(device, |p| TextEncoder::new(&(p / "text_encoder"), &config.text_encoder)),
             image_encoder: Net::build(device, |p| ImageEncoder::new(&(p / "image_encoder"), &config.image_encoder)),
-            generator: Net::build(device, |p| Generator::new(&(p / "generator"), &config.generator)),
-            discriminator: Net::build(device, |p| Discriminator::new(&(p / "discriminator"), &config.discriminator)),
+            generator: Net::build(device, |p| Generator::new(&(p / "generator"), &config.generator, &config.conditioning)),
+            discriminator: Net::build(device, |p| Discriminator::new(&(p / "discriminator"), &config.discriminator, &config.conditioning)),
             style_encoder: Net::build(device, |p| StyleEncoder::new(&(p / "style_encoder"), &config.style_encoder)),
         })
     }
@@ -119,6 +144,16 @@ impl Model {
             (NETWORKS[3], &self.discriminator.vs),
             (NETWORKS[4], &self.style_encoder.vs),
         ]
+    }
+
+    /// Sets how φ(t) is scaled before G and D read it, in the card and in
+    /// both networks (training does this once, from its data, before step 0).
+    pub fn set_conditioning(&mut self, conditioning: Conditioning) -> Result<()> {
+        conditioning.validate(self.card.architecture.text_encoder.embedding_dim)?;
+        self.generator.net.set_conditioning(&conditioning);
+        self.discriminator.net.set_conditioning(&conditioning);
+        self.card.architecture.conditioning = conditioning;
+        Ok(())
     }
 
     /// Parameter counts per network, in `NETWORKS` order.

@@ -111,3 +111,95 @@ fn truncated_safetensors_is_reported_with_its_size() {
     );
     assert!(err.contains("truncated"), "{err}");
 }
+
+#[test]
+fn text_standardisation_round_trips_through_the_card_and_shapes_what_g_reads() {
+    use gantry::model::Conditioning;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ModelConfig::preset("tiny").unwrap();
+    let e = config.generator.embedding_dim;
+    let mut model = Model::new("t", &config, Device::Cpu, 5).unwrap();
+    // A tiny-scale embedding, as the joint embedding gives: mean 0.02,
+    // spread 0.01 per dimension.
+    let captions = tch::Tensor::randn([200, 4, e], (tch::Kind::Float, Device::Cpu)) * 0.01 + 0.02;
+    let stats = Conditioning::standardised_from(&captions).unwrap();
+    let Conditioning::Standardised { mean, std } = &stats else {
+        panic!("not standardised");
+    };
+    assert!(mean.iter().all(|m| (m - 0.02).abs() < 0.005), "{mean:?}");
+    assert!(std.iter().all(|s| (s - 0.01).abs() < 0.003), "{std:?}");
+    let z = tch::Tensor::randn([3, 100], (tch::Kind::Float, Device::Cpu));
+    let text = captions.get(0).narrow(0, 0, 3);
+    let raw_images = model.generator.net.forward_t(&z, &text, false);
+    model.set_conditioning(stats.clone()).unwrap();
+    let images = model.generator.net.forward_t(&z, &text, false);
+    assert!(
+        !images.allclose(&raw_images, 1e-4, 1e-4, false),
+        "conditioning changed nothing"
+    );
+
+    model.save(dir.path(), false).unwrap();
+    let card = std::fs::read_to_string(dir.path().join("model.json")).unwrap();
+    assert!(card.contains("\"standardised\""), "{card}");
+    let loaded = Model::load(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(loaded.card.architecture.conditioning, stats);
+    let again = loaded.generator.net.forward_t(&z, &text, false);
+    assert!(
+        again.allclose(&images, 1e-6, 1e-6, false),
+        "G reads text differently after loading"
+    );
+
+    // A raw model's card says nothing about conditioning (older cards load as raw).
+    let raw_dir = dir.path().join("raw");
+    Model::new("r", &config, Device::Cpu, 5)
+        .unwrap()
+        .save(&raw_dir, false)
+        .unwrap();
+    let raw_card = std::fs::read_to_string(raw_dir.join("model.json")).unwrap();
+    assert!(!raw_card.contains("conditioning"), "{raw_card}");
+
+    // Statistics that do not fit the embedding, or a zero spread, are refused.
+    let short = Conditioning::Standardised {
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+    };
+    let err = format!("{:#}", model.set_conditioning(short).unwrap_err());
+    assert!(err.contains(&format!("{e}-d embedding")), "{err}");
+    let card = card.replacen("\"std\": [\n", "\"std\": [\n        0.0,\n", 1);
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        if f.path().extension().is_some_and(|x| x == "safetensors") {
+            std::fs::copy(f.path(), broken.join(f.file_name())).unwrap();
+        }
+    }
+    std::fs::write(broken.join("model.json"), card).unwrap();
+    let err = format!("{:#}", Model::load(&broken, Device::Cpu).unwrap_err());
+    assert!(err.contains("standardisation"), "{err}");
+}
+
+#[test]
+fn the_text_projections_start_as_torch7_and_pytorch_start_them() {
+    let model = Model::new(
+        "reed",
+        &ModelConfig::preset("reed").unwrap(),
+        Device::Cpu,
+        0,
+    )
+    .unwrap();
+    for (vs, name) in [
+        (&model.generator.vs, "generator.text_projection.weight"),
+        (
+            &model.discriminator.vs,
+            "discriminator.text_projection.weight",
+        ),
+    ] {
+        let w = &vs.variables()[name];
+        let bound = 1.0 / (w.size()[1] as f64).sqrt();
+        let max = w.abs().max().double_value(&[]);
+        assert!(
+            max <= bound && max > 0.9 * bound,
+            "{name}: max {max}, bound {bound}"
+        );
+    }
+}

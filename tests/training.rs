@@ -718,3 +718,75 @@ fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
     .concat();
     assert_ok(&train(&sandbox, &resumed));
 }
+
+#[test]
+fn a_continued_run_takes_up_the_schedule_where_the_model_left_it() {
+    // ~320 training images at batch 64: 5 steps an epoch, lr halved every
+    // epoch, so 12 steps cross two halvings.
+    let set = flowers(400);
+    let config = GanConfig {
+        steps: Some(12),
+        lr_halve_every_epochs: 1,
+        ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+    };
+    let rates = |trainer: &mut GanTrainer, n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|_| trainer.gan_step().unwrap().read().unwrap()["lr"])
+            .collect()
+    };
+    let model = tiny_model();
+    let e = embeddings(&model, &set);
+    let mut straight = GanTrainer::new(model, config.clone(), &set, e.shallow_clone()).unwrap();
+    let uninterrupted = rates(&mut straight, 12);
+    assert!(
+        uninterrupted[11] < uninterrupted[0] / 2.0,
+        "{uninterrupted:?}"
+    );
+
+    let mut first = GanTrainer::new(tiny_model(), config.clone(), &set, e.shallow_clone()).unwrap();
+    let mut chunked = rates(&mut first, 7);
+    let schedule = first.schedule();
+    assert_eq!(schedule.step, 7);
+    let mut second =
+        GanTrainer::new(tiny_model(), config.clone(), &set, e.shallow_clone()).unwrap();
+    second.continue_schedule(&schedule).unwrap();
+    chunked.extend(rates(&mut second, 5));
+    assert_eq!(chunked, uninterrupted);
+
+    // Another schedule is refused with the reason, not silently restarted.
+    let other = GanConfig { lr: 1e-4, ..config };
+    let mut third = GanTrainer::new(tiny_model(), other, &set, e).unwrap();
+    let err = format!("{:#}", third.continue_schedule(&schedule).unwrap_err());
+    assert!(err.contains("halved every"), "{err}");
+}
+
+#[test]
+fn fresh_noise_for_g_draws_d_its_own_fakes() {
+    let set = flowers(400);
+    let source = tiny_model();
+    let e = embeddings(&source, &set);
+    let run = |fresh: bool| {
+        // Each trial starts from the same weights (other tests seed
+        // libtorch's global generator concurrently).
+        let mut model = tiny_model();
+        model.generator.vs.copy(&source.generator.vs).unwrap();
+        model
+            .discriminator
+            .vs
+            .copy(&source.discriminator.vs)
+            .unwrap();
+        let config = GanConfig {
+            steps: Some(1),
+            fresh_noise_for_g: fresh,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer = GanTrainer::new(model, config, &set, e.shallow_clone()).unwrap();
+        trainer.gan_step().unwrap().read().unwrap()
+    };
+    let (reused, reused_again, fresh) = (run(false), run(false), run(true));
+    // Deterministic, and the same real batch and text either way...
+    assert_eq!(reused["d_fake"], reused_again["d_fake"]);
+    assert_eq!(reused["d_real"], fresh["d_real"]);
+    // ...but D's fakes are drawn with their own z.
+    assert_ne!(reused["d_fake"], fresh["d_fake"]);
+}

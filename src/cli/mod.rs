@@ -2,4 +2,5 @@
 
 pub mod draw;
 pub mod eval;
+pub mod learn;
 pub mod train;

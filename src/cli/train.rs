@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use gantry::data::{OnError, TrainingSet};
 use gantry::model::ModelConfig;
 use gantry::runtime::{describe_device, parse_device};
-use gantry::train::gan::{GanConfig, GanTrainer, Variant};
+use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
 use gantry::train::{self, Control, Observer, Outcome, Run, Trainer};
@@ -112,10 +112,24 @@ pub enum TrainCommand {
         /// (images are in [-1, 1]); 0 is the paper
         #[arg(long, default_value_t = 0.0)]
         instance_noise: f64,
+        /// How the text embedding is scaled before G and D read it: raw (the
+        /// paper), or standardised per dimension over the training captions
+        /// (statistics kept in the model card and used at inference too)
+        #[arg(long, default_value = "raw", value_parser = ["raw", "standardised"])]
+        conditioning: String,
+        /// G's update draws fresh z (as the paper's Lua code does) instead of
+        /// reusing the fakes of D's update
+        #[arg(long)]
+        fresh_noise: bool,
         /// Start G, D and S from this model's weights (fresh optimizer state)
-        /// instead of a fresh initialisation; architectures must match
+        /// instead of a fresh initialisation; architectures must match. Where
+        /// its card records the GAN's schedule, the run takes it up there (the
+        /// step count, the learning rate and --epochs as the schedule's total)
         #[arg(long)]
         init_from: Option<String>,
+        /// With --init-from: start the schedule again at step 0 instead
+        #[arg(long, requires = "init_from")]
+        restart_schedule: bool,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -376,9 +390,13 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             wrong,
             real_label,
             instance_noise,
+            conditioning,
+            fresh_noise,
             init_from,
+            restart_schedule,
         } => {
             let variant = Variant::parse(&variant)?;
+            let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
             let run = prepare_run(&common)?;
             let source_dir = find_model(&text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
@@ -413,6 +431,10 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 model.generator.vs.copy(&init.generator.vs)?;
                 model.discriminator.vs.copy(&init.discriminator.vs)?;
                 model.style_encoder.vs.copy(&init.style_encoder.vs)?;
+                model.set_conditioning(init.card.architecture.conditioning.clone())?;
+                if !restart_schedule {
+                    model.card.schedule = init.card.schedule.clone();
+                }
                 // The earlier training is part of this model's history.
                 for (k, v) in &init.card.training {
                     model
@@ -433,11 +455,25 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 wrong,
                 real_label,
                 instance_noise,
+                text_scaling,
+                fresh_noise_for_g: fresh_noise,
                 ..GanConfig::paper(variant, &set.spec)
             };
+            let schedule = model.card.schedule.take();
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
             if common.resume {
                 trainer.resume(&run.checkpoint())?;
+            } else if let Some(schedule) = &schedule {
+                trainer.continue_schedule(schedule).context(
+                    "--init-from: taking up its schedule (--restart-schedule starts it again)",
+                )?;
+                eprintln!(
+                    "continuing the schedule at step {} (epoch {:.1} of {}, lr {:.3e})",
+                    schedule.step,
+                    schedule.epoch(),
+                    trainer.config.epochs,
+                    trainer.learning_rate()
+                );
             }
             eprintln!(
                 "training {} ({preset}) on {}",
@@ -459,6 +495,9 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 "instance_noise".into(),
                 trainer.config.instance_noise.into(),
             );
+            details.insert("conditioning".into(), text_scaling.name().into());
+            trainer.model.card.schedule = Some(trainer.schedule());
+            details.insert("fresh_noise_for_g".into(), fresh_noise.into());
             details.insert(
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),

@@ -4,7 +4,10 @@
 //! embedding, squeezed to nt, is replicated over that grid and concatenated in
 //! depth; a 1x1 and a 4x4 convolution give one score per (image, text) pair.
 
-use super::{batch_norm1d, batch_norm2d, conv2d, Activation, LeakyRelu, ResidualBlock};
+use super::{
+    batch_norm1d, batch_norm2d, conv2d, linear, Activation, Conditioning, LeakyRelu, ResidualBlock,
+    TextScaling,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -30,6 +33,8 @@ pub struct Discriminator {
     down4: nn::Conv2D,
     down4_bn: nn::BatchNorm,
     res4: ResidualBlock,
+    /// φ(t) as D reads it: the same map as G's.
+    text_scaling: TextScaling,
     text_projection: nn::Linear,
     text_projection_bn: nn::BatchNorm,
     joint: nn::Conv2D,
@@ -38,7 +43,7 @@ pub struct Discriminator {
 }
 
 impl Discriminator {
-    pub fn new(p: &nn::Path, config: &DiscriminatorConfig) -> Self {
+    pub fn new(p: &nn::Path, config: &DiscriminatorConfig, conditioning: &Conditioning) -> Self {
         let DiscriminatorConfig {
             ndf,
             nt,
@@ -54,17 +59,19 @@ impl Discriminator {
             down4: conv2d(p / "down4", ndf * 4, ndf * 8, 4, 2, 1),
             down4_bn: batch_norm2d(p / "down4_bn", ndf * 8),
             res4: ResidualBlock::new(p / "res4", ndf * 8, ndf * 2, Activation::LeakyRelu),
-            text_projection: nn::linear(
-                p / "text_projection",
-                embedding_dim,
-                nt,
-                Default::default(),
-            ),
+            text_scaling: TextScaling::new(conditioning, p.device()),
+            text_projection: linear(p / "text_projection", embedding_dim, nt),
             text_projection_bn: batch_norm1d(p / "text_projection_bn", nt),
             joint: conv2d(p / "joint", ndf * 8 + nt, ndf * 8, 1, 1, 0),
             joint_bn: batch_norm2d(p / "joint_bn", ndf * 8),
             score: conv2d(p / "score", ndf * 8, 1, 4, 1, 0),
         }
+    }
+
+    /// Changes how φ(t) is scaled (training sets it once, from its data).
+    pub fn set_conditioning(&mut self, conditioning: &Conditioning) {
+        let device = self.text_projection.ws.device();
+        self.text_scaling = TextScaling::new(conditioning, device);
     }
 
     /// images: [B, 3, 64, 64], text: [B, embedding_dim] -> logits [B]
@@ -82,7 +89,9 @@ impl Discriminator {
         let h = self.res4.forward_t(&h, train);
 
         let (batch, _, height, width) = h.size4().expect("D's feature map is 4-d");
-        let t = text
+        let t = self
+            .text_scaling
+            .apply(text)
             .apply(&self.text_projection)
             .apply_t(&self.text_projection_bn, train)
             .lrelu();

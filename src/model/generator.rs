@@ -4,7 +4,10 @@
 //! (nz + nt) x 1 x 1 map and upsampled to a 64 x 64 RGB image in [-1, 1]:
 //! 4x4 (ngf*8, residual) -> 8x8 (ngf*4, residual) -> 16x16 -> 32x32 -> 64x64.
 
-use super::{batch_norm2d, conv_transpose2d, Activation, LeakyRelu, ResidualBlock};
+use super::{
+    batch_norm2d, conv_transpose2d, linear, Activation, Conditioning, LeakyRelu, ResidualBlock,
+    TextScaling,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -24,6 +27,8 @@ pub struct GeneratorConfig {
 #[derive(Debug)]
 pub struct Generator {
     pub config: GeneratorConfig,
+    /// φ(t) as G reads it (see `conditioning.rs`); not a learned weight.
+    text_scaling: TextScaling,
     text_projection: nn::Linear,
     up4: nn::ConvTranspose2D,
     up4_bn: nn::BatchNorm,
@@ -39,7 +44,7 @@ pub struct Generator {
 }
 
 impl Generator {
-    pub fn new(p: &nn::Path, config: &GeneratorConfig) -> Self {
+    pub fn new(p: &nn::Path, config: &GeneratorConfig, conditioning: &Conditioning) -> Self {
         let GeneratorConfig {
             nz,
             nt,
@@ -48,13 +53,9 @@ impl Generator {
         } = *config;
         Self {
             config: config.clone(),
+            text_scaling: TextScaling::new(conditioning, p.device()),
             // Linear(1024 -> 128) + LeakyReLU(0.2), no batch norm.
-            text_projection: nn::linear(
-                p / "text_projection",
-                embedding_dim,
-                nt,
-                Default::default(),
-            ),
+            text_projection: linear(p / "text_projection", embedding_dim, nt),
             up4: conv_transpose2d(p / "up4", nz + nt, ngf * 8, 4, 1, 0),
             up4_bn: batch_norm2d(p / "up4_bn", ngf * 8),
             res4: ResidualBlock::new(p / "res4", ngf * 8, ngf * 2, Activation::Relu),
@@ -69,9 +70,19 @@ impl Generator {
         }
     }
 
+    /// Changes how φ(t) is scaled (training sets it once, from its data).
+    pub fn set_conditioning(&mut self, conditioning: &Conditioning) {
+        let device = self.text_projection.ws.device();
+        self.text_scaling = TextScaling::new(conditioning, device);
+    }
+
     /// z: [B, nz], text: [B, embedding_dim] -> images [B, 3, 64, 64] in [-1, 1].
     pub fn forward_t(&self, z: &Tensor, text: &Tensor, train: bool) -> Tensor {
-        let t = text.apply(&self.text_projection).lrelu();
+        let t = self
+            .text_scaling
+            .apply(text)
+            .apply(&self.text_projection)
+            .lrelu();
         let h = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1);
         let h = h.apply(&self.up4).apply_t(&self.up4_bn, train);
         let h = self.res4.forward_t(&h, train);

@@ -3,12 +3,14 @@
 //! Every network is a plain struct built from an `nn::Path`; variable names
 //! follow the paper's layer names, so a weights file explains itself.
 
+pub mod conditioning;
 pub mod discriminator;
 pub mod generator;
 pub mod image_encoder;
 pub mod style_encoder;
 pub mod text_encoder;
 
+pub use conditioning::{Conditioning, TextScaling};
 pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use generator::{Generator, GeneratorConfig};
 pub use image_encoder::{ImageEncoder, ImageEncoderConfig};
@@ -29,6 +31,9 @@ pub struct ModelConfig {
     pub generator: GeneratorConfig,
     pub discriminator: DiscriminatorConfig,
     pub style_encoder: StyleEncoderConfig,
+    /// How φ(t) is scaled before G and D read it (raw in the paper).
+    #[serde(default, skip_serializing_if = "Conditioning::is_raw")]
+    pub conditioning: Conditioning,
 }
 
 /// The presets: `reed` is paper.md exactly; the others are narrower copies
@@ -84,6 +89,7 @@ impl ModelConfig {
                 embedding_dim,
             },
             style_encoder: StyleEncoderConfig { width: ndf, nz },
+            conditioning: Conditioning::Raw,
         })
     }
 
@@ -101,6 +107,7 @@ impl ModelConfig {
             "the style encoder must output the generator's z size ({})",
             self.generator.nz
         );
+        self.conditioning.validate(e)?;
         let sizes = [
             self.generator.nz,
             self.generator.nt,
@@ -162,6 +169,29 @@ pub fn conv_transpose2d(
         ..Default::default()
     };
     nn::conv_transpose2d(p, c_in, c_out, k, cfg)
+}
+
+/// A linear layer as Torch7's `nn.Linear` initialises it, which the icml2016
+/// code leaves as it is: weight and bias uniform in ±1/√in (PyTorch's
+/// default too). tch's default weight is Kaiming-uniform for ReLU, √6 ≈ 2.4x
+/// wider, which would make G's text path start at another scale than the
+/// paper's and PyTorch's.
+pub fn linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
+    let bound = 1.0 / (c_in as f64).sqrt();
+    let init = nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    nn::linear(
+        p,
+        c_in,
+        c_out,
+        nn::LinearConfig {
+            ws_init: init,
+            bs_init: Some(init),
+            bias: true,
+        },
+    )
 }
 
 /// Batch norm with γ ~ N(1, 0.02), β = 0.

@@ -24,7 +24,8 @@ use super::optim::Optimizer;
 use super::text_encoder::Matching;
 use super::{bce, checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
-use crate::weights::Model;
+use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
+use crate::weights::{Model, Schedule};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -104,6 +105,42 @@ pub struct GanConfig {
     /// coarse content the captions state.
     #[serde(default)]
     pub instance_noise: f64,
+    /// How φ(t) is scaled before G and D read it: raw (the paper) or
+    /// standardised per dimension over the training captions (statistics
+    /// computed at the start of the run and kept in the model card).
+    #[serde(default)]
+    pub text_scaling: TextScalingKind,
+    /// G's update draws its own z, as `main_cls_int.lua` does, instead of
+    /// reusing the fakes of D's update.
+    #[serde(default)]
+    pub fresh_noise_for_g: bool,
+}
+
+/// The kinds of [`Conditioning`] a run can ask for; the statistics of
+/// `Standardised` come from the run's own training captions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TextScalingKind {
+    #[default]
+    Raw,
+    Standardised,
+}
+
+impl TextScalingKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "raw" => Self::Raw,
+            "standardised" | "standardized" => Self::Standardised,
+            _ => bail!("unknown text conditioning '{s}' ({CONDITIONING_NAMES})"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Standardised => "standardised",
+        }
+    }
 }
 
 fn paper_real_label() -> f64 {
@@ -128,6 +165,8 @@ impl GanConfig {
             wrong: Matching::Class,
             real_label: paper_real_label(),
             instance_noise: 0.0,
+            text_scaling: TextScalingKind::Raw,
+            fresh_noise_for_g: false,
         }
     }
 }
@@ -208,6 +247,24 @@ impl<'a> GanTrainer<'a> {
                 );
             }
         }
+        let mut model = model;
+        match config.text_scaling {
+            TextScalingKind::Raw => {
+                if !model.card.architecture.conditioning.is_raw() {
+                    bail!("this model standardises its text; train it with standardised text conditioning");
+                }
+            }
+            // A model that has its statistics already (a continuation)
+            // keeps them: its G learned on that scale.
+            TextScalingKind::Standardised if model.card.architecture.conditioning.is_raw() => {
+                let index =
+                    Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                        .to_device(embeddings.device());
+                let stats = Conditioning::standardised_from(&embeddings.index_select(0, &index))?;
+                model.set_conditioning(stats)?;
+            }
+            TextScalingKind::Standardised => {}
+        }
         let opt_g = Optimizer::adam(&model.generator.vs, config.lr, config.beta1);
         let opt_d = Optimizer::adam(&model.discriminator.vs, config.lr, config.beta1);
         let sample_captions = sample_captions(data, &embeddings);
@@ -249,6 +306,61 @@ impl<'a> GanTrainer<'a> {
         self.cursor = usize::MAX;
         self.replay_order();
         Ok(())
+    }
+
+    /// Where this run stands on its schedule (written into the model card).
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            step: self.step,
+            steps_per_epoch: self.steps_per_epoch_(),
+            epochs: self.config.epochs,
+            lr: self.config.lr,
+            lr_halve_every_epochs: self.config.lr_halve_every_epochs,
+        }
+    }
+
+    /// Takes up the schedule of the model this run starts from (its step,
+    /// so the learning rate and the epoch count go on from there, as one
+    /// uninterrupted run's would). The schedule must be this run's.
+    pub fn continue_schedule(&mut self, schedule: &Schedule) -> Result<()> {
+        if self.step != 0 {
+            bail!("a schedule can only be taken up before the first step");
+        }
+        let mine = self.schedule();
+        if (schedule.lr - mine.lr).abs() > 1e-12 * mine.lr.abs().max(1.0)
+            || schedule.lr_halve_every_epochs != mine.lr_halve_every_epochs
+        {
+            bail!(
+                "the model was trained on lr {} halved every {} epochs, this run asks for lr {} halved every {}: pass the same, or start the schedule again",
+                schedule.lr,
+                schedule.lr_halve_every_epochs,
+                mine.lr,
+                mine.lr_halve_every_epochs
+            );
+        }
+        if schedule.steps_per_epoch != mine.steps_per_epoch {
+            bail!(
+                "the model's epochs were {} steps and this run's are {}: the schedule continues only on the same data and batch size",
+                schedule.steps_per_epoch,
+                mine.steps_per_epoch
+            );
+        }
+        self.step = schedule.step;
+        self.cursor = usize::MAX;
+        self.replay_order();
+        Ok(())
+    }
+
+    /// The learning rate of the step about to be taken.
+    pub fn learning_rate(&self) -> f64 {
+        let epoch = self.step / self.steps_per_epoch_();
+        let halvings = epoch / self.config.lr_halve_every_epochs.max(1);
+        self.config.lr * 0.5f64.powi(halvings.min(60) as i32)
+    }
+
+    /// The caption embeddings [N, K, E] the run draws its text from.
+    pub fn embeddings(&self) -> &Tensor {
+        &self.embeddings
     }
 
     fn steps_per_epoch_(&self) -> u64 {
@@ -308,12 +420,6 @@ impl<'a> GanTrainer<'a> {
             .collect()
     }
 
-    fn learning_rate(&self) -> f64 {
-        let epoch = self.step / self.steps_per_epoch_();
-        let halvings = epoch / self.config.lr_halve_every_epochs.max(1);
-        self.config.lr * 0.5f64.powi(halvings.min(60) as i32)
-    }
-
     /// One GAN step; returns the losses and records what it fed where.
     pub fn gan_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
@@ -348,6 +454,11 @@ impl<'a> GanTrainer<'a> {
         };
         let g_batch = b + interpolated;
         let z = noise(&mut self.rng, g_batch, nz, device);
+        let z_for_d = if self.config.fresh_noise_for_g {
+            Some(noise(&mut self.rng, b, nz, device))
+        } else {
+            None
+        };
         // Images of other classes, for the matching-aware (CLS) term.
         let wrong = if variant.cls() {
             let idx = self.wrong_images(&batch);
@@ -381,7 +492,13 @@ impl<'a> GanTrainer<'a> {
         let g = &self.model.generator.net;
         let d = &self.model.discriminator.net;
         let fake = g.forward_t(&z, &g_text, true);
-        let fake_for_d = jitter(&fake.narrow(0, 0, b as i64).detach());
+        // D's fakes: the first B of G's own batch, or (fresh noise) B more
+        // drawn with their own z and no graph.
+        let fake_for_d = match &z_for_d {
+            Some(z_d) => tch::no_grad(|| g.forward_t(z_d, &text, true)),
+            None => fake.narrow(0, 0, b as i64).detach(),
+        };
+        let fake_for_d = jitter(&fake_for_d);
         let fake_for_g = jitter(&fake);
 
         // D's update: (real, right), [(wrong, right)], (fake, right) on the

@@ -119,6 +119,11 @@ impl StepLosses {
         self.known.insert(name.to_string(), value);
     }
 
+    /// A tensor term, where it was computed.
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.terms.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.known.contains_key(name) || self.terms.iter().any(|(n, _)| n == name)
     }

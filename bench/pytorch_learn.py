@@ -1,0 +1,196 @@
+"""PyTorch side of the learning-curve benchmark (`gantry bench learn`).
+
+Trains the same GAN-INT-CLS (G and D of pytorch_gan_int_cls.py at the sizes
+gantry exported, DCGAN initialisation as paper.md §2) from scratch on the
+renders and caption embeddings that `gantry bench learn --export DIR` wrote,
+with the same step: D on (real, right), ½ (wrong, right), ½ (fake, right); G on
+the B embeddings plus B/2 interpolations; 4 caption embeddings averaged per
+image; a random horizontal flip; Adam 2e-4, β1 0.5, lr halved every 100
+epochs. At every line it draws the evaluation captions with their fixed z (G
+in eval mode) into DIR/gen-STEP.u8 and appends D's mean scores to
+DIR/points.jsonl; `gantry bench learn-score DIR` reads them with the probe and
+prints lines in gantry's format, so the two curves sit side by side.
+
+    .venv/bin/python bench/pytorch_learn.py DIR [--threads 1] [--device cuda]
+"""
+import argparse
+import json
+import os
+import time
+
+import warnings
+
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from pytorch_gan_int_cls import Discriminator, Generator, bce  # noqa: E402
+
+
+def dcgan_init(module):
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def load(path, dtype, shape):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    return torch.frombuffer(data, dtype=dtype).reshape(shape).clone()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=0, help="override the exported step count")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    meta = json.load(open(os.path.join(args.dir, "meta.json")))
+    learn = meta["learn"]
+    seed = learn["seed"]
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    n, k, e = meta["train_images"], meta["captions_per_image"], meta["embedding_dim"]
+    m = meta["eval_images"]
+    images = load(os.path.join(args.dir, "images.u8"), torch.uint8, (n, 3, 64, 64)).to(dev)
+    classes = load(os.path.join(args.dir, "classes.u32"), torch.int32, (n,)).long()
+    train = load(os.path.join(args.dir, "train_index.u32"), torch.int32, (-1,)).long()
+    emb = load(os.path.join(args.dir, "embeddings.f32"), torch.float32, (n, k, e)).to(dev)
+    eval_text = load(os.path.join(args.dir, "eval_text.f32"), torch.float32, (m, e)).to(dev)
+    eval_z = load(os.path.join(args.dir, "eval_z.f32"), torch.float32, (m, meta["nz"])).to(dev)
+
+    g = Generator(nz=meta["nz"], nt=meta["nt"], ngf=meta["ngf"], emb=e).to(dev)
+    d = Discriminator(ndf=meta["ndf"], nt=meta["nt"], emb=e).to(dev)
+    dcgan_init(g)
+    dcgan_init(d)
+    lr = learn["lr"]
+    opt_g = torch.optim.Adam(g.parameters(), lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr, betas=(0.5, 0.999))
+
+    b = learn["batch"]
+    half = b // 2
+    variant = learn["variant"]
+    cls = variant in ("gan-cls", "gan-int-cls")
+    interp = variant in ("gan-int", "gan-int-cls")
+    beta = meta["interpolation_beta"]
+    averaged = min(meta["captions_averaged"], k)
+    by_class = learn["wrong"] == "class"
+    fresh = learn["fresh_noise_for_g"]
+    steps = args.steps or learn["steps"]
+    every = learn["every"]
+    per_epoch = meta["steps_per_epoch"]
+    train_classes = classes[train]
+
+    def batch_images(idx):
+        x = images[idx.to(dev)].float() / 127.5 - 1.0
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        x[flip.to(dev)] = x[flip.to(dev)].flip(3)
+        return x
+
+    def wrong_of(idx):
+        # For each image another training image (of another class).
+        out = torch.empty_like(idx)
+        for i, src in enumerate(idx.tolist()):
+            while True:
+                j = train[torch.randint(len(train), (1,), generator=gen)].item()
+                if (classes[j] != classes[src]) if by_class else (j != src):
+                    out[i] = j
+                    break
+        return out
+
+    def text_of(idx):
+        picks = torch.stack([torch.randperm(k, generator=gen)[:averaged] for _ in idx])
+        return emb[idx.to(dev)[:, None], picks.to(dev)].mean(1)
+
+    sums = torch.zeros(3, device=dev)
+    window = 0
+    trained = 0.0
+    order, cursor = None, None
+    points = open(os.path.join(args.dir, "points.jsonl"), "w")
+    print(f"# pytorch {torch.__version__}: {variant} from scratch, batch {b}, {steps} steps, "
+          f"{len(train)} training images, {dev}, {torch.get_num_threads()} threads", flush=True)
+    for step in range(1, steps + 1):
+        started = time.perf_counter()
+        epoch = (step - 1) // per_epoch
+        step_lr = lr * 0.5 ** (epoch // meta["lr_halve_every_epochs"])
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = step_lr
+        if order is None or cursor + b > len(order):
+            order = train[torch.randperm(len(train), generator=gen)]
+            cursor = 0
+        idx = order[cursor:cursor + b]
+        cursor += b
+        real = batch_images(idx)
+        t = text_of(idx)
+        if interp:
+            t_all = torch.cat([t, beta * t[:half] + (1 - beta) * t[half:]], 0)
+        else:
+            t_all = t
+        z = torch.randn(len(t_all), meta["nz"], generator=gen).to(dev)
+        fake = g(z, t_all)
+        if fresh:
+            with torch.no_grad():
+                fake_d = g(torch.randn(b, meta["nz"], generator=gen).to(dev), t)
+        else:
+            fake_d = fake[:b].detach()
+        s_real = d(real, t)
+        d_loss = bce(s_real, 1.0)
+        if cls:
+            s_wrong = d(batch_images(wrong_of(idx)), t)
+            d_loss = d_loss + 0.5 * bce(s_wrong, 0.0)
+            fake_weight = 0.5
+        else:
+            s_wrong = torch.zeros_like(s_real)
+            fake_weight = 1.0
+        s_fake = d(fake_d, t)
+        d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        for p in d.parameters():
+            p.requires_grad_(False)
+        g_loss = bce(d(fake, t_all), 1.0)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        for p in d.parameters():
+            p.requires_grad_(True)
+        with torch.no_grad():
+            sums += torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
+                                 s_fake.sigmoid().mean()])
+        window += 1
+        trained += time.perf_counter() - started
+        if step % every == 0 or step == steps:
+            g.eval()
+            with torch.no_grad():
+                drawn = torch.cat([g(eval_z[i:i + 256], eval_text[i:i + 256])
+                                   for i in range(0, m, 256)])
+            g.train()
+            pixels = ((drawn.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+            tmp = os.path.join(args.dir, f"gen-{step:06d}.u8.tmp")
+            with open(tmp, "wb") as f:
+                f.write(bytes(pixels.contiguous().untyped_storage()))
+            os.replace(tmp, os.path.join(args.dir, f"gen-{step:06d}.u8"))
+            mean = (sums / window).tolist()
+            point = {"step": step, "d_real": mean[0], "d_wrong": mean[1] if cls else None,
+                     "d_fake": mean[2], "seconds": trained}
+            points.write(json.dumps(point) + "\n")
+            points.flush()
+            print(f"pytorch step={step} d_real={mean[0]:.3f} d_fake={mean[2]:.3f} s={trained:.0f}",
+                  flush=True)
+            sums.zero_()
+            window = 0
+
+
+if __name__ == "__main__":
+    main()

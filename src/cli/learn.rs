@@ -1,0 +1,236 @@
+//! `gantry bench learn` (the learning-curve benchmark) and `gantry bench
+//! learn-score` (the same lines for PyTorch's pictures).
+
+use crate::cli::eval::EVAL_SEED;
+use crate::{open_dataset, progress_bar, Context_};
+use anyhow::{Context, Result};
+use clap::Args;
+use gantry::data::{OnError, TrainingSet};
+use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
+use gantry::probe::LoadedProbe;
+use gantry::runtime::{describe_device, parse_device};
+use gantry::train::gan::Variant;
+use gantry::train::text_encoder::Matching;
+use gantry::weights::{find_model, Model};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct LearnArgs {
+    /// What G and D read as text: raw φ(t) (the paper), standardised φ(t),
+    /// or one-hot attributes (no text encoder; the reference)
+    #[arg(long, default_value = "standardised", value_parser = ["raw", "standardised", "one-hot"])]
+    pub conditioning: String,
+    /// G's update reuses the fakes of D's update (the default draws fresh z,
+    /// as the paper's Lua code does)
+    #[arg(long)]
+    pub reuse_fakes: bool,
+    /// Steps from scratch
+    #[arg(long, default_value_t = 1200)]
+    pub steps: u64,
+    /// A line every this many steps
+    #[arg(long, default_value_t = 150)]
+    pub every: u64,
+    /// Architecture preset of G and D
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// gan, gan-cls, gan-int or gan-int-cls
+    #[arg(long, default_value = "gan-int-cls")]
+    pub variant: String,
+    /// Where D's wrong images come from
+    #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+    pub wrong: String,
+    /// The model whose text encoder gives φ(t)
+    #[arg(long, default_value = "procedural-flowers")]
+    pub text_encoder: String,
+    /// Procedural renders to train on (seed 0, as the shipped model)
+    #[arg(long, default_value_t = 12_000)]
+    pub count: usize,
+    /// Fresh renders (seed 3003) whose full captions are drawn at each line
+    #[arg(long, default_value_t = 1000)]
+    pub eval_count: usize,
+    /// The attribute probe
+    #[arg(long, default_value = "weights/probe")]
+    pub probe: PathBuf,
+    /// Seed of initialisation, batches and noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also append each line as JSON to this file
+    #[arg(long)]
+    pub jsonl: Option<PathBuf>,
+    /// Write the prepared inputs for bench/pytorch_learn.py to this folder
+    /// and stop before training
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// The folder `bench learn --export` wrote and bench/pytorch_learn.py drew into
+    pub dir: PathBuf,
+    /// The attribute probe
+    #[arg(long, default_value = "weights/probe")]
+    pub probe: PathBuf,
+    /// Also append each line as JSON to this file
+    #[arg(long)]
+    pub jsonl: Option<PathBuf>,
+}
+
+fn renders(ctx: &Context_, seed: u64, count: usize) -> Result<TrainingSet> {
+    let options = vec![format!("seed={seed}"), format!("count={count}")];
+    let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
+    let bar = progress_bar(count as u64, "rendering");
+    let set = TrainingSet::load(&mut dataset, None, OnError::Stop, &mut |d, _| {
+        bar.set_position(d as u64)
+    })?;
+    bar.finish_and_clear();
+    Ok(set)
+}
+
+fn jsonl_writer(path: &Option<PathBuf>) -> Result<Option<std::fs::File>> {
+    path.as_ref()
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))
+        })
+        .transpose()
+}
+
+fn emit(point: &learn::Point, label: &str, jsonl: &mut Option<std::fs::File>) {
+    println!("{}", point.line());
+    let _ = std::io::stdout().flush();
+    if let Some(f) = jsonl {
+        let mut value = serde_json::to_value(point).unwrap_or_default();
+        value["label"] = label.into();
+        let _ = writeln!(f, "{value}");
+    }
+}
+
+pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
+    let device = parse_device(&ctx.config.config.device)?;
+    let config = LearnConfig {
+        preset: args.preset.clone(),
+        text: TextInput::parse(&args.conditioning)?,
+        steps: args.steps,
+        every: args.every,
+        batch: args.batch,
+        lr: args.lr,
+        variant: Variant::parse(&args.variant)?,
+        wrong: Matching::parse(&args.wrong)?,
+        fresh_noise_for_g: !args.reuse_fakes,
+        seed: args.seed,
+    };
+    let probe = LoadedProbe::load(&args.probe, device)?;
+    let text_model = if config.text == TextInput::OneHot {
+        None
+    } else {
+        let dir = find_model(&args.text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
+        Some(
+            Model::load(&dir, device)
+                .with_context(|| format!("loading the text encoder from {}", dir.display()))?,
+        )
+    };
+    let mut train = renders(ctx, 0, args.count)?;
+    if device != tch::Device::Cpu {
+        train.move_images_to(device);
+    }
+    let eval = renders(ctx, EVAL_SEED, args.eval_count)?;
+    let inputs = Inputs {
+        train: &train,
+        eval: &eval,
+        probe: &probe,
+        text_model: text_model.as_ref(),
+    };
+    let mut prepared = learn::prepare(&config, &inputs, device)?;
+    let label = format!(
+        "gantry {} {}{}",
+        config.preset,
+        config.text.name(),
+        if config.fresh_noise_for_g {
+            ""
+        } else {
+            " reuse-fakes"
+        }
+    );
+    if let Some(dir) = &args.export {
+        learn::export(dir, &config, &inputs, &prepared, EVAL_SEED)?;
+        println!("wrote {}", dir.display());
+        println!(
+            "next: .venv/bin/python bench/pytorch_learn.py {0} && gantry bench learn-score {0}",
+            dir.display()
+        );
+        return Ok(());
+    }
+    eprintln!(
+        "# learning curve: {label}, {} from scratch, batch {}, {} steps, {} training renders ({} in training classes), {} evaluation captions, {} on {}, {} threads",
+        config.variant.name(),
+        config.batch,
+        config.steps,
+        train.len(),
+        train.split(false).len(),
+        eval.len(),
+        config.wrong.name(),
+        describe_device(device),
+        tch::get_num_threads()
+    );
+    let mut jsonl = jsonl_writer(&args.jsonl)?;
+    learn::run(&config, &inputs, &mut prepared, &mut |p| {
+        emit(p, &label, &mut jsonl)
+    })?;
+    Ok(())
+}
+
+pub fn score(ctx: &Context_, args: ScoreArgs) -> Result<()> {
+    let device = parse_device(&ctx.config.config.device)?;
+    let meta_path = args.dir.join("meta.json");
+    let meta: learn::ExportMeta = serde_json::from_str(
+        &std::fs::read_to_string(&meta_path)
+            .with_context(|| format!("reading {}", meta_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a learning-curve export", meta_path.display()))?;
+    let probe = LoadedProbe::load(&args.probe, device)?;
+    let eval = renders(ctx, meta.eval_seed, meta.eval_images)?;
+    let real = learn::real_checkerboard(&eval)?;
+    let points = foreign_points(&args.dir)?;
+    if points.is_empty() {
+        anyhow::bail!(
+            "{}: no points.jsonl lines yet (run bench/pytorch_learn.py on it first)",
+            args.dir.display()
+        );
+    }
+    let label = format!("pytorch {} {}", meta.learn.preset, meta.learn.text.name());
+    eprintln!(
+        "# learning curve: {label}, read from {}",
+        args.dir.display()
+    );
+    let mut jsonl = jsonl_writer(&args.jsonl)?;
+    for foreign in points {
+        let point = learn::score_images(&args.dir, &foreign, &eval, &probe, real)?;
+        emit(&point, &label, &mut jsonl);
+    }
+    Ok(())
+}
+
+fn foreign_points(dir: &Path) -> Result<Vec<ForeignPoint>> {
+    let path = dir.join("points.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a point", path.display(), n + 1))
+        })
+        .collect()
+}

@@ -1,0 +1,534 @@
+//! The learning-curve benchmark (evaluation.md, "Learning curve"): GAN-INT-CLS
+//! trained from scratch on procedural flowers for a fixed number of steps,
+//! and at fixed steps a line of what G has learned: the probe's reading of
+//! petal colour, shape, count and centre on pictures drawn for full captions
+//! (training classes / held-out classes), D's mean scores over the steps since
+//! the last line, and the checkerboard measure beside the real renders'.
+//!
+//! Every training change is judged by this curve, from scratch. The same
+//! inputs can be exported for `bench/pytorch_learn.py`, whose pictures
+//! [`score_images`] reads with the same probe, so a gap between gantry and
+//! PyTorch at equal inputs shows as a defect rather than being blamed on
+//! compute.
+
+use crate::data::{Rng, TrainingSet};
+use crate::eval::{checkerboard, draw, embed, full_caption};
+use crate::model::ModelConfig;
+use crate::probe::LoadedProbe;
+use crate::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
+use crate::train::text_encoder::Matching;
+use crate::train::{embed_captions, noise, Trainer};
+use crate::weights::Model;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// The content attributes a caption states, with the short names the lines use.
+pub const CONTENT: [(&str, &str); 4] = [
+    ("petal_colour", "colour"),
+    ("petal_shape", "shape"),
+    ("petal_count", "count"),
+    ("centre_colour", "centre"),
+];
+
+/// What G is conditioned on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TextInput {
+    /// φ(t) of the text encoder as it comes (the paper).
+    Raw,
+    /// φ(t) standardised per dimension over the training captions.
+    Standardised,
+    /// The four content attributes as one-hot vectors, no text encoder: the
+    /// reference for what clean conditioning can learn in the same steps.
+    OneHot,
+}
+
+impl TextInput {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "raw" => Self::Raw,
+            "standardised" | "standardized" => Self::Standardised,
+            "one-hot" => Self::OneHot,
+            _ => bail!("unknown conditioning '{s}' (raw, standardised, one-hot)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Standardised => "standardised",
+            Self::OneHot => "one-hot",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LearnConfig {
+    /// G and D sizes (the text side comes from the text encoder).
+    pub preset: String,
+    pub text: TextInput,
+    pub steps: u64,
+    /// A line every this many steps (and at the last step).
+    pub every: u64,
+    pub batch: usize,
+    pub lr: f64,
+    pub variant: Variant,
+    pub wrong: Matching,
+    pub fresh_noise_for_g: bool,
+    pub seed: u64,
+}
+
+impl LearnConfig {
+    /// The CPU default: the shipped procedural preset, paper.md §4's step.
+    pub fn cpu_default() -> Self {
+        Self {
+            preset: "small".into(),
+            text: TextInput::Standardised,
+            steps: 1200,
+            every: 150,
+            batch: 64,
+            lr: 2e-4,
+            variant: Variant::GanIntCls,
+            wrong: Matching::Class,
+            fresh_noise_for_g: true,
+            seed: 0,
+        }
+    }
+
+    fn gan(&self, dataset: &str) -> GanConfig {
+        GanConfig {
+            batch: self.batch,
+            steps: Some(self.steps),
+            lr: self.lr,
+            seed: self.seed,
+            wrong: self.wrong,
+            text_scaling: match self.text {
+                TextInput::Standardised => TextScalingKind::Standardised,
+                TextInput::Raw | TextInput::OneHot => TextScalingKind::Raw,
+            },
+            fresh_noise_for_g: self.fresh_noise_for_g,
+            ..GanConfig::paper(self.variant, dataset)
+        }
+    }
+}
+
+/// One line of the curve.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Point {
+    pub step: u64,
+    /// (short name, training classes, held-out classes), fractions.
+    pub content: Vec<(String, f64, f64)>,
+    pub d_real: f64,
+    pub d_wrong: Option<f64>,
+    pub d_fake: f64,
+    pub checkerboard: f64,
+    pub checkerboard_real: f64,
+    /// Seconds of training so far (measurement excluded).
+    pub seconds: f64,
+}
+
+impl Point {
+    pub fn line(&self) -> String {
+        let mut s = format!("learn step={}", self.step);
+        for (name, train, held) in &self.content {
+            s += &format!(" {name}={:.1}/{:.1}", train * 100.0, held * 100.0);
+        }
+        s += &format!(" d_real={:.3}", self.d_real);
+        if let Some(w) = self.d_wrong {
+            s += &format!(" d_wrong={w:.3}");
+        }
+        s += &format!(
+            " d_fake={:.3} checker={:.2} checker_real={:.2} s={:.0}",
+            self.d_fake, self.checkerboard, self.checkerboard_real, self.seconds
+        );
+        s
+    }
+}
+
+/// The data and instruments a curve needs.
+pub struct Inputs<'a> {
+    /// Procedural renders to train on.
+    pub train: &'a TrainingSet,
+    /// Other renders: their full captions are what G draws at each line.
+    pub eval: &'a TrainingSet,
+    pub probe: &'a LoadedProbe,
+    /// The model whose text encoder gives φ(t) (not used for one-hot).
+    pub text_model: Option<&'a Model>,
+}
+
+/// Content attributes as one 0/1 vector per sample, in the probe's label
+/// order: [N, sum of label counts].
+pub fn one_hot_attributes(set: &TrainingSet, probe: &LoadedProbe) -> Result<Tensor> {
+    let mut rows = Vec::with_capacity(set.len());
+    let mut width = 0;
+    for attributes in &set.attributes {
+        let mut row = Vec::new();
+        for (attribute, _) in CONTENT {
+            let head = probe
+                .card
+                .heads
+                .iter()
+                .find(|h| h.attribute == attribute)
+                .with_context(|| format!("the probe has no '{attribute}' head"))?;
+            let value = attributes.get(attribute).with_context(|| {
+                format!("a sample has no '{attribute}' (not procedural-flowers?)")
+            })?;
+            let mut slot = vec![0f32; head.labels.len()];
+            let at = head
+                .labels
+                .iter()
+                .position(|l| l == value)
+                .with_context(|| format!("'{value}' is not a {attribute} the probe knows"))?;
+            slot[at] = 1.0;
+            row.extend(slot);
+        }
+        width = row.len();
+        rows.extend(row);
+    }
+    Ok(Tensor::from_slice(&rows).view([set.len() as i64, width as i64]))
+}
+
+/// A run made ready: fresh G and D, the training captions' embeddings
+/// [N, K, E], the evaluation captions' [M, E] and a fixed z per evaluation
+/// caption, all as G and D will read them.
+pub struct Prepared<'a> {
+    pub trainer: GanTrainer<'a>,
+    pub eval_text: Tensor,
+    pub eval_z: Tensor,
+}
+
+pub fn prepare<'a>(
+    config: &LearnConfig,
+    inputs: &Inputs<'a>,
+    device: Device,
+) -> Result<Prepared<'a>> {
+    if config.every == 0 || config.steps == 0 {
+        bail!("--steps and --every must be at least 1");
+    }
+    let mut model_config = ModelConfig::preset(&config.preset)?;
+    let (embeddings, eval_text) = match (config.text, inputs.text_model) {
+        (TextInput::OneHot, _) => {
+            let train = one_hot_attributes(inputs.train, inputs.probe)?;
+            let eval = one_hot_attributes(inputs.eval, inputs.probe)?;
+            (train.unsqueeze(1).to_device(device), eval.to_device(device))
+        }
+        (_, None) => bail!("{} conditioning needs a text encoder", config.text.name()),
+        (_, Some(text_model)) => {
+            let train = embed_captions(
+                &text_model.text_encoder.net,
+                inputs.train,
+                10,
+                device,
+                &mut |_, _| {},
+            )?;
+            let captions: Vec<String> = inputs
+                .eval
+                .attributes
+                .iter()
+                .map(full_caption)
+                .collect::<Result<_>>()?;
+            let eval = embed(text_model, &captions)?.to_device(device);
+            model_config.text_encoder = text_model.card.architecture.text_encoder.clone();
+            model_config.image_encoder = text_model.card.architecture.image_encoder.clone();
+            (train, eval)
+        }
+    };
+    let e = *embeddings.size().last().unwrap_or(&0);
+    model_config.text_encoder.embedding_dim = e;
+    model_config.image_encoder.embedding_dim = e;
+    model_config.generator.embedding_dim = e;
+    model_config.discriminator.embedding_dim = e;
+    let model = Model::new("learning-curve", &model_config, device, config.seed as i64)?;
+    let nz = model_config.generator.nz as usize;
+    let eval_z = noise(
+        &mut Rng(config.seed ^ 0xC0FF_EE00_D15E_A5E5),
+        inputs.eval.len(),
+        nz,
+        device,
+    );
+    let gan = config.gan(&inputs.train.spec);
+    let trainer = GanTrainer::new(model, gan, inputs.train, embeddings)?;
+    Ok(Prepared {
+        trainer,
+        eval_text,
+        eval_z,
+    })
+}
+
+/// The probe's content accuracies of pictures drawn for `eval`'s full
+/// captions, one per caption in order: (short name, training classes,
+/// held-out classes).
+pub fn content_accuracy(
+    images: &Tensor,
+    eval: &TrainingSet,
+    probe: &LoadedProbe,
+) -> Result<Vec<(String, f64, f64)>> {
+    if images.size()[0] as usize != eval.len() {
+        bail!(
+            "{} pictures for {} evaluation captions",
+            images.size()[0],
+            eval.len()
+        );
+    }
+    let mut out = Vec::new();
+    for (attribute, name) in CONTENT {
+        let read = probe.read(images, attribute)?;
+        let rate = |held_out: bool| {
+            let idx = eval.split(held_out);
+            let hits = idx
+                .iter()
+                .filter(|&&i| eval.attributes[i].get(attribute) == Some(&read[i]))
+                .count();
+            hits as f64 / idx.len().max(1) as f64
+        };
+        out.push((name.to_string(), rate(false), rate(true)));
+    }
+    Ok(out)
+}
+
+/// The real renders' checkerboard measure, the baseline beside G's.
+pub fn real_checkerboard(eval: &TrainingSet) -> Result<f64> {
+    let all: Vec<usize> = (0..eval.len()).collect();
+    checkerboard(&eval.image_batch(&all, false, &mut Rng(0)))
+}
+
+/// Mean D scores over a window of steps, summed where they were computed.
+#[derive(Default)]
+struct Window {
+    sums: Option<Tensor>,
+    steps: u64,
+    has_wrong: bool,
+}
+
+impl Window {
+    fn add(&mut self, losses: &crate::train::StepLosses) {
+        let get = |n: &str| losses.tensor(n).map(|t| t.shallow_clone());
+        let (Some(real), Some(fake)) = (get("d_real"), get("d_fake")) else {
+            return;
+        };
+        self.has_wrong = losses.tensor("d_wrong").is_some();
+        let wrong = get("d_wrong").unwrap_or_else(|| real.zeros_like());
+        let row = Tensor::cat(&[real, wrong, fake], 0);
+        self.sums = Some(match self.sums.take() {
+            Some(s) => s + row,
+            None => row,
+        });
+        self.steps += 1;
+    }
+
+    /// (real, wrong, fake) means, and a fresh window.
+    fn take(&mut self) -> Result<(f64, Option<f64>, f64)> {
+        let sums = match self.sums.take() {
+            Some(s) => Vec::<f64>::try_from(s.to_kind(Kind::Double).to_device(Device::Cpu))?,
+            None => vec![f64::NAN; 3],
+        };
+        let n = self.steps.max(1) as f64;
+        self.steps = 0;
+        Ok((
+            sums[0] / n,
+            self.has_wrong.then(|| sums[1] / n),
+            sums[2] / n,
+        ))
+    }
+}
+
+/// Trains `prepared` to its last step, calling `on_point` at every line.
+pub fn run(
+    config: &LearnConfig,
+    inputs: &Inputs,
+    prepared: &mut Prepared,
+    on_point: &mut dyn FnMut(&Point),
+) -> Result<Vec<Point>> {
+    let checkerboard_real = real_checkerboard(inputs.eval)?;
+    let mut window = Window::default();
+    let mut points = Vec::new();
+    let mut trained = 0.0;
+    while prepared.trainer.step_index() < config.steps {
+        let started = Instant::now();
+        let losses = prepared.trainer.gan_step()?;
+        window.add(&losses);
+        let step = prepared.trainer.step_index();
+        if step % config.every == 0 || step == config.steps {
+            let (d_real, d_wrong, d_fake) = window.take()?;
+            trained += started.elapsed().as_secs_f64();
+            if !(d_real.is_finite() && d_fake.is_finite()) {
+                bail!("D's scores became non-finite by step {step}: training diverged");
+            }
+            let images = draw(
+                &prepared.trainer.model,
+                &prepared.eval_z,
+                &prepared.eval_text,
+            );
+            let point = Point {
+                step,
+                content: content_accuracy(&images, inputs.eval, inputs.probe)?,
+                d_real,
+                d_wrong,
+                d_fake,
+                checkerboard: checkerboard(&images)?,
+                checkerboard_real,
+                seconds: trained,
+            };
+            on_point(&point);
+            points.push(point);
+        } else {
+            trained += started.elapsed().as_secs_f64();
+        }
+    }
+    Ok(points)
+}
+
+/// What `bench/pytorch_learn.py` reads besides the arrays.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportMeta {
+    pub learn: LearnConfig,
+    pub train_images: usize,
+    pub captions_per_image: usize,
+    pub embedding_dim: i64,
+    pub eval_images: usize,
+    pub nz: i64,
+    pub nt: i64,
+    pub ngf: i64,
+    pub ndf: i64,
+    pub steps_per_epoch: u64,
+    pub lr_halve_every_epochs: u64,
+    pub captions_averaged: usize,
+    pub interpolation_beta: f64,
+    /// The evaluation renders, to make them again when scoring.
+    pub eval_dataset: String,
+    pub eval_seed: u64,
+}
+
+fn write_f32(path: &Path, t: &Tensor) -> Result<()> {
+    let v = Vec::<f32>::try_from(
+        t.to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous()
+            .reshape([-1]),
+    )?;
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    crate::weights::write_atomic(path, &bytes)
+}
+
+fn write_u8(path: &Path, t: &Tensor) -> Result<()> {
+    let v = Vec::<u8>::try_from(t.to_device(Device::Cpu).contiguous().reshape([-1]))?;
+    crate::weights::write_atomic(path, &v)
+}
+
+/// Writes a prepared run's inputs for `bench/pytorch_learn.py`: the training
+/// renders (u8, [N, 3, 64, 64]), their classes and training split, the
+/// caption embeddings as G and D read them (conditioning applied: PyTorch
+/// feeds them in raw), the evaluation captions' embeddings and z, and
+/// `meta.json`.
+pub fn export(
+    dir: &Path,
+    config: &LearnConfig,
+    inputs: &Inputs,
+    prepared: &Prepared,
+    eval_seed: u64,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let trainer = &prepared.trainer;
+    let model = &trainer.model;
+    let scaling = crate::model::TextScaling::new(
+        &model.card.architecture.conditioning,
+        trainer.embeddings().device(),
+    );
+    let arch = &model.card.architecture;
+    let train = inputs.train;
+    if train.images.size()[2] != 64 {
+        bail!("the learning curve exports 64x64 renders only");
+    }
+    write_u8(&dir.join("images.u8"), &train.images)?;
+    let classes: Vec<u8> = train.classes.iter().flat_map(|c| c.to_le_bytes()).collect();
+    crate::weights::write_atomic(&dir.join("classes.u32"), &classes)?;
+    let split: Vec<u8> = train
+        .split(false)
+        .iter()
+        .flat_map(|&i| (i as u32).to_le_bytes())
+        .collect();
+    crate::weights::write_atomic(&dir.join("train_index.u32"), &split)?;
+    write_f32(
+        &dir.join("embeddings.f32"),
+        &scaling.apply(trainer.embeddings()),
+    )?;
+    write_f32(
+        &dir.join("eval_text.f32"),
+        &scaling.apply(&prepared.eval_text),
+    )?;
+    write_f32(&dir.join("eval_z.f32"), &prepared.eval_z)?;
+    let gan = &trainer.config;
+    let meta = ExportMeta {
+        learn: config.clone(),
+        train_images: train.len(),
+        captions_per_image: trainer.embeddings().size()[1] as usize,
+        embedding_dim: arch.generator.embedding_dim,
+        eval_images: inputs.eval.len(),
+        nz: arch.generator.nz,
+        nt: arch.generator.nt,
+        ngf: arch.generator.ngf,
+        ndf: arch.discriminator.ndf,
+        steps_per_epoch: (train.split(false).len() / gan.batch).max(1) as u64,
+        lr_halve_every_epochs: gan.lr_halve_every_epochs,
+        captions_averaged: gan.captions_averaged,
+        interpolation_beta: gan.interpolation_beta,
+        eval_dataset: inputs.eval.spec.clone(),
+        eval_seed,
+    };
+    crate::weights::write_atomic(
+        &dir.join("meta.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )
+}
+
+/// What `bench/pytorch_learn.py` writes at each line: D's means over the
+/// window and the seconds trained; the pictures are `gen-STEP.u8`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForeignPoint {
+    pub step: u64,
+    pub d_real: f64,
+    #[serde(default)]
+    pub d_wrong: Option<f64>,
+    pub d_fake: f64,
+    pub seconds: f64,
+}
+
+/// Reads the pictures another program drew at one line (u8 RGB,
+/// [M, 3, 64, 64]) and scores them as [`run`] scores gantry's.
+pub fn score_images(
+    dir: &Path,
+    foreign: &ForeignPoint,
+    eval: &TrainingSet,
+    probe: &LoadedProbe,
+    checkerboard_real: f64,
+) -> Result<Point> {
+    let path = dir.join(format!("gen-{:06}.u8", foreign.step));
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let expected = eval.len() * 3 * 64 * 64;
+    if bytes.len() != expected {
+        bail!(
+            "{}: {} bytes, expected {expected} ({} pictures of 3x64x64)",
+            path.display(),
+            bytes.len(),
+            eval.len()
+        );
+    }
+    let images = Tensor::from_slice(&bytes)
+        .view([eval.len() as i64, 3, 64, 64])
+        .to_kind(Kind::Float)
+        / 127.5
+        - 1.0;
+    Ok(Point {
+        step: foreign.step,
+        content: content_accuracy(&images, eval, probe)?,
+        d_real: foreign.d_real,
+        d_wrong: foreign.d_wrong,
+        d_fake: foreign.d_fake,
+        checkerboard: checkerboard(&images)?,
+        checkerboard_real,
+        seconds: foreign.seconds,
+    })
+}

@@ -1,0 +1,179 @@
+//! The learning-curve benchmark (`gantry bench learn`) on the tiny preset:
+//! its lines, its determinism, and the PyTorch side read back in the same
+//! format. The real curves come from the bench command, never from a test.
+
+mod common;
+use common::Sandbox;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn probe() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("weights/probe")
+        .display()
+        .to_string()
+}
+
+/// The `learn step=...` lines of stdout, each as its key=value fields.
+fn lines(stdout: &str) -> Vec<BTreeMap<String, String>> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("learn "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("{kv} in {l}"));
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn percent_pair(v: &str) -> (f64, f64) {
+    let (a, b) = v.split_once('/').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+fn learn(sandbox: &Sandbox, extra: &[&str]) -> String {
+    let mut args = vec![
+        "bench",
+        "learn",
+        "--preset",
+        "tiny",
+        "--text-encoder",
+        "te",
+        "--steps",
+        "4",
+        "--every",
+        "2",
+        "--count",
+        "300",
+        "--eval-count",
+        "100",
+    ];
+    let probe = probe();
+    args.extend(["--probe", probe.as_str()]);
+    args.extend(extra);
+    let out = sandbox
+        .gantry()
+        .env("GANTRY_THREADS", "1")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
+    assert_eq!(points.len(), steps.len(), "{points:?}");
+    for (p, step) in points.iter().zip(steps) {
+        assert_eq!(p["step"], *step);
+        for attribute in ["colour", "shape", "count", "centre"] {
+            let (train, held) = percent_pair(&p[attribute]);
+            assert!((0.0..=100.0).contains(&train) && (0.0..=100.0).contains(&held));
+        }
+        for key in ["d_real", "d_wrong", "d_fake"] {
+            let v: f64 = p[key].parse().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+        }
+        let checker: f64 = p["checker"].parse().unwrap();
+        let real: f64 = p["checker_real"].parse().unwrap();
+        assert!(checker > 0.0 && real > 0.0);
+    }
+}
+
+#[test]
+fn bench_learn_prints_a_deterministic_line_at_each_step() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let first = lines(&learn(&sandbox, &["--conditioning", "standardised"]));
+    assert_curve(&first, &["2", "4"]);
+    // Same seed, same curve (the seconds aside).
+    let again = lines(&learn(&sandbox, &["--conditioning", "standardised"]));
+    let without_time = |p: &[BTreeMap<String, String>]| {
+        p.iter()
+            .map(|m| {
+                let mut m = m.clone();
+                m.remove("s");
+                m
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_time(&first), without_time(&again));
+    // The paper's raw φ(t) and the one-hot reference run the same way; raw
+    // trains another G than standardised.
+    let raw = lines(&learn(&sandbox, &["--conditioning", "raw"]));
+    assert_curve(&raw, &["2", "4"]);
+    assert_ne!(raw[1]["d_fake"], first[1]["d_fake"]);
+    let one_hot = lines(&learn(&sandbox, &["--conditioning", "one-hot"]));
+    assert_curve(&one_hot, &["2", "4"]);
+}
+
+fn python() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    python.exists().then_some(python)
+}
+
+#[test]
+fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
+    let Some(python) = python() else {
+        eprintln!("SKIPPED: no .venv/bin/python with torch (./dev.sh sets it up)");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let export = sandbox.path().join("export");
+    let out = learn(&sandbox, &["--export", export.to_str().unwrap()]);
+    assert!(out.contains("pytorch_learn.py"), "{out}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["learn"]["text"], "standardised");
+    assert_eq!(meta["train_images"], 300);
+    // The exported embeddings are what G reads: standardised, so each
+    // dimension has mean ~0 and spread ~1 over the training captions.
+    let bytes = std::fs::read(export.join("embeddings.f32")).unwrap();
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let rms = (values.iter().map(|v| (v * v) as f64).sum::<f64>() / values.len() as f64).sqrt();
+    assert!((0.5..1.5).contains(&rms), "exported text RMS {rms}");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_learn.py");
+    let trained = std::process::Command::new(python)
+        .arg(script)
+        .arg(&export)
+        .args(["--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let probe = probe();
+    let scored = sandbox.ok(&[
+        "bench",
+        "learn-score",
+        export.to_str().unwrap(),
+        "--probe",
+        &probe,
+    ]);
+    assert_curve(&lines(&scored), &["2", "4"]);
+}
+
+#[test]
+fn bench_learn_refuses_what_it_cannot_run() {
+    let sandbox = Sandbox::new();
+    let err = sandbox.fails(&["bench", "learn", "--conditioning", "loud"]);
+    assert!(err.contains("raw, standardised, one-hot"), "{err}");
+    let err = sandbox.fails(&["bench", "learn-score", "nowhere"]);
+    assert!(err.contains("nowhere/meta.json"), "{err}");
+}
