@@ -373,6 +373,55 @@ fn joint_batches_are_one_per_class_or_distinct_images() {
     }
 }
 
+#[test]
+fn hard_negative_batches_pair_images_that_differ_in_one_attribute() {
+    let set = flowers(3000);
+    let train: std::collections::HashSet<usize> = set.split(false).into_iter().collect();
+    let content = |i: usize| -> Vec<String> {
+        ["petal_colour", "petal_shape", "petal_count", "centre_colour"]
+            .iter()
+            .map(|a| set.attributes[i][*a].clone())
+            .collect()
+    };
+    let config = JointConfig {
+        matching: Matching::Image,
+        hard_negatives: true,
+        batch_classes: 40,
+        ..JointConfig::paper("procedural-flowers")
+    };
+    let mut trainer = JointTrainer::new(tiny_model(), config.clone(), &set).unwrap();
+    let mut differing = std::collections::BTreeMap::new();
+    for _ in 0..20 {
+        let batch = trainer.batch_images();
+        assert_eq!(batch.len(), 40);
+        let distinct: std::collections::HashSet<usize> = batch.iter().copied().collect();
+        assert_eq!(distinct.len(), 40, "{batch:?}");
+        assert!(batch.iter().all(|i| train.contains(i)), "held-out image drawn");
+        // The second half: each image's sibling in the first half differs in
+        // exactly one content attribute.
+        for (a, b) in batch[..20].iter().zip(&batch[20..]) {
+            let (ca, cb) = (content(*a), content(*b));
+            let diff: Vec<usize> = (0..4).filter(|&k| ca[k] != cb[k]).collect();
+            assert_eq!(diff.len(), 1, "{ca:?} vs {cb:?}");
+            *differing.entry(diff[0]).or_insert(0) += 1;
+        }
+    }
+    // Every attribute gets its turn, the petal count included.
+    assert_eq!(differing.len(), 4, "{differing:?}");
+    // Only where the data has attributes and images are matched.
+    let err = JointTrainer::new(
+        tiny_model(),
+        JointConfig {
+            matching: Matching::Class,
+            ..config
+        },
+        &set,
+    )
+    .err()
+    .unwrap();
+    assert!(format!("{err:#}").contains("--match image"), "{err:#}");
+}
+
 /// Runs `gantry train ...` in the sandbox with one CPU thread (so that
 /// reductions add up in the same order every time).
 fn train(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {

@@ -80,7 +80,7 @@ pub struct ScoreArgs {
     pub jsonl: Option<PathBuf>,
 }
 
-fn renders(ctx: &Context_, seed: u64, count: usize) -> Result<TrainingSet> {
+pub fn renders(ctx: &Context_, seed: u64, count: usize) -> Result<TrainingSet> {
     let options = vec![format!("seed={seed}"), format!("count={count}")];
     let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
     let bar = progress_bar(count as u64, "rendering");

@@ -72,6 +72,11 @@ pub enum TrainCommand {
         matching: String,
         #[arg(long, default_value_t = 7e-4)]
         lr: f64,
+        /// With --match image: half of each batch are images that differ from
+        /// the other half in one content attribute only (data with attributes,
+        /// e.g. procedural flowers), so the embedding must keep every one
+        #[arg(long)]
+        hard_negatives: bool,
         /// Start the text and image encoders from this model's (fresh
         /// optimizer state) instead of a fresh initialisation
         #[arg(long)]
@@ -305,6 +310,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             batch_classes,
             matching,
             lr,
+            hard_negatives,
             init_from,
         } => {
             let run = prepare_run(&common)?;
@@ -332,6 +338,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let joint = JointConfig {
                 batch_classes,
                 matching: Matching::parse(&matching)?,
+                hard_negatives,
                 epochs,
                 steps: common.steps,
                 lr,
@@ -372,6 +379,15 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             }
             details.insert("batch_classes".into(), trainer.config.batch_classes.into());
             details.insert("matching".into(), trainer.config.matching.name().into());
+            details.insert("hard_negatives".into(), hard_negatives.into());
+            if set.spec.starts_with("procedural-flowers") {
+                // What the embedding carries, on renders it was not trained on.
+                let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
+                for m in gantry::eval::embedding_reads(&trainer.model, &fresh, 300)? {
+                    println!("{:<26} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
+                    trainer.model.card.metrics.insert(m.name, m.value.into());
+                }
+            }
             if let Some(init) = init_from {
                 details.insert("init_from".into(), init.into());
             }

@@ -69,6 +69,13 @@ pub struct JointConfig {
     pub seed: u64,
     /// Measure zero-shot accuracy every this many epochs (0: only at the end).
     pub eval_every_epochs: u64,
+    /// With image matching: half of each batch are siblings of the other
+    /// half, images whose content attributes all agree but one (data with
+    /// attributes only, e.g. procedural flowers). Random batches almost never
+    /// hold two images that differ only in, say, the petal count, so nothing
+    /// makes the embedding keep it; siblings do.
+    #[serde(default)]
+    pub hard_negatives: bool,
 }
 
 impl JointConfig {
@@ -83,6 +90,7 @@ impl JointConfig {
             lr_decay: 0.98,
             seed: 0,
             eval_every_epochs: 10,
+            hard_negatives: false,
         }
     }
 }
@@ -107,6 +115,8 @@ pub struct JointTrainer<'a> {
     data: &'a TrainingSet,
     by_class: BTreeMap<u32, Vec<usize>>,
     train: Vec<usize>,
+    /// Training images by their content attributes (for hard negatives).
+    by_content: BTreeMap<Vec<String>, Vec<usize>>,
     opt_text: Optimizer,
     opt_image: Optimizer,
     step: u64,
@@ -133,9 +143,25 @@ impl<'a> JointTrainer<'a> {
             Matching::Image => config.batch_classes.min(train.len()),
         }
         .max(2);
+        let mut by_content: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+        if config.hard_negatives {
+            if config.matching != Matching::Image {
+                bail!("hard negatives need image matching (--match image)");
+            }
+            for &i in &train {
+                let key = content_key(data, i).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "hard negatives need the content attributes of every image ({} has none: not procedural flowers?)",
+                        data.names[i]
+                    )
+                })?;
+                by_content.entry(key).or_default().push(i);
+            }
+        }
         let opt_text = Optimizer::rmsprop(&model.text_encoder.vs, config.lr);
         let opt_image = Optimizer::rmsprop(&model.image_encoder.vs, config.lr);
         Ok(Self {
+            by_content,
             rng: Rng(config.seed ^ 0xA54F_F53A_5F1D_36F1),
             model,
             data,
@@ -192,15 +218,62 @@ impl<'a> JointTrainer<'a> {
             }
             Matching::Image => {
                 // b distinct draws (a partial Fisher-Yates over the indices).
+                let anchors = if self.config.hard_negatives { b.div_ceil(2) } else { b };
                 let mut pool = self.train.clone();
-                for k in 0..b {
+                for k in 0..anchors {
                     let j = k + self.rng.below(pool.len() - k);
                     pool.swap(k, j);
                 }
-                pool.truncate(b);
+                pool.truncate(anchors);
+                if self.config.hard_negatives {
+                    let mut batch = pool.clone();
+                    for &anchor in &pool {
+                        if batch.len() == b {
+                            break;
+                        }
+                        if let Some(s) = self.sibling(anchor, &batch) {
+                            batch.push(s);
+                        }
+                    }
+                    // Where no sibling exists, any other image fills the place.
+                    while batch.len() < b {
+                        let i = self.train[self.rng.below(self.train.len())];
+                        if !batch.contains(&i) {
+                            batch.push(i);
+                        }
+                    }
+                    return batch;
+                }
                 pool
             }
         }
+    }
+
+    /// A training image whose content attributes equal `anchor`'s in all but
+    /// one (chosen at random), not already in `taken`.
+    fn sibling(&mut self, anchor: usize, taken: &[usize]) -> Option<usize> {
+        let key = content_key(self.data, anchor)?;
+        let mut attributes: Vec<usize> = (0..key.len()).collect();
+        self.rng.shuffle(&mut attributes);
+        for a in attributes {
+            let others: Vec<&Vec<usize>> = self
+                .by_content
+                .iter()
+                .filter(|(k, _)| {
+                    k[a] != key[a] && k.iter().zip(&key).enumerate().all(|(j, (x, y))| j == a || x == y)
+                })
+                .map(|(_, v)| v)
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let members = others[self.rng.below(others.len())];
+            let pick = members[self.rng.below(members.len())];
+            if !taken.contains(&pick) {
+                return Some(pick);
+            }
+        }
+        None
     }
 
     pub fn joint_step(&mut self) -> Result<StepLosses> {
@@ -250,6 +323,16 @@ impl<'a> JointTrainer<'a> {
         losses.value("lr", lr);
         Ok(losses)
     }
+}
+
+/// The content attributes captions state, where a sample has them.
+const CONTENT_ATTRIBUTES: [&str; 4] = ["petal_colour", "petal_shape", "petal_count", "centre_colour"];
+
+fn content_key(data: &TrainingSet, i: usize) -> Option<Vec<String>> {
+    CONTENT_ATTRIBUTES
+        .iter()
+        .map(|a| data.attributes[i].get(*a).cloned())
+        .collect()
 }
 
 /// Zero-shot top-1 (paper.md §1): each image of the chosen split is given the
