@@ -153,6 +153,55 @@ pub fn checkerboard(images: &Tensor) -> Result<f64> {
     Ok(peak / around.max(1e-12))
 }
 
+/// Sentence forms people type that neither caption grammar of
+/// procedural-flowers ever produces (a test checks that against both), each
+/// with the words that mark it: a caption in one of them measures how a model
+/// reads phrasings it never saw. {C} petal colour, {S} shape, {N} count, {X}
+/// centre colour.
+pub const HELD_OUT_PHRASINGS: [(&str, &[&str]); 6] = [
+    (
+        "so the flower is {C}, the petals look {S}, there's {N} and the centre is {X}",
+        &["petals look", "so the flower"],
+    ),
+    (
+        "{X}-centred flower having {N} {S} {C} petals",
+        &["-centred", "having"],
+    ),
+    (
+        "i'd love a {C} flower please: {N} petals, all {S}, {X} in the middle",
+        &["i'd love", "please", "in the middle"],
+    ),
+    ("{C}. {S} petals. {N} total. {X} centre.", &["total"]),
+    (
+        "could i get {N} {C} petals shaped {S} around something {X}",
+        &["could i get", "shaped", "something"],
+    ),
+    ("petals={C},{S},{N}; centre={X}", &["="]),
+];
+
+/// The caption of `attributes` in held-out phrasing `k` (taken modulo the
+/// number of phrasings).
+pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Result<String> {
+    let get = |key: &str| {
+        attributes
+            .get(key)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("sample has no '{key}' (not procedural-flowers?)"))
+    };
+    let count = get("petal_count")?;
+    let count = match count.parse::<usize>().ok().and_then(|n| COUNT_WORDS.get(n)) {
+        // Numerals as people mix them: words in some phrasings, digits in others.
+        Some(word) if k % 2 == 0 => word.to_string(),
+        _ => count,
+    };
+    let (template, _) = HELD_OUT_PHRASINGS[k % HELD_OUT_PHRASINGS.len()];
+    Ok(template
+        .replace("{C}", &get("petal_colour")?)
+        .replace("{S}", &get("petal_shape")?)
+        .replace("{N}", &count)
+        .replace("{X}", &get("centre_colour")?))
+}
+
 fn entropy(counts: &BTreeMap<String, usize>) -> f64 {
     let total: usize = counts.values().sum();
     counts
@@ -251,7 +300,53 @@ pub fn procedural(
         }
     }
 
+    // The same renders and z, captions in sentence forms no training grammar
+    // has: how much of the above survives phrasings the model never saw.
+    let phrased: Vec<String> = set
+        .attributes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| phrased_caption(a, i))
+        .collect::<Result<_>>()?;
+    let phrased_images = draw(model, &z, &embed(model, &phrased)?);
+    for (attribute, label) in [
+        ("petal_colour", "colour"),
+        ("petal_shape", "shape"),
+        ("petal_count", "count"),
+        ("centre_colour", "centre"),
+    ] {
+        let read = probe.read(&phrased_images, attribute)?;
+        for held_out in [false, true] {
+            let idx = set.split(held_out);
+            if idx.is_empty() {
+                continue;
+            }
+            let hits = idx
+                .iter()
+                .filter(|&&i| read[i] == set.attributes[i][attribute])
+                .count();
+            let split = if held_out { "held_out" } else { "train" };
+            metrics.push(metric(
+                &format!("phrasing_content_{label}_{split}"),
+                hits as f64 / idx.len() as f64,
+                format!(
+                    "{} captions in {} unseen sentence forms; {}",
+                    idx.len(),
+                    HELD_OUT_PHRASINGS.len(),
+                    probe_note(attribute)
+                ),
+            ));
+        }
+    }
+
     metrics.extend(embedding_reads(model, set, 300)?);
+    metrics.extend(embedding_reads_with(
+        model,
+        set,
+        300,
+        "phrasing_embedding_reads",
+        &phrased_caption,
+    )?);
 
     // Style transfer: x̂ = G(S(x), φ(t)) with t of another petal colour.
     let real = set.image_batch(&(0..n).collect::<Vec<_>>(), false, &mut Rng(0));
@@ -461,6 +556,18 @@ fn style_kept(read: &[Style], source: &[Style]) -> (f64, f64, f64) {
 /// the one with the highest F(v, t) = θ(v)ᵀ φ(t). A GAN can only follow what
 /// φ(t) carries, so this bounds its content accuracy.
 pub fn embedding_reads(model: &Model, set: &TrainingSet, n: usize) -> Result<Vec<Metric>> {
+    embedding_reads_with(model, set, n, "embedding_reads", &|a, _| full_caption(a))
+}
+
+/// [`embedding_reads`] with captions written by `caption(attributes, image
+/// index)`, the metrics named `{prefix}_{attribute}`.
+pub fn embedding_reads_with(
+    model: &Model,
+    set: &TrainingSet,
+    n: usize,
+    prefix: &str,
+    caption: &dyn Fn(&BTreeMap<String, String>, usize) -> Result<String>,
+) -> Result<Vec<Metric>> {
     let n = n.min(set.len());
     let idx: Vec<usize> = (0..n).collect();
     let images = set.image_batch(&idx, false, &mut Rng(0));
@@ -488,7 +595,7 @@ pub fn embedding_reads(model: &Model, set: &TrainingSet, n: usize) -> Result<Vec
             for value in &values {
                 let mut a = set.attributes[i].clone();
                 a.insert(attribute.to_string(), (*value).clone());
-                captions.push(full_caption(&a)?);
+                captions.push(caption(&a, i)?);
             }
         }
         let k = values.len() as i64;
@@ -502,7 +609,7 @@ pub fn embedding_reads(model: &Model, set: &TrainingSet, n: usize) -> Result<Vec
             .filter(|&i| values[picked[i] as usize] == &set.attributes[i][attribute])
             .count();
         metrics.push(metric(
-            &format!("embedding_reads_{label}"),
+            &format!("{prefix}_{label}"),
             hits as f64 / n as f64,
             format!(
                 "{n} real images, {k} captions each (chance {:.0}%)",

@@ -259,3 +259,53 @@ fn cli_reports_problems_by_file() {
     let err = sandbox.fails(&["dataset", "info", &spec, "--opt", "on_error=stop"]);
     assert!(err.contains("img1.txt"), "{err}");
 }
+
+#[test]
+fn held_out_phrasings_never_appear_in_the_training_captions() {
+    use gantry::eval::{phrased_caption, HELD_OUT_PHRASINGS};
+    for grammar in ["rich", "classic"] {
+        let mut set = open(
+            "procedural-flowers",
+            &[("count", "4000"), ("grammar", grammar)],
+        )
+        .unwrap();
+        let set = TrainingSet::load(&mut set, None, OnError::Stop, &mut |_, _| {}).unwrap();
+        let mut seen = 0;
+        for (captions, attributes) in set.captions.iter().zip(&set.attributes) {
+            for caption in captions {
+                let caption = caption.to_lowercase();
+                for (template, markers) in HELD_OUT_PHRASINGS {
+                    for marker in markers {
+                        assert!(
+                            !caption.contains(marker),
+                            "{grammar} caption {caption:?} uses '{marker}' of the held-out form {template:?}"
+                        );
+                    }
+                }
+                seen += 1;
+            }
+            for k in 0..HELD_OUT_PHRASINGS.len() {
+                let phrased = phrased_caption(attributes, k).unwrap();
+                assert!(!captions.contains(&phrased), "{phrased}");
+            }
+        }
+        assert_eq!(seen, 40_000);
+    }
+    // Each held-out phrasing states all four attributes.
+    let mut a = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("petal_colour", "turquoise"),
+        ("petal_shape", "pointed"),
+        ("petal_count", "7"),
+        ("centre_colour", "brown"),
+    ] {
+        a.insert(k.to_string(), v.to_string());
+    }
+    for k in 0..HELD_OUT_PHRASINGS.len() {
+        let c = phrased_caption(&a, k).unwrap();
+        for word in ["turquoise", "pointed", "brown"] {
+            assert!(c.contains(word), "{c}");
+        }
+        assert!(c.contains("seven") || c.contains('7'), "{c}");
+    }
+}

@@ -378,10 +378,15 @@ fn hard_negative_batches_pair_images_that_differ_in_one_attribute() {
     let set = flowers(3000);
     let train: std::collections::HashSet<usize> = set.split(false).into_iter().collect();
     let content = |i: usize| -> Vec<String> {
-        ["petal_colour", "petal_shape", "petal_count", "centre_colour"]
-            .iter()
-            .map(|a| set.attributes[i][*a].clone())
-            .collect()
+        [
+            "petal_colour",
+            "petal_shape",
+            "petal_count",
+            "centre_colour",
+        ]
+        .iter()
+        .map(|a| set.attributes[i][*a].clone())
+        .collect()
     };
     let config = JointConfig {
         matching: Matching::Image,
@@ -396,7 +401,10 @@ fn hard_negative_batches_pair_images_that_differ_in_one_attribute() {
         assert_eq!(batch.len(), 40);
         let distinct: std::collections::HashSet<usize> = batch.iter().copied().collect();
         assert_eq!(distinct.len(), 40, "{batch:?}");
-        assert!(batch.iter().all(|i| train.contains(i)), "held-out image drawn");
+        assert!(
+            batch.iter().all(|i| train.contains(i)),
+            "held-out image drawn"
+        );
         // The second half: each image's sibling in the first half differs in
         // exactly one content attribute.
         for (a, b) in batch[..20].iter().zip(&batch[20..]) {

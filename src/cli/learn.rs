@@ -50,6 +50,10 @@ pub struct LearnArgs {
     /// Procedural renders to train on (seed 0, as the shipped model)
     #[arg(long, default_value_t = 12_000)]
     pub count: usize,
+    /// The caption grammar of the training renders: the one the text
+    /// encoder learned (classic for the shipped one)
+    #[arg(long, default_value = "classic", value_parser = ["classic", "rich"])]
+    pub grammar: String,
     /// Fresh renders (seed 3003) whose full captions are drawn at each line
     #[arg(long, default_value_t = 1000)]
     pub eval_count: usize,
@@ -81,7 +85,15 @@ pub struct ScoreArgs {
 }
 
 pub fn renders(ctx: &Context_, seed: u64, count: usize) -> Result<TrainingSet> {
-    let options = vec![format!("seed={seed}"), format!("count={count}")];
+    renders_in(ctx, seed, count, "classic")
+}
+
+pub fn renders_in(ctx: &Context_, seed: u64, count: usize, grammar: &str) -> Result<TrainingSet> {
+    let options = vec![
+        format!("seed={seed}"),
+        format!("count={count}"),
+        format!("grammar={grammar}"),
+    ];
     let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
     let bar = progress_bar(count as u64, "rendering");
     let set = TrainingSet::load(&mut dataset, None, OnError::Stop, &mut |d, _| {
@@ -137,7 +149,7 @@ pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
                 .with_context(|| format!("loading the text encoder from {}", dir.display()))?,
         )
     };
-    let mut train = renders(ctx, 0, args.count)?;
+    let mut train = renders_in(ctx, 0, args.count, &args.grammar)?;
     if device != tch::Device::Cpu {
         train.move_images_to(device);
     }

@@ -383,7 +383,15 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             if set.spec.starts_with("procedural-flowers") {
                 // What the embedding carries, on renders it was not trained on.
                 let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
-                for m in gantry::eval::embedding_reads(&trainer.model, &fresh, 300)? {
+                let mut reads = gantry::eval::embedding_reads(&trainer.model, &fresh, 300)?;
+                reads.extend(gantry::eval::embedding_reads_with(
+                    &trainer.model,
+                    &fresh,
+                    300,
+                    "phrasing_embedding_reads",
+                    &gantry::eval::phrased_caption,
+                )?);
+                for m in reads {
                     println!("{:<26} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
                     trainer.model.card.metrics.insert(m.name, m.value.into());
                 }

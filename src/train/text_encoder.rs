@@ -218,7 +218,11 @@ impl<'a> JointTrainer<'a> {
             }
             Matching::Image => {
                 // b distinct draws (a partial Fisher-Yates over the indices).
-                let anchors = if self.config.hard_negatives { b.div_ceil(2) } else { b };
+                let anchors = if self.config.hard_negatives {
+                    b.div_ceil(2)
+                } else {
+                    b
+                };
                 let mut pool = self.train.clone();
                 for k in 0..anchors {
                     let j = k + self.rng.below(pool.len() - k);
@@ -260,7 +264,11 @@ impl<'a> JointTrainer<'a> {
                 .by_content
                 .iter()
                 .filter(|(k, _)| {
-                    k[a] != key[a] && k.iter().zip(&key).enumerate().all(|(j, (x, y))| j == a || x == y)
+                    k[a] != key[a]
+                        && k.iter()
+                            .zip(&key)
+                            .enumerate()
+                            .all(|(j, (x, y))| j == a || x == y)
                 })
                 .map(|(_, v)| v)
                 .collect();
@@ -326,7 +334,12 @@ impl<'a> JointTrainer<'a> {
 }
 
 /// The content attributes captions state, where a sample has them.
-const CONTENT_ATTRIBUTES: [&str; 4] = ["petal_colour", "petal_shape", "petal_count", "centre_colour"];
+const CONTENT_ATTRIBUTES: [&str; 4] = [
+    "petal_colour",
+    "petal_shape",
+    "petal_count",
+    "centre_colour",
+];
 
 fn content_key(data: &TrainingSet, i: usize) -> Option<Vec<String>> {
     CONTENT_ATTRIBUTES

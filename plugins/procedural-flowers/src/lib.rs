@@ -7,7 +7,9 @@
 //! out for zero-shot tests, chosen so that every colour and every shape still
 //! occurs in training.
 //!
-//! Options: `count` (images, default 12000), `seed` (default 0).
+//! Options: `count` (images, default 12000), `seed` (default 0), `grammar`
+//! (`rich`, the default, or `classic`: the 20 templates the shipped models
+//! were trained on).
 
 pub mod captions;
 pub mod render;
@@ -82,15 +84,20 @@ pub fn flower(seed: u64, index: u64) -> Flower {
     }
 }
 
-/// The full sample: pixels, 10 captions, class and ground truth.
+/// The full sample with classic captions.
 pub fn sample(seed: u64, index: u64) -> Sample {
+    sample_in(captions::Grammar::Classic, seed, index)
+}
+
+/// The full sample: pixels, 10 captions in `grammar`, class and ground truth.
+pub fn sample_in(grammar: captions::Grammar, seed: u64, index: u64) -> Sample {
     let f = flower(seed, index);
     let mut rng = SplitMix64::new(f.texture_seed ^ 0x5EED_CA97);
     Sample {
         width: IMAGE_SIZE,
         height: IMAGE_SIZE,
         pixels: render::render(&f, IMAGE_SIZE),
-        captions: captions::captions(&f, CAPTIONS_PER_IMAGE, &mut rng),
+        captions: captions::captions_in(grammar, &f, CAPTIONS_PER_IMAGE, &mut rng),
         class: class_of(f.colour, f.shape),
         attributes: vec![
             ("petal_colour".into(), COLOURS[f.colour].into()),
@@ -109,12 +116,13 @@ pub fn sample(seed: u64, index: u64) -> Sample {
 pub struct ProceduralFlowers {
     count: usize,
     seed: u64,
+    grammar: captions::Grammar,
     classes: Vec<ClassInfo>,
 }
 
 impl DatasetLoader for ProceduralFlowers {
     fn open(_path: &str, options: &Options) -> Result<Self, String> {
-        options.check_known(&["count", "seed"])?;
+        options.check_known(&["count", "seed", "grammar"])?;
         let count = options.parsed("count", 12_000usize)?;
         if count == 0 || count > 10_000_000 {
             return Err(format!(
@@ -124,6 +132,7 @@ impl DatasetLoader for ProceduralFlowers {
         Ok(Self {
             count,
             seed: options.parsed("seed", 0u64)?,
+            grammar: captions::Grammar::parse(options.get("grammar").unwrap_or("rich"))?,
             classes: class_infos(),
         })
     }
@@ -141,7 +150,7 @@ impl DatasetLoader for ProceduralFlowers {
     }
 
     fn get(&mut self, index: usize) -> Result<Sample, String> {
-        Ok(sample(self.seed, index as u64))
+        Ok(sample_in(self.grammar, self.seed, index as u64))
     }
 
     fn class_of(&self, index: usize) -> u32 {
