@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The learning-curve sweep on a lent GPU (README, "Learning curve"): `gantry
+# bench learn` from scratch for each configuration, side by side, each line
+# written to $OUT as it comes, so a sweep cut short still brings back what it
+# measured. Nothing else runs. On the GPU machine, after copying the gantry
+# binary and its plugin libraries into .device/:
+#
+#   STEPS=10000 EVERY=1000 SWEEP_S=420 scripts/device-sweep.sh
+#
+# CONFIGS holds one configuration a line, "name: extra bench-learn arguments".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export GANTRY_DATA_DIR=/tmp/gd GANTRY_CONFIG_DIR=/tmp/gc GANTRY_THREADS=${GANTRY_THREADS:-4}
+PY=${PY:-/opt/torch/.venv/bin/python}
+if [ -x "$PY" ]; then
+    # The machine's own libtorch, ahead of whatever the path already holds.
+    LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
+    export LD_LIBRARY_PATH
+fi
+G=${GANTRY:-$PWD/.device/gantry}
+DEV=${DEV:-cuda}
+OUT=${OUT:-/tmp/out}
+STEPS=${STEPS:-10000}
+EVERY=${EVERY:-1000}
+SWEEP_S=${SWEEP_S:-420}
+EXTRA=${EXTRA:-}
+CONFIGS=${CONFIGS:-"standardised: --conditioning standardised
+raw: --conditioning raw
+one-hot: --conditioning one-hot"}
+mkdir -p "$OUT"
+start=$(date +%s)
+pids=()
+while IFS=: read -r name args; do
+    [ -n "$name" ] || continue
+    # shellcheck disable=SC2086 # the arguments are words on purpose
+    timeout "$SWEEP_S" "$G" --device "$DEV" bench learn --steps "$STEPS" --every "$EVERY" \
+        $args $EXTRA >"$OUT/sweep-$name.txt" 2>"$OUT/sweep-$name.err" &
+    pids+=($!)
+done <<<"$CONFIGS"
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+echo "sweep done in $(($(date +%s) - start)) s (exit $status)"
+for f in "$OUT"/sweep-*.txt; do
+    echo "== $(basename "$f" .txt)"
+    grep '^learn ' "$f" | tail -n 3
+    grep -h 'error' "${f%.txt}.err" | tail -n 2
+done
+exit $status
