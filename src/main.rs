@@ -156,6 +156,20 @@ enum ModelCommand {
     },
     /// List the presets
     Presets,
+    /// Record the words of a dataset's captions in a model's card (the words
+    /// its text encoder was trained on), so that unknown words are named when typed
+    Vocabulary {
+        /// Model name or folder
+        name: String,
+        /// KIND or KIND:PATH of the captions the text encoder learned
+        #[arg(long)]
+        dataset: String,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Words seen fewer times are left out (mostly deliberate typos)
+        #[arg(long, default_value_t = 2)]
+        min_count: usize,
+    },
     /// Copy a model folder, optionally as f16 (for shipping)
     Export {
         /// Model name or folder
@@ -571,6 +585,31 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
                 "wrote {} ({})",
                 out.display(),
                 if half { "f16" } else { "f32" }
+            );
+            Ok(())
+        }
+        ModelCommand::Vocabulary {
+            name,
+            dataset,
+            options,
+            min_count,
+        } => {
+            let dir = find_model(&name, &gantry::model_search_dirs(&ctx.paths))?;
+            let mut card = read_card(&dir)?;
+            let mut data = open_dataset(ctx, &dataset, &options)?;
+            let mut captions = Vec::new();
+            for i in 0..data.len {
+                captions.extend(data.get(i)?.captions);
+            }
+            card.vocabulary =
+                gantry::text::vocabulary(captions.iter().map(String::as_str), min_count);
+            gantry::weights::write_card(&dir, &card)?;
+            println!(
+                "{}: {} words from {} captions of {}",
+                dir.display(),
+                card.vocabulary.len(),
+                captions.len(),
+                data.spec
             );
             Ok(())
         }

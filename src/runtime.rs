@@ -109,6 +109,17 @@ impl Runtime {
         for caption in captions {
             let e = text::encode(caption)?;
             warnings.extend(e.warnings());
+            let vocabulary = &self.model.card.vocabulary;
+            if !vocabulary.is_empty() {
+                let unknown = text::unknown_words(caption, vocabulary);
+                if !unknown.is_empty() {
+                    warnings.push(format!(
+                        "{} never occurs in this model's training captions, so it will not be drawn: {}",
+                        if unknown.len() == 1 { "this word" } else { "these words" },
+                        unknown.join(", ")
+                    ));
+                }
+            }
             encoded.push(e);
         }
         let one_hot = Tensor::from_slice(&text::one_hot(&encoded))

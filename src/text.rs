@@ -105,6 +105,49 @@ pub fn one_hot(captions: &[EncodedCaption]) -> Vec<f32> {
     out
 }
 
+/// The words of a caption as the vocabulary counts them: lowercased, split
+/// at anything but letters, digits, '-' and '\''.
+pub fn words(caption: &str) -> Vec<String> {
+    caption
+        .to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
+        .map(|w| w.trim_matches(|c| c == '-' || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The words that occur at least `min_count` times over `captions`, sorted
+/// (rarer ones are mostly typos the grammar made on purpose).
+pub fn vocabulary<'a>(
+    captions: impl IntoIterator<Item = &'a str>,
+    min_count: usize,
+) -> Vec<String> {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for caption in captions {
+        for w in words(caption) {
+            *counts.entry(w).or_insert(0) += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n >= min_count.max(1))
+        .map(|(w, _)| w)
+        .collect()
+}
+
+/// The words of `caption` that are not in `vocabulary` (sorted), in order of
+/// first appearance.
+pub fn unknown_words(caption: &str, vocabulary: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words(caption) {
+        if vocabulary.binary_search(&w).is_err() && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +169,17 @@ mod tests {
         assert_eq!(e.slots[0], slot('a'));
         assert_eq!(e.slots[2], slot('r'));
         assert!(e.warnings().is_empty());
+    }
+
+    #[test]
+    fn words_outside_the_vocabulary_are_named() {
+        let vocabulary = vocabulary(["a red flower", "a red-petaled flower, red!"], 2);
+        assert_eq!(vocabulary, ["a", "flower", "red"]);
+        assert_eq!(
+            unknown_words("A GREEN flower, green and 'teal'", &vocabulary),
+            ["green", "and", "teal"]
+        );
+        assert!(unknown_words("a red flower.", &vocabulary).is_empty());
     }
 
     #[test]

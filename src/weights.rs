@@ -40,6 +40,10 @@ pub struct ModelCard {
     /// continued from this model takes the schedule up where it stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// The words of the text encoder's training captions (sorted), so that a
+    /// caption word the model never saw can be named when it is typed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vocabulary: Vec<String>,
     /// Every weight file with its checksum.
     pub files: BTreeMap<String, FileEntry>,
     pub gantry_version: String,
@@ -123,6 +127,7 @@ impl Model {
                     "Randomly initialised (seed {seed}) by `gantry model init`: it draws noise until trained."
                 )],
                 schedule: None,
+                vocabulary: Vec::new(),
                 files: BTreeMap::new(),
                 gantry_version: env!("CARGO_PKG_VERSION").to_string(),
             },

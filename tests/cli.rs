@@ -379,3 +379,34 @@ fn eval_prints_the_table_and_writes_the_card() {
     // The weights still load after the card was rewritten.
     sandbox.ok(&["generate", "a flower", "-n", "1", "-m", "m", "-o", "o"]);
 }
+
+#[test]
+fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let out = sandbox.ok(&[
+        "model",
+        "vocabulary",
+        "m",
+        "--dataset",
+        "procedural-flowers",
+        "--opt",
+        "count=300",
+        "--opt",
+        "grammar=classic",
+    ]);
+    assert!(out.contains("words from 3000 captions"), "{out}");
+    let generate = |caption: &str| {
+        let out = sandbox.run(&["generate", caption, "-m", "m", "-n", "1", "-o", "out"]);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = generate("a green flower with five round petals");
+    assert!(
+        err.contains("never occurs in this model's training captions") && err.contains("green"),
+        "{err}"
+    );
+    assert!(!err.contains("round"), "{err}");
+    let err = generate("a red flower with five round petals");
+    assert!(!err.contains("never occurs"), "{err}");
+}

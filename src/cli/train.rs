@@ -400,6 +400,8 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 details.insert("init_from".into(), init.into());
             }
             trainer.model.card.dataset = Some(set.spec.clone());
+            trainer.model.card.vocabulary =
+                gantry::text::vocabulary(set.captions.iter().flatten().map(String::as_str), 2);
             finish(&mut trainer.model, &run, outcome, details)
         }
         TrainCommand::Gan {
@@ -443,6 +445,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             model.text_encoder.vs.copy(&source.text_encoder.vs)?;
             model.image_encoder.vs.copy(&source.image_encoder.vs)?;
             model.card.metrics = source.card.metrics.clone();
+            model.card.vocabulary = source.card.vocabulary.clone();
             model.card.training = source.card.training.clone();
             if let Some(init) = &init_from {
                 let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
