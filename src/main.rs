@@ -129,10 +129,13 @@ enum PluginCommand {
 
 #[derive(Subcommand)]
 enum ModelCommand {
-    /// Print each network's parameter count and the model card
+    /// Print each network's parameter count and a summary of the model card
     Info {
         /// Model name or folder (default: the configured model)
         name: Option<String>,
+        /// Print the whole card as JSON instead of the summary
+        #[arg(long)]
+        json: bool,
     },
     /// Write a randomly initialised model folder (runs everything before training)
     Init {
@@ -643,15 +646,21 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
             );
             Ok(())
         }
-        ModelCommand::Info { name } => {
+        ModelCommand::Info { name, json } => {
             let name = name.unwrap_or_else(|| ctx.config.config.model.clone());
             let dir = find_model(&name, &gantry::model_search_dirs(&ctx.paths))?;
             let card = read_card(&dir)?;
             let model = Model::load(&dir, tch::Device::Cpu)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&card)?);
+                return Ok(());
+            }
             println!("model {} ({})", card.name, dir.display());
             println!(
-                "preset {}, trained: {}",
-                card.architecture.preset, card.trained
+                "preset {}, trained: {}, dataset {}",
+                card.architecture.preset,
+                card.trained,
+                card.dataset.as_deref().unwrap_or("none")
             );
             let mut total = 0;
             for (network, count) in model.parameter_counts() {
@@ -666,8 +675,48 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
                 "total",
                 total as f64 / 1e6
             );
-            println!("card:");
-            println!("{}", serde_json::to_string_pretty(&card)?);
+            println!(
+                "text conditioning: {}",
+                card.architecture.conditioning.name()
+            );
+            if let Some(s) = &card.schedule {
+                println!(
+                    "schedule: step {} (epoch {:.1} of {}), lr {} halved every {} epochs",
+                    s.step,
+                    s.epoch(),
+                    s.epochs,
+                    s.lr,
+                    s.lr_halve_every_epochs
+                );
+            }
+            if !card.vocabulary.is_empty() {
+                println!("vocabulary: {} words", card.vocabulary.len());
+            }
+            if !card.metrics.is_empty() {
+                println!("metrics (gantry eval):");
+                fn show(indent: usize, key: &str, value: &serde_json::Value) {
+                    let pad = " ".repeat(indent);
+                    match value {
+                        serde_json::Value::Object(inner) => {
+                            println!("{pad}{key}:");
+                            for (k, v) in inner {
+                                show(indent + 2, k, v);
+                            }
+                        }
+                        v => match v.as_f64() {
+                            Some(x) => println!("{pad}{key:<36} {x:.4}"),
+                            None => println!("{pad}{key:<36} {v}"),
+                        },
+                    }
+                }
+                for (k, v) in &card.metrics {
+                    show(2, k, v);
+                }
+            }
+            for note in &card.notes {
+                println!("note: {note}");
+            }
+            println!("(the whole card: gantry model info {name} --json)");
             Ok(())
         }
     }

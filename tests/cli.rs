@@ -125,8 +125,13 @@ fn model_info_prints_parameter_counts_and_card() {
     ] {
         assert!(info.contains(network), "{info}");
     }
-    assert!(info.contains("\"preset\": \"tiny\""), "{info}");
+    assert!(info.contains("preset tiny"), "{info}");
     assert!(info.contains("trained: false"), "{info}");
+    // The summary, not the whole card; --json gives the card.
+    assert!(info.lines().count() < 30, "{info}");
+    let card = sandbox.ok(&["model", "info", "m", "--json"]);
+    assert!(card.contains("\"preset\": \"tiny\""), "{card}");
+    serde_json::from_str::<serde_json::Value>(&card).expect("--json prints the card as JSON");
 }
 
 #[test]
