@@ -318,3 +318,22 @@ fn a_panicking_sampler_plugin_is_an_error_entry_and_the_session_goes_on() {
     say(&mut s, ":sampler gaussian");
     assert_eq!(pics(&mut s, "a red flower").len(), 4);
 }
+
+#[test]
+fn a_caption_typed_without_quotes_is_refused_with_the_quoted_command() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    pics(&mut s, "a red flower");
+    let err = format!("{:#}", s.execute(":style #1.1 a white flower").unwrap_err());
+    assert!(
+        err.contains(r#":style #1.1 "a white flower""#) && err.contains("needs quotes"),
+        "{err}"
+    );
+    let err = format!("{:#}", s.execute(":score #1.1 a red flower").unwrap_err());
+    assert!(err.contains(r#":score #1.1 "a red flower""#), "{err}");
+    // Quoted captions, one caption of one word, or one-word captions each
+    // quoted, are what they say.
+    assert_eq!(pics(&mut s, ":style #1.1 \"a white flower\"").len(), 1);
+    assert_eq!(pics(&mut s, ":style #1.1 white").len(), 1);
+    assert_eq!(pics(&mut s, ":style #1.1 \"white\" \"pink\"").len(), 2);
+}

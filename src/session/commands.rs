@@ -3,7 +3,7 @@
 //! Tab completion, the REPL and the script runner all read this table, so a
 //! new command is one row and nothing else.
 
-use super::words::{nearest, quote, split};
+use super::words::{nearest, quote, split_marked};
 use super::{Body, Reply, SeedMode, Session};
 use crate::imageio::read_png_metadata;
 use anyhow::{anyhow, bail, Context, Result};
@@ -32,6 +32,9 @@ pub struct Command {
     pub help: &'static str,
     /// What each argument position completes to (the last repeats).
     pub complete: &'static [Complete],
+    /// Arguments from this position on are captions, one each: several
+    /// unquoted words there are one caption typed without its quotes.
+    pub captions_from: Option<usize>,
     pub run: fn(&mut Session, &[String]) -> Result<Reply>,
 }
 
@@ -42,6 +45,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":help [command]",
         help: "list the commands, or explain one",
         complete: &[Complete::Commands],
+        captions_from: None,
         run: help,
     },
     Command {
@@ -50,6 +54,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":interp \"caption a\" \"caption b\" [steps]",
         help: "sentence interpolation: z fixed, the text moving from a to b (8 steps)",
         complete: &[Complete::Nothing],
+        captions_from: None,
         run: interp,
     },
     Command {
@@ -58,6 +63,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":interp-z \"caption\" [steps]",
         help: "noise interpolation: the caption fixed, z moving from seed to seed + 1",
         complete: &[Complete::Nothing],
+        captions_from: None,
         run: interp_z,
     },
     Command {
@@ -66,6 +72,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":style <file.png|#id> \"caption\" [\"caption\" ...]",
         help: "style transfer: the pose and background of an image, the content of the captions",
         complete: &[Complete::Pictures, Complete::Nothing],
+        captions_from: Some(1),
         run: style,
     },
     Command {
@@ -74,6 +81,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":seed N|random",
         help: "the seed of the next captions' first image (image i uses seed + i), or fresh seeds each time",
         complete: &[Complete::SeedValues],
+        captions_from: None,
         run: seed,
     },
     Command {
@@ -82,6 +90,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":n N",
         help: "images per caption (1 to 64)",
         complete: &[Complete::Nothing],
+        captions_from: None,
         run: set_n,
     },
     Command {
@@ -90,6 +99,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":model NAME|FOLDER",
         help: "load another model",
         complete: &[Complete::Models],
+        captions_from: None,
         run: model,
     },
     Command {
@@ -98,6 +108,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":sampler NAME [key=value ...]",
         help: "where z comes from: a sampler plugin (gaussian, truncated psi=0.7, slerp)",
         complete: &[Complete::Samplers],
+        captions_from: None,
         run: sampler,
     },
     Command {
@@ -106,6 +117,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":encoder NAME [key=value ...]",
         help: "how :style turns an image into z: learned (the model's S), or optimize (inverts G; steps=60)",
         complete: &[Complete::Encoders],
+        captions_from: None,
         run: encoder,
     },
     Command {
@@ -114,6 +126,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":save [#id|#entry|all] [dir] [--gif]",
         help: "write pictures as PNGs with their provenance (default: the last row); --gif: a row as an animated GIF",
         complete: &[Complete::Pictures, Complete::Paths],
+        captions_from: None,
         run: save,
     },
     Command {
@@ -122,6 +135,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":source FILE",
         help: "run a script: one caption or :command per line",
         complete: &[Complete::Paths],
+        captions_from: None,
         run: source,
     },
     Command {
@@ -130,6 +144,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":replay FILE.png",
         help: "remake a picture from the command and seed stored in its PNG",
         complete: &[Complete::Paths],
+        captions_from: None,
         run: replay,
     },
     Command {
@@ -138,6 +153,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":classify FILE|#id",
         help: "rank the model's classes by joint-embedding compatibility (the paper's zero-shot classifier)",
         complete: &[Complete::Pictures],
+        captions_from: None,
         run: classify,
     },
     Command {
@@ -146,6 +162,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":score FILE|#id \"caption\" [\"caption\" ...]",
         help: "rank captions by how well they match an image",
         complete: &[Complete::Pictures, Complete::Nothing],
+        captions_from: Some(1),
         run: score,
     },
     Command {
@@ -154,6 +171,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":live on|off",
         help: "redraw a preview of the caption as you type (after a short pause)",
         complete: &[Complete::OnOff],
+        captions_from: None,
         run: live,
     },
     Command {
@@ -162,6 +180,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":plugins",
         help: "list the plugins found, and any that were refused",
         complete: &[],
+        captions_from: None,
         run: plugins,
     },
     Command {
@@ -170,6 +189,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":plugin install PATH | remove NAME | list",
         help: "install a plugin (crate folder or library; probed in a child process), remove one, or list them",
         complete: &[Complete::PluginActions, Complete::Paths],
+        captions_from: None,
         run: plugin,
     },
     Command {
@@ -178,6 +198,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":history [N]",
         help: "the last N lines typed (20)",
         complete: &[],
+        captions_from: None,
         run: history,
     },
     Command {
@@ -186,6 +207,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":clear",
         help: "clear the transcript (pictures are forgotten)",
         complete: &[],
+        captions_from: None,
         run: |_, args| {
             no_args(args, ":clear")?;
             Ok(Reply::Cleared)
@@ -197,6 +219,7 @@ pub static COMMANDS: &[Command] = &[
         usage: ":quit",
         help: "leave gantry",
         complete: &[],
+        captions_from: None,
         run: |_, args| {
             no_args(args, ":quit")?;
             Ok(Reply::Quit)
@@ -220,7 +243,7 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 
 /// Runs `rest` (a line after its ':').
 pub fn run(session: &mut Session, rest: &str) -> Result<Reply> {
-    let words = match split(rest) {
+    let words = match split_marked(rest) {
         Ok(words) => words,
         // Bad quoting: say what is wrong and how the command is used.
         Err(e) => {
@@ -231,6 +254,8 @@ pub fn run(session: &mut Session, rest: &str) -> Result<Reply> {
             });
         }
     };
+    let quoted: Vec<bool> = words.iter().map(|(_, q)| *q).collect();
+    let words: Vec<String> = words.into_iter().map(|(w, _)| w).collect();
     let Some(name) = words.first() else {
         bail!("a ':' alone is not a command; :help lists them");
     };
@@ -242,6 +267,20 @@ pub fn run(session: &mut Session, rest: &str) -> Result<Reply> {
             None => anyhow!("unknown command :{name} (:help lists them all)"),
         });
     };
+    if let Some(from) = command.captions_from {
+        let captions = words.get(1 + from..).unwrap_or_default();
+        if captions.len() >= 2 && !quoted[1 + from..].iter().any(|q| *q) {
+            let before: Vec<String> = words[1..1 + from].iter().map(|w| quote(w)).collect();
+            bail!(
+                "{} words after {}: a caption of several words needs quotes, e.g. :{} {} \"{}\" (or quote each one-word caption)",
+                captions.len(),
+                before.join(" "),
+                command.name,
+                before.join(" "),
+                captions.join(" ")
+            );
+        }
+    }
     (command.run)(session, &words[1..])
 }
 

@@ -15,14 +15,21 @@ pub enum SplitError {
 /// quotes keep spaces; a backslash escapes the next character (outside
 /// single quotes).
 pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
+    Ok(split_marked(line)?.into_iter().map(|(w, _)| w).collect())
+}
+
+/// [`split`], each word with whether any of it was quoted.
+pub fn split_marked(line: &str) -> Result<Vec<(String, bool)>, SplitError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
+    let mut quoted = false;
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
             '"' | '\'' => {
                 in_word = true;
+                quoted = true;
                 loop {
                     match chars.next() {
                         None => return Err(SplitError::Unclosed(c)),
@@ -41,8 +48,9 @@ pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
             }
             c if c.is_whitespace() => {
                 if in_word {
-                    words.push(std::mem::take(&mut word));
+                    words.push((std::mem::take(&mut word), quoted));
                     in_word = false;
+                    quoted = false;
                 }
             }
             c => {
@@ -52,7 +60,7 @@ pub fn split(line: &str) -> Result<Vec<String>, SplitError> {
         }
     }
     if in_word {
-        words.push(word);
+        words.push((word, quoted));
     }
     Ok(words)
 }
