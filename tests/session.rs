@@ -337,3 +337,27 @@ fn a_caption_typed_without_quotes_is_refused_with_the_quoted_command() {
     assert_eq!(pics(&mut s, ":style #1.1 white").len(), 1);
     assert_eq!(pics(&mut s, ":style #1.1 \"white\" \"pink\"").len(), 2);
 }
+
+#[test]
+fn a_panicking_job_is_an_error_entry_and_the_session_and_model_go_on() {
+    // GANTRY_FAILPOINT makes the host panic inside the job, where a failing
+    // libtorch call would. Set for this test binary's process only: no other
+    // test here draws a line containing the marker.
+    std::env::set_var("GANTRY_FAILPOINT", "job-panic");
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let before = pics(&mut s, "a red flower");
+    let err = format!("{:#}", s.execute("a red flower __panic__").unwrap_err());
+    assert!(
+        err.contains("internal error") && err.contains("session goes on") && !err.contains('\n'),
+        "{err}"
+    );
+    assert!(matches!(
+        s.entries.last().map(|e| &e.body),
+        Some(Body::Error(_))
+    ));
+    // Same model, same pixels after the panic.
+    s.execute(":seed 0").unwrap();
+    let after = pics(&mut s, "a red flower");
+    assert_eq!(before[0].image.rgb, after[0].image.rgb);
+}

@@ -184,11 +184,22 @@ impl Session {
         self.history.push(line.to_string());
         self.cancel.store(false, Ordering::SeqCst);
         let started = Instant::now();
-        let result = if let Some(rest) = line.strip_prefix(':') {
-            commands::run(self, rest)
-        } else {
-            self.caption(line).map(Reply::Pictures)
-        };
+        // A panic in a job (tch panics on libtorch errors it does not
+        // return) becomes that job's error; the session and its model go on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            failpoint(line);
+            if let Some(rest) = line.strip_prefix(':') {
+                commands::run(self, rest)
+            } else {
+                self.caption(line).map(Reply::Pictures)
+            }
+        }))
+        .unwrap_or_else(|payload| {
+            Err(anyhow!(
+                "internal error, this job stopped (the session goes on; please report it): {}",
+                panic_text(payload.as_ref()).lines().next().unwrap_or("")
+            ))
+        });
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(Reply::Quit) => Ok(Outcome::Quit),
@@ -595,4 +606,25 @@ pub enum Reply {
     Text(String),
     Cleared,
     Quit,
+}
+
+/// The message a panic carried.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// Tests make a job panic inside the host: with GANTRY_FAILPOINT=job-panic,
+/// a line containing `__panic__` panics where a failing libtorch call would.
+fn failpoint(line: &str) {
+    if line.contains("__panic__")
+        && std::env::var("GANTRY_FAILPOINT").is_ok_and(|v| v == "job-panic")
+    {
+        panic!("failpoint job-panic: {line}");
+    }
 }

@@ -109,6 +109,17 @@ fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) 
 pub fn run(session: Session) -> Result<()> {
     enable_raw_mode().context("the terminal refused raw mode")?;
     let _guard = TerminalGuard;
+    // A job's panic becomes its error line in the transcript (the session
+    // catches it); printed to the terminal it would be drawn over the screen.
+    // The UI thread's own panics still print, after the guard above has
+    // restored the terminal.
+    let ui_thread = std::thread::current().id();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            default_hook(info);
+        }
+    }));
     execute!(std::io::stdout(), EnterAlternateScreen).context("entering the alternate screen")?;
     // Query the terminal's graphics support after entering the alternate
     // screen and before reading events (it times out on terminals that do
