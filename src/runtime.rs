@@ -14,6 +14,8 @@ use tch::{Device, Kind, Tensor};
 
 /// The most images one call draws (memory stays bounded whatever is asked).
 pub const MAX_BATCH: usize = 4096;
+/// Images G draws at once, so that its activations stay bounded whatever n is.
+pub const DRAW_CHUNK: usize = 256;
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
@@ -141,10 +143,23 @@ impl Runtime {
             .to_device(self.device))
     }
 
-    /// G(z, text) -> images.
+    /// G(z, text) -> images, at most [`DRAW_CHUNK`] through G at a time, so
+    /// that memory stays bounded for any n.
     fn draw(&self, z: &Tensor, text: &Tensor) -> Result<Vec<Image>> {
-        let images = tch::no_grad(|| self.model.generator.net.forward_t(z, text, false));
-        images_from_tensor(&images)
+        let n = z.size()[0];
+        let mut out = Vec::with_capacity(n as usize);
+        for start in (0..n).step_by(DRAW_CHUNK) {
+            let len = (n - start).min(DRAW_CHUNK as i64);
+            let images = tch::no_grad(|| {
+                self.model.generator.net.forward_t(
+                    &z.narrow(0, start, len),
+                    &text.narrow(0, start, len),
+                    false,
+                )
+            });
+            out.extend(images_from_tensor(&images)?);
+        }
+        Ok(out)
     }
 
     /// `n` images of `caption`, image i from seed `seed + i`.

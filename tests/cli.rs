@@ -415,3 +415,29 @@ fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
     let err = generate("a red flower with five round petals");
     assert!(!err.contains("never occurs"), "{err}");
 }
+
+#[test]
+fn generating_4096_pictures_keeps_memory_bounded() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let out = sandbox.ok(&[
+        "generate",
+        "a red flower",
+        "-m",
+        "m",
+        "-n",
+        "4096",
+        "-o",
+        "many",
+    ]);
+    assert_eq!(out.lines().count(), 4096);
+    // G draws in chunks: the child's peak resident memory stays under 1 GiB.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    let peak_kib = usage.ru_maxrss;
+    assert!(peak_kib < 1024 * 1024, "peak {peak_kib} KiB");
+}
