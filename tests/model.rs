@@ -203,3 +203,20 @@ fn the_text_projections_start_as_torch7_and_pytorch_start_them() {
         );
     }
 }
+
+#[test]
+fn a_card_with_absurd_sizes_is_refused_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new("t", &ModelConfig::preset("tiny").unwrap(), Device::Cpu, 5).unwrap();
+    model.save(dir.path(), false).unwrap();
+    let path = dir.path().join("model.json");
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    card["architecture"]["generator"]["ngf"] = 100_000_000.into();
+    std::fs::write(&path, card.to_string()).unwrap();
+    let err = format!("{:#}", Model::load(dir.path(), Device::Cpu).unwrap_err());
+    assert!(
+        err.contains("model.json") && err.contains("generator.ngf is 100000000"),
+        "{err}"
+    );
+}

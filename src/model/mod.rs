@@ -108,19 +108,42 @@ impl ModelConfig {
             self.generator.nz
         );
         self.conditioning.validate(e)?;
+        // A card is outside input: sizes are checked against sane bounds
+        // before anything is allocated (8x the paper's widths; a corrupted
+        // `ngf` of 10^8 would otherwise ask libtorch for terabytes).
         let sizes = [
-            self.generator.nz,
-            self.generator.nt,
-            self.generator.ngf,
-            self.discriminator.ndf,
-            self.discriminator.nt,
-            self.text_encoder.rnn_dim,
-            e,
+            ("generator.nz", self.generator.nz, 4096),
+            ("generator.nt", self.generator.nt, 4096),
+            ("generator.ngf", self.generator.ngf, 1024),
+            ("discriminator.ndf", self.discriminator.ndf, 512),
+            ("discriminator.nt", self.discriminator.nt, 4096),
+            ("image_encoder.width", self.image_encoder.width, 512),
+            ("style_encoder.width", self.style_encoder.width, 512),
+            (
+                "text_encoder.conv_channels[0]",
+                self.text_encoder.conv_channels[0],
+                4096,
+            ),
+            (
+                "text_encoder.conv_channels[1]",
+                self.text_encoder.conv_channels[1],
+                4096,
+            ),
+            (
+                "text_encoder.conv_channels[2]",
+                self.text_encoder.conv_channels[2],
+                4096,
+            ),
+            ("text_encoder.rnn_dim", self.text_encoder.rnn_dim, 4096),
+            ("embedding_dim", e, 8192),
         ];
-        anyhow::ensure!(
-            sizes.iter().all(|&s| s > 0) && self.generator.ngf % 2 == 0,
-            "every size must be positive (and ngf even)"
-        );
+        for (name, size, most) in sizes {
+            anyhow::ensure!(
+                size > 0 && size <= most,
+                "{name} is {size}: it must be between 1 and {most}"
+            );
+        }
+        anyhow::ensure!(self.generator.ngf % 2 == 0, "generator.ngf must be even");
         Ok(())
     }
 }
