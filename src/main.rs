@@ -932,8 +932,16 @@ fn dataset_command(ctx: &Context_, command: DatasetCommand) -> Result<()> {
             start,
         } => {
             let mut dataset = open_dataset(ctx, &spec, &options)?;
+            if start >= dataset.len {
+                bail!(
+                    "--start {start} is past the end: {} has {} samples (0 to {})",
+                    dataset.spec,
+                    dataset.len,
+                    dataset.len.saturating_sub(1)
+                );
+            }
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            for i in start..(start + count).min(dataset.len) {
+            for i in start..start.saturating_add(count).min(dataset.len) {
                 let sample = dataset.get(i)?;
                 let Some(image) = sample.image else {
                     bail!("{}: captions only, no images to export", dataset.spec);

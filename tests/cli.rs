@@ -333,6 +333,18 @@ fn interpolations_and_style_transfer_write_rows() {
         "real",
     ]);
     let photo = exported.trim();
+    let err = sandbox.fails(&[
+        "dataset",
+        "export",
+        "procedural-flowers",
+        "--opt",
+        "count=10",
+        "--start",
+        "10",
+        "-o",
+        "past",
+    ]);
+    assert!(err.contains("--start 10 is past the end"), "{err}");
     let out = sandbox.ok(&[
         "style",
         photo,

@@ -329,6 +329,8 @@ fn a_caption_typed_without_quotes_is_refused_with_the_quoted_command() {
         err.contains(r#":style #1.1 "a white flower""#) && err.contains("needs quotes"),
         "{err}"
     );
+    let err = format!("{:#}", s.execute(":save all /etc/passwd").unwrap_err());
+    assert!(err.contains("/etc/passwd: not a directory"), "{err}");
     let err = format!("{:#}", s.execute(":score #1.1 a red flower").unwrap_err());
     assert!(err.contains(r#":score #1.1 "a red flower""#), "{err}");
     // Quoted captions, one caption of one word, or one-word captions each

@@ -482,6 +482,12 @@ fn save(session: &mut Session, args: &[String]) -> Result<Reply> {
         [w, d] => (Some(w.as_str()), PathBuf::from(d.as_str())),
         _ => return Err(usage(U)),
     };
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{}: not a directory (give a folder to save into)",
+            dir.display()
+        );
+    }
     // The pictures to save: one picture, one entry's row, all, or the last row.
     let rows: Vec<&super::Entry> = session
         .entries

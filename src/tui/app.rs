@@ -101,6 +101,23 @@ impl App {
                 let at = self.byte_at(self.cursor);
                 self.input.replace_range(..at, "");
                 self.cursor = 0;
+                // A completion list belongs to the text just deleted.
+                self.notice = None;
+            }
+            KeyCode::Char('w') if ctrl => {
+                // Delete the word before the cursor (and the spaces after it).
+                let chars: Vec<char> = self.input.chars().collect();
+                let mut start = self.cursor;
+                while start > 0 && chars[start - 1].is_whitespace() {
+                    start -= 1;
+                }
+                while start > 0 && !chars[start - 1].is_whitespace() {
+                    start -= 1;
+                }
+                let (from, to) = (self.byte_at(start), self.byte_at(self.cursor));
+                self.input.replace_range(from..to, "");
+                self.cursor = start;
+                self.notice = None;
             }
             KeyCode::Char('l') if ctrl => self.scroll = 0,
             KeyCode::Char(c) if !ctrl => {
@@ -130,6 +147,8 @@ impl App {
             KeyCode::Enter => {
                 let line = self.input.trim().to_string();
                 if line.is_empty() {
+                    // Spaces alone: nothing to run, and nothing to keep.
+                    self.set_input(String::new());
                     return Action::Nothing;
                 }
                 self.set_input(String::new());
@@ -249,6 +268,23 @@ mod tests {
         );
         assert!(app.input.is_empty());
         assert_eq!(app.history, vec!["a red flower"]);
+    }
+
+    #[test]
+    fn ctrl_w_ctrl_u_and_an_empty_enter_clean_up() {
+        let mut app = App::default();
+        type_text(&mut app, "a red  flower ");
+        app.on_key(ctrl('w'));
+        assert_eq!(app.input, "a red  ");
+        app.on_key(ctrl('w'));
+        assert_eq!(app.input, "a ");
+        app.notice = Some(":interp  :interp-z".into());
+        app.on_key(ctrl('u'));
+        assert!(app.input.is_empty() && app.notice.is_none());
+        type_text(&mut app, "   ");
+        assert_eq!(app.on_key(key(KeyCode::Enter)), Action::Nothing);
+        assert!(app.input.is_empty(), "{:?}", app.input);
+        assert!(app.history.is_empty());
     }
 
     #[test]
