@@ -191,7 +191,7 @@ pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Resul
     let count = get("petal_count")?;
     let count = match count.parse::<usize>().ok().and_then(|n| COUNT_WORDS.get(n)) {
         // Numerals as people mix them: words in some phrasings, digits in others.
-        Some(word) if k % 2 == 0 => word.to_string(),
+        Some(word) if k.is_multiple_of(2) => word.to_string(),
         _ => count,
     };
     let (template, _) = HELD_OUT_PHRASINGS[k % HELD_OUT_PHRASINGS.len()];
@@ -559,6 +559,9 @@ pub fn embedding_reads(model: &Model, set: &TrainingSet, n: usize) -> Result<Vec
     embedding_reads_with(model, set, n, "embedding_reads", &|a, _| full_caption(a))
 }
 
+/// Writes the caption of (attributes, image index).
+pub type CaptionOf = dyn Fn(&BTreeMap<String, String>, usize) -> Result<String>;
+
 /// [`embedding_reads`] with captions written by `caption(attributes, image
 /// index)`, the metrics named `{prefix}_{attribute}`.
 pub fn embedding_reads_with(
@@ -566,7 +569,7 @@ pub fn embedding_reads_with(
     set: &TrainingSet,
     n: usize,
     prefix: &str,
-    caption: &dyn Fn(&BTreeMap<String, String>, usize) -> Result<String>,
+    caption: &CaptionOf,
 ) -> Result<Vec<Metric>> {
     let n = n.min(set.len());
     let idx: Vec<usize> = (0..n).collect();

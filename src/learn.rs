@@ -351,7 +351,7 @@ pub fn run(
         let losses = prepared.trainer.gan_step()?;
         window.add(&losses);
         let step = prepared.trainer.step_index();
-        if step % config.every == 0 || step == config.steps {
+        if step.is_multiple_of(config.every) || step == config.steps {
             let (d_real, d_wrong, d_fake) = window.take()?;
             trained += started.elapsed().as_secs_f64();
             if !(d_real.is_finite() && d_fake.is_finite()) {

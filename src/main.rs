@@ -304,7 +304,7 @@ enum BenchCommand {
     /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
     /// a line of probe-read content accuracy, D's scores and the
     /// checkerboard measure at fixed steps
-    Learn(cli::learn::LearnArgs),
+    Learn(Box<cli::learn::LearnArgs>),
     /// The learning-curve lines for pictures bench/pytorch_learn.py drew
     LearnScore(cli::learn::ScoreArgs),
     /// Time reading samples (decoding or rendering images included)
@@ -480,7 +480,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("images_per_s={rate:.2}");
                 Ok(())
             }
-            BenchCommand::Learn(args) => cli::learn::learn(&ctx, args),
+            BenchCommand::Learn(args) => cli::learn::learn(&ctx, *args),
             BenchCommand::LearnScore(args) => cli::learn::score(&ctx, args),
             BenchCommand::Dataset {
                 spec,
