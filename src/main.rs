@@ -750,6 +750,12 @@ fn plugin_command(ctx: &Context_, command: PluginCommand) -> Result<()> {
         PluginCommand::Install { path } => {
             let exe =
                 std::env::current_exe().context("finding the gantry executable to probe with")?;
+            if path.is_dir() {
+                eprintln!(
+                    "building the plugin crate in {} with cargo (release)...",
+                    path.display()
+                );
+            }
             let m = plugin_manager::install(&dir, &path, &exe)?;
             println!(
                 "installed {} {} ({}, ABI {}) into {}",
@@ -759,6 +765,14 @@ fn plugin_command(ctx: &Context_, command: PluginCommand) -> Result<()> {
                 m.abi,
                 dir.display()
             );
+            if let Some(shipped) = plugin_manager::replaces(&dir, &m.name) {
+                println!(
+                    "note: it replaces the {} built with gantry ({}); `gantry plugin remove {}` brings that one back",
+                    m.name,
+                    shipped.display(),
+                    m.name
+                );
+            }
             Ok(())
         }
         PluginCommand::Remove { name } => {

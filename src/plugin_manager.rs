@@ -180,6 +180,22 @@ pub fn install(plugin_dir: &Path, source: &Path, gantry: &Path) -> Result<Manife
     Ok(manifest)
 }
 
+/// The plugin built with gantry that an installed plugin called `name`
+/// replaces (the user's plugin folder is searched first), if any.
+pub fn replaces(plugin_dir: &Path, name: &str) -> Option<PathBuf> {
+    plugins::search_dirs(plugin_dir)
+        .iter()
+        .skip(1)
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libgantry_"))
+        })
+        .find(|p| crate::plugins::load(p).is_ok_and(|plugin| plugin.name == name))
+}
+
 /// Removes an installed plugin (its library and manifest).
 pub fn remove(plugin_dir: &Path, name: &str) -> Result<Manifest> {
     let manifest_path = plugin_dir.join(format!("{name}.json"));
@@ -237,13 +253,21 @@ pub fn list(plugin_dir: &Path) -> Vec<Listed> {
             let manifest = manifests
                 .iter()
                 .find(|m| plugin_dir.join(&m.file) == p.path);
-            let status = match manifest {
+            let mut status = match manifest {
                 Some(m) => match sha256_file(&p.path) {
                     Ok((sha, _)) if sha == m.sha256 => "ok".to_string(),
                     _ => "changed since install (reinstall it)".to_string(),
                 },
                 None => "ok".to_string(),
             };
+            if p.path.starts_with(plugin_dir) {
+                if let Some(shipped) = replaces(plugin_dir, &p.name) {
+                    status += &format!(
+                        "; replaces the one built with gantry ({})",
+                        shipped.display()
+                    );
+                }
+            }
             Listed {
                 name: p.name.clone(),
                 kind: p.kind.as_str().to_string(),

@@ -30,11 +30,18 @@ fn the_template_installs_lists_works_and_removes() {
     let crate_dir = sandbox.path().join("my-flower-sampler");
     copy_template(&crate_dir, "my-flower-sampler");
 
-    let out = sandbox.ok(&["plugin", "install", crate_dir.to_str().unwrap()]);
+    let installed = sandbox.run(&["plugin", "install", crate_dir.to_str().unwrap()]);
+    assert!(installed.status.success());
+    let out = String::from_utf8_lossy(&installed.stdout);
     assert!(
         out.contains("installed my-flower-sampler 0.1.0 (sampler"),
         "{out}"
     );
+    // A plugin with a name of its own replaces nothing.
+    assert!(!out.contains("replaces"), "{out}");
+    // Building a crate says so before cargo starts.
+    let err = String::from_utf8_lossy(&installed.stderr);
+    assert!(err.contains("building the plugin crate"), "{err}");
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(sandbox.path().join("data/plugins/my-flower-sampler.json"))
             .unwrap(),
@@ -191,4 +198,21 @@ fn a_faulty_sampler_in_a_session_is_an_error_line_and_the_session_goes_on() {
             "{fault}: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_plugin_with_the_name_of_a_shipped_one_says_it_replaces_it() {
+    let sandbox = Sandbox::new();
+    let library = built_library("gantry_sampler_gaussian");
+    let out = sandbox.ok(&["plugin", "install", library.to_str().unwrap()]);
+    assert!(
+        out.contains("replaces the gaussian built with gantry"),
+        "{out}"
+    );
+    let list = sandbox.ok(&["plugin", "list"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("gaussian") && l.contains("installed from"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(row.contains("replaces the one built with gantry"), "{row}");
 }

@@ -755,8 +755,15 @@ fn plugin(session: &mut Session, args: &[String]) -> Result<Reply> {
             })?;
             let m = plugin_manager::install(&dir, Path::new(path), &exe)?;
             session.rediscover_plugins();
+            let replaced = plugin_manager::replaces(&dir, &m.name).map_or(String::new(), |p| {
+                format!(
+                    "; it replaces the {} built with gantry ({})",
+                    m.name,
+                    p.display()
+                )
+            });
             format!(
-                "installed {} {} ({}); :plugins lists it",
+                "installed {} {} ({}){replaced}; :plugins lists it",
                 m.name, m.version, m.kind
             )
         }
