@@ -65,7 +65,30 @@ pub struct Generated {
 pub struct Runtime {
     pub model: Model,
     pub sampler: Sampler,
+    /// The options in force in the sampler (a plugin keeps what it was
+    /// configured with for the life of the process), recorded in every PNG.
+    pub sampler_options: std::collections::BTreeMap<String, String>,
     pub device: Device,
+}
+
+/// Sampler options as PNGs record them: `key=value` words, sorted.
+pub fn options_text(options: &std::collections::BTreeMap<String, String>) -> String {
+    options
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The inverse of [`options_text`].
+pub fn parse_options_text(text: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    text.split_whitespace()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("sampler option '{kv}' is not key=value"))
+        })
+        .collect()
 }
 
 impl Runtime {
@@ -74,6 +97,7 @@ impl Runtime {
         Self {
             model,
             sampler,
+            sampler_options: Default::default(),
             device,
         }
     }
@@ -95,6 +119,10 @@ impl Runtime {
             ("command".into(), command.to_string()),
             ("model".into(), self.model.card.name.clone()),
             ("sampler".into(), self.sampler.name().to_string()),
+            (
+                "sampler_options".into(),
+                options_text(&self.sampler_options),
+            ),
             ("style_encoder".into(), style_encoder.to_string()),
             ("device".into(), describe_device(self.device)),
             (

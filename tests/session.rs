@@ -363,3 +363,53 @@ fn a_panicking_job_is_an_error_entry_and_the_session_and_model_go_on() {
     let after = pics(&mut s, "a red flower");
     assert_eq!(before[0].image.rgb, after[0].image.rgb);
 }
+
+#[test]
+fn replay_remakes_with_the_sampler_options_it_was_made_with_or_says_why_not() {
+    // The only test in this binary that configures the truncated sampler
+    // (its options live in the plugin for the life of the process).
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let save = |s: &mut Session, id: &str, name: &str| {
+        let dir = sandbox.path().join(name);
+        s.execute(&format!(":save {id} {}", dir.display())).unwrap();
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        file.display().to_string()
+    };
+    s.execute(":sampler truncated").unwrap();
+    let defaults = pics(&mut s, "a red flower");
+    let made_with_defaults = save(&mut s, &defaults[1].id, "defaults");
+    s.execute(":sampler truncated psi=0.5").unwrap();
+    let half = pics(&mut s, "a red flower");
+    let made_with_half = save(&mut s, &half[1].id, "half");
+    let meta = gantry::imageio::read_png_metadata(std::path::Path::new(&made_with_half)).unwrap();
+    assert!(meta.contains(&("sampler_options".to_string(), "psi=0.5".to_string())));
+
+    // Under another psi, and under another sampler, the picture comes back.
+    s.execute(":sampler truncated psi=0.9").unwrap();
+    let replayed = pics(&mut s, &format!(":replay {made_with_half}"));
+    assert_eq!(replayed[0].image, half[1].image);
+    s.execute(":sampler gaussian").unwrap();
+    let replayed = pics(&mut s, &format!(":replay {made_with_half}"));
+    assert_eq!(replayed[0].image, half[1].image);
+    // ...and the session's own sampler and options are as they were.
+    let now = pics(&mut s, "a red flower");
+    assert_eq!(s.status().sampler, "gaussian");
+    assert_ne!(now[1].image, half[1].image);
+
+    // psi was never set when this one was made; the plugin cannot unset it.
+    let err = format!(
+        "{:#}",
+        s.execute(&format!(":replay {made_with_defaults}"))
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("without the option psi") && err.contains("new session"),
+        "{err}"
+    );
+}

@@ -601,13 +601,30 @@ fn replay(session: &mut Session, args: &[String]) -> Result<Reply> {
             bail!("{file} was made with model '{model}'; load it with :model {model} first");
         }
     }
-    if let Some(sampler) = get("sampler") {
-        if sampler != session.runtime.sampler.name() {
-            bail!(
-                "{file} was made with sampler '{sampler}'; choose it with :sampler {sampler} first"
-            );
-        }
-    }
+    // Remade with the sampler and sampler options it was made with.
+    let sampler = get("sampler").unwrap_or_else(|| session.runtime.sampler.name().to_string());
+    let options = crate::runtime::parse_options_text(&get("sampler_options").unwrap_or_default())
+        .with_context(|| format!("{file}: its sampler options"))?;
+    session
+        .with_sampler_of(&sampler, &options, |session| {
+            remake(session, file, &meta, &command)
+        })
+        .with_context(|| format!("{file} cannot be remade as it was"))
+}
+
+/// Remakes the picture a PNG's metadata describes, with the sampler in force.
+fn remake(
+    session: &mut Session,
+    file: &str,
+    meta: &[(String, String)],
+    command: &str,
+) -> Result<Reply> {
+    let get = |k: &str| {
+        meta.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let command = command.to_string();
     let batch = get("batch").unwrap_or_default();
     let field = |name: &str| -> Option<u64> {
         batch.split_whitespace().find_map(|kv| {

@@ -100,6 +100,10 @@ pub struct Session {
     pub seed: SeedMode,
     random_seed: u64,
     pub encoder: String,
+    /// Every option set on each sampler this session, by sampler name: a
+    /// plugin keeps its options for the life of the process, so these are
+    /// the options in force whenever that sampler is chosen again.
+    sampler_options: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     /// The style encoder `:style` uses (named by `encoder`).
     pub style_encoder: crate::runtime::StyleEncoderChoice,
     pub output_dir: PathBuf,
@@ -140,6 +144,7 @@ impl Session {
             seed: SeedMode::Fixed(config.seed),
             random_seed,
             encoder: "learned".to_string(),
+            sampler_options: Default::default(),
             style_encoder: crate::runtime::StyleEncoderChoice::Learned,
             output_dir: config.output_dir.clone(),
             live: false,
@@ -421,24 +426,86 @@ impl Session {
 
     /// Chooses a sampler, with `key=value` options (e.g. `psi=0.7`).
     pub fn set_sampler(&mut self, name: &str, options: &[String]) -> Result<String> {
-        let sampler = Sampler::select(&self.registry, name)?;
+        let mut parsed = Vec::new();
         for option in options {
             let (k, v) = option
                 .split_once('=')
                 .ok_or_else(|| anyhow!("sampler option '{option}' is not key=value"))?;
-            sampler.configure(k.trim(), v.trim())?;
+            parsed.push((k.trim().to_string(), v.trim().to_string()));
         }
-        self.runtime.sampler = sampler;
+        self.use_sampler(name, &parsed)?;
         let shown = if options.is_empty() {
             String::new()
         } else {
             format!(" {}", options.join(" "))
         };
+        let in_force = crate::runtime::options_text(&self.runtime.sampler_options);
+        let earlier = if !in_force.is_empty() && options.is_empty() {
+            format!("; options in force: {in_force}")
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "sampler {}{shown} ({})",
+            "sampler {}{shown} ({}){earlier}",
             self.runtime.sampler.name(),
             self.runtime.sampler.origin()
         ))
+    }
+
+    /// Selects sampler `name`, configures it with `options`, and records the
+    /// options now in force in it.
+    fn use_sampler(&mut self, name: &str, options: &[(String, String)]) -> Result<()> {
+        let sampler = Sampler::select(&self.registry, name)?;
+        for (k, v) in options {
+            sampler.configure(k, v)?;
+        }
+        let in_force = self.sampler_options.entry(name.to_string()).or_default();
+        for (k, v) in options {
+            in_force.insert(k.clone(), v.clone());
+        }
+        self.runtime.sampler_options = in_force.clone();
+        self.runtime.sampler = sampler;
+        Ok(())
+    }
+
+    /// Runs `f` with the sampler a PNG was made with (name and options), then
+    /// goes back to the current one. A plugin's options cannot be reset to
+    /// their defaults, so a PNG made without an option that this session has
+    /// since set is refused with the reason rather than remade differently.
+    pub(crate) fn with_sampler_of<T>(
+        &mut self,
+        name: &str,
+        options: &std::collections::BTreeMap<String, String>,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let current_name = self.runtime.sampler.name().to_string();
+        if name == current_name && *options == self.runtime.sampler_options {
+            return f(self);
+        }
+        let in_force = self.sampler_options.get(name).cloned().unwrap_or_default();
+        if let Some(k) = in_force.keys().find(|k| !options.contains_key(*k)) {
+            bail!(
+                "it was made with sampler {name} without the option {k}, which this session has set to {} since; a plugin's option cannot be unset, so replay it in a new session",
+                in_force[k]
+            );
+        }
+        let wanted: Vec<(String, String)> = options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let back: Vec<(String, String)> = self
+            .runtime
+            .sampler_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.use_sampler(name, &wanted)?;
+        let result = f(self);
+        // Back to the sampler and the options in force before.
+        let restored = self.use_sampler(&current_name, &back);
+        let value = result?;
+        restored?;
+        Ok(value)
     }
 
     /// Chooses how `:style` encodes images: `learned` (the model's S) or a
