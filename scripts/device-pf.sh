@@ -28,6 +28,9 @@ EVAL_COUNT=${EVAL_COUNT:-1000}
 EVAL_S=${EVAL_S:-120}
 BENCH_STEPS=${BENCH_STEPS:-30}
 LIMIT=${LIMIT:-}
+# Dataset options for every training command: the caption grammar must be
+# the one the text encoder learned (`--opt grammar=classic` for the shipped one).
+DATA_OPTS=${DATA_OPTS:-}
 CANDIDATES=${CANDIDATES:-"wrong-image: --wrong image
 wrong-image-init: --wrong image --init-from weights/procedural-flowers
 wrong-class: --wrong class"}
@@ -76,7 +79,8 @@ fi
 say "GANs ($GAN_MIN min each, side by side): ${names[*]}"
 while IFS=: read -r name args; do
     # shellcheck disable=SC2086 # the candidate's arguments are words
-    $G --device "$DEV" train gan --dataset procedural-flowers "${limit[@]}" --text-encoder "$TE" \
+    # shellcheck disable=SC2086 # DATA_OPTS holds words
+    $G --device "$DEV" train gan --dataset procedural-flowers $DATA_OPTS "${limit[@]}" --text-encoder "$TE" \
         --preset small --run "$RUNS/$name" --time-limit "$GAN_MIN" --checkpoint-every 500 $args \
         > "$RUNS/$name.log" 2>&1 &
 done <<< "$CANDIDATES"
@@ -88,7 +92,8 @@ done
 
 say "style encoders ($STYLE_MIN min each)"
 for name in "${names[@]}"; do
-    $G --device "$DEV" train style-encoder --dataset procedural-flowers "${limit[@]}" --model "$RUNS/$name/model" \
+    # shellcheck disable=SC2086 # DATA_OPTS holds words
+    $G --device "$DEV" train style-encoder --dataset procedural-flowers $DATA_OPTS "${limit[@]}" --model "$RUNS/$name/model" \
         --run "$RUNS/$name-style" --steps 1000000 --time-limit "$STYLE_MIN" > "$RUNS/$name-style.log" 2>&1 &
 done
 wait
