@@ -7,6 +7,9 @@
 #
 #   STEPS=10000 EVERY=1000 SWEEP_S=420 scripts/device-sweep.sh
 #
+# TE=FOLDER trains on another text encoder (then pass its grammar in EXTRA,
+# e.g. EXTRA="--grammar rich").
+#
 # CONFIGS holds one configuration a line, "name: extra bench-learn arguments".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,14 @@ CONFIGS=${CONFIGS:-"standardised: --conditioning standardised
 raw: --conditioning raw
 one-hot: --conditioning one-hot"}
 mkdir -p "$OUT"
+# A text encoder committed without G, D and S (state/): the card lists the
+# shipped model's, which fill it in.
+if [ -n "${TE:-}" ]; then
+    for f in generator discriminator style_encoder; do
+        [ -f "$TE/$f.safetensors" ] || cp "weights/procedural-flowers/$f.safetensors" "$TE/"
+    done
+    EXTRA="--text-encoder $TE $EXTRA"
+fi
 start=$(date +%s)
 pids=()
 while IFS=: read -r name args; do
