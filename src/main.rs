@@ -169,9 +169,10 @@ enum ModelCommand {
         dataset: String,
         #[arg(long = "opt", value_name = "KEY=VALUE")]
         options: Vec<String>,
-        /// Words seen fewer times are left out (mostly deliberate typos)
-        #[arg(long, default_value_t = 2)]
-        min_count: usize,
+        /// Words seen fewer times are left out (deliberate typos); default: one
+        /// in 10,000 captions, at least 2
+        #[arg(long)]
+        min_count: Option<usize>,
     },
     /// Copy a model folder, optionally as f16 (for shipping)
     Export {
@@ -604,6 +605,8 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
             for i in 0..data.len {
                 captions.extend(data.get(i)?.captions);
             }
+            let min_count =
+                min_count.unwrap_or_else(|| gantry::text::vocabulary_min_count(captions.len()));
             card.vocabulary =
                 gantry::text::vocabulary(captions.iter().map(String::as_str), min_count);
             gantry::weights::write_card(&dir, &card)?;

@@ -129,11 +129,29 @@ pub fn vocabulary<'a>(
             *counts.entry(w).or_insert(0) += 1;
         }
     }
-    counts
-        .into_iter()
-        .filter(|(_, n)| *n >= min_count.max(1))
-        .map(|(w, _)| w)
+    let frequent: Vec<(&String, usize)> = counts
+        .iter()
+        .filter(|(_, n)| **n >= min_count.max(1))
+        .map(|(w, n)| (w, *n))
+        .collect();
+    // A misspelling one edit away from a word a hundred times as common is
+    // the grammar's deliberate typo, not vocabulary ("tree" beside "three").
+    frequent
+        .iter()
+        .filter(|(w, n)| {
+            !frequent.iter().any(|(u, m)| {
+                *m >= 100 * *n && strsim::damerau_levenshtein(w.as_str(), u.as_str()) == 1
+            })
+        })
+        .map(|(w, _)| (*w).clone())
         .collect()
+}
+
+/// The fewest occurrences a word needs to count as vocabulary among `captions`
+/// captions: deliberate typos in a caption grammar recur, but a real word
+/// occurs far more often than any one misspelling of it.
+pub fn vocabulary_min_count(captions: usize) -> usize {
+    (captions / 10_000).max(2)
 }
 
 /// The words of `caption` that are not in `vocabulary` (sorted), in order of
@@ -175,6 +193,12 @@ mod tests {
     fn words_outside_the_vocabulary_are_named() {
         let vocabulary = vocabulary(["a red flower", "a red-petaled flower, red!"], 2);
         assert_eq!(vocabulary, ["a", "flower", "red"]);
+        // A typo that recurs is still left out beside the word it misspells.
+        let mut captions = vec!["a yellow flower"; 300];
+        captions.extend(["a yelow flower"; 2]);
+        captions.extend(["an orange flower"; 20]);
+        let v = super::vocabulary(captions, 2);
+        assert_eq!(v, ["a", "an", "flower", "orange", "yellow"]);
         assert_eq!(
             unknown_words("A GREEN flower, green and 'teal'", &vocabulary),
             ["green", "and", "teal"]

@@ -400,8 +400,9 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 details.insert("init_from".into(), init.into());
             }
             trainer.model.card.dataset = Some(set.spec.clone());
-            trainer.model.card.vocabulary =
-                gantry::text::vocabulary(set.captions.iter().flatten().map(String::as_str), 2);
+            let captions = set.captions.iter().flatten().map(String::as_str);
+            let min_count = gantry::text::vocabulary_min_count(captions.clone().count());
+            trainer.model.card.vocabulary = gantry::text::vocabulary(captions, min_count);
             finish(&mut trainer.model, &run, outcome, details)
         }
         TrainCommand::Gan {

@@ -251,7 +251,7 @@ impl<'a> GanTrainer<'a> {
         match config.text_scaling {
             TextScalingKind::Raw => {
                 if !model.card.architecture.conditioning.is_raw() {
-                    bail!("this model standardises its text; train it with standardised text conditioning");
+                    bail!("this model standardises its text: continue it with standardised text conditioning (--conditioning standardised)");
                 }
             }
             // A model that has its statistics already (a continuation)
