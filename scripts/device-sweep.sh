@@ -31,12 +31,9 @@ CONFIGS=${CONFIGS:-"standardised: --conditioning standardised
 raw: --conditioning raw
 one-hot: --conditioning one-hot"}
 mkdir -p "$OUT"
-# A text encoder committed without G, D and S (state/): the card lists the
-# shipped model's, which fill it in.
+# Another text encoder (a model folder, or state/procedural-text-encoder,
+# which holds the text side only).
 if [ -n "${TE:-}" ]; then
-    for f in generator discriminator style_encoder; do
-        [ -f "$TE/$f.safetensors" ] || cp "weights/procedural-flowers/$f.safetensors" "$TE/"
-    done
     EXTRA="--text-encoder $TE $EXTRA"
 fi
 start=$(date +%s)

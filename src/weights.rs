@@ -171,10 +171,25 @@ impl Model {
 
     /// Loads a model folder onto `device`.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        Self::load_networks(dir, device, &NETWORKS)
+    }
+
+    /// Loads only the text side of a model folder (the text and image
+    /// encoders), for training G and D on it: a folder that holds just those
+    /// two files (a text encoder between trainings) loads too. G, D and S are
+    /// freshly initialised.
+    pub fn load_text_side(dir: &Path, device: Device) -> Result<Self> {
+        Self::load_networks(dir, device, &NETWORKS[..2])
+    }
+
+    fn load_networks(dir: &Path, device: Device, networks: &[&str]) -> Result<Self> {
         let card = read_card(dir)?;
         let mut model = Self::new(&card.name, &card.architecture, device, 0)
             .with_context(|| format!("{}: architecture", dir.join(CARD_FILE).display()))?;
         for (name, vs) in model.var_stores() {
+            if !networks.contains(&name) {
+                continue;
+            }
             let file = dir.join(format!("{name}.safetensors"));
             let entry = card.files.get(name).ok_or_else(|| {
                 anyhow!(

@@ -220,3 +220,24 @@ fn a_card_with_absurd_sizes_is_refused_before_anything_is_allocated() {
         "{err}"
     );
 }
+
+#[test]
+fn a_folder_with_only_the_text_side_loads_for_training_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::new("t", &ModelConfig::preset("tiny").unwrap(), Device::Cpu, 5).unwrap();
+    model.save(dir.path(), true).unwrap();
+    let path = dir.path().join("model.json");
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for net in ["generator", "discriminator", "style_encoder"] {
+        card["files"].as_object_mut().unwrap().remove(net);
+        std::fs::remove_file(dir.path().join(format!("{net}.safetensors"))).unwrap();
+    }
+    std::fs::write(&path, card.to_string()).unwrap();
+    let err = format!("{:#}", Model::load(dir.path(), Device::Cpu).unwrap_err());
+    assert!(err.contains("lists no file for the generator"), "{err}");
+    let text_side = Model::load_text_side(dir.path(), Device::Cpu).unwrap();
+    let a = &model.text_encoder.vs.variables()["text_encoder.projection.weight"];
+    let b = &text_side.text_encoder.vs.variables()["text_encoder.projection.weight"];
+    assert!(a.allclose(b, 1e-3, 1e-4, false));
+}

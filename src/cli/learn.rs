@@ -145,7 +145,7 @@ pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
     } else {
         let dir = find_model(&args.text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
         Some(
-            Model::load(&dir, device)
+            Model::load_text_side(&dir, device)
                 .with_context(|| format!("loading the text encoder from {}", dir.display()))?,
         )
     };

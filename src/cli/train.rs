@@ -427,7 +427,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let wrong = Matching::parse(&wrong)?;
             let run = prepare_run(&common)?;
             let source_dir = find_model(&text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
-            let source = Model::load(&source_dir, device).with_context(|| {
+            let source = Model::load_text_side(&source_dir, device).with_context(|| {
                 format!("loading the text encoder from {}", source_dir.display())
             })?;
             let set = load_training_set(ctx, &common, device)?;
