@@ -241,6 +241,55 @@ pub fn roc_auc(positives: &[f64], negatives: &[f64]) -> f64 {
     (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
 }
 
+/// The content attributes captions state: (attribute, short name).
+pub const CONTENT: [(&str, &str); 4] = [
+    ("petal_colour", "colour"),
+    ("petal_shape", "shape"),
+    ("petal_count", "count"),
+    ("centre_colour", "centre"),
+];
+
+/// How often the probe reads one content attribute back.
+pub struct ContentRate {
+    pub attribute: &'static str,
+    pub label: &'static str,
+    /// (accuracy, captions) on training classes; None where there are none.
+    pub train: Option<(f64, usize)>,
+    /// The same on held-out classes.
+    pub held_out: Option<(f64, usize)>,
+}
+
+/// The probe's reading of `images`, one per sample of `set` in order (drawn
+/// for that sample's caption), against the sample's content attributes.
+pub fn content_accuracy(
+    images: &Tensor,
+    set: &TrainingSet,
+    probe: &LoadedProbe,
+) -> Result<Vec<ContentRate>> {
+    if images.size()[0] as usize != set.len() {
+        bail!("{} pictures for {} captions", images.size()[0], set.len());
+    }
+    let mut out = Vec::new();
+    for (attribute, label) in CONTENT {
+        let read = probe.read(images, attribute)?;
+        let rate = |held_out: bool| {
+            let idx = set.split(held_out);
+            let hits = idx
+                .iter()
+                .filter(|&&i| set.attributes[i].get(attribute) == Some(&read[i]))
+                .count();
+            (!idx.is_empty()).then(|| (hits as f64 / idx.len() as f64, idx.len()))
+        };
+        out.push(ContentRate {
+            attribute,
+            label,
+            train: rate(false),
+            held_out: rate(true),
+        });
+    }
+    Ok(out)
+}
+
 /// Metrics on procedural flowers, read back with the probe. `set` holds
 /// real renders not used in training.
 pub fn procedural(
@@ -275,28 +324,15 @@ pub fn procedural(
     let text = embed(model, &captions)?;
     let z = noise(&mut rng, n, nz, model.device);
     let generated = draw(model, &z, &text);
-    for (attribute, label) in [
-        ("petal_colour", "colour"),
-        ("petal_shape", "shape"),
-        ("petal_count", "count"),
-        ("centre_colour", "centre"),
-    ] {
-        let read = probe.read(&generated, attribute)?;
-        for held_out in [false, true] {
-            let idx = set.split(held_out);
-            if idx.is_empty() {
-                continue;
+    for rate in content_accuracy(&generated, set, probe)? {
+        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
+            if let Some((value, count)) = measured {
+                metrics.push(metric(
+                    &format!("content_{}_{split}", rate.label),
+                    value,
+                    format!("{count} captions; {}", probe_note(rate.attribute)),
+                ));
             }
-            let hits = idx
-                .iter()
-                .filter(|&&i| read[i] == set.attributes[i][attribute])
-                .count();
-            let split = if held_out { "held_out" } else { "train" };
-            metrics.push(metric(
-                &format!("content_{label}_{split}"),
-                hits as f64 / idx.len() as f64,
-                format!("{} captions; {}", idx.len(), probe_note(attribute)),
-            ));
         }
     }
 
@@ -309,33 +345,19 @@ pub fn procedural(
         .map(|(i, a)| phrased_caption(a, i))
         .collect::<Result<_>>()?;
     let phrased_images = draw(model, &z, &embed(model, &phrased)?);
-    for (attribute, label) in [
-        ("petal_colour", "colour"),
-        ("petal_shape", "shape"),
-        ("petal_count", "count"),
-        ("centre_colour", "centre"),
-    ] {
-        let read = probe.read(&phrased_images, attribute)?;
-        for held_out in [false, true] {
-            let idx = set.split(held_out);
-            if idx.is_empty() {
-                continue;
+    for rate in content_accuracy(&phrased_images, set, probe)? {
+        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
+            if let Some((value, count)) = measured {
+                metrics.push(metric(
+                    &format!("phrasing_content_{}_{split}", rate.label),
+                    value,
+                    format!(
+                        "{count} captions in {} unseen sentence forms; {}",
+                        HELD_OUT_PHRASINGS.len(),
+                        probe_note(rate.attribute)
+                    ),
+                ));
             }
-            let hits = idx
-                .iter()
-                .filter(|&&i| read[i] == set.attributes[i][attribute])
-                .count();
-            let split = if held_out { "held_out" } else { "train" };
-            metrics.push(metric(
-                &format!("phrasing_content_{label}_{split}"),
-                hits as f64 / idx.len() as f64,
-                format!(
-                    "{} captions in {} unseen sentence forms; {}",
-                    idx.len(),
-                    HELD_OUT_PHRASINGS.len(),
-                    probe_note(attribute)
-                ),
-            ));
         }
     }
 
@@ -578,12 +600,7 @@ pub fn embedding_reads_with(
         model.image_encoder.net.forward_t(x, false)
     });
     let mut metrics = Vec::new();
-    for (attribute, label) in [
-        ("petal_colour", "colour"),
-        ("petal_shape", "shape"),
-        ("petal_count", "count"),
-        ("centre_colour", "centre"),
-    ] {
+    for (attribute, label) in CONTENT {
         let values: std::collections::BTreeSet<&String> = set
             .attributes
             .iter()

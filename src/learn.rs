@@ -25,13 +25,7 @@ use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// The content attributes a caption states, with the short names the lines use.
-pub const CONTENT: [(&str, &str); 4] = [
-    ("petal_colour", "colour"),
-    ("petal_shape", "shape"),
-    ("petal_count", "count"),
-    ("centre_colour", "centre"),
-];
+pub use crate::eval::CONTENT;
 
 /// What G is conditioned on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,27 +260,13 @@ pub fn content_accuracy(
     eval: &TrainingSet,
     probe: &LoadedProbe,
 ) -> Result<Vec<(String, f64, f64)>> {
-    if images.size()[0] as usize != eval.len() {
-        bail!(
-            "{} pictures for {} evaluation captions",
-            images.size()[0],
-            eval.len()
-        );
-    }
-    let mut out = Vec::new();
-    for (attribute, name) in CONTENT {
-        let read = probe.read(images, attribute)?;
-        let rate = |held_out: bool| {
-            let idx = eval.split(held_out);
-            let hits = idx
-                .iter()
-                .filter(|&&i| eval.attributes[i].get(attribute) == Some(&read[i]))
-                .count();
-            hits as f64 / idx.len().max(1) as f64
-        };
-        out.push((name.to_string(), rate(false), rate(true)));
-    }
-    Ok(out)
+    Ok(crate::eval::content_accuracy(images, eval, probe)?
+        .into_iter()
+        .map(|r| {
+            let value = |m: Option<(f64, usize)>| m.map_or(0.0, |(v, _)| v);
+            (r.label.to_string(), value(r.train), value(r.held_out))
+        })
+        .collect())
 }
 
 /// The real renders' checkerboard measure, the baseline beside G's.

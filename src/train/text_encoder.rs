@@ -333,18 +333,11 @@ impl<'a> JointTrainer<'a> {
     }
 }
 
-/// The content attributes captions state, where a sample has them.
-const CONTENT_ATTRIBUTES: [&str; 4] = [
-    "petal_colour",
-    "petal_shape",
-    "petal_count",
-    "centre_colour",
-];
-
+/// A sample's content attributes (what captions state), where it has them.
 fn content_key(data: &TrainingSet, i: usize) -> Option<Vec<String>> {
-    CONTENT_ATTRIBUTES
+    crate::eval::CONTENT
         .iter()
-        .map(|a| data.attributes[i].get(*a).cloned())
+        .map(|(a, _)| data.attributes[i].get(*a).cloned())
         .collect()
 }
 

@@ -611,6 +611,25 @@ pub fn vocabulary_check(caption: &str) -> Vec<(&'static str, String)> {
     named
 }
 
+/// Panics unless every attribute value `caption` names is `f`'s (a colour
+/// word may name the petals or the centre: "yellow" and "white" are both).
+#[cfg(test)]
+fn assert_states_only_the_truth(caption: &str, f: &Flower) {
+    for (what, value) in vocabulary_check(caption) {
+        let ok = match what {
+            "colour" => value == COLOURS[f.colour] || value == CENTRES[f.centre],
+            "centre" => value == CENTRES[f.centre] || value == COLOURS[f.colour],
+            "shape" => value == SHAPES[f.shape],
+            "count" => value == f.petals.to_string(),
+            _ => unreachable!(),
+        };
+        assert!(
+            ok,
+            "caption {caption:?} names {what} {value} but the flower is {f:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,21 +644,7 @@ mod tests {
             let distinct: std::collections::HashSet<_> = s.captions.iter().collect();
             assert_eq!(distinct.len(), 10, "{:?}", s.captions);
             for c in &s.captions {
-                for (what, value) in vocabulary_check(c) {
-                    let ok = match what {
-                        // A colour word may name the petals or the centre
-                        // ("yellow" and "white" are both).
-                        "colour" => value == COLOURS[f.colour] || value == CENTRES[f.centre],
-                        "centre" => value == CENTRES[f.centre] || value == COLOURS[f.colour],
-                        "shape" => value == SHAPES[f.shape],
-                        "count" => value == f.petals.to_string(),
-                        _ => unreachable!(),
-                    };
-                    assert!(
-                        ok,
-                        "caption {c:?} names {what} {value} but the flower is {f:?}"
-                    );
-                }
+                assert_states_only_the_truth(c, &f);
                 // Style is never mentioned.
                 for bg in BACKGROUNDS {
                     assert!(!c.contains(bg), "{c}");
@@ -701,20 +706,8 @@ mod grammar_tests {
             for c in &s.captions {
                 total += 1;
                 assert!(!c.trim().is_empty());
-                for (what, value) in vocabulary_check(c) {
-                    let ok = match what {
-                        "colour" => value == COLOURS[f.colour] || value == CENTRES[f.centre],
-                        "centre" => value == CENTRES[f.centre] || value == COLOURS[f.colour],
-                        "shape" => value == SHAPES[f.shape],
-                        "count" => value == f.petals.to_string(),
-                        _ => unreachable!(),
-                    };
-                    assert!(
-                        ok,
-                        "caption {c:?} names {what} {value} but the flower is {f:?}"
-                    );
-                    with_count += (what == "count") as usize;
-                }
+                assert_states_only_the_truth(c, &f);
+                with_count += vocabulary_check(c).iter().any(|(w, _)| *w == "count") as usize;
                 with_digits += c.chars().any(|ch| ch.is_ascii_digit()) as usize;
                 for bg in BACKGROUNDS {
                     assert!(!c.to_lowercase().contains(bg), "{c}");
