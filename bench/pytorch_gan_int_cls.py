@@ -88,6 +88,23 @@ def bce(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
+def update(g, d, opt_g, opt_d, d_loss, fake, t_all):
+    """D's update on its loss, then G's through a frozen D on `fake` (G's
+    images for the texts `t_all`); returns G's loss."""
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    for p in d.parameters():
+        p.requires_grad_(False)
+    g_loss = bce(d(fake, t_all), 1.0)
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    for p in d.parameters():
+        p.requires_grad_(True)
+    return g_loss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=64)
@@ -122,17 +139,7 @@ def main():
         s_real, s_wrong = d(real, t), d(wrong, t)
         s_fake = d(fake[:b].detach(), t)
         d_loss = bce(s_real, 1.0) + 0.5 * (bce(s_wrong, 0.0) + bce(s_fake, 0.0))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        for p in d.parameters():
-            p.requires_grad_(False)
-        g_loss = bce(d(fake, t_all), 1.0)
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
-        for p in d.parameters():
-            p.requires_grad_(True)
+        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all)
         return d_loss.item() + g_loss.item()
 
     for _ in range(args.warmup):

@@ -25,7 +25,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from pytorch_gan_int_cls import Discriminator, Generator, bce  # noqa: E402
+from pytorch_gan_int_cls import Discriminator, Generator, bce, update  # noqa: E402
 
 
 def dcgan_init(module):
@@ -154,17 +154,7 @@ def main():
             fake_weight = 1.0
         s_fake = d(fake_d, t)
         d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        for p in d.parameters():
-            p.requires_grad_(False)
-        g_loss = bce(d(fake, t_all), 1.0)
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
-        for p in d.parameters():
-            p.requires_grad_(True)
+        update(g, d, opt_g, opt_d, d_loss, fake, t_all)
         with torch.no_grad():
             sums += torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
                                  s_fake.sigmoid().mean()])
