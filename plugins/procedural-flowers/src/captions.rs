@@ -661,7 +661,7 @@ mod tests {
 #[cfg(test)]
 mod grammar_tests {
     use super::*;
-    use crate::{flower, sample, sample_in, BACKGROUNDS, COLOURS};
+    use crate::{flower, sample, sample_in, BACKGROUNDS};
 
     #[test]
     fn the_classic_grammar_reproduces_the_captions_the_shipped_models_learned() {
