@@ -430,26 +430,44 @@ fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
 
 #[test]
 fn generating_4096_pictures_keeps_memory_bounded() {
+    use std::io::Read;
     let sandbox = Sandbox::new();
     sandbox.tiny_model("m");
-    let out = sandbox.ok(&[
-        "generate",
-        "a red flower",
-        "-m",
-        "m",
-        "-n",
-        "4096",
-        "-o",
-        "many",
-    ]);
-    assert_eq!(out.lines().count(), 4096);
-    // G draws in chunks: the child's peak resident memory stays under 1 GiB.
+    let mut child = sandbox
+        .gantry()
+        .args([
+            "generate",
+            "a red flower",
+            "-m",
+            "m",
+            "-n",
+            "4096",
+            "-o",
+            "many",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    // This child's own peak resident memory (other tests' children are not
+    // counted): G draws in chunks, so it stays under 1 GiB.
+    let mut status = 0;
+    // SAFETY: wait4 fills the status and the struct it is given; the child
+    // is not waited for elsewhere.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
-        0
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
     );
+    assert_eq!(out.lines().count(), 4096);
     let peak_kib = usage.ru_maxrss;
     assert!(peak_kib < 1024 * 1024, "peak {peak_kib} KiB");
 }
