@@ -76,22 +76,6 @@ pub struct LearnConfig {
 }
 
 impl LearnConfig {
-    /// The CPU default: the shipped procedural preset, paper.md §4's step.
-    pub fn cpu_default() -> Self {
-        Self {
-            preset: "small".into(),
-            text: TextInput::Standardised,
-            steps: 1200,
-            every: 150,
-            batch: 64,
-            lr: 2e-4,
-            variant: Variant::GanIntCls,
-            wrong: Matching::Class,
-            fresh_noise_for_g: true,
-            seed: 0,
-        }
-    }
-
     fn gan(&self, dataset: &str) -> GanConfig {
         GanConfig {
             batch: self.batch,

@@ -130,7 +130,15 @@ fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
     let export = sandbox.path().join("export");
-    let out = learn(&sandbox, &["--export", export.to_str().unwrap()]);
+    let out = learn(
+        &sandbox,
+        &[
+            "--conditioning",
+            "standardised",
+            "--export",
+            export.to_str().unwrap(),
+        ],
+    );
     assert!(out.contains("pytorch_learn.py"), "{out}");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("meta.json")).unwrap()).unwrap();

@@ -17,19 +17,20 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct LearnArgs {
-    /// What G and D read as text: raw φ(t) (the paper), standardised φ(t),
-    /// or one-hot attributes (no text encoder; the reference)
-    #[arg(long, default_value = "standardised", value_parser = ["raw", "standardised", "one-hot"])]
+    /// What G and D read as text: raw φ(t) (the paper, and `train gan`'s
+    /// default), standardised φ(t), or one-hot attributes (no text encoder;
+    /// the reference)
+    #[arg(long, default_value = "raw", value_parser = ["raw", "standardised", "one-hot"])]
     pub conditioning: String,
     /// G's update reuses the fakes of D's update (the default draws fresh z,
     /// as the paper's Lua code does)
     #[arg(long)]
     pub reuse_fakes: bool,
     /// Steps from scratch
-    #[arg(long, default_value_t = 1200)]
+    #[arg(long, default_value_t = 2000)]
     pub steps: u64,
     /// A line every this many steps
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 200)]
     pub every: u64,
     /// Architecture preset of G and D
     #[arg(long, default_value = "small")]
