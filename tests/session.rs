@@ -413,3 +413,30 @@ fn replay_remakes_with_the_sampler_options_it_was_made_with_or_says_why_not() {
         "{err}"
     );
 }
+
+#[test]
+fn a_frame_of_gantry_interp_replays_as_that_frame() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let out = sandbox.ok(&[
+        "interp",
+        "a red flower",
+        "a blue flower",
+        "--steps",
+        "6",
+        "--seed",
+        "3",
+        "-m",
+        "m",
+        "-o",
+        "frames",
+    ]);
+    let frame5 = out.lines().find(|l| l.ends_with("-05.png")).unwrap();
+    let path = sandbox.path().join(frame5);
+    let drawn = image::open(&path).unwrap().to_rgb8().into_raw();
+    let replayed = pics(&mut s, &format!(":replay {}", path.display()));
+    assert_eq!(
+        replayed[0].image.rgb, drawn,
+        "frame 5 must replay as frame 5"
+    );
+}

@@ -95,7 +95,10 @@ fn write_row(
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (k, image) in generated.images.iter().enumerate() {
         let path = out.join(format!("{stem}-{k:02}.png"));
-        write_image(&path, image, &meta(runtime, &labels[k], command, seed))?;
+        // Which picture of the row it is, so that :replay remakes this one.
+        let mut m = meta(runtime, &labels[k], command, seed);
+        m.push(("batch".to_string(), format!("index={k}")));
+        write_image(&path, image, &m)?;
         println!("{}", path.display());
     }
     if let Some(sheet) = sheet {
