@@ -315,9 +315,11 @@ pub fn run(
         let losses = prepared.trainer.gan_step()?;
         window.add(&losses);
         let step = prepared.trainer.step_index();
-        if step.is_multiple_of(config.every) || step == config.steps {
-            let (d_real, d_wrong, d_fake) = window.take()?;
-            trained += started.elapsed().as_secs_f64();
+        let at_line = step.is_multiple_of(config.every) || step == config.steps;
+        // Reading D's scores back waits for the device, so it counts as training.
+        let scores = at_line.then(|| window.take()).transpose()?;
+        trained += started.elapsed().as_secs_f64();
+        if let Some((d_real, d_wrong, d_fake)) = scores {
             if !(d_real.is_finite() && d_fake.is_finite()) {
                 bail!("D's scores became non-finite by step {step}: training diverged");
             }
@@ -338,8 +340,6 @@ pub fn run(
             };
             on_point(&point);
             points.push(point);
-        } else {
-            trained += started.elapsed().as_secs_f64();
         }
     }
     Ok(points)

@@ -1034,20 +1034,6 @@ pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn load_renders(ctx: &Context_, seed: u64, count: usize) -> Result<gantry::data::TrainingSet> {
-    let options = vec![format!("seed={seed}"), format!("count={count}")];
-    let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
-    let bar = progress_bar(count as u64, "rendering");
-    let set = gantry::data::TrainingSet::load(
-        &mut dataset,
-        None,
-        gantry::data::OnError::Stop,
-        &mut |done, _| bar.set_position(done as u64),
-    )?;
-    bar.finish_and_clear();
-    Ok(set)
-}
-
 fn print_accuracy(accuracy: &std::collections::BTreeMap<String, f64>) {
     println!("{:<16} {:>9}", "attribute", "accuracy");
     for (attribute, a) in accuracy {
@@ -1075,7 +1061,7 @@ fn probe_command(ctx: &Context_, command: ProbeCommand) -> Result<()> {
             if batch == 0 || steps == 0 {
                 bail!("--batch and --steps must be at least 1");
             }
-            let train_set = load_renders(ctx, PROBE_TRAIN_SEED, count)?;
+            let train_set = cli::learn::renders(ctx, PROBE_TRAIN_SEED, count)?;
             let bar = progress_bar(steps as u64, "training");
             let options = gantry::probe::TrainOptions {
                 steps,
@@ -1098,7 +1084,7 @@ fn probe_command(ctx: &Context_, command: ProbeCommand) -> Result<()> {
                 started.elapsed().as_secs_f64(),
                 describe_device(device)
             );
-            let eval_set = load_renders(ctx, PROBE_EVAL_SEED, eval_count)?;
+            let eval_set = cli::learn::renders(ctx, PROBE_EVAL_SEED, eval_count)?;
             probe.card.accuracy = probe.evaluate(&eval_set, 256)?;
             probe.card.trained_on =
                 format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
@@ -1115,7 +1101,7 @@ fn probe_command(ctx: &Context_, command: ProbeCommand) -> Result<()> {
             update_card,
         } => {
             let mut probe = gantry::probe::LoadedProbe::load(&dir, device)?;
-            let eval_set = load_renders(ctx, PROBE_EVAL_SEED, count)?;
+            let eval_set = cli::learn::renders(ctx, PROBE_EVAL_SEED, count)?;
             let accuracy = probe.evaluate(&eval_set, 256)?;
             print_accuracy(&accuracy);
             if update_card {

@@ -447,6 +447,8 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             model.image_encoder.vs.copy(&source.image_encoder.vs)?;
             model.card.metrics = source.card.metrics.clone();
             model.card.vocabulary = source.card.vocabulary.clone();
+            // The schedule of the model --init-from names, taken up below.
+            let mut schedule = None;
             model.card.training = source.card.training.clone();
             if let Some(init) = &init_from {
                 let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
@@ -461,7 +463,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 model.style_encoder.vs.copy(&init.style_encoder.vs)?;
                 model.set_conditioning(init.card.architecture.conditioning.clone())?;
                 if !restart_schedule {
-                    model.card.schedule = init.card.schedule.clone();
+                    schedule = init.card.schedule.clone();
                 }
                 // The earlier training is part of this model's history.
                 for (k, v) in &init.card.training {
@@ -487,7 +489,6 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 fresh_noise_for_g: fresh_noise,
                 ..GanConfig::paper(variant, &set.spec)
             };
-            let schedule = model.card.schedule.take();
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
             if common.resume {
                 trainer.resume(&run.checkpoint())?;

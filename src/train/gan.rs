@@ -207,7 +207,7 @@ impl<'a> GanTrainer<'a> {
     /// A fresh run: G and D as the model has them (freshly initialised by the
     /// caller), the text encoder frozen.
     pub fn new(
-        model: Model,
+        mut model: Model,
         config: GanConfig,
         data: &'a TrainingSet,
         embeddings: Tensor,
@@ -247,7 +247,6 @@ impl<'a> GanTrainer<'a> {
                 );
             }
         }
-        let mut model = model;
         match config.text_scaling {
             TextScalingKind::Raw => {
                 if !model.card.architecture.conditioning.is_raw() {
