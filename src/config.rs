@@ -99,13 +99,29 @@ impl Resolved {
     }
 
     pub fn load_from(user_file: &Path, env: &[(String, String)]) -> Result<Self> {
+        let text = if user_file.exists() {
+            Some(
+                std::fs::read_to_string(user_file)
+                    .with_context(|| format!("reading {}", user_file.display()))?,
+            )
+        } else {
+            None
+        };
+        Self::from_parts(text.as_deref(), user_file, env)
+    }
+
+    /// The defaults, then the text of the user's file (read from `user_file`,
+    /// if there is one), then `GANTRY_*` variables of `env`.
+    pub fn from_parts(
+        user_text: Option<&str>,
+        user_file: &Path,
+        env: &[(String, String)],
+    ) -> Result<Self> {
         let mut table: toml::Table = DEFAULT_TOML.parse().context("built-in default.toml")?;
         let mut sources: BTreeMap<String, Source> =
             table.keys().map(|k| (k.clone(), Source::Default)).collect();
 
-        if user_file.exists() {
-            let text = std::fs::read_to_string(user_file)
-                .with_context(|| format!("reading {}", user_file.display()))?;
+        if let Some(text) = user_text {
             let user: toml::Table = text
                 .parse()
                 .with_context(|| format!("{}: not valid TOML", user_file.display()))?;

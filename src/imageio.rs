@@ -2,7 +2,6 @@
 //! PNGs written with their provenance in text chunks.
 
 use anyhow::{anyhow, bail, Context, Result};
-use std::io::BufWriter;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
@@ -97,38 +96,63 @@ pub fn load_photo(path: &Path) -> Result<Image> {
     })
 }
 
-/// Writes a PNG with `metadata` as text chunks (tEXt where the value is
-/// Latin-1, iTXt otherwise), atomically.
+/// Writes a PNG with `metadata` as text chunks (see [`encode_png`]), atomically.
 pub fn write_png(path: &Path, image: &Image, metadata: &[(String, String)]) -> Result<()> {
-    let tmp = path.with_extension("png.tmp");
+    let bytes = encode_png(image, metadata)?;
+    crate::weights::write_atomic(path, &bytes)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A PNG's bytes with `metadata` as text chunks: tEXt for the values that are
+/// Latin-1, first, then iTXt for the others, so that [`png_metadata`] reads
+/// them back in the order given whenever the Latin-1 ones come first.
+/// Keywords must be 1 to 79 Latin-1 characters and values without NUL, as PNG
+/// requires: anything else is an error naming the key.
+pub fn encode_png(image: &Image, metadata: &[(String, String)]) -> Result<Vec<u8>> {
+    let latin1 = |s: &str| s.chars().all(|c| (c as u32) < 256);
+    for (key, value) in metadata {
+        let n = key.chars().count();
+        if n == 0 || n > 79 || !latin1(key) || key.contains('\0') || value.contains('\0') {
+            bail!("cannot store '{key}' in a PNG (keys are 1-79 Latin-1 characters, values have no NUL)");
+        }
+    }
+    let mut bytes = Vec::new();
     {
-        let file =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut encoder = png::Encoder::new(BufWriter::new(file), image.width, image.height);
+        let mut encoder = png::Encoder::new(&mut bytes, image.width, image.height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        for (key, value) in metadata {
-            if value.chars().all(|c| (c as u32) < 256) {
-                encoder.add_text_chunk(key.clone(), value.clone())?;
-            } else {
-                encoder.add_itxt_chunk(key.clone(), value.clone())?;
-            }
+        let (plain, wide): (Vec<_>, Vec<_>) = metadata.iter().partition(|(_, v)| latin1(v));
+        for (key, value) in plain {
+            encoder.add_text_chunk(key.clone(), value.clone())?;
+        }
+        for (key, value) in wide {
+            encoder.add_itxt_chunk(key.clone(), value.clone())?;
         }
         let mut writer = encoder.write_header()?;
         writer.write_image_data(&image.rgb)?;
         writer.finish()?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    Ok(bytes)
 }
 
 /// The text chunks of a PNG, in file order.
 pub fn read_png_metadata(path: &Path) -> Result<Vec<(String, String)>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    png_metadata(std::io::BufReader::new(file), &path.display().to_string())
+}
+
+/// The text chunks of PNG bytes from `reader` (`origin` names them in errors).
+pub fn png_metadata(
+    reader: impl std::io::BufRead + std::io::Seek,
+    origin: &str,
+) -> Result<Vec<(String, String)>> {
+    // Only the chunks before the pixels are read: no image is decoded here
+    // (and the decoder's 64 MiB allocation limit holds).
+    let decoder = png::Decoder::new(reader);
     let reader = decoder
         .read_info()
-        .map_err(|e| anyhow!("{}: not a readable PNG ({e})", path.display()))?;
+        .map_err(|e| anyhow!("{origin}: not a readable PNG ({e})"))?;
     let info = reader.info();
     let mut out: Vec<(String, String)> = info
         .uncompressed_latin1_text

@@ -36,6 +36,25 @@ pub struct Manifest {
     pub file: String,
 }
 
+/// Parses and checks a manifest's text (`origin` names it in errors). Its
+/// library must be a plain file name in the plugin folder: a manifest naming
+/// `../x` would otherwise have `plugin remove` delete a file elsewhere.
+pub fn parse_manifest(text: &str, origin: &str) -> Result<Manifest> {
+    let manifest: Manifest =
+        serde_json::from_str(text).with_context(|| format!("{origin}: corrupt manifest"))?;
+    let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0']);
+    if !plain(&manifest.file) {
+        bail!(
+            "{origin}: its library '{}' is not a file name in the plugin folder",
+            manifest.file
+        );
+    }
+    if !plain(&manifest.name) {
+        bail!("{origin}: '{}' is not a plugin name", manifest.name);
+    }
+    Ok(manifest)
+}
+
 /// Loads a library in this process and describes it: what `gantry plugin
 /// probe` runs, in a child process of the installer.
 pub fn probe_here(library: &Path) -> Result<Probed> {
@@ -207,8 +226,7 @@ pub fn remove(plugin_dir: &Path, name: &str) -> Result<Manifest> {
             plugins::DISABLE_ENV
         )
     })?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{}: corrupt manifest", manifest_path.display()))?;
+    let manifest = parse_manifest(&text, &manifest_path.display().to_string())?;
     let library = plugin_dir.join(&manifest.file);
     if library.exists() {
         std::fs::remove_file(&library)
@@ -226,7 +244,7 @@ pub fn installed(plugin_dir: &Path) -> Vec<Manifest> {
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .filter_map(|e| parse_manifest(&std::fs::read_to_string(e.path()).ok()?, "").ok())
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out

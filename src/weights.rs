@@ -251,15 +251,24 @@ pub fn read_card(dir: &Path) -> Result<ModelCard> {
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot read the model card", path.display()))?;
-    let card: ModelCard = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a valid model card", path.display()))?;
+    parse_card(&text, &path.display().to_string())
+}
+
+/// Parses and checks the text of a `model.json` (`origin` names it in errors):
+/// its format, and the architecture's sizes (bounds and agreement), before
+/// anything is allocated from them.
+pub fn parse_card(text: &str, origin: &str) -> Result<ModelCard> {
+    let card: ModelCard =
+        serde_json::from_str(text).with_context(|| format!("{origin}: not a valid model card"))?;
     if card.format != CARD_FORMAT {
         bail!(
-            "{}: card format {} is not the one this gantry reads ({CARD_FORMAT})",
-            path.display(),
+            "{origin}: card format {} is not the one this gantry reads ({CARD_FORMAT})",
             card.format
         );
     }
+    card.architecture
+        .validate()
+        .with_context(|| format!("{origin}: architecture"))?;
     Ok(card)
 }
 
@@ -338,37 +347,54 @@ pub fn load_var_store(vs: &nn::VarStore, path: &Path) -> Result<()> {
 
 /// Reads the safetensors header and checks that the file is as long as it says.
 fn check_safetensors_header(path: &Path) -> Result<()> {
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let size = file.metadata()?.len();
+    safetensors_header(file, size).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// The header of safetensors bytes from `reader` (`size` bytes in all),
+/// checked: a JSON object no bigger than 100 MiB whose tensors' data offsets
+/// lie within the file.
+pub fn safetensors_header(
+    mut reader: impl Read,
+    size: u64,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut len_bytes = [0u8; 8];
-    file.read_exact(&mut len_bytes)
-        .map_err(|_| anyhow!("{}: truncated ({size} bytes, no header)", path.display()))?;
+    reader
+        .read_exact(&mut len_bytes)
+        .map_err(|_| anyhow!("truncated ({size} bytes, no header)"))?;
     let header_len = u64::from_le_bytes(len_bytes);
     if header_len > size.saturating_sub(8) || header_len > 100 << 20 {
-        bail!(
-            "{}: truncated or not safetensors (header claims {header_len} bytes, file has {size})",
-            path.display()
-        );
+        bail!("truncated or not safetensors (header claims {header_len} bytes, file has {size})");
     }
     let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header)?;
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header)
-        .map_err(|e| anyhow!("{}: corrupt safetensors header: {e}", path.display()))?;
-    let data_end = header
-        .iter()
-        .filter(|(k, _)| k.as_str() != "__metadata__")
-        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
-        .max()
-        .unwrap_or(0);
-    let needed = 8 + header_len + data_end;
-    if size < needed {
-        bail!(
-            "{}: truncated at byte {size} (the header promises {needed} bytes)",
-            path.display()
-        );
+    reader
+        .read_exact(&mut header)
+        .map_err(|_| anyhow!("truncated in its header"))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| anyhow!("corrupt safetensors header: {e}"))?;
+    let mut data_end = 0u64;
+    for (name, entry) in header.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let offsets = entry
+            .get("data_offsets")
+            .and_then(|o| o.as_array())
+            .filter(|o| o.len() == 2)
+            .and_then(|o| Some((o[0].as_u64()?, o[1].as_u64()?)))
+            .ok_or_else(|| {
+                anyhow!("corrupt safetensors header: tensor '{name}' has no data offsets")
+            })?;
+        if offsets.0 > offsets.1 {
+            bail!("corrupt safetensors header: tensor '{name}' ends before it starts");
+        }
+        data_end = data_end.max(offsets.1);
     }
-    Ok(())
+    let needed = (8 + header_len).saturating_add(data_end);
+    if size < needed {
+        bail!("truncated at byte {size} (the header promises {needed} bytes)");
+    }
+    Ok(header)
 }
 
 fn verify_checksum(path: &Path, entry: &FileEntry) -> Result<()> {

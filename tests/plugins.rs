@@ -167,3 +167,24 @@ fn the_program_goes_on_past_a_broken_plugin() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("turned off"));
 }
+
+/// A manifest is outside input: one naming a library outside the plugin
+/// folder (`../victim`) is refused by `plugin remove`, which deletes nothing.
+#[test]
+fn plugin_remove_never_deletes_outside_the_plugin_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    let manifest = r#"{"name":"evil","kind":"sampler","version":"1","abi":1,"sha256":"0","source":"x","file":"../victim"}"#;
+    std::fs::write(plugins.join("evil.json"), manifest).unwrap();
+    let err = gantry::plugin_manager::remove(&plugins, "evil").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not a file name in the plugin folder"),
+        "{err:#}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(plugins.join("evil.json").exists(), "nothing is removed");
+    assert!(gantry::plugin_manager::installed(&plugins).is_empty());
+}

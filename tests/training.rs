@@ -847,3 +847,93 @@ fn fresh_noise_for_g_draws_d_its_own_fakes() {
     // ...but D's fakes are drawn with their own z.
     assert_ne!(reused["d_fake"], fresh["d_fake"]);
 }
+
+#[test]
+fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
+    let sandbox = Sandbox::new();
+    let teacher = sandbox.tiny_model("te");
+    let args = [
+        "text-distil",
+        "--model",
+        "te",
+        "--opt",
+        "count=200",
+        "--opt",
+        "grammar=rich",
+        "--teacher-opt",
+        "count=200",
+        "--teacher-opt",
+        "grammar=classic",
+        "--batch",
+        "16",
+        "--lr",
+        "1e-3",
+        "--checkpoint-every",
+        "1",
+        "--steps",
+    ];
+    let out = train(&sandbox, &[&args[..], &["40", "--run", "taught"]].concat());
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // "... variance 1.234 -> 0.567": the new phrasings of held-out images move
+    // towards their targets.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("new phrasings"))
+        .unwrap_or_else(|| panic!("no report line in {stdout}"));
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert!(numbers[1] < numbers[0], "{line}");
+
+    let taught = sandbox.path().join("taught/model");
+    for file in [
+        "generator.safetensors",
+        "discriminator.safetensors",
+        "style_encoder.safetensors",
+        "image_encoder.safetensors",
+    ] {
+        assert!(
+            same_tensors(&trainable(&teacher, file), &trainable(&taught, file)),
+            "{file} changed"
+        );
+    }
+    assert!(!same_tensors(
+        &trainable(&teacher, "text_encoder.safetensors"),
+        &trainable(&taught, "text_encoder.safetensors")
+    ));
+    let card = std::fs::read_to_string(taught.join("model.json")).unwrap();
+    assert!(card.contains("text_distil_steps"), "{card}");
+    assert!(card.contains("grammar=classic (kept)"), "{card}");
+
+    // It resumes exactly, like every trainer.
+    resumes_exactly(
+        &sandbox,
+        &[&args[..], &["4"]].concat(),
+        "distil",
+        "2",
+        &["text_encoder.safetensors"],
+    );
+
+    // The same captions on both sides teach nothing: refused, nothing written.
+    let out = train(
+        &sandbox,
+        &[
+            "text-distil",
+            "--model",
+            "te",
+            "--opt",
+            "count=200",
+            "--teacher-opt",
+            "count=200",
+            "--run",
+            "same",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--teacher-opt"), "{err}");
+    assert!(!sandbox.path().join("same/model").exists());
+}

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use gantry::data::{OnError, TrainingSet};
 use gantry::model::ModelConfig;
 use gantry::runtime::{describe_device, parse_device};
+use gantry::train::distil::{self, DistilConfig, DistilTrainer};
 use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
@@ -135,6 +136,28 @@ pub enum TrainCommand {
         /// With --init-from: start the schedule again at step 0 instead
         #[arg(long, requires = "init_from")]
         restart_schedule: bool,
+    },
+    /// Teach a model's text encoder new phrasings (e.g. --opt grammar=rich) while
+    /// keeping its embedding space, so its G and D need no retraining
+    TextDistil {
+        #[command(flatten)]
+        common: Common,
+        /// Model folder (or name) whose text encoder to teach; its G, D and S are kept
+        #[arg(long)]
+        model: String,
+        /// Loader option KEY=VALUE of the captions the model was trained on
+        /// (repeatable), e.g. grammar=classic for the shipped procedural model
+        #[arg(long = "teacher-opt", value_name = "KEY=VALUE")]
+        teacher_options: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Adam's learning rate (β1 0.9)
+        #[arg(long, default_value_t = 1e-4)]
+        lr: f64,
+        /// Share of each batch drawn from the model's own captions (their
+        /// embeddings are kept as they are)
+        #[arg(long, default_value_t = 0.5)]
+        own_captions: f64,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -534,6 +557,26 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             trainer.model.card.dataset = Some(set.spec.clone());
             finish(&mut trainer.model, &run, outcome, details)
         }
+        TrainCommand::TextDistil {
+            common,
+            model,
+            teacher_options,
+            batch,
+            lr,
+            own_captions,
+        } => text_distil(
+            ctx,
+            device,
+            common,
+            &model,
+            teacher_options,
+            DistilConfig {
+                batch,
+                lr,
+                own_captions,
+                ..DistilConfig::new("", "")
+            },
+        ),
         TrainCommand::StyleEncoder {
             common,
             model,
@@ -577,6 +620,128 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             finish(&mut trainer.model, &run, outcome, details)
         }
     }
+}
+
+/// `gantry train text-distil`: see `gantry::train::distil`.
+fn text_distil(
+    ctx: &Context_,
+    device: Device,
+    common: Common,
+    model: &str,
+    teacher_options: Vec<String>,
+    settings: DistilConfig,
+) -> Result<()> {
+    let run = prepare_run(&common)?;
+    let dir = find_model(model, &gantry::model_search_dirs(&ctx.paths))?;
+    let mut loaded = Model::load(&dir, device)?;
+    let student = load_training_set(ctx, &common, device)?;
+    let teacher_common = Common {
+        options: teacher_options,
+        ..common.clone()
+    };
+    let teacher = load_training_set(ctx, &teacher_common, device)?;
+    if student.captions == teacher.captions {
+        bail!(
+            "the model's captions and the new ones are the same: pass the options of the captions it was trained on with --teacher-opt (e.g. grammar=classic) and the new ones with --opt"
+        );
+    }
+    // The two caption sets differ by their loader options.
+    let described = |spec: &str, options: &[String]| match options {
+        [] => spec.to_string(),
+        _ => format!("{spec} {}", options.join(" ")),
+    };
+    let config = DistilConfig {
+        dataset: described(&student.spec, &common.options),
+        teacher_dataset: described(&teacher.spec, &teacher_common.options),
+        steps: common.steps.unwrap_or(3000),
+        seed: common.seed,
+        ..settings
+    };
+    loaded.card.name = run
+        .dir
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    let bar = progress_bar(0, "teacher");
+    let mut trainer =
+        DistilTrainer::new(loaded, config, &student, &teacher, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64)
+        })?;
+    bar.finish_and_clear();
+    let probe: Vec<usize> = student.split(true).into_iter().take(200).collect();
+    let before = distil::new_phrasing_error(&trainer, &probe)?;
+    if common.resume {
+        trainer.resume(&run.checkpoint())?;
+    }
+    eprintln!(
+        "teaching {}'s text encoder the captions of {} on {}",
+        dir.display(),
+        trainer.config.dataset,
+        describe_device(device)
+    );
+    let (outcome, seconds) = train::run_loop(
+        &mut trainer,
+        &run,
+        &control(&common),
+        &mut Progress::new("distil"),
+    )?;
+    let after = distil::new_phrasing_error(&trainer, &probe)?;
+    println!(
+        "new phrasings, held-out images: unexplained share of the targets' variance {:.3} -> {:.3}",
+        before, after
+    );
+    let preset = trainer.model.card.architecture.preset.clone();
+    let mut details = training_details("text_distil", &preset, &student, &trainer, seconds, device);
+    details.insert("text_distil_from".into(), dir.display().to_string().into());
+    details.insert(
+        "text_distil_captions".into(),
+        format!(
+            "{} (taught) and {} (kept)",
+            trainer.config.dataset, trainer.config.teacher_dataset
+        )
+        .into(),
+    );
+    details.insert("text_distil_unexplained_before".into(), before.into());
+    details.insert("text_distil_unexplained_after".into(), after.into());
+    let steps_done = trainer.step_index();
+    let model = &mut trainer.model;
+    // What `gantry eval` measured was of the old text encoder.
+    model.card.metrics.retain(|k, _| !k.starts_with("eval:"));
+    if student.spec.starts_with("procedural-flowers") {
+        let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
+        let mut reads = gantry::eval::embedding_reads(model, &fresh, 300)?;
+        reads.extend(gantry::eval::embedding_reads_with(
+            model,
+            &fresh,
+            300,
+            "phrasing_embedding_reads",
+            &gantry::eval::phrased_caption,
+        )?);
+        for m in reads {
+            println!("{:<32} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
+            model.card.metrics.insert(m.name, m.value.into());
+        }
+    }
+    let captions = student
+        .captions
+        .iter()
+        .chain(&teacher.captions)
+        .flatten()
+        .map(String::as_str);
+    let min_count = gantry::text::vocabulary_min_count(captions.clone().count());
+    let mut vocabulary = gantry::text::vocabulary(captions, min_count);
+    vocabulary.extend(model.card.vocabulary.iter().cloned());
+    vocabulary.sort();
+    vocabulary.dedup();
+    model.card.vocabulary = vocabulary;
+    model.card.notes.push(format!(
+        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {} map to the mean embedding of their images' captions of {}, which keep their own; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
+        steps_done,
+        dir.display(),
+        trainer.config.dataset,
+        trainer.config.teacher_dataset
+    ));
+    finish(model, &run, outcome, details)
 }
 
 fn training_details(

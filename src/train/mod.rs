@@ -4,6 +4,7 @@
 //! cleanly when asked.
 
 pub mod checkpoint;
+pub mod distil;
 pub mod gan;
 pub mod log;
 pub mod optim;

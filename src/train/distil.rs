@@ -1,0 +1,290 @@
+//! Teaching a trained text encoder new phrasings without moving its embedding
+//! space, so the G and D trained on that space stay valid.
+//!
+//! The teacher is the model's text encoder as it is; the student starts as a
+//! copy. Both see the same images: the teacher with the captions it was
+//! trained on (e.g. procedural flowers' `classic` grammar), the student with
+//! those and with captions in new phrasings (the `rich` grammar). Targets:
+//!
+//! - a caption the teacher knows: the teacher's own φ(t), so what G already
+//!   draws for it does not change;
+//! - a caption in a new phrasing: the mean of the teacher's φ over the
+//!   image's own captions. Under a squared loss the student then learns the
+//!   mean of that over the images the new caption fits, E[φ̄(image) | t]:
+//!   a caption stating only the colour goes where the images of that colour
+//!   are, one stating all four attributes where those flowers are. G was
+//!   trained on means of 4 caption embeddings per image (paper.md §4), so
+//!   these targets lie where G has learned to draw.
+//!
+//! The loss is the squared error per dimension in units of the dimension's
+//! spread over the targets (the caption-dependent part is what G reads, and
+//! raw φ has a tiny scale); `explained` = 1 − loss is the share of that
+//! variance the student gets right.
+
+use super::optim::Optimizer;
+use super::{checkpoint, embed_captions, Run, StepLosses, Trainer};
+use crate::data::{Rng, TrainingSet};
+use crate::text;
+use crate::weights::Model;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DistilConfig {
+    /// The student's dataset (its new phrasings) and the teacher's.
+    pub dataset: String,
+    pub teacher_dataset: String,
+    pub batch: usize,
+    pub steps: u64,
+    pub lr: f64,
+    /// Share of each batch drawn from the teacher's own captions.
+    pub own_captions: f64,
+    pub seed: u64,
+}
+
+impl DistilConfig {
+    pub fn new(dataset: &str, teacher_dataset: &str) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            teacher_dataset: teacher_dataset.to_string(),
+            batch: 64,
+            steps: 3000,
+            lr: 1e-4,
+            own_captions: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+pub struct DistilTrainer<'a> {
+    /// The model whose text encoder is being taught (everything else as loaded).
+    pub model: Model,
+    pub config: DistilConfig,
+    student: &'a TrainingSet,
+    teacher_captions: &'a TrainingSet,
+    /// The teacher's φ of each image's own captions: [N, K, E].
+    targets: Tensor,
+    /// Their mean per image: [N, E].
+    image_targets: Tensor,
+    /// 1 / the spread of each dimension over the image means: [E].
+    inverse_spread: Tensor,
+    train: Vec<usize>,
+    opt: Optimizer,
+    step: u64,
+    rng: Rng,
+    elapsed_before: f64,
+}
+
+impl<'a> DistilTrainer<'a> {
+    /// `teacher` holds the text encoder to copy (the student is `model`, which
+    /// starts equal to it); `student` and `teacher_captions` are the same images
+    /// with the new and the known captions.
+    pub fn new(
+        model: Model,
+        config: DistilConfig,
+        student: &'a TrainingSet,
+        teacher_captions: &'a TrainingSet,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        if student.len() != teacher_captions.len() || student.names != teacher_captions.names {
+            bail!(
+                "the two caption sets must hold the same images in the same order ({} has {} images, {} has {})",
+                config.dataset,
+                student.len(),
+                config.teacher_dataset,
+                teacher_captions.len()
+            );
+        }
+        if !(0.0..=1.0).contains(&config.own_captions) {
+            bail!("the share of own captions must be in [0, 1]");
+        }
+        let train = student.split(false);
+        if train.is_empty() {
+            bail!("no images in training classes");
+        }
+        let per_image = teacher_captions
+            .captions
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let targets = embed_captions(
+            &model.text_encoder.net,
+            teacher_captions,
+            per_image,
+            model.device,
+            progress,
+        )?;
+        let image_targets = targets.mean_dim(1, false, Kind::Float);
+        let index = Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>())
+            .to_device(model.device);
+        let spread = image_targets
+            .index_select(0, &index)
+            .std_dim(0, true, false)
+            .clamp_min(1e-6);
+        let opt = Optimizer::adam(&model.text_encoder.vs, config.lr, 0.9);
+        Ok(Self {
+            rng: Rng(config.seed ^ 0x7EAC_4E25_D157_11C3),
+            inverse_spread: spread.reciprocal(),
+            model,
+            student,
+            teacher_captions,
+            targets,
+            image_targets,
+            train,
+            opt,
+            step: 0,
+            elapsed_before: 0.0,
+            config,
+        })
+    }
+
+    pub fn resume(&mut self, path: &Path) -> Result<()> {
+        let state = checkpoint::load_run(
+            path,
+            &self.config,
+            |c| c.steps = 0,
+            &[("text_encoder", &self.model.text_encoder.vs)],
+            &mut [("opt", &mut self.opt)],
+        )?;
+        self.step = state.step;
+        self.rng = Rng(state.rng);
+        self.elapsed_before = state.elapsed_s;
+        Ok(())
+    }
+
+    /// One batch: (caption, target row) pairs.
+    fn batch(&mut self) -> Result<(Vec<text::EncodedCaption>, Tensor)> {
+        let per_image = self.targets.size()[1];
+        let mut captions = Vec::with_capacity(self.config.batch);
+        let mut rows = Vec::with_capacity(self.config.batch);
+        for _ in 0..self.config.batch {
+            let i = self.train[self.rng.below(self.train.len())];
+            let own =
+                (self.rng.below(1 << 20) as f64) < self.config.own_captions * (1 << 20) as f64;
+            let options = if own {
+                &self.teacher_captions.captions[i]
+            } else {
+                &self.student.captions[i]
+            };
+            if options.is_empty() {
+                bail!("sample {} ({}) has no captions", i, self.student.names[i]);
+            }
+            let k = self.rng.below(options.len());
+            captions.push(text::encode(&options[k])?);
+            rows.push(if own {
+                self.targets.get(i as i64).get(k as i64 % per_image)
+            } else {
+                self.image_targets.get(i as i64)
+            });
+        }
+        Ok((captions, Tensor::stack(&rows, 0)))
+    }
+
+    pub fn distil_step(&mut self) -> Result<StepLosses> {
+        self.opt.lr = self.config.lr;
+        let (captions, target) = self.batch()?;
+        let one_hot = Tensor::from_slice(&text::one_hot(&captions))
+            .view([
+                captions.len() as i64,
+                text::ALPHABET_SIZE as i64,
+                text::MAX_CAPTION_CHARS as i64,
+            ])
+            .to_device(self.model.device);
+        let phi = self.model.text_encoder.net.forward_t(&one_hot, true);
+        let loss = ((phi - target) * &self.inverse_spread)
+            .square()
+            .mean(Kind::Float);
+        self.opt.zero_grad();
+        loss.backward();
+        self.opt.step();
+        self.step += 1;
+        let mut losses = StepLosses::default();
+        losses.term("loss", &loss);
+        losses.value("explained", 1.0 - loss.double_value(&[]));
+        Ok(losses)
+    }
+}
+
+impl Trainer for DistilTrainer<'_> {
+    fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.config.steps
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        (self.train.len() / self.config.batch).max(1) as u64
+    }
+
+    fn images_per_step(&self) -> usize {
+        self.config.batch
+    }
+
+    fn train_step(&mut self) -> Result<StepLosses> {
+        self.distil_step()
+    }
+
+    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
+        checkpoint::save_run(
+            path,
+            &[("text_encoder", &self.model.text_encoder.vs)],
+            &[("opt", &self.opt)],
+            &checkpoint::Progress {
+                config: self.config.clone(),
+                step: self.step,
+                rng: self.rng.0,
+                elapsed_s,
+            },
+        )
+    }
+
+    fn end_of_epoch(&mut self, _epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
+        Ok(BTreeMap::new())
+    }
+
+    fn elapsed_before(&self) -> f64 {
+        self.elapsed_before
+    }
+}
+
+/// The student's error on held captions, in the loss's units, without
+/// training: how far a text encoder's φ lies from the teacher's targets for
+/// the new phrasings of the images in `indices` (for reports and tests).
+pub fn new_phrasing_error(trainer: &DistilTrainer, indices: &[usize]) -> Result<f64> {
+    let mut total = 0.0;
+    let mut n = 0usize;
+    for &i in indices {
+        let captions: Vec<text::EncodedCaption> = trainer.student.captions[i]
+            .iter()
+            .map(|c| text::encode(c))
+            .collect::<Result<_, _>>()?;
+        if captions.is_empty() {
+            continue;
+        }
+        let one_hot = Tensor::from_slice(&text::one_hot(&captions))
+            .view([
+                captions.len() as i64,
+                text::ALPHABET_SIZE as i64,
+                text::MAX_CAPTION_CHARS as i64,
+            ])
+            .to_device(trainer.model.device);
+        let phi = tch::no_grad(|| trainer.model.text_encoder.net.forward_t(&one_hot, false));
+        let err = ((phi - trainer.image_targets.get(i as i64).unsqueeze(0))
+            * &trainer.inverse_spread)
+            .square()
+            .mean_dim(1, false, Kind::Float)
+            .sum(Kind::Float)
+            .to_device(Device::Cpu)
+            .double_value(&[]);
+        total += err;
+        n += captions.len();
+    }
+    Ok(if n == 0 { 0.0 } else { total / n as f64 })
+}
