@@ -275,9 +275,33 @@ pub fn parse_card(text: &str, origin: &str) -> Result<ModelCard> {
 /// Writes bytes to a temporary file beside `path`, then renames it over
 /// `path`, so a crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    publish(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
+}
+
+/// Has `write` write the file into a temporary path beside `path`, makes it
+/// durable, then renames it over `path`. Whatever fails (a full disk, a
+/// folder removed), the temporary file is removed, the file that was at
+/// `path` is untouched, and the error names `path`.
+pub fn publish(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
+    let result = write(&tmp)
+        .and_then(|()| {
+            // Make the data durable before the rename publishes it.
+            std::fs::File::open(&tmp)?.sync_all()?;
+            Ok(())
+        })
+        .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    let Err(e) = result else { return Ok(()) };
+    let _ = std::fs::remove_file(&tmp);
+    // libtorch's writer reports a full disk in its own words: say it plainly.
+    let text = format!("{e:#}");
+    if text.contains("StorageFull") || text.contains("No space left") {
+        bail!(
+            "writing {}: No space left on device (nothing was changed there; free some space and try again)",
+            path.display()
+        );
+    }
+    Err(e.context(format!("writing {}", path.display())))
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -302,10 +326,7 @@ pub fn save_var_store(vs: &nn::VarStore, path: &Path, half: bool) -> Result<()> 
         })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let tmp = temp_path(path);
-    Tensor::write_safetensors(&named, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
+    publish(path, |tmp| Ok(Tensor::write_safetensors(&named, tmp)?))
 }
 
 /// Loads a safetensors file into a var store, checking that it holds exactly

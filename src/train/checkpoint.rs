@@ -94,14 +94,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &impl Serialize) -
         .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu)))
         .collect();
     named.push((STATE_KEY.to_string(), Tensor::from_slice(&json)));
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    Tensor::write_safetensors(&named, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    // Make the data durable before the rename publishes it.
-    if let Ok(file) = std::fs::File::open(&tmp) {
-        let _ = file.sync_all();
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
+    crate::weights::publish(path, |tmp| Ok(Tensor::write_safetensors(&named, tmp)?))
 }
 
 pub fn load<S: DeserializeOwned>(path: &Path) -> Result<(HashMap<String, Tensor>, S)> {
