@@ -135,6 +135,18 @@ pub fn encode_png(image: &Image, metadata: &[(String, String)]) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// The pixels of a PNG as they are (no resizing), as RGB.
+pub fn read_png_pixels(path: &Path) -> Result<Image> {
+    let rgb = image::open(path)
+        .with_context(|| format!("{}: not a readable image", path.display()))?
+        .to_rgb8();
+    Ok(Image {
+        width: rgb.width(),
+        height: rgb.height(),
+        rgb: rgb.into_raw(),
+    })
+}
+
 /// The text chunks of a PNG, in file order.
 pub fn read_png_metadata(path: &Path) -> Result<Vec<(String, String)>> {
     let file =

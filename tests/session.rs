@@ -440,3 +440,59 @@ fn a_frame_of_gantry_interp_replays_as_that_frame() {
         "frame 5 must replay as frame 5"
     );
 }
+
+/// A long session keeps a bounded number of pictures in memory: older rows go
+/// to PNGs and come back whole when a command needs them.
+#[test]
+fn older_pictures_leave_memory_and_come_back_intact() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    say(&mut s, ":n 8");
+    let first = pics(&mut s, "a red flower");
+    let per_row: usize = first.iter().map(|p| p.image.rgb.len()).sum();
+    let rows = gantry::session::RESIDENT_PICTURE_BYTES / per_row + 20;
+    for k in 0..rows {
+        pics(&mut s, &format!("a flower number {k}"));
+    }
+    let resident: usize = s
+        .entries
+        .iter()
+        .filter_map(|e| match &e.body {
+            Body::Pictures(p) => Some(p),
+            _ => None,
+        })
+        .flatten()
+        .map(|p| p.image.rgb.len())
+        .sum();
+    assert!(
+        resident <= gantry::session::RESIDENT_PICTURE_BYTES,
+        "{resident} bytes of pixels in memory"
+    );
+    let early = s.picture("#1.3").unwrap().clone();
+    assert!(!early.is_resident(), "the first row left memory");
+    assert_eq!(
+        s.image(&early).unwrap(),
+        first[2].image,
+        "and comes back whole"
+    );
+    assert!(s
+        .picture(&format!("#{}.1", rows + 1))
+        .unwrap()
+        .is_resident());
+
+    // Commands that use it see the original picture: :save writes the same
+    // pixels and provenance as the picture had.
+    let dir = sandbox.path().join("saved");
+    say(&mut s, &format!(":save #1.3 {}", dir.display()));
+    let path = dir.join("gantry-1-3.png");
+    assert_eq!(
+        gantry::imageio::read_png_pixels(&path).unwrap(),
+        first[2].image
+    );
+    assert_eq!(
+        gantry::imageio::read_png_metadata(&path).unwrap(),
+        first[2].metadata
+    );
+    let styled = pics(&mut s, ":style #1.3 \"a blue flower\"");
+    assert_eq!(styled.len(), 1);
+}

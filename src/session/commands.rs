@@ -528,7 +528,7 @@ fn save(session: &mut Session, args: &[String]) -> Result<Reply> {
             .unwrap_or("row")
             .to_string();
         let path = dir.join(format!("gantry-{first}.gif"));
-        write_gif(&path, &pictures)?;
+        write_gif(session, &path, &pictures)?;
         return Ok(Reply::Text(format!("wrote {}", path.display())));
     }
     let mut written = Vec::new();
@@ -550,7 +550,7 @@ fn pictures_of(entry: &super::Entry) -> Vec<super::Picture> {
 }
 
 /// An animated GIF of a row, going there and back, upscaled 2x.
-fn write_gif(path: &Path, pictures: &[super::Picture]) -> Result<()> {
+fn write_gif(session: &Session, path: &Path, pictures: &[super::Picture]) -> Result<()> {
     use image::codecs::gif::{GifEncoder, Repeat};
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -560,13 +560,13 @@ fn write_gif(path: &Path, pictures: &[super::Picture]) -> Result<()> {
         .chain((1..pictures.len() - 1).rev())
         .collect();
     for i in order {
-        let p = &pictures[i];
-        let rgb = image::RgbImage::from_raw(p.image.width, p.image.height, p.image.rgb.clone())
+        let p = session.image(&pictures[i])?;
+        let rgb = image::RgbImage::from_raw(p.width, p.height, p.rgb)
             .ok_or_else(|| anyhow!("bad picture buffer"))?;
         let big = image::imageops::resize(
             &rgb,
-            p.image.width * 2,
-            p.image.height * 2,
+            p.width * 2,
+            p.height * 2,
             image::imageops::FilterType::Nearest,
         );
         let rgba = image::DynamicImage::ImageRgb8(big).to_rgba8();

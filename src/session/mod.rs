@@ -29,6 +29,44 @@ pub struct Picture {
     pub label: String,
     /// Provenance written into the PNG (tEXt): enough to remake it.
     pub metadata: Vec<(String, String)>,
+    /// Where the pixels are while they are out of memory (`image` is then
+    /// empty): older rows of a long session are kept as PNGs, see
+    /// [`RESIDENT_PICTURE_BYTES`]. [`Session::image`] reads them back.
+    pub spilled: Option<PathBuf>,
+}
+
+impl Picture {
+    /// Whether the pixels are in memory.
+    pub fn is_resident(&self) -> bool {
+        self.spilled.is_none()
+    }
+}
+
+/// Pixels the transcript keeps in memory (about 680 pictures of 64x64). Older
+/// rows are written to the session's spill folder as PNGs, provenance
+/// included, so that a session of any length stays flat in memory; commands
+/// that need an older picture (`:save`, `:style #id`, ...) read it back.
+pub const RESIDENT_PICTURE_BYTES: usize = 8 << 20;
+
+/// A folder for the pictures a session keeps out of memory, removed with it.
+struct SpillFolder(PathBuf);
+
+impl SpillFolder {
+    fn create() -> Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("gantry-session-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for SpillFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What an entry shows under the line that was typed.
@@ -119,6 +157,11 @@ pub struct Session {
     class_vectors: Option<(Vec<String>, tch::Tensor)>,
     /// The gantry executable that probes plugins before `:plugin install`.
     pub probe_exe: Option<PathBuf>,
+    /// Bytes of pixels in memory, and the first entry that may hold some.
+    resident_bytes: usize,
+    oldest_resident: usize,
+    /// Where older pictures go (made on first use).
+    spill: Option<SpillFolder>,
 }
 
 /// Images are generated in chunks of this many, checking for cancellation between.
@@ -159,6 +202,9 @@ impl Session {
                 .filter(|e| e.file_stem().is_some_and(|s| s == "gantry")),
             paths,
             config,
+            resident_bytes: 0,
+            oldest_resident: 0,
+            spill: None,
         })
     }
 
@@ -210,6 +256,7 @@ impl Session {
             Ok(Reply::Quit) => Ok(Outcome::Quit),
             Ok(Reply::Cleared) => {
                 self.entries.clear();
+                (self.resident_bytes, self.oldest_resident) = (0, 0);
                 Ok(Outcome::Cleared)
             }
             Ok(reply) => {
@@ -241,6 +288,9 @@ impl Session {
             }
             _ => 0,
         };
+        if let Body::Pictures(pictures) = &body {
+            self.resident_bytes += pictures.iter().map(|p| p.image.rgb.len()).sum::<usize>();
+        }
         self.entries.push(Entry {
             number,
             input: input.to_string(),
@@ -248,7 +298,50 @@ impl Session {
             warnings,
             elapsed_ms,
         });
+        self.bound_memory();
         self.entries.len() - 1
+    }
+
+    /// Writes the oldest rows' pictures out of memory until the resident
+    /// ones fit [`RESIDENT_PICTURE_BYTES`] (the newest row always stays). A
+    /// picture that cannot be written out stays in memory.
+    fn bound_memory(&mut self) {
+        while self.resident_bytes > RESIDENT_PICTURE_BYTES
+            && self.oldest_resident + 1 < self.entries.len()
+        {
+            if self.spill.is_none() {
+                match SpillFolder::create() {
+                    Ok(folder) => self.spill = Some(folder),
+                    Err(_) => return,
+                }
+            }
+            let dir = self.spill.as_ref().map(|f| f.0.clone()).unwrap_or_default();
+            if let Body::Pictures(pictures) = &mut self.entries[self.oldest_resident].body {
+                for p in pictures.iter_mut().filter(|p| p.is_resident()) {
+                    let path = dir.join(format!("{}.png", p.id.trim_start_matches('#')));
+                    if imageio::write_png(&path, &p.image, &p.metadata).is_err() {
+                        return;
+                    }
+                    self.resident_bytes -= p.image.rgb.len();
+                    p.image = Image {
+                        width: 0,
+                        height: 0,
+                        rgb: Vec::new(),
+                    };
+                    p.spilled = Some(path);
+                }
+            }
+            self.oldest_resident += 1;
+        }
+    }
+
+    /// A picture's pixels, read back from its PNG if it is out of memory.
+    pub fn image(&self, picture: &Picture) -> Result<Image> {
+        match &picture.spilled {
+            None => Ok(picture.image.clone()),
+            Some(path) => imageio::read_png_pixels(path)
+                .with_context(|| format!("reading {} back", picture.id)),
+        }
     }
 
     /// The number the next row of pictures will get.
@@ -323,6 +416,7 @@ impl Session {
                 image,
                 label,
                 metadata: metadata(k),
+                spilled: None,
             })
             .collect()
     }
@@ -398,7 +492,7 @@ impl Session {
     /// An image from a `#id` or a file path.
     pub fn image_argument(&self, arg: &str) -> Result<(Image, String)> {
         if let Some(p) = self.picture(arg) {
-            return Ok((p.image.clone(), p.id.clone()));
+            return Ok((self.image(p)?, p.id.clone()));
         }
         if arg.starts_with('#') {
             bail!("no picture {arg} in this session (ids look like #3.2)");
@@ -632,7 +726,7 @@ impl Session {
             picture.id.trim_start_matches('#').replace('.', "-")
         );
         let path = dir.join(name);
-        imageio::write_png(&path, &picture.image, &picture.metadata)?;
+        imageio::write_png(&path, &self.image(picture)?, &picture.metadata)?;
         Ok(path)
     }
 

@@ -92,9 +92,13 @@ fn protocol(picker: &Picker, image: &Image) -> Option<ratatui_image::protocol::P
 fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) {
     app.transcript = session.entries.clone();
     app.status = session.status();
+    // Pictures the session wrote out of memory lose their protocols too, so
+    // that a long session stays flat here as well.
+    let mut resident = std::collections::HashSet::new();
     for entry in &session.entries {
         if let Body::Pictures(pictures) = &entry.body {
-            for p in pictures {
+            for p in pictures.iter().filter(|p| p.is_resident()) {
+                resident.insert(p.id.as_str());
                 if !images.by_id.contains_key(&p.id) {
                     if let Some(proto) = protocol(picker, &p.image) {
                         images.by_id.insert(p.id.clone(), proto);
@@ -103,6 +107,9 @@ fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) 
             }
         }
     }
+    images
+        .by_id
+        .retain(|id, _| id == "preview" || resident.contains(id.as_str()));
 }
 
 /// Runs the REPL until :quit or Ctrl-D.

@@ -95,7 +95,11 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
         let picture = Rect::new(x, area.y, PICTURE_COLS, PICTURE_ROWS);
         match images.by_id.get(*id) {
             Some(protocol) => frame.render_widget(ratatui_image::Image::new(protocol), picture),
-            None => frame.render_widget(Paragraph::new("(no image)"), picture),
+            None => frame.render_widget(
+                Paragraph::new("(kept on disk: :save it)")
+                    .wrap(ratatui::widgets::Wrap { trim: true }),
+                picture,
+            ),
         }
         let caption = format!("{id} {label}");
         let caption: String = caption.chars().take(PICTURE_COLS as usize).collect();
@@ -274,6 +278,7 @@ mod tests {
             },
             label: "seed 0".to_string(),
             metadata: Vec::new(),
+            spilled: None,
         }
     }
 
