@@ -823,7 +823,26 @@ fn run_script(mut session: gantry::session::Session, file: &str, paths_only: boo
     };
     let name = if file == "-" { "<stdin>" } else { file };
     let inline = !paths_only && std::io::stdout().is_terminal();
+    // Ctrl-C, SIGTERM or SIGHUP: the line in progress stops between chunks
+    // and the script ends; every picture already written is whole.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (stop, cancel) = (stop.clone(), session.cancel.clone());
+        let _ = ctrlc::set_handler(move || {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    let interrupted = |number: usize| -> ! {
+        eprintln!(
+            "{name}:{number}: interrupted; the pictures written before this line are complete"
+        );
+        std::process::exit(130);
+    };
     for (number, line) in text.lines().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            interrupted(number + 1);
+        }
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -863,6 +882,7 @@ fn run_script(mut session: gantry::session::Session, file: &str, paths_only: boo
                     Body::Error(e) => bail!("{name}:{}: {e}", number + 1),
                 }
             }
+            Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => interrupted(number + 1),
             Err(e) => {
                 eprintln!("{name}:{}: {e:#}", number + 1);
                 std::process::exit(1);

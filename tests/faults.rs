@@ -226,3 +226,115 @@ fn a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(run.join("model/generator.safetensors").exists());
 }
+
+/// SIGTERM or SIGHUP while a script draws: the script stops between
+/// pictures, says so, and every PNG written is whole (no partial file).
+#[test]
+fn sigterm_and_sighup_stop_a_script_between_whole_pictures() {
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let sandbox = Sandbox::new();
+        sandbox.tiny_model("tiny");
+        let lines: String = (0..5000).map(|k| format!("a flower {k}\n")).collect();
+        let file = sandbox.path().join("long.txt");
+        std::fs::write(&file, lines).unwrap();
+        let out = sandbox.path().join("out");
+        let child = sandbox
+            .gantry()
+            .env("GANTRY_THREADS", "1")
+            .args(["run", "--paths", "-m", "tiny", "-o"])
+            .arg(&out)
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::fs::read_dir(&out).map_or(0, |d| d.count()) < 20
+            && started.elapsed().as_secs() < 60
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        let result = child.wait_with_output().unwrap();
+        assert_eq!(result.status.code(), Some(130), "{}", stderr(&result));
+        assert!(
+            stderr(&result).contains("interrupted"),
+            "{}",
+            stderr(&result)
+        );
+        assert!(temporaries(&out).is_empty(), "{:?}", temporaries(&out));
+        let written: Vec<PathBuf> = std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(written.len() >= 20 && written.len() < 4 * 5000);
+        for path in written {
+            gantry::imageio::read_png_pixels(&path)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        }
+    }
+}
+
+/// The model folder deleted while a session runs: the loaded model goes on
+/// drawing, and loading it again is a clear error that leaves the session
+/// usable.
+#[test]
+fn a_model_folder_deleted_under_a_session_is_an_error_not_a_crash() {
+    use gantry::config::{Paths, Resolved};
+    let sandbox = Sandbox::new();
+    let folder = sandbox.tiny_model("gone");
+    let paths = Paths {
+        config_dir: sandbox.path().join("config"),
+        data_dir: sandbox.path().join("data"),
+    };
+    let mut config = Resolved::load_from(&paths.user_config_file(), &[])
+        .unwrap()
+        .config;
+    config.model = "gone".into();
+    config.device = "cpu".into();
+    let mut session = gantry::session::Session::open(paths, config).unwrap();
+    std::fs::remove_dir_all(&folder).unwrap();
+    assert!(session.execute("a red flower").is_ok());
+    let err = session.execute(":model gone").unwrap_err();
+    assert!(format!("{err:#}").contains("gone"), "{err:#}");
+    assert!(session.execute("a blue flower").is_ok(), "still usable");
+}
+
+/// A plugin library deleted after the session loaded it: the mapped code
+/// stays, so the sampler goes on working.
+#[test]
+fn a_plugin_library_removed_after_loading_keeps_working() {
+    use gantry::config::{Paths, Resolved};
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let plugins = sandbox.path().join("data/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let copy = plugins.join("libgantry_sampler_truncated.so");
+    std::fs::copy(common::built_library("gantry_sampler_truncated"), &copy).unwrap();
+    let paths = Paths {
+        config_dir: sandbox.path().join("config"),
+        data_dir: sandbox.path().join("data"),
+    };
+    let mut config = Resolved::load_from(&paths.user_config_file(), &[])
+        .unwrap()
+        .config;
+    config.model = "m".into();
+    config.device = "cpu".into();
+    let mut session = gantry::session::Session::open(paths, config).unwrap();
+    session.execute(":sampler truncated psi=0.5").unwrap();
+    let before = session.execute("a red flower").unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    let after = session.execute("a red flower").unwrap();
+    let pixels = |o: gantry::session::Outcome| match o {
+        gantry::session::Outcome::Entry(i) => match &session.entries[i].body {
+            gantry::session::Body::Pictures(p) => p[0].image.clone(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(pixels(before), pixels(after));
+}

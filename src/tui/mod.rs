@@ -157,8 +157,21 @@ pub fn run(session: Session) -> Result<()> {
         std::sync::Arc<std::sync::atomic::AtomicBool>,
     )> = None;
     let mut previewed = String::new();
+    // SIGTERM or SIGHUP (a closed terminal, a `kill`): stop the job between
+    // chunks and leave, restoring the terminal (in raw mode Ctrl-C is a key,
+    // not a signal). Pictures are only ever written whole.
+    let terminate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = terminate.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
 
     loop {
+        if terminate.load(Ordering::SeqCst) {
+            if let Some((handle, _, cancel)) = job.take() {
+                cancel.store(true, Ordering::SeqCst);
+                let _ = handle.join();
+            }
+            return Ok(());
+        }
         // A finished job gives the session back.
         if job.as_ref().is_some_and(|(j, _, _)| j.is_finished()) {
             if let Some((handle, _, _)) = job.take() {
