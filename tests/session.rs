@@ -358,6 +358,12 @@ fn a_panicking_job_is_an_error_entry_and_the_session_and_model_go_on() {
         s.entries.last().map(|e| &e.body),
         Some(Body::Error(_))
     ));
+    // libtorch running out of memory says so, with what to do.
+    let err = format!("{:#}", s.execute("a red flower __oom__").unwrap_err());
+    assert!(
+        err.contains("out of memory") && err.contains("try fewer pictures at once (:n"),
+        "{err}"
+    );
     // Same model, same pixels after the panic.
     s.execute(":seed 0").unwrap();
     let after = pics(&mut s, "a red flower");

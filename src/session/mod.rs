@@ -246,10 +246,19 @@ impl Session {
             }
         }))
         .unwrap_or_else(|payload| {
-            Err(anyhow!(
-                "internal error, this job stopped (the session goes on; please report it): {}",
-                panic_text(payload.as_ref()).lines().next().unwrap_or("")
-            ))
+            let text = panic_text(payload.as_ref());
+            let first = text.lines().next().unwrap_or("");
+            Err(if out_of_memory(&text) {
+                anyhow!(
+                    "out of memory on {} ({first}): this job stopped, the session goes on; try fewer pictures at once (:n {})",
+                    describe_device(self.runtime.device),
+                    (self.n / 2).max(1)
+                )
+            } else {
+                anyhow!(
+                    "internal error, this job stopped (the session goes on; please report it): {first}"
+                )
+            })
         });
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
@@ -782,10 +791,21 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Tests make a job panic inside the host: with GANTRY_FAILPOINT=job-panic,
 /// a line containing `__panic__` panics where a failing libtorch call would.
+/// A line containing `__oom__` panics as libtorch does when memory runs out.
 fn failpoint(line: &str) {
-    if line.contains("__panic__")
-        && std::env::var("GANTRY_FAILPOINT").is_ok_and(|v| v == "job-panic")
-    {
+    if !std::env::var("GANTRY_FAILPOINT").is_ok_and(|v| v == "job-panic") {
+        return;
+    }
+    if line.contains("__panic__") {
         panic!("failpoint job-panic: {line}");
     }
+    if line.contains("__oom__") {
+        panic!("CUDA out of memory. Tried to allocate 20.00 GiB (failpoint)");
+    }
+}
+
+/// Whether a libtorch failure is memory running out (CUDA's words, or the
+/// CPU allocator's).
+fn out_of_memory(text: &str) -> bool {
+    text.contains("out of memory") || text.contains("can't allocate memory")
 }
