@@ -290,6 +290,24 @@ pub fn content_accuracy(
     Ok(out)
 }
 
+/// Every render must carry every attribute the probe reads (a replacement
+/// plugin of the same name might not): checked once, so that the
+/// measurements can index them.
+fn require_probed_attributes(set: &TrainingSet) -> Result<()> {
+    for (i, attributes) in set.attributes.iter().enumerate() {
+        if let Some(missing) = crate::probe::PROBED
+            .iter()
+            .find(|a| !attributes.contains_key(**a))
+        {
+            bail!(
+                "render {i} ({}) has no '{missing}' attribute: the procedural metrics need the procedural-flowers plugin's attributes",
+                set.names[i]
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Metrics on procedural flowers, read back with the probe. `set` holds
 /// real renders not used in training.
 pub fn procedural(
@@ -302,6 +320,7 @@ pub fn procedural(
     if n < 64 {
         bail!("need at least 64 evaluation renders (got {n})");
     }
+    require_probed_attributes(set)?;
     let nz = model.card.architecture.generator.nz as usize;
     let mut rng = Rng(seed);
     let probe_note = |attr: &str| {
@@ -862,6 +881,7 @@ pub fn style_encoders(
     encoders: &[crate::runtime::StyleEncoderChoice],
     count: usize,
 ) -> Result<Vec<Metric>> {
+    require_probed_attributes(set)?;
     let n = count.min(set.len());
     let real = imageio::images_from_tensor(&set.image_batch(
         &(0..n).collect::<Vec<_>>(),
