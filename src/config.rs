@@ -21,6 +21,8 @@ pub struct Config {
     pub style_encoder: String,
     pub output_dir: PathBuf,
     pub threads: u32,
+    /// How large the REPL draws pictures: 1 is 16x8 cells, 2 is 32x16, ...
+    pub zoom: u32,
 }
 
 /// Where a configuration value was set.

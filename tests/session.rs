@@ -502,3 +502,17 @@ fn older_pictures_leave_memory_and_come_back_intact() {
     let styled = pics(&mut s, ":style #1.3 \"a blue flower\"");
     assert_eq!(styled.len(), 1);
 }
+
+#[test]
+fn zoom_sets_the_picture_size_within_its_range() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    assert_eq!(s.status().zoom, 2, "the config's default");
+    assert!(say(&mut s, ":zoom 3").contains("48x24 cells"));
+    assert_eq!(s.status().zoom, 3);
+    for bad in [":zoom 0", ":zoom 5", ":zoom big", ":zoom"] {
+        let err = format!("{:#}", s.execute(bad).unwrap_err());
+        assert!(err.contains("usage: :zoom 1|2|3|4"), "{bad}: {err}");
+    }
+    assert_eq!(s.status().zoom, 3, "a refused value changes nothing");
+}

@@ -175,6 +175,15 @@ pub static COMMANDS: &[Command] = &[
         run: live,
     },
     Command {
+        name: "zoom",
+        aliases: &["z"],
+        usage: ":zoom 1|2|3|4",
+        help: "how large pictures are drawn: 1 is 16x8 cells, 2 is 32x16, ... (config key zoom)",
+        complete: &[Complete::Nothing],
+        captions_from: None,
+        run: zoom,
+    },
+    Command {
         name: "plugins",
         aliases: &[],
         usage: ":plugins",
@@ -728,6 +737,21 @@ fn live(session: &mut Session, args: &[String]) -> Result<Reply> {
     Ok(Reply::Text(format!(
         "live preview {}",
         if session.live { "on" } else { "off" }
+    )))
+}
+
+fn zoom(session: &mut Session, args: &[String]) -> Result<Reply> {
+    const U: &str = ":zoom 1|2|3|4";
+    let [z] = args else { return Err(usage(U)) };
+    let z: u16 = z.parse().map_err(|_| usage(U))?;
+    if !(1..=super::MAX_ZOOM).contains(&z) {
+        return Err(usage(U));
+    }
+    session.zoom = z;
+    Ok(Reply::Text(format!(
+        "pictures drawn at {}x{} cells",
+        16 * z,
+        8 * z
     )))
 }
 

@@ -125,7 +125,12 @@ pub struct Status {
     pub encoder: String,
     pub last_latency_ms: Option<f64>,
     pub live: bool,
+    /// How large the REPL draws pictures (1 to [`MAX_ZOOM`]).
+    pub zoom: u16,
 }
+
+/// The largest picture size the REPL offers (64 columns by 32 rows each).
+pub const MAX_ZOOM: u16 = 4;
 
 pub struct Session {
     pub paths: Paths,
@@ -146,6 +151,8 @@ pub struct Session {
     pub style_encoder: crate::runtime::StyleEncoderChoice,
     pub output_dir: PathBuf,
     pub live: bool,
+    /// How large the REPL draws pictures (`:zoom`).
+    pub zoom: u16,
     /// Set from another thread to stop the running job between chunks.
     pub cancel: Arc<AtomicBool>,
     pub progress: Progress,
@@ -191,6 +198,7 @@ impl Session {
             style_encoder: crate::runtime::StyleEncoderChoice::Learned,
             output_dir: config.output_dir.clone(),
             live: false,
+            zoom: (config.zoom.clamp(1, MAX_ZOOM as u32)) as u16,
             cancel: Arc::new(AtomicBool::new(false)),
             progress: Progress::default(),
             history: Vec::new(),
@@ -221,6 +229,7 @@ impl Session {
             encoder: self.encoder.clone(),
             last_latency_ms: self.last_latency_ms,
             live: self.live,
+            zoom: self.zoom,
         }
     }
 

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use view::{Images, PICTURE_COLS, PICTURE_ROWS};
+use view::{picture_cells, Images};
 
 /// How long typing must pause before the live preview redraws.
 const LIVE_PAUSE: Duration = Duration::from_millis(350);
@@ -76,12 +76,17 @@ fn append_history(session: &Session, line: &str) {
     }
 }
 
-fn protocol(picker: &Picker, image: &Image) -> Option<ratatui_image::protocol::Protocol> {
+fn protocol(
+    picker: &Picker,
+    image: &Image,
+    zoom: u16,
+) -> Option<ratatui_image::protocol::Protocol> {
     let rgb = image::RgbImage::from_raw(image.width, image.height, image.rgb.clone())?;
+    let (cols, rows) = picture_cells(zoom);
     picker
         .new_protocol(
             image::DynamicImage::ImageRgb8(rgb),
-            Size::new(PICTURE_COLS, PICTURE_ROWS),
+            Size::new(cols, rows),
             Resize::Scale(None),
         )
         .ok()
@@ -92,6 +97,11 @@ fn protocol(picker: &Picker, image: &Image) -> Option<ratatui_image::protocol::P
 fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) {
     app.transcript = session.entries.clone();
     app.status = session.status();
+    // Another picture size: every protocol is made again at the new size.
+    if images.zoom != session.zoom {
+        images.by_id.clear();
+        images.zoom = session.zoom;
+    }
     // Pictures the session wrote out of memory lose their protocols too, so
     // that a long session stays flat here as well.
     let mut resident = std::collections::HashSet::new();
@@ -100,7 +110,7 @@ fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) 
             for p in pictures.iter().filter(|p| p.is_resident()) {
                 resident.insert(p.id.as_str());
                 if !images.by_id.contains_key(&p.id) {
-                    if let Some(proto) = protocol(picker, &p.image) {
+                    if let Some(proto) = protocol(picker, &p.image, session.zoom) {
                         images.by_id.insert(p.id.clone(), proto);
                     }
                 }
@@ -202,7 +212,7 @@ pub fn run(session: Session) -> Result<()> {
             if s.live && paused && !text.is_empty() && !text.starts_with(':') && text != previewed {
                 previewed = text.clone();
                 if let Ok(image) = s.preview(&text) {
-                    if let Some(proto) = protocol(&picker, &image) {
+                    if let Some(proto) = protocol(&picker, &image, s.zoom) {
                         images.by_id.insert("preview".into(), proto);
                         app.preview = Some(text);
                     }

@@ -14,85 +14,188 @@ use ratatui::Frame;
 use ratatui_image::protocol::Protocol;
 use std::collections::HashMap;
 
-/// Cells one picture takes: 16 columns by 8 rows (a 64x64 image at the
-/// usual 1:2 cell shape).
+/// Cells one picture takes at zoom 1: 16 columns by 8 rows (a 64x64 image at
+/// the usual 1:2 cell shape). `:zoom N` multiplies both.
 pub const PICTURE_COLS: u16 = 16;
 pub const PICTURE_ROWS: u16 = 8;
+/// Rows under a picture for its id and label at most (wrapped: a full
+/// random seed is 20 characters); one where it fits.
+const LABEL_ROWS: u16 = 2;
 
-/// Terminal images by picture id, made once when a picture arrives.
+/// (columns, rows) of one picture at `zoom`.
+pub fn picture_cells(zoom: u16) -> (u16, u16) {
+    let z = zoom.max(1);
+    (PICTURE_COLS * z, PICTURE_ROWS * z)
+}
+
+/// Terminal images by picture id, made once when a picture arrives, at the
+/// size of `zoom`.
 #[derive(Default)]
 pub struct Images {
     pub by_id: HashMap<String, Protocol>,
+    pub zoom: u16,
 }
 
 /// A piece of the transcript with a known height.
 enum Block<'a> {
+    /// One row of text (long lines are wrapped into several).
     Text(Line<'a>),
-    /// A row of pictures: (id, label) and their protocols by id.
-    Pictures(Vec<(&'a str, &'a str)>),
+    /// A row of pictures, (id, label) each, and the rows their labels take.
+    Pictures(Vec<(&'a str, &'a str)>, u16),
 }
 
 impl Block<'_> {
-    fn height(&self) -> u16 {
+    fn height(&self, zoom: u16) -> u16 {
         match self {
             Block::Text(_) => 1,
-            Block::Pictures(_) => PICTURE_ROWS + 1,
+            Block::Pictures(_, label_rows) => picture_cells(zoom).1 + label_rows,
         }
     }
 }
 
-fn entry_blocks(entry: &Entry, width: u16) -> Vec<Block<'_>> {
-    let mut blocks = vec![Block::Text(Line::from(vec![
-        Span::styled("› ", Style::default().fg(Color::Cyan)),
-        Span::styled(
-            entry.input.as_str(),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
-        Span::styled(
-            format!("  {:.0} ms", entry.elapsed_ms),
-            Style::default().fg(Color::DarkGray),
-        ),
-    ]))];
+/// Cuts a line into rows of at most `width` columns, keeping each span's
+/// style (characters, not words: a path or a seed is never split oddly
+/// elsewhere, and nothing is lost at the right edge).
+fn wrap(line: Line<'_>, width: u16) -> Vec<Line<'static>> {
+    let width = width.max(1) as usize;
+    let mut rows: Vec<Line<'static>> = vec![Line::default()];
+    let mut used = 0usize;
+    for span in line.spans {
+        let mut piece = String::new();
+        for c in span.content.chars() {
+            let mut buf = [0u8; 4];
+            let w = Span::raw(&*c.encode_utf8(&mut buf)).width();
+            if used + w > width && used > 0 {
+                if !piece.is_empty() {
+                    let row = rows.last_mut().expect("a row");
+                    row.spans
+                        .push(Span::styled(std::mem::take(&mut piece), span.style));
+                }
+                rows.push(Line::default());
+                used = 0;
+            }
+            piece.push(c);
+            used += w;
+        }
+        if !piece.is_empty() {
+            rows.last_mut()
+                .expect("a row")
+                .spans
+                .push(Span::styled(piece, span.style));
+        }
+    }
+    rows
+}
+
+/// Plain text in rows of at most `width` characters, broken at spaces where
+/// it can be (a seed stays whole on its row), else within a word.
+fn wrap_words(text: &str, width: u16) -> Vec<String> {
+    let width = width.max(1) as usize;
+    let mut rows: Vec<String> = Vec::new();
+    let mut row = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        let used = row.chars().count();
+        if used > 0 && used + 1 + word.len() <= width {
+            row.push(' ');
+            row.extend(word.iter());
+            continue;
+        }
+        if used > 0 {
+            rows.push(std::mem::take(&mut row));
+        }
+        while word.len() > width {
+            rows.push(word.drain(..width).collect());
+        }
+        row = word.into_iter().collect();
+    }
+    if !row.is_empty() || rows.is_empty() {
+        rows.push(row);
+    }
+    rows
+}
+
+fn text_blocks<'a>(line: Line<'_>, width: u16) -> impl Iterator<Item = Block<'a>> {
+    wrap(line, width).into_iter().map(Block::Text)
+}
+
+fn entry_blocks(entry: &Entry, width: u16, zoom: u16) -> Vec<Block<'_>> {
+    let mut blocks: Vec<Block> = text_blocks(
+        Line::from(vec![
+            Span::styled("› ", Style::default().fg(Color::Cyan)),
+            Span::styled(
+                entry.input.as_str(),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(
+                format!("  {:.0} ms", entry.elapsed_ms),
+                Style::default().fg(Color::DarkGray),
+            ),
+        ]),
+        width,
+    )
+    .collect();
     match &entry.body {
         Body::Pictures(pictures) => {
-            let per_row = ((width + 1) / (PICTURE_COLS + 1)).max(1) as usize;
+            let cols = picture_cells(zoom).0;
+            let per_row = ((width + 1) / (cols + 1)).max(1) as usize;
             for row in pictures.chunks(per_row) {
+                let label_rows = row
+                    .iter()
+                    .map(|p| wrap_words(&format!("{} {}", p.id, p.label), cols).len() as u16)
+                    .max()
+                    .unwrap_or(1)
+                    .clamp(1, LABEL_ROWS);
                 blocks.push(Block::Pictures(
                     row.iter()
                         .map(|p| (p.id.as_str(), p.label.as_str()))
                         .collect(),
+                    label_rows,
                 ));
             }
         }
         Body::Text(text) => {
             for line in text.lines() {
-                blocks.push(Block::Text(Line::from(line.to_string())));
+                blocks.extend(text_blocks(Line::from(line.to_string()), width));
             }
         }
         Body::Error(message) => {
-            blocks.push(Block::Text(Line::styled(
-                format!("error: {message}"),
-                Style::default().fg(Color::Red),
-            )));
+            for line in message.lines() {
+                blocks.extend(text_blocks(
+                    Line::styled(format!("error: {line}"), Style::default().fg(Color::Red)),
+                    width,
+                ));
+            }
         }
     }
     for w in &entry.warnings {
-        blocks.push(Block::Text(Line::styled(
-            format!("warning: {w}"),
-            Style::default().fg(Color::Yellow),
-        )));
+        blocks.extend(text_blocks(
+            Line::styled(format!("warning: {w}"), Style::default().fg(Color::Yellow)),
+            width,
+        ));
     }
     blocks.push(Block::Text(Line::from("")));
     blocks
 }
 
-fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &Images) {
+/// Draws a row of pictures with their labels under them in `area`; where
+/// `area` is shorter than a picture and its labels, the picture's top is cut.
+fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &Images, zoom: u16) {
+    let (cols, full_rows) = picture_cells(zoom);
+    let label_rows = row
+        .iter()
+        .map(|(id, label)| wrap_words(&format!("{id} {label}"), cols).len() as u16)
+        .max()
+        .unwrap_or(1)
+        .clamp(1, LABEL_ROWS);
+    let rows = full_rows.min(area.height.saturating_sub(label_rows));
+    let top = area.y + area.height.saturating_sub(rows + label_rows);
     for (k, (id, label)) in row.iter().enumerate() {
-        let x = area.x + k as u16 * (PICTURE_COLS + 1);
-        if x + PICTURE_COLS > area.x + area.width {
+        let x = area.x + k as u16 * (cols + 1);
+        if x + cols > area.x + area.width {
             break;
         }
-        let picture = Rect::new(x, area.y, PICTURE_COLS, PICTURE_ROWS);
+        let picture = Rect::new(x, top, cols, rows);
         match images.by_id.get(*id) {
             Some(protocol) => frame.render_widget(ratatui_image::Image::new(protocol), picture),
             None => frame.render_widget(
@@ -102,11 +205,16 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
             ),
         }
         let caption = format!("{id} {label}");
-        let caption: String = caption.chars().take(PICTURE_COLS as usize).collect();
-        frame.render_widget(
-            Paragraph::new(Line::styled(caption, Style::default().fg(Color::Gray))),
-            Rect::new(x, area.y + PICTURE_ROWS, PICTURE_COLS, 1),
-        );
+        for (r, line) in wrap_words(&caption, cols)
+            .into_iter()
+            .take(LABEL_ROWS as usize)
+            .enumerate()
+        {
+            frame.render_widget(
+                Paragraph::new(Line::styled(line, Style::default().fg(Color::Gray))),
+                Rect::new(x, top + rows + r as u16, cols, 1),
+            );
+        }
     }
 }
 
@@ -124,26 +232,36 @@ fn draw_transcript(frame: &mut Frame, area: Rect, app: &App, images: &Images) {
             )));
         }
     }
+    let zoom = app.status.zoom.max(1);
     for entry in &app.transcript {
-        blocks.extend(entry_blocks(entry, area.width));
+        blocks.extend(entry_blocks(entry, area.width, zoom));
     }
     // Skip `scroll` lines from the bottom, then fill upwards.
     let mut skip = app.scroll;
     let mut bottom = area.y + area.height;
     for block in blocks.iter().rev() {
-        let h = block.height();
+        let h = block.height(zoom);
         if skip >= h {
             skip -= h;
             continue;
         }
         skip = 0;
         if bottom < area.y + h {
+            // The top block, cut by the edge of the screen: a row of pictures
+            // shows its labels and what fits of the pictures.
+            if let Block::Pictures(row, label_rows) = block {
+                let room = bottom - area.y;
+                if room > *label_rows {
+                    let rect = Rect::new(area.x, area.y, area.width, room);
+                    draw_pictures(frame, rect, row, images, zoom);
+                }
+            }
             break;
         }
         let rect = Rect::new(area.x, bottom - h, area.width, h);
         match block {
             Block::Text(line) => frame.render_widget(Paragraph::new(line.clone()), rect),
-            Block::Pictures(row) => draw_pictures(frame, rect, row, images),
+            Block::Pictures(row, _) => draw_pictures(frame, rect, row, images, zoom),
         }
         bottom -= h;
     }
@@ -191,8 +309,9 @@ fn status_line(app: &App) -> Line<'static> {
 
 /// Draws the whole screen. Returns where the cursor goes.
 pub fn draw(frame: &mut Frame, app: &App, images: &Images) {
+    let (picture_cols, picture_rows) = picture_cells(app.status.zoom);
     let preview_rows = if app.preview.is_some() {
-        PICTURE_ROWS
+        picture_rows
     } else {
         0
     };
@@ -209,13 +328,13 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images) {
         if let Some(protocol) = images.by_id.get("preview") {
             frame.render_widget(
                 ratatui_image::Image::new(protocol),
-                Rect::new(preview.x, preview.y, PICTURE_COLS, PICTURE_ROWS),
+                Rect::new(preview.x, preview.y, picture_cols, picture_rows),
             );
         }
         let label = Rect::new(
-            preview.x + PICTURE_COLS + 1,
+            preview.x + picture_cols + 1,
             preview.y,
-            preview.width.saturating_sub(PICTURE_COLS + 1),
+            preview.width.saturating_sub(picture_cols + 1),
             1,
         );
         frame.render_widget(
@@ -248,15 +367,30 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images) {
         }
         None => ("› ".to_string(), app.input.clone(), 2 + app.cursor),
     };
+    // A line longer than the screen scrolls sideways to keep the cursor in
+    // view (an ellipsis marks text cut off on the left).
+    let prompt_width = prompt.chars().count();
+    let room = (input.width as usize)
+        .saturating_sub(prompt_width + 1)
+        .max(1);
+    let at = cursor.saturating_sub(prompt_width);
+    let skip = (at + 1).saturating_sub(room);
+    let shown: String = if skip > 0 {
+        std::iter::once('…')
+            .chain(text.chars().skip(skip + 1).take(room - 1))
+            .collect()
+    } else {
+        text.chars().take(room).collect()
+    };
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(prompt, Style::default().fg(Color::Cyan)),
-            Span::raw(text),
+            Span::raw(shown),
         ])),
         input,
     );
-    let x =
-        (input.x as usize + cursor).min((input.x + input.width).saturating_sub(1) as usize) as u16;
+    let x = (input.x as usize + prompt_width + at - skip)
+        .min((input.x + input.width).saturating_sub(1) as usize) as u16;
     frame.set_cursor_position((x, input.y));
 }
 
@@ -314,6 +448,7 @@ mod tests {
                 encoder: "learned".into(),
                 last_latency_ms: Some(42.0),
                 live: false,
+                zoom: 1,
             },
             ..Default::default()
         }
@@ -329,7 +464,10 @@ mod tests {
                     let protocol = picker
                         .new_protocol(
                             image::DynamicImage::ImageRgb8(rgb),
-                            ratatui::layout::Size::new(PICTURE_COLS, PICTURE_ROWS),
+                            {
+                                let (c, r) = picture_cells(app.status.zoom);
+                                ratatui::layout::Size::new(c, r)
+                            },
                             ratatui_image::Resize::Scale(None),
                         )
                         .unwrap();
@@ -424,5 +562,64 @@ mod tests {
             text.lines().last().unwrap().starts_with("(search)`red':"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn long_errors_wrap_and_full_seeds_stay_readable() {
+        let mut a = app();
+        let long = "no model 'nope' (looked in weights/, /very/long/path/to/the/user/data/dir/models/ and the shipped weights folder); known models: procedural-flowers, oxford102, a-model-with-a-long-name";
+        a.transcript.push(Entry {
+            number: 0,
+            input: ":model nope".into(),
+            body: Body::Error(long.into()),
+            warnings: vec![],
+            elapsed_ms: 0.0,
+        });
+        let mut p = picture("#3.1", 120);
+        p.label = "seed 281474976710655".into();
+        a.transcript.insert(
+            0,
+            Entry {
+                number: 3,
+                input: ":seed random".into(),
+                body: Body::Pictures(vec![p]),
+                warnings: vec![],
+                elapsed_ms: 9.0,
+            },
+        );
+        let text = render(&a, 60, 40);
+        // Nothing is cut at the right edge: the whole message is there.
+        let joined: String = text.lines().map(str::trim_end).collect();
+        assert!(joined.contains("a-model-with-a-long-name"), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= 60));
+        // The full seed, on its own row under the picture.
+        assert!(
+            text.lines().any(|l| l.contains("281474976710655")),
+            "{text}"
+        );
+        snapshot("wrapped", &text);
+    }
+
+    #[test]
+    fn zoom_draws_larger_pictures_and_long_input_scrolls() {
+        let mut a = app();
+        a.status.zoom = 2;
+        let text = render(&a, 80, 40);
+        // Two pictures of 32 columns side by side: the second starts at 33.
+        let labels = text
+            .lines()
+            .find(|l| l.contains("#1.1") && l.contains("#1.2"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(labels.find("#1.2"), Some(33), "{text}");
+        snapshot("zoomed", &text);
+
+        // A 500-character caption: its end and the cursor stay in view.
+        a.input = (0..100).map(|k| format!("w{k:03} ")).collect::<String>() + "END";
+        a.cursor = a.input.chars().count();
+        let text = render(&a, 80, 40);
+        let input = text.lines().last().unwrap();
+        assert!(input.ends_with("END"), "{input}");
+        assert!(input.starts_with("› …"), "{input}");
+        assert!(input.chars().count() <= 80);
     }
 }
