@@ -122,6 +122,15 @@ enum PluginCommand {
     },
     /// Remove an installed plugin
     Remove { name: String },
+    /// Write a new sampler plugin crate, ready for `plugin install` (it builds
+    /// wherever it is written: the plugin API comes with it)
+    New {
+        /// The plugin's name (lowercase letters, digits, '-')
+        name: String,
+        /// The folder to write it in
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Load a library and describe it as JSON (what install runs in a child process)
     #[command(hide = true)]
     Probe { path: PathBuf },
@@ -781,6 +790,15 @@ fn plugin_command(ctx: &Context_, command: PluginCommand) -> Result<()> {
         PluginCommand::Remove { name } => {
             let m = plugin_manager::remove(&dir, &name)?;
             println!("removed {} {}", m.name, m.version);
+            Ok(())
+        }
+        PluginCommand::New { name, dir: into } => {
+            let root = plugin_manager::new_plugin(&into, &name)?;
+            println!(
+                "wrote {} (a sampler: edit src/lib.rs); install it with\n  gantry plugin install {}",
+                root.display(),
+                root.display()
+            );
             Ok(())
         }
         PluginCommand::Probe { path } => {

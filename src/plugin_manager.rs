@@ -36,6 +36,92 @@ pub struct Manifest {
     pub file: String,
 }
 
+/// The sampler template and the plugin API crate, as they were when this
+/// gantry was built: what `plugin new` writes.
+const TEMPLATE_LIB: &str = include_str!("../plugins/template/src/lib.rs");
+const API_LIB: &str = include_str!("../plugins/api/src/lib.rs");
+const API_RANDOM: &str = include_str!("../plugins/api/src/random.rs");
+
+/// Writes a new sampler plugin crate `<dir>/<name>` that builds where it is
+/// written: the template's code named `name`, and a copy of this gantry's
+/// plugin API crate inside it (`gantry-plugin-api/`), so that no path points
+/// into gantry's sources. Returns the crate folder.
+pub fn new_plugin(dir: &Path, name: &str) -> Result<PathBuf> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        bail!("'{name}' is not a plugin name: lowercase letters, digits and '-', starting with a letter (e.g. my-sampler)");
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        bail!(
+            "{} already exists: choose another name or folder",
+            root.display()
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let abi = gantry_plugin_api::ABI_VERSION;
+    let manifest = format!(
+        r#"# A gantry sampler plugin, written by `gantry plugin new` (gantry {version}).
+# Build and install it with
+#   gantry plugin install {name}
+# then use it with `:sampler {name}` (or --sampler {name}).
+# gantry-plugin-api/ is a copy of the plugin API crate of gantry {version}
+# (ABI {abi}); keep it beside the plugin.
+[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+gantry-plugin-api = {{ path = "gantry-plugin-api" }}
+
+# A workspace of its own, wherever the folder is put.
+[workspace]
+"#
+    );
+    let api_manifest = format!(
+        r#"# The plugin API crate of gantry {version} (ABI {abi}), copied by `gantry plugin new`.
+[package]
+name = "gantry-plugin-api"
+version = "{version}"
+edition = "2021"
+license = "MIT"
+publish = false
+description = "C ABI shared by gantry and its plugins"
+
+[dependencies]
+"#
+    );
+    let lib = TEMPLATE_LIB
+        .replace("name = \"my-sampler\"", &format!("name = \"{name}\""))
+        .replace("`:sampler my-sampler", &format!("`:sampler {name}"));
+    let files: [(&str, &str); 5] = [
+        ("Cargo.toml", &manifest),
+        ("src/lib.rs", &lib),
+        ("gantry-plugin-api/Cargo.toml", &api_manifest),
+        ("gantry-plugin-api/src/lib.rs", API_LIB),
+        ("gantry-plugin-api/src/random.rs", API_RANDOM),
+    ];
+    for (file, text) in files {
+        let path = root.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        write_atomic(&path, text.as_bytes())?;
+    }
+    Ok(root)
+}
+
 /// Parses and checks a manifest's text (`origin` names it in errors). Its
 /// library must be a plain file name in the plugin folder: a manifest naming
 /// `../x` would otherwise have `plugin remove` delete a file elsewhere.

@@ -216,3 +216,68 @@ fn a_plugin_with_the_name_of_a_shipped_one_says_it_replaces_it() {
         .unwrap_or_else(|| panic!("{list}"));
     assert!(row.contains("replaces the one built with gantry"), "{row}");
 }
+
+/// `gantry plugin new` writes a crate that builds where it is written (the
+/// plugin API comes with it), outside this repository; it installs and draws.
+#[test]
+fn plugin_new_writes_a_crate_that_installs_and_draws_anywhere() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert!(!elsewhere.path().starts_with(env!("CARGO_MANIFEST_DIR")));
+    let out = sandbox.ok(&[
+        "plugin",
+        "new",
+        "lilac-sampler",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    let crate_dir = elsewhere.path().join("lilac-sampler");
+    assert!(out.contains("gantry plugin install"), "{out}");
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(!manifest.contains(env!("CARGO_MANIFEST_DIR")), "{manifest}");
+    assert!(crate_dir.join("gantry-plugin-api/src/lib.rs").exists());
+
+    let installed = sandbox.ok(&["plugin", "install", crate_dir.to_str().unwrap()]);
+    assert!(
+        installed.contains("installed lilac-sampler 0.1.0 (sampler"),
+        "{installed}"
+    );
+    let drawn = sandbox.ok(&[
+        "generate",
+        "a flower",
+        "-n",
+        "1",
+        "-m",
+        "m",
+        "--sampler",
+        "lilac-sampler",
+        "-o",
+        "lilac",
+    ]);
+    assert!(drawn.contains(".png"), "{drawn}");
+    // Its PNG records the sampler that drew it.
+    let png = std::fs::read_dir(sandbox.path().join("lilac"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = gantry::imageio::read_png_metadata(&png).unwrap();
+    assert!(meta.contains(&("sampler".to_string(), "lilac-sampler".to_string())));
+
+    // A name that is not one, or a folder that exists, is refused.
+    let err = sandbox.fails(&[
+        "plugin",
+        "new",
+        "Bad Name",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("is not a plugin name"), "{err}");
+    let err = sandbox.fails(&[
+        "plugin",
+        "new",
+        "lilac-sampler",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("already exists"), "{err}");
+}

@@ -195,7 +195,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "plugin",
         aliases: &[],
-        usage: ":plugin install PATH | remove NAME | list",
+        usage: ":plugin install PATH | remove NAME | new NAME [DIR] | list",
         help: "install a plugin (crate folder or library; probed in a child process), remove one, or list them",
         complete: &[Complete::PluginActions, Complete::Paths],
         captions_from: None,
@@ -787,7 +787,7 @@ fn plugins(session: &mut Session, args: &[String]) -> Result<Reply> {
 
 fn plugin(session: &mut Session, args: &[String]) -> Result<Reply> {
     use crate::plugin_manager;
-    const U: &str = ":plugin install PATH | remove NAME | list";
+    const U: &str = ":plugin install PATH | remove NAME | new NAME [DIR] | list";
     let dir = session.paths.plugin_dir();
     let text = match args {
         [action, path] if action == "install" => {
@@ -814,6 +814,17 @@ fn plugin(session: &mut Session, args: &[String]) -> Result<Reply> {
             format!(
                 "removed {} {} (a library already loaded stays loaded until gantry restarts)",
                 m.name, m.version
+            )
+        }
+        [action, name, rest @ ..] if action == "new" && rest.len() <= 1 => {
+            let into = rest
+                .first()
+                .map_or(Path::new("."), |d| Path::new(d.as_str()));
+            let root = plugin_manager::new_plugin(into, name)?;
+            format!(
+                "wrote {} (a sampler: edit src/lib.rs), then :plugin install {}",
+                root.display(),
+                root.display()
             )
         }
         [action] if action == "list" => {
@@ -909,7 +920,12 @@ pub fn complete(session: &Session, line: &str) -> Vec<String> {
         }
         Complete::OnOff => vec!["on".into(), "off".into()],
         Complete::SeedValues => vec!["random".into()],
-        Complete::PluginActions => vec!["install".into(), "remove".into(), "list".into()],
+        Complete::PluginActions => vec![
+            "install".into(),
+            "remove".into(),
+            "new".into(),
+            "list".into(),
+        ],
         Complete::Pictures if current.starts_with('#') => session.picture_ids(),
         Complete::Pictures | Complete::Paths => complete_path(current),
     };
