@@ -102,7 +102,8 @@ impl Runtime {
         }
     }
 
-    fn nz(&self) -> usize {
+    /// The size of z.
+    pub fn nz(&self) -> usize {
         self.model.card.architecture.generator.nz as usize
     }
 
@@ -458,6 +459,16 @@ impl Runtime {
         }
     }
 
+    /// G(z, φ(t)) for a style code z ([1, nz]) from [`Self::style_code`].
+    pub fn draw_style(&self, z: &Tensor, caption: &str) -> Result<Generated> {
+        let (text, warnings) = self.embed(&[caption])?;
+        Ok(Generated {
+            images: self.draw(z, &text)?,
+            seeds: vec![],
+            warnings,
+        })
+    }
+
     /// Style transfer with a chosen style encoder: G(encoder(x), φ(t)).
     pub fn style_transfer_with(
         &self,
@@ -468,11 +479,39 @@ impl Runtime {
         let s = self
             .style_code(image, encoder)
             .context("encoding the style image")?;
-        let (text, warnings) = self.embed(&[caption])?;
-        Ok(Generated {
-            images: self.draw(&s, &text)?,
-            seeds: vec![],
-            warnings,
-        })
+        self.draw_style(&s, caption)
     }
+}
+
+/// A style code z as PNG provenance: its f32 values' bits in hex, exact.
+pub fn style_code_text(z: &Tensor) -> Result<String> {
+    let values = Vec::<f32>::try_from(z.to_device(Device::Cpu).flatten(0, -1))?;
+    Ok(values
+        .iter()
+        .map(|v| format!("{:08x}", v.to_bits()))
+        .collect())
+}
+
+/// The style code [`style_code_text`] wrote, for a model whose z has `nz`
+/// components.
+pub fn parse_style_code(text: &str, nz: usize) -> Result<Tensor> {
+    let text = text.trim();
+    if text.len() != 8 * nz || !text.is_ascii() {
+        bail!(
+            "a style code of {} characters, not the {} of {nz} numbers",
+            text.len(),
+            8 * nz
+        );
+    }
+    let values = (0..nz)
+        .map(|i| {
+            u32::from_str_radix(&text[8 * i..8 * i + 8], 16)
+                .map(f32::from_bits)
+                .map_err(|_| anyhow::anyhow!("a style code with a character that is not hex"))
+        })
+        .collect::<Result<Vec<f32>>>()?;
+    if values.iter().any(|v| !v.is_finite()) {
+        bail!("a style code with a value that is not a finite number");
+    }
+    Ok(Tensor::from_slice(&values).view([1, nz as i64]))
 }

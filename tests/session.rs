@@ -8,6 +8,11 @@ use gantry::session::{commands, Body, Outcome, Session};
 
 fn session(sandbox: &Sandbox) -> Session {
     sandbox.tiny_model("m");
+    reopen(sandbox)
+}
+
+/// Another session on the sandbox's model `m` (a fresh transcript).
+fn reopen(sandbox: &Sandbox) -> Session {
     let paths = Paths {
         config_dir: sandbox.path().join("config"),
         data_dir: sandbox.path().join("data"),
@@ -515,4 +520,65 @@ fn zoom_sets_the_picture_size_within_its_range() {
         assert!(err.contains("usage: :zoom 1|2|3|4"), "{bad}: {err}");
     }
     assert_eq!(s.status().zoom, 3, "a refused value changes nothing");
+}
+
+/// A style transfer PNG remakes in a fresh session, where its source picture
+/// (a `#id` of the old transcript) does not exist: the PNG records the style
+/// code itself. A PNG asking for a batch gantry never makes is refused at once.
+#[test]
+fn style_pictures_replay_in_a_fresh_session_and_huge_batches_are_refused() {
+    let sandbox = Sandbox::new();
+    let mut first = session(&sandbox);
+    pics(&mut first, "a red flower");
+    let styled = pics(
+        &mut first,
+        ":style #1.2 \"a white flower\" \"a blue flower\"",
+    );
+    let dir = sandbox.path().join("styled");
+    say(
+        &mut first,
+        &format!(":save {} {}", styled[1].id, dir.display()),
+    );
+    let png = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = gantry::imageio::read_png_metadata(&png).unwrap();
+    assert!(meta
+        .iter()
+        .any(|(k, v)| k == "style_code" && v.len() == 800));
+    assert!(meta.iter().any(|(k, _)| k == "style_source_sha256"));
+    drop(first);
+
+    let mut fresh = reopen(&sandbox);
+    let replayed = pics(&mut fresh, &format!(":replay {}", png.display()));
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].image, styled[1].image, "the same pixels");
+    assert_eq!(replayed[0].label, "replayed");
+
+    // A crafted batch of 10^8 pictures is an error, not an hour of work.
+    let huge = sandbox.path().join("huge.png");
+    let image = gantry::imageio::Image {
+        width: 1,
+        height: 1,
+        rgb: vec![0; 3],
+    };
+    gantry::imageio::write_png(
+        &huge,
+        &image,
+        &[
+            ("command".into(), "a red flower".into()),
+            ("batch".into(), "n=100000000 first_seed=0 index=5".into()),
+        ],
+    )
+    .unwrap();
+    let err = format!(
+        "{:#}",
+        fresh
+            .execute(&format!(":replay {}", huge.display()))
+            .unwrap_err()
+    );
+    assert!(err.contains("not a batch gantry makes"), "{err}");
 }

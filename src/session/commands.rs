@@ -406,13 +406,22 @@ fn style(session: &mut Session, args: &[String]) -> Result<Reply> {
         return Err(usage(U));
     }
     let (source, source_name) = session.image_argument(&args[0])?;
+    // The style code once for all captions; the PNGs record it exactly (and
+    // the source's hash), so `:replay` remakes them in any session.
+    let z = session
+        .runtime
+        .style_code(&source, &session.style_encoder)
+        .context("encoding the style image")?;
+    let code = crate::runtime::style_code_text(&z)?;
+    let source_hash = {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(&source.rgb))
+    };
     let mut images = Vec::new();
     let mut warnings = Vec::new();
     for caption in &args[1..] {
         session.check_cancel()?;
-        let g = session
-            .runtime
-            .style_transfer_with(&source, caption, &session.style_encoder)?;
+        let g = session.runtime.draw_style(&z, caption)?;
         images.extend(g.images);
         warnings.extend(g.warnings);
     }
@@ -430,6 +439,8 @@ fn style(session: &mut Session, args: &[String]) -> Result<Reply> {
         let mut m = session.base_metadata(&args[1 + k], &command);
         m.push(("batch".into(), format!("index={k}")));
         m.push(("style_source".into(), source_name.clone()));
+        m.push(("style_source_sha256".into(), source_hash.clone()));
+        m.push(("style_code".into(), code.clone()));
         m
     });
     Ok(Reply::Pictures((pictures, warnings)))
@@ -622,6 +633,10 @@ fn replay(session: &mut Session, args: &[String]) -> Result<Reply> {
 }
 
 /// Remakes the picture a PNG's metadata describes, with the sampler in force.
+/// The largest batch `:replay` remakes: the most a row holds (`:n` 64, an
+/// `:interp` of 64 steps).
+const MAX_REPLAY_BATCH: usize = 64;
+
 fn remake(
     session: &mut Session,
     file: &str,
@@ -642,6 +657,23 @@ fn remake(
         })
     };
     let index = field("index").unwrap_or(0) as usize;
+    if let Some(code) = get("style_code") {
+        // Style transfer: G(z, φ(caption)) from the z it recorded, whatever
+        // the session (the source picture need not exist any more).
+        let caption = get("caption").ok_or_else(|| anyhow!("{file}: no caption stored"))?;
+        let z = crate::runtime::parse_style_code(&code, session.runtime.nz())
+            .with_context(|| format!("{file}: its style code"))?
+            .to_device(session.runtime.device);
+        let g = session.runtime.draw_style(&z, &caption)?;
+        let pictures = session.pictures(g.images, vec!["replayed".into()], |_| meta.to_vec());
+        return Ok(Reply::Pictures((pictures, g.warnings)));
+    }
+    // A batch is remade whole (its size can change the arithmetic), but never
+    // larger than gantry makes one: a PNG is outside input.
+    let n = field("n").unwrap_or(index as u64 + 1);
+    if n == 0 || n > MAX_REPLAY_BATCH as u64 || index as u64 >= n {
+        bail!("{file}: picture {index} of a batch of {n}: not a batch gantry makes (1 to {MAX_REPLAY_BATCH})");
+    }
     let (mut pictures, warnings) = if let Some(stored) = command.strip_prefix(':') {
         let seed: u64 = get("seed").and_then(|s| s.parse().ok()).unwrap_or(0);
         let saved = session.seed;
@@ -653,7 +685,7 @@ fn remake(
             _ => bail!("{file}: its command ({command}) does not draw pictures"),
         }
     } else {
-        let n = field("n").unwrap_or(1) as usize;
+        let n = n as usize;
         let first = field("first_seed")
             .or_else(|| get("seed").and_then(|s| s.parse().ok()))
             .unwrap_or(0);
@@ -661,11 +693,11 @@ fn remake(
         let pictures = session.pictures(
             images,
             (0..n)
-                .map(|k| format!("seed {}", first + k as u64))
+                .map(|k| format!("seed {}", first.wrapping_add(k as u64)))
                 .collect(),
             |k| {
                 let mut m = session.base_metadata(&command, &command);
-                m.push(("seed".into(), (first + k as u64).to_string()));
+                m.push(("seed".into(), first.wrapping_add(k as u64).to_string()));
                 m.push((
                     "batch".into(),
                     format!("n={n} first_seed={first} index={k}"),
