@@ -14,8 +14,10 @@ use tch::{Device, Kind, Tensor};
 
 /// The most images one call draws (memory stays bounded whatever is asked).
 pub const MAX_BATCH: usize = 4096;
-/// Images G draws at once, so that its activations stay bounded whatever n is.
-pub const DRAW_CHUNK: usize = 256;
+/// Images G draws at once, so that its activations stay bounded whatever n
+/// is, and so that a cancelled row (an `:interp` of 64) stops within one
+/// chunk's time.
+pub const DRAW_CHUNK: usize = 16;
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
@@ -69,6 +71,9 @@ pub struct Runtime {
     /// configured with for the life of the process), recorded in every PNG.
     pub sampler_options: std::collections::BTreeMap<String, String>,
     pub device: Device,
+    /// Set from another thread to stop the running job: checked between
+    /// chunks of G and at every host callback of a style encoder plugin.
+    pub cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Sampler options as PNGs record them: `key=value` words, sorted.
@@ -99,7 +104,16 @@ impl Runtime {
             sampler,
             sampler_options: Default::default(),
             device,
+            cancel: Default::default(),
         }
+    }
+
+    /// An error if the running job was cancelled.
+    pub fn check_cancel(&self) -> Result<()> {
+        if self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("cancelled");
+        }
+        Ok(())
     }
 
     /// The size of z.
@@ -178,6 +192,7 @@ impl Runtime {
         let n = z.size()[0];
         let mut out = Vec::with_capacity(n as usize);
         for start in (0..n).step_by(DRAW_CHUNK) {
+            self.check_cancel()?;
             let len = (n - start).min(DRAW_CHUNK as i64);
             let images = tch::no_grad(|| {
                 self.model.generator.net.forward_t(
@@ -344,6 +359,8 @@ unsafe extern "C" fn learned_callback(
         let ctx = (context as *const StyleContext)
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("null context"))?;
+        // Ctrl-C reaches a plugin through its next call to the host.
+        ctx.runtime.check_cancel()?;
         let s = tch::no_grad(|| {
             ctx.runtime
                 .model
@@ -372,6 +389,8 @@ unsafe extern "C" fn reconstruction_callback(
         let ctx = (context as *const StyleContext)
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("null context"))?;
+        // Ctrl-C reaches a plugin through its next call to the host.
+        ctx.runtime.check_cancel()?;
         let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
         if z.is_null() || grad.is_null() || loss.is_null() || nz != expected {
             bail!("z must be {expected} floats (got {nz})");
@@ -409,6 +428,8 @@ unsafe extern "C" fn generate_callback(
         let ctx = (context as *const StyleContext)
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("null context"))?;
+        // Ctrl-C reaches a plugin through its next call to the host.
+        ctx.runtime.check_cancel()?;
         let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
         if z.is_null() || out.is_null() || nz != expected || out_len < 64 * 64 * 3 {
             bail!("z must be {expected} floats and the output 64*64*3 bytes");

@@ -163,3 +163,47 @@ fn repl_end_to_end_in_a_real_terminal() {
         "{history}"
     );
 }
+
+/// Ctrl-C during a long job (an `optimize` style transfer of 10,000 steps,
+/// through a plugin) cuts it short, says "cancelled" once, clears the
+/// "cancelling..." notice, and gives the prompt back for the next caption.
+#[test]
+fn ctrl_c_cuts_a_plugin_style_transfer_short() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let Some(t) = Tmux::start(&sandbox, "-m m") else {
+        return;
+    };
+    t.wait_for("model m");
+    t.line("a red flower");
+    t.wait_for("#1.1");
+    t.line(":encoder optimize steps=10000");
+    t.wait_for("encoder optimize");
+    t.line(r#":style #1.1 "a blue flower""#);
+    t.wait_for("Ctrl-C cancels");
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    t.send(&["C-c"]);
+    let screen = loop {
+        let screen = t.screen();
+        if screen.contains("error: cancelled") && !screen.contains("Ctrl-C cancels") {
+            break screen;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not cancelled:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!(
+        "Ctrl-C to the prompt during an optimize :style: {} ms",
+        start.elapsed().as_millis()
+    );
+    assert!(!screen.contains("#2.1"), "the job was cut short: {screen}");
+    assert_eq!(screen.matches("cancelled").count(), 1, "{screen}");
+    assert!(!screen.contains("cancelling..."), "{screen}");
+    t.line(":encoder learned");
+    t.line("a blue flower");
+    t.wait_for("#2.1");
+    t.alive();
+}

@@ -582,3 +582,43 @@ fn style_pictures_replay_in_a_fresh_session_and_huge_batches_are_refused() {
     );
     assert!(err.contains("not a batch gantry makes"), "{err}");
 }
+
+/// Ctrl-C reaches every long job: a row of G (an :interp), a style encoder
+/// plugin through its next call to the host, and building :classify's class
+/// vectors; each stops with "cancelled" and the session goes on.
+#[test]
+fn cancellation_reaches_rows_plugins_and_classify() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    pics(&mut s, "a red flower");
+    let cancelled = |s: &mut Session, line: &str| {
+        let flag = s.cancel.clone();
+        // The flag as Ctrl-C sets it while the job runs: from another thread,
+        // here before the job's first check.
+        let setter = std::thread::spawn(move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        setter.join().unwrap();
+        // execute() clears the flag as a job starts, so go below it.
+        let err = match line.strip_prefix(':') {
+            Some(rest) => commands::run(s, rest).err(),
+            None => s.caption(line).err(),
+        };
+        s.cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+        format!(
+            "{:#}",
+            err.unwrap_or_else(|| panic!("{line} was not cancelled"))
+        )
+    };
+    assert_eq!(cancelled(&mut s, ":interp \"a\" \"b\" 64"), "cancelled");
+    say(&mut s, ":encoder optimize steps=10000");
+    let err = cancelled(&mut s, ":style #1.1 \"a blue flower\"");
+    assert!(err.contains("cancelled"), "{err}");
+    say(&mut s, ":encoder learned");
+    // (:classify needs a model whose card names its dataset: the shipped one.)
+    say(&mut s, ":model procedural-flowers");
+    let err = cancelled(&mut s, ":classify #1.1");
+    assert!(err.contains("cancelled"), "{err}");
+    // And the session goes on.
+    assert_eq!(pics(&mut s, ":style #1.1 \"a blue flower\"").len(), 1);
+}

@@ -185,8 +185,11 @@ impl Session {
         let random_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut runtime = Runtime::new(model, sampler);
+        runtime.cancel = cancel.clone();
         Ok(Self {
-            runtime: Runtime::new(model, sampler),
+            runtime,
             registry,
             entries: Vec::new(),
             next_entry: 1,
@@ -199,7 +202,7 @@ impl Session {
             output_dir: config.output_dir.clone(),
             live: false,
             zoom: (config.zoom.clamp(1, MAX_ZOOM as u32)) as u16,
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel,
             progress: Progress::default(),
             history: Vec::new(),
             last_latency_ms: None,
@@ -289,7 +292,13 @@ impl Session {
                 Ok(Outcome::Entry(self.push(line, body, warnings, elapsed_ms)))
             }
             Err(e) => {
-                let message = format!("{e:#}");
+                // However deep the job was (a plugin, a callback), a
+                // cancelled job says just that.
+                let message = if self.cancel.load(Ordering::SeqCst) {
+                    "cancelled".to_string()
+                } else {
+                    format!("{e:#}")
+                };
                 self.push(line, Body::Error(message.clone()), Vec::new(), elapsed_ms);
                 Err(anyhow!(message))
             }
@@ -699,6 +708,9 @@ impl Session {
             let mut by_class: Vec<Vec<String>> = vec![Vec::new(); dataset.classes.len()];
             let mut per_class = vec![0usize; dataset.classes.len()];
             for i in 0..dataset.len {
+                if i % 64 == 0 {
+                    self.check_cancel()?;
+                }
                 let s = dataset.get(i)?;
                 let c = s.class as usize;
                 if c < per_class.len() && per_class[c] < 10 {
@@ -709,6 +721,7 @@ impl Session {
             let names: Vec<String> = dataset.classes.iter().map(|c| c.name.clone()).collect();
             let mut vectors = Vec::new();
             for captions in &by_class {
+                self.check_cancel()?;
                 if captions.is_empty() {
                     bail!("a class of {spec} has no captions");
                 }

@@ -195,6 +195,9 @@ pub fn run(session: Session) -> Result<()> {
                         }
                         sync(&mut app, &s, &mut images, &picker);
                         session = Some(s);
+                        if app.notice.as_deref() == Some("cancelling...") {
+                            app.notice = None;
+                        }
                     }
                     Err(_) => anyhow::bail!("the worker thread panicked"),
                 }
