@@ -207,3 +207,40 @@ fn ctrl_c_cuts_a_plugin_style_transfer_short() {
     t.wait_for("#2.1");
     t.alive();
 }
+
+/// The terminal closing under the REPL (tmux killed: SIGHUP, then a tty that
+/// reads nothing but hang-ups) ends the process; it never lingers.
+#[test]
+fn the_repl_exits_when_its_terminal_goes_away() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let Some(t) = Tmux::start(&sandbox, "-m m") else {
+        return;
+    };
+    t.wait_for("model m");
+    let marker = sandbox.path().display().to_string();
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("GANTRY_DATA_DIR={marker}/data")])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+            || std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read_to_string(e.path().join("environ"))
+                    .map(|env| env.contains(&format!("GANTRY_DATA_DIR={marker}/data")))
+                    .unwrap_or(false)
+                    && std::fs::read_to_string(e.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "gantry")
+            })
+    };
+    assert!(running(), "the REPL is running");
+    drop(t);
+    let start = Instant::now();
+    while running() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the REPL outlived its terminal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

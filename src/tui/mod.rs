@@ -171,8 +171,23 @@ pub fn run(session: Session) -> Result<()> {
     // chunks and leave, restoring the terminal (in raw mode Ctrl-C is a key,
     // not a signal). Pictures are only ever written whole.
     let terminate = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = terminate.clone();
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let (flag, cancel) = (
+        terminate.clone(),
+        session.as_ref().map(|s| s.cancel.clone()),
+    );
+    let _ = ctrlc::set_handler(move || {
+        flag.store(true, Ordering::SeqCst);
+        if let Some(cancel) = &cancel {
+            cancel.store(true, Ordering::SeqCst);
+        }
+        // The loop leaves within a tick; if it cannot (a terminal gone from
+        // under it keeps the event reader spinning), leave from here, as the
+        // signal's default would have.
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = disable_raw_mode();
+        let _ = execute!(std::io::stdout(), LeaveAlternateScreen);
+        std::process::exit(143);
+    });
 
     loop {
         if terminate.load(Ordering::SeqCst) {
