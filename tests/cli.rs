@@ -309,6 +309,14 @@ fn interpolations_and_style_transfer_write_rows() {
         )),
         "{meta:?}"
     );
+    // The sheet is many pictures: :replay says so rather than remaking one.
+    std::fs::write(
+        sandbox.path().join("replay.gantry"),
+        format!(":replay {}\n", sandbox.path().join("row.png").display()),
+    )
+    .unwrap();
+    let err = sandbox.fails(&["run", "replay.gantry", "-m", "m", "-o", "r"]);
+    assert!(err.contains("is a contact sheet of 5 pictures"), "{err}");
     let out = sandbox.ok(&[
         "interp-z",
         "a white flower",

@@ -109,11 +109,10 @@ fn write_row(
             .zip(labels.iter().cloned())
             .collect();
         let grid = gantry::grid::contact_sheet(&cells, cells.len(), 2, 3);
-        gantry::imageio::write_png(
-            sheet,
-            &grid,
-            &meta(runtime, &labels.join(" | "), command, seed),
-        )?;
+        // A sheet is many pictures: :replay says so instead of remaking one.
+        let mut m = meta(runtime, &labels.join(" | "), command, seed);
+        m.push(("sheet".to_string(), cells.len().to_string()));
+        gantry::imageio::write_png(sheet, &grid, &m)?;
         println!("{}", sheet.display());
     }
     Ok(())

@@ -657,6 +657,9 @@ fn remake(
         })
     };
     let index = field("index").unwrap_or(0) as usize;
+    if let Some(n) = get("sheet") {
+        bail!("{file} is a contact sheet of {n} pictures, not one picture: replay the PNG of each picture (written beside it)");
+    }
     if let Some(code) = get("style_code") {
         // Style transfer: G(z, φ(caption)) from the z it recorded, whatever
         // the session (the source picture need not exist any more).
