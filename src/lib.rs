@@ -17,6 +17,7 @@ pub mod model;
 pub mod plugin_manager;
 pub mod plugins;
 pub mod probe;
+pub mod provenance;
 pub mod runtime;
 pub mod session;
 pub mod text;

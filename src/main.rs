@@ -559,9 +559,11 @@ pub fn slug(caption: &str) -> String {
 
 /// The provenance written into every PNG, with the picture's seed.
 fn metadata(runtime: &Runtime, caption: &str, seed: u64) -> Vec<(String, String)> {
-    let mut m = runtime.provenance(caption, caption, "learned");
-    m.push(("seed".into(), seed.to_string()));
-    m
+    gantry::provenance::Provenance {
+        seed: Some(seed),
+        ..runtime.provenance(caption, caption, "learned")
+    }
+    .to_pairs()
 }
 
 fn save_generated(

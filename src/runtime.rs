@@ -128,23 +128,18 @@ impl Runtime {
         caption: &str,
         command: &str,
         style_encoder: &str,
-    ) -> Vec<(String, String)> {
-        vec![
-            ("caption".into(), caption.to_string()),
-            ("command".into(), command.to_string()),
-            ("model".into(), self.model.card.name.clone()),
-            ("sampler".into(), self.sampler.name().to_string()),
-            (
-                "sampler_options".into(),
-                options_text(&self.sampler_options),
-            ),
-            ("style_encoder".into(), style_encoder.to_string()),
-            ("device".into(), describe_device(self.device)),
-            (
-                "Software".into(),
-                format!("gantry {}", env!("CARGO_PKG_VERSION")),
-            ),
-        ]
+    ) -> crate::provenance::Provenance {
+        crate::provenance::Provenance {
+            caption: caption.to_string(),
+            command: command.to_string(),
+            model: self.model.card.name.clone(),
+            sampler: self.sampler.name().to_string(),
+            sampler_options: options_text(&self.sampler_options),
+            style_encoder: style_encoder.to_string(),
+            device: describe_device(self.device),
+            software: format!("gantry {}", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        }
     }
 
     /// φ(t) for each caption: [B, embedding_dim], plus warnings.

@@ -6,6 +6,7 @@ use crate::{open_runtime, slug, write_image, Context_};
 use anyhow::{Context, Result};
 use clap::Args;
 use gantry::imageio::{load_photo, Image};
+use gantry::provenance::{Batch, Provenance};
 use gantry::runtime::{Generated, Runtime};
 use std::path::{Path, PathBuf};
 
@@ -53,17 +54,11 @@ pub struct StyleArgs {
     pub output: Output,
 }
 
-fn meta(
-    runtime: &Runtime,
-    caption: &str,
-    command: &str,
-    seed: Option<u64>,
-) -> Vec<(String, String)> {
-    let mut m = runtime.provenance(caption, command, "learned");
-    if let Some(seed) = seed {
-        m.push(("seed".to_string(), seed.to_string()));
+fn meta(runtime: &Runtime, caption: &str, command: &str, seed: Option<u64>) -> Provenance {
+    Provenance {
+        seed,
+        ..runtime.provenance(caption, command, "learned")
     }
-    m
 }
 
 /// What a row is called and how it was made.
@@ -96,9 +91,14 @@ fn write_row(
     for (k, image) in generated.images.iter().enumerate() {
         let path = out.join(format!("{stem}-{k:02}.png"));
         // Which picture of the row it is, so that :replay remakes this one.
-        let mut m = meta(runtime, &labels[k], command, seed);
-        m.push(("batch".to_string(), format!("index={k}")));
-        write_image(&path, image, &m)?;
+        let m = Provenance {
+            batch: Some(Batch {
+                index: k as u64,
+                ..Default::default()
+            }),
+            ..meta(runtime, &labels[k], command, seed)
+        };
+        write_image(&path, image, &m.to_pairs())?;
         println!("{}", path.display());
     }
     if let Some(sheet) = sheet {
@@ -110,9 +110,11 @@ fn write_row(
             .collect();
         let grid = gantry::grid::contact_sheet(&cells, cells.len(), 2, 3);
         // A sheet is many pictures: :replay says so instead of remaking one.
-        let mut m = meta(runtime, &labels.join(" | "), command, seed);
-        m.push(("sheet".to_string(), cells.len().to_string()));
-        gantry::imageio::write_png(sheet, &grid, &m)?;
+        let m = Provenance {
+            sheet: Some(cells.len() as u64),
+            ..meta(runtime, &labels.join(" | "), command, seed)
+        };
+        gantry::imageio::write_png(sheet, &grid, &m.to_pairs())?;
         println!("{}", sheet.display());
     }
     Ok(())

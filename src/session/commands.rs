@@ -6,6 +6,7 @@
 use super::words::{nearest, quote, split_marked};
 use super::{Body, Reply, SeedMode, Session};
 use crate::imageio::read_png_metadata;
+use crate::provenance::{Batch, Provenance, Style};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -343,10 +344,15 @@ fn row_metadata(
     seed: u64,
     k: usize,
 ) -> Vec<(String, String)> {
-    let mut m = session.base_metadata(caption, command);
-    m.push(("seed".into(), seed.to_string()));
-    m.push(("batch".into(), format!("index={k}")));
-    m
+    Provenance {
+        seed: Some(seed),
+        batch: Some(Batch {
+            index: k as u64,
+            ..Default::default()
+        }),
+        ..session.base_metadata(caption, command)
+    }
+    .to_pairs()
 }
 
 fn current_seed(session: &mut Session) -> u64 {
@@ -436,12 +442,19 @@ fn style(session: &mut Session, args: &[String]) -> Result<Reply> {
     );
     let labels = args[1..].to_vec();
     let pictures = session.pictures(images, labels, |k| {
-        let mut m = session.base_metadata(&args[1 + k], &command);
-        m.push(("batch".into(), format!("index={k}")));
-        m.push(("style_source".into(), source_name.clone()));
-        m.push(("style_source_sha256".into(), source_hash.clone()));
-        m.push(("style_code".into(), code.clone()));
-        m
+        Provenance {
+            batch: Some(Batch {
+                index: k as u64,
+                ..Default::default()
+            }),
+            style: Some(Style {
+                source: source_name.clone(),
+                source_sha256: Some(source_hash.clone()),
+                code: Some(code.clone()),
+            }),
+            ..session.base_metadata(&args[1 + k], &command)
+        }
+        .to_pairs()
     });
     Ok(Reply::Pictures((pictures, warnings)))
 }
@@ -609,76 +622,63 @@ fn replay(session: &mut Session, args: &[String]) -> Result<Reply> {
         return Err(usage(":replay FILE.png"));
     };
     let meta = read_png_metadata(Path::new(file))?;
-    let get = |k: &str| {
-        meta.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let command =
-        get("command").ok_or_else(|| anyhow!("{file}: no gantry command stored in this PNG"))?;
-    if let Some(model) = get("model") {
-        if model != session.runtime.model.card.name {
-            bail!("{file} was made with model '{model}'; load it with :model {model} first");
-        }
+    let made = Provenance::from_pairs(&meta).with_context(|| format!("{file}: its provenance"))?;
+    if made.command.is_empty() {
+        bail!("{file}: no gantry command stored in this PNG");
+    }
+    if !made.model.is_empty() && made.model != session.runtime.model.card.name {
+        bail!(
+            "{file} was made with model '{}'; load it with :model {} first",
+            made.model,
+            made.model
+        );
     }
     // Remade with the sampler and sampler options it was made with.
-    let sampler = get("sampler").unwrap_or_else(|| session.runtime.sampler.name().to_string());
-    let options = crate::runtime::parse_options_text(&get("sampler_options").unwrap_or_default())
+    let sampler = if made.sampler.is_empty() {
+        session.runtime.sampler.name().to_string()
+    } else {
+        made.sampler.clone()
+    };
+    let options = crate::runtime::parse_options_text(&made.sampler_options)
         .with_context(|| format!("{file}: its sampler options"))?;
     session
-        .with_sampler_of(&sampler, &options, |session| {
-            remake(session, file, &meta, &command)
-        })
+        .with_sampler_of(&sampler, &options, |session| remake(session, file, &made))
         .with_context(|| format!("{file} cannot be remade as it was"))
 }
 
-/// Remakes the picture a PNG's metadata describes, with the sampler in force.
 /// The largest batch `:replay` remakes: the most a row holds (`:n` 64, an
 /// `:interp` of 64 steps).
 const MAX_REPLAY_BATCH: usize = 64;
 
-fn remake(
-    session: &mut Session,
-    file: &str,
-    meta: &[(String, String)],
-    command: &str,
-) -> Result<Reply> {
-    let get = |k: &str| {
-        meta.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let command = command.to_string();
-    let batch = get("batch").unwrap_or_default();
-    let field = |name: &str| -> Option<u64> {
-        batch.split_whitespace().find_map(|kv| {
-            kv.strip_prefix(&format!("{name}="))
-                .and_then(|v| v.parse().ok())
-        })
-    };
-    let index = field("index").unwrap_or(0) as usize;
-    if let Some(n) = get("sheet") {
+/// Remakes the picture a PNG's provenance describes, with the sampler in force.
+fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply> {
+    let command = made.command.clone();
+    let batch = made.batch.unwrap_or_default();
+    let index = batch.index as usize;
+    if let Some(n) = made.sheet {
         bail!("{file} is a contact sheet of {n} pictures, not one picture: replay the PNG of each picture (written beside it)");
     }
-    if let Some(code) = get("style_code") {
+    if let Some(code) = made.style.as_ref().and_then(|s| s.code.as_ref()) {
         // Style transfer: G(z, φ(caption)) from the z it recorded, whatever
         // the session (the source picture need not exist any more).
-        let caption = get("caption").ok_or_else(|| anyhow!("{file}: no caption stored"))?;
-        let z = crate::runtime::parse_style_code(&code, session.runtime.nz())
+        if made.caption.is_empty() {
+            bail!("{file}: no caption stored");
+        }
+        let z = crate::runtime::parse_style_code(code, session.runtime.nz())
             .with_context(|| format!("{file}: its style code"))?
             .to_device(session.runtime.device);
-        let g = session.runtime.draw_style(&z, &caption)?;
-        let pictures = session.pictures(g.images, vec!["replayed".into()], |_| meta.to_vec());
+        let g = session.runtime.draw_style(&z, &made.caption)?;
+        let pictures = session.pictures(g.images, vec!["replayed".into()], |_| made.to_pairs());
         return Ok(Reply::Pictures((pictures, g.warnings)));
     }
     // A batch is remade whole (its size can change the arithmetic), but never
     // larger than gantry makes one: a PNG is outside input.
-    let n = field("n").unwrap_or(index as u64 + 1);
+    let n = batch.n.unwrap_or(index as u64 + 1);
     if n == 0 || n > MAX_REPLAY_BATCH as u64 || index as u64 >= n {
         bail!("{file}: picture {index} of a batch of {n}: not a batch gantry makes (1 to {MAX_REPLAY_BATCH})");
     }
     let (mut pictures, warnings) = if let Some(stored) = command.strip_prefix(':') {
-        let seed: u64 = get("seed").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let seed = made.seed.unwrap_or(0);
         let saved = session.seed;
         session.seed = SeedMode::Fixed(seed);
         let reply = run(session, stored);
@@ -689,9 +689,7 @@ fn remake(
         }
     } else {
         let n = n as usize;
-        let first = field("first_seed")
-            .or_else(|| get("seed").and_then(|s| s.parse().ok()))
-            .unwrap_or(0);
+        let first = batch.first_seed.or(made.seed).unwrap_or(0);
         let (images, warnings) = session.generate_batch(&command, n, first)?;
         let pictures = session.pictures(
             images,
@@ -699,13 +697,16 @@ fn remake(
                 .map(|k| format!("seed {}", first.wrapping_add(k as u64)))
                 .collect(),
             |k| {
-                let mut m = session.base_metadata(&command, &command);
-                m.push(("seed".into(), first.wrapping_add(k as u64).to_string()));
-                m.push((
-                    "batch".into(),
-                    format!("n={n} first_seed={first} index={k}"),
-                ));
-                m
+                Provenance {
+                    seed: Some(first.wrapping_add(k as u64)),
+                    batch: Some(Batch {
+                        n: Some(n as u64),
+                        first_seed: Some(first),
+                        index: k as u64,
+                    }),
+                    ..session.base_metadata(&command, &command)
+                }
+                .to_pairs()
             },
         );
         (pictures, warnings)

@@ -11,6 +11,7 @@ use crate::config::{Config, Paths};
 use crate::dataset::DatasetSpec;
 use crate::imageio::{self, Image};
 use crate::plugins::{self, Registry, Sampler};
+use crate::provenance::{Batch, Provenance};
 use crate::runtime::{describe_device, parse_device, Generated, Runtime};
 use crate::weights::{find_model, Model};
 use anyhow::{anyhow, bail, Context, Result};
@@ -422,7 +423,7 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) fn base_metadata(&self, caption: &str, command: &str) -> Vec<(String, String)> {
+    pub(crate) fn base_metadata(&self, caption: &str, command: &str) -> Provenance {
         self.runtime.provenance(caption, command, &self.encoder)
     }
 
@@ -459,14 +460,17 @@ impl Session {
                 .map(|k| format!("seed {}", first.wrapping_add(k as u64)))
                 .collect(),
             |k| {
-                let mut m = self.base_metadata(caption, caption);
-                m.push(("seed".into(), first.wrapping_add(k as u64).to_string()));
                 // Enough to remake it bit for bit: the same batch, and which image.
-                m.push((
-                    "batch".into(),
-                    format!("n={n} first_seed={first} index={k}"),
-                ));
-                m
+                Provenance {
+                    seed: Some(first.wrapping_add(k as u64)),
+                    batch: Some(Batch {
+                        n: Some(n as u64),
+                        first_seed: Some(first),
+                        index: k as u64,
+                    }),
+                    ..self.base_metadata(caption, caption)
+                }
+                .to_pairs()
             },
         );
         Ok((pictures, warnings))
