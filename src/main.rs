@@ -903,10 +903,7 @@ fn run_script(mut session: gantry::session::Session, file: &str, paths_only: boo
                 }
             }
             Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => interrupted(number + 1),
-            Err(e) => {
-                eprintln!("{name}:{}: {e:#}", number + 1);
-                std::process::exit(1);
-            }
+            Err(e) => bail!("{name}:{}: {e:#}", number + 1),
         }
     }
     Ok(())

@@ -95,7 +95,24 @@ fn protocol(
 /// Copies the session's transcript into the app and makes image protocols
 /// for pictures not seen yet.
 fn sync(app: &mut App, session: &Session, images: &mut Images, picker: &Picker) {
-    app.transcript = session.entries.clone();
+    // The transcript only grows (or is cleared): copy the new entries, not
+    // all of them, and let go of the pixels the session wrote out of memory.
+    if session.entries.len() < app.transcript.len() {
+        app.transcript = session.entries.clone();
+    } else {
+        for (mine, theirs) in app.transcript.iter_mut().zip(&session.entries) {
+            if let (Body::Pictures(a), Body::Pictures(b)) = (&mut mine.body, &theirs.body) {
+                for (pa, pb) in a.iter_mut().zip(b) {
+                    if pa.is_resident() && !pb.is_resident() {
+                        *pa = pb.clone();
+                    }
+                }
+            }
+        }
+        let known = app.transcript.len();
+        app.transcript
+            .extend(session.entries[known..].iter().cloned());
+    }
     app.status = session.status();
     // Another picture size: every protocol is made again at the new size.
     if images.zoom != session.zoom {
