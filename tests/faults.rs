@@ -149,55 +149,33 @@ fn a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
     let run = disk.path().join("run");
-    let train = |steps: &str, resume: bool| {
-        let mut cmd = sandbox.gantry();
-        cmd.env("GANTRY_THREADS", "1").args([
-            "train",
-            "gan",
-            "--text-encoder",
-            "te",
-            "--preset",
-            "tiny",
-            "--opt",
-            "count=200",
-            "--batch",
-            "8",
-            "--checkpoint-every",
-            "1",
-            "--steps",
-            steps,
-            "--run",
-        ]);
-        cmd.arg(&run);
-        if resume {
-            cmd.arg("--resume");
-        }
-        cmd.output().unwrap()
+    let train = |extra: &[&str]| {
+        sandbox
+            .gantry()
+            .env("GANTRY_THREADS", "1")
+            .args([
+                "train",
+                "gan",
+                "--text-encoder",
+                "te",
+                "--preset",
+                "tiny",
+                "--opt",
+                "count=200",
+                "--batch",
+                "8",
+                "--checkpoint-every",
+                "1",
+                "--steps",
+                "3",
+                "--run",
+            ])
+            .arg(&run)
+            .args(extra)
+            .output()
+            .unwrap()
     };
-    let stop_after_one = {
-        let mut cmd = sandbox.gantry();
-        cmd.env("GANTRY_THREADS", "1").args([
-            "train",
-            "gan",
-            "--text-encoder",
-            "te",
-            "--preset",
-            "tiny",
-            "--opt",
-            "count=200",
-            "--batch",
-            "8",
-            "--checkpoint-every",
-            "1",
-            "--steps",
-            "3",
-            "--stop-after",
-            "1",
-            "--run",
-        ]);
-        cmd.arg(&run);
-        cmd.output().unwrap()
-    };
+    let stop_after_one = train(&["--stop-after", "1"]);
     assert!(
         stop_after_one.status.success(),
         "{}",
@@ -208,7 +186,7 @@ fn a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes() {
 
     // Room for the loss log, not for a second checkpoint beside the first.
     disk.fill(before.len() as u64 / 2);
-    let full = train("3", true);
+    let full = train(&["--resume"]);
     assert!(!full.status.success());
     let err = stderr(&full);
     assert!(err.contains("No space left"), "{err}");
@@ -222,7 +200,7 @@ fn a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes() {
 
     // With room again, the run resumes from that checkpoint and finishes.
     std::fs::remove_file(disk.path().join("filler")).unwrap();
-    let resumed = train("3", true);
+    let resumed = train(&["--resume"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(run.join("model/generator.safetensors").exists());
 }
@@ -284,19 +262,9 @@ fn sigterm_and_sighup_stop_a_script_between_whole_pictures() {
 /// usable.
 #[test]
 fn a_model_folder_deleted_under_a_session_is_an_error_not_a_crash() {
-    use gantry::config::{Paths, Resolved};
     let sandbox = Sandbox::new();
     let folder = sandbox.tiny_model("gone");
-    let paths = Paths {
-        config_dir: sandbox.path().join("config"),
-        data_dir: sandbox.path().join("data"),
-    };
-    let mut config = Resolved::load_from(&paths.user_config_file(), &[])
-        .unwrap()
-        .config;
-    config.model = "gone".into();
-    config.device = "cpu".into();
-    let mut session = gantry::session::Session::open(paths, config).unwrap();
+    let mut session = sandbox.session("gone");
     std::fs::remove_dir_all(&folder).unwrap();
     assert!(session.execute("a red flower").is_ok());
     let err = session.execute(":model gone").unwrap_err();
@@ -308,23 +276,13 @@ fn a_model_folder_deleted_under_a_session_is_an_error_not_a_crash() {
 /// stays, so the sampler goes on working.
 #[test]
 fn a_plugin_library_removed_after_loading_keeps_working() {
-    use gantry::config::{Paths, Resolved};
     let sandbox = Sandbox::new();
     sandbox.tiny_model("m");
     let plugins = sandbox.path().join("data/plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let copy = plugins.join("libgantry_sampler_truncated.so");
     std::fs::copy(common::built_library("gantry_sampler_truncated"), &copy).unwrap();
-    let paths = Paths {
-        config_dir: sandbox.path().join("config"),
-        data_dir: sandbox.path().join("data"),
-    };
-    let mut config = Resolved::load_from(&paths.user_config_file(), &[])
-        .unwrap()
-        .config;
-    config.model = "m".into();
-    config.device = "cpu".into();
-    let mut session = gantry::session::Session::open(paths, config).unwrap();
+    let mut session = sandbox.session("m");
     session.execute(":sampler truncated psi=0.5").unwrap();
     let before = session.execute("a red flower").unwrap();
     std::fs::remove_file(&copy).unwrap();

@@ -3,7 +3,6 @@
 
 mod common;
 use common::Sandbox;
-use gantry::config::{Paths, Resolved};
 use gantry::session::{commands, Body, Outcome, Session};
 
 fn session(sandbox: &Sandbox) -> Session {
@@ -13,17 +12,7 @@ fn session(sandbox: &Sandbox) -> Session {
 
 /// Another session on the sandbox's model `m` (a fresh transcript).
 fn reopen(sandbox: &Sandbox) -> Session {
-    let paths = Paths {
-        config_dir: sandbox.path().join("config"),
-        data_dir: sandbox.path().join("data"),
-    };
-    let mut config = Resolved::load_from(&paths.user_config_file(), &[])
-        .unwrap()
-        .config;
-    config.model = "m".into();
-    config.device = "cpu".into();
-    config.output_dir = sandbox.path().join("out");
-    Session::open(paths, config).unwrap()
+    sandbox.session("m")
 }
 
 fn pictures(s: &Session, outcome: Outcome) -> Vec<gantry::session::Picture> {

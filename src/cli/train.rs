@@ -404,20 +404,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             details.insert("matching".into(), trainer.config.matching.name().into());
             details.insert("hard_negatives".into(), hard_negatives.into());
             if set.spec.starts_with("procedural-flowers") {
-                // What the embedding carries, on renders it was not trained on.
-                let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
-                let mut reads = gantry::eval::embedding_reads(&trainer.model, &fresh, 300)?;
-                reads.extend(gantry::eval::embedding_reads_with(
-                    &trainer.model,
-                    &fresh,
-                    300,
-                    "phrasing_embedding_reads",
-                    &gantry::eval::phrased_caption,
-                )?);
-                for m in reads {
-                    println!("{:<26} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
-                    trainer.model.card.metrics.insert(m.name, m.value.into());
-                }
+                record_embedding_reads(ctx, &mut trainer.model)?;
             }
             if let Some(init) = init_from {
                 details.insert("init_from".into(), init.into());
@@ -622,6 +609,26 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
     }
 }
 
+/// What a text encoder's embedding carries per attribute, on 300 procedural
+/// renders it was not trained on, in-grammar and in held-out phrasings:
+/// printed and put in the card.
+fn record_embedding_reads(ctx: &Context_, model: &mut Model) -> Result<()> {
+    let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
+    let mut reads = gantry::eval::embedding_reads(model, &fresh, 300)?;
+    reads.extend(gantry::eval::embedding_reads_with(
+        model,
+        &fresh,
+        300,
+        "phrasing_embedding_reads",
+        &gantry::eval::phrased_caption,
+    )?);
+    for m in reads {
+        println!("{:<32} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
+        model.card.metrics.insert(m.name, m.value.into());
+    }
+    Ok(())
+}
+
 /// `gantry train text-distil`: see `gantry::train::distil`.
 fn text_distil(
     ctx: &Context_,
@@ -708,19 +715,7 @@ fn text_distil(
     // What `gantry eval` measured was of the old text encoder.
     model.card.metrics.retain(|k, _| !k.starts_with("eval:"));
     if student.spec.starts_with("procedural-flowers") {
-        let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
-        let mut reads = gantry::eval::embedding_reads(model, &fresh, 300)?;
-        reads.extend(gantry::eval::embedding_reads_with(
-            model,
-            &fresh,
-            300,
-            "phrasing_embedding_reads",
-            &gantry::eval::phrased_caption,
-        )?);
-        for m in reads {
-            println!("{:<32} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
-            model.card.metrics.insert(m.name, m.value.into());
-        }
+        record_embedding_reads(ctx, model)?;
     }
     let captions = student
         .captions

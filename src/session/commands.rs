@@ -696,18 +696,7 @@ fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply>
             (0..n)
                 .map(|k| format!("seed {}", first.wrapping_add(k as u64)))
                 .collect(),
-            |k| {
-                Provenance {
-                    seed: Some(first.wrapping_add(k as u64)),
-                    batch: Some(Batch {
-                        n: Some(n as u64),
-                        first_seed: Some(first),
-                        index: k as u64,
-                    }),
-                    ..session.base_metadata(&command, &command)
-                }
-                .to_pairs()
-            },
+            |k| session.batch_metadata(&command, n, first, k),
         );
         (pictures, warnings)
     };

@@ -427,6 +427,27 @@ impl Session {
         self.runtime.provenance(caption, command, &self.encoder)
     }
 
+    /// The provenance of picture `k` of a caption's batch of `n` from seed
+    /// `first`: enough to remake it bit for bit (the same batch, which image).
+    pub(crate) fn batch_metadata(
+        &self,
+        caption: &str,
+        n: usize,
+        first: u64,
+        k: usize,
+    ) -> Vec<(String, String)> {
+        Provenance {
+            seed: Some(first.wrapping_add(k as u64)),
+            batch: Some(Batch {
+                n: Some(n as u64),
+                first_seed: Some(first),
+                index: k as u64,
+            }),
+            ..self.base_metadata(caption, caption)
+        }
+        .to_pairs()
+    }
+
     /// Pictures for a row, numbered under the next entry.
     pub(crate) fn pictures(
         &self,
@@ -459,19 +480,7 @@ impl Session {
             (0..n)
                 .map(|k| format!("seed {}", first.wrapping_add(k as u64)))
                 .collect(),
-            |k| {
-                // Enough to remake it bit for bit: the same batch, and which image.
-                Provenance {
-                    seed: Some(first.wrapping_add(k as u64)),
-                    batch: Some(Batch {
-                        n: Some(n as u64),
-                        first_seed: Some(first),
-                        index: k as u64,
-                    }),
-                    ..self.base_metadata(caption, caption)
-                }
-                .to_pairs()
-            },
+            |k| self.batch_metadata(caption, n, first, k),
         );
         Ok((pictures, warnings))
     }

@@ -111,4 +111,21 @@ impl Sandbox {
         self.ok(&["model", "init", name, "--preset", "tiny"]);
         self.path().join("data/models").join(name)
     }
+
+    /// A REPL session (the library's, no screen) on the sandbox's model
+    /// `model`, on the CPU.
+    #[allow(dead_code)]
+    pub fn session(&self, model: &str) -> gantry::session::Session {
+        let paths = gantry::config::Paths {
+            config_dir: self.path().join("config"),
+            data_dir: self.path().join("data"),
+        };
+        let mut config = gantry::config::Resolved::load_from(&paths.user_config_file(), &[])
+            .unwrap()
+            .config;
+        config.model = model.into();
+        config.device = "cpu".into();
+        config.output_dir = self.path().join("out");
+        gantry::session::Session::open(paths, config).unwrap()
+    }
 }
