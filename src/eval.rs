@@ -41,13 +41,7 @@ pub fn embed(model: &Model, captions: &[String]) -> Result<Tensor> {
             .iter()
             .map(|c| text::encode(c))
             .collect::<Result<_, _>>()?;
-        let one_hot = Tensor::from_slice(&text::one_hot(&encoded))
-            .view([
-                chunk.len() as i64,
-                text::ALPHABET_SIZE as i64,
-                text::MAX_CAPTION_CHARS as i64,
-            ])
-            .to_device(model.device);
+        let one_hot = crate::model::text_encoder::caption_batch(&encoded, model.device);
         out.push(tch::no_grad(|| {
             model.text_encoder.net.forward_t(&one_hot, false)
         }));

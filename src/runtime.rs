@@ -162,13 +162,7 @@ impl Runtime {
             }
             encoded.push(e);
         }
-        let one_hot = Tensor::from_slice(&text::one_hot(&encoded))
-            .view([
-                captions.len() as i64,
-                text::ALPHABET_SIZE as i64,
-                text::MAX_CAPTION_CHARS as i64,
-            ])
-            .to_device(self.device);
+        let one_hot = crate::model::text_encoder::caption_batch(&encoded, self.device);
         let embedding = tch::no_grad(|| self.model.text_encoder.net.forward_t(&one_hot, false));
         Ok((embedding, warnings))
     }

@@ -80,3 +80,15 @@ impl TextEncoder {
         outputs.mean_dim(1, false, None).apply(&self.projection)
     }
 }
+
+/// Encoded captions as the text encoder's input: one-hot [B, 70, 201] on
+/// `device` (channels = alphabet, time = characters).
+pub fn caption_batch(captions: &[crate::text::EncodedCaption], device: tch::Device) -> tch::Tensor {
+    tch::Tensor::from_slice(&crate::text::one_hot(captions))
+        .view([
+            captions.len() as i64,
+            crate::text::ALPHABET_SIZE as i64,
+            crate::text::MAX_CAPTION_CHARS as i64,
+        ])
+        .to_device(device)
+}

@@ -188,13 +188,7 @@ impl<'a> DistilTrainer<'a> {
     pub fn distil_step(&mut self) -> Result<StepLosses> {
         self.opt.lr = self.config.lr;
         let (captions, target) = self.batch()?;
-        let one_hot = Tensor::from_slice(&text::one_hot(&captions))
-            .view([
-                captions.len() as i64,
-                text::ALPHABET_SIZE as i64,
-                text::MAX_CAPTION_CHARS as i64,
-            ])
-            .to_device(self.model.device);
+        let one_hot = crate::model::text_encoder::caption_batch(&captions, self.model.device);
         let phi = self.model.text_encoder.net.forward_t(&one_hot, true);
         let loss = ((phi - target) * &self.inverse_spread)
             .square()
@@ -268,13 +262,7 @@ pub fn new_phrasing_error(trainer: &DistilTrainer, indices: &[usize]) -> Result<
         if captions.is_empty() {
             continue;
         }
-        let one_hot = Tensor::from_slice(&text::one_hot(&captions))
-            .view([
-                captions.len() as i64,
-                text::ALPHABET_SIZE as i64,
-                text::MAX_CAPTION_CHARS as i64,
-            ])
-            .to_device(trainer.model.device);
+        let one_hot = crate::model::text_encoder::caption_batch(&captions, trainer.model.device);
         let phi = tch::no_grad(|| trainer.model.text_encoder.net.forward_t(&one_hot, false));
         let err = ((phi - trainer.image_targets.get(i as i64).unsqueeze(0))
             * &trainer.inverse_spread)

@@ -325,13 +325,7 @@ pub fn embed_captions(
     let mut chunks = Vec::new();
     let batch = 512;
     for (n, chunk) in flat.chunks(batch).enumerate() {
-        let one_hot = Tensor::from_slice(&crate::text::one_hot(chunk))
-            .view([
-                chunk.len() as i64,
-                crate::text::ALPHABET_SIZE as i64,
-                crate::text::MAX_CAPTION_CHARS as i64,
-            ])
-            .to_device(device);
+        let one_hot = crate::model::text_encoder::caption_batch(chunk, device);
         chunks.push(tch::no_grad(|| encoder.forward_t(&one_hot, false)));
         progress(((n + 1) * batch).min(flat.len()), flat.len());
     }

@@ -305,13 +305,7 @@ impl<'a> JointTrainer<'a> {
                 .to_device(device),
             true,
         );
-        let one_hot = Tensor::from_slice(&text::one_hot(&captions))
-            .view([
-                b,
-                text::ALPHABET_SIZE as i64,
-                text::MAX_CAPTION_CHARS as i64,
-            ])
-            .to_device(device);
+        let one_hot = crate::model::text_encoder::caption_batch(&captions, device);
         let t = self.model.text_encoder.net.forward_t(&one_hot, true);
         let compat = v.matmul(&t.transpose(0, 1));
         let loss = symmetric_hinge(&compat);
@@ -376,13 +370,7 @@ pub fn zero_shot_top1(
             .collect::<Result<_, _>>()?;
         let mut sum: Option<Tensor> = None;
         for chunk in encoded.chunks(512) {
-            let one_hot = Tensor::from_slice(&text::one_hot(chunk))
-                .view([
-                    chunk.len() as i64,
-                    text::ALPHABET_SIZE as i64,
-                    text::MAX_CAPTION_CHARS as i64,
-                ])
-                .to_device(device);
+            let one_hot = crate::model::text_encoder::caption_batch(chunk, device);
             let e = tch::no_grad(|| model.text_encoder.net.forward_t(&one_hot, false))
                 .sum_dim_intlist(0, false, Kind::Float);
             sum = Some(match sum {
