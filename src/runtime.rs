@@ -182,6 +182,7 @@ impl Runtime {
         let mut out = Vec::with_capacity(n as usize);
         for start in (0..n).step_by(DRAW_CHUNK) {
             self.check_cancel()?;
+            slow_device_failpoint();
             let len = (n - start).min(DRAW_CHUNK as i64);
             let images = tch::no_grad(|| {
                 self.model.generator.net.forward_t(
@@ -490,6 +491,15 @@ impl Runtime {
             .style_code(image, encoder)
             .context("encoding the style image")?;
         self.draw_style(&s, caption)
+    }
+}
+
+/// Tests stand in for a slow device: with GANTRY_FAILPOINT=slow-draw every
+/// chunk of G takes 150 ms longer (so that Ctrl-C can be shown to cut a row).
+fn slow_device_failpoint() {
+    static SLOW: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *SLOW.get_or_init(|| std::env::var("GANTRY_FAILPOINT").is_ok_and(|v| v == "slow-draw")) {
+        std::thread::sleep(std::time::Duration::from_millis(150));
     }
 }
 

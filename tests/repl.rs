@@ -12,6 +12,11 @@ struct Tmux {
 
 impl Tmux {
     fn start(sandbox: &Sandbox, args: &str) -> Option<Self> {
+        Self::start_with(sandbox, "", args)
+    }
+
+    /// `env` is `KEY=VALUE ...` set for gantry only.
+    fn start_with(sandbox: &Sandbox, env: &str, args: &str) -> Option<Self> {
         if Command::new("tmux").arg("-V").output().is_err() {
             eprintln!("SKIPPED: tmux is not installed");
             return None;
@@ -26,7 +31,7 @@ impl Tmux {
             .collect();
         let name = format!("gantry-test-{}-{tag}", std::process::id());
         let command = format!(
-            "cd {dir} && GANTRY_DATA_DIR={dir}/data GANTRY_CONFIG_DIR={dir}/config GANTRY_DEVICE=cpu {bin} {args}; sleep 30",
+            "cd {dir} && {env} GANTRY_DATA_DIR={dir}/data GANTRY_CONFIG_DIR={dir}/config GANTRY_DEVICE=cpu {bin} {args}; sleep 30",
             dir = sandbox.path().display(),
             bin = env!("CARGO_BIN_EXE_gantry"),
         );
@@ -243,4 +248,40 @@ fn the_repl_exits_when_its_terminal_goes_away() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Ctrl-C during a 64-step :interp cuts the row short. The device is made
+/// slow for the test (GANTRY_FAILPOINT=slow-draw: 150 ms more a chunk of 16
+/// pictures), as a large model on a CPU would be.
+#[test]
+fn ctrl_c_cuts_an_interpolation_row_short() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let Some(t) = Tmux::start_with(&sandbox, "GANTRY_FAILPOINT=slow-draw", "-m m") else {
+        return;
+    };
+    t.wait_for("model m");
+    t.line(r#":interp "a red flower" "a blue flower" 64"#);
+    t.wait_for("Ctrl-C cancels");
+    let start = Instant::now();
+    t.send(&["C-c"]);
+    let screen = loop {
+        let screen = t.screen();
+        if screen.contains("error: cancelled") && !screen.contains("Ctrl-C cancels") {
+            break screen;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not cancelled:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!(
+        "Ctrl-C to the prompt during a 64-step :interp: {} ms",
+        start.elapsed().as_millis()
+    );
+    assert!(!screen.contains("#1.1"), "the row was cut short: {screen}");
+    t.line("a red flower");
+    t.wait_for("#1.1");
+    t.alive();
 }
