@@ -337,10 +337,37 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
+    // libtorch failures that tch reports by panicking (memory running out on
+    // a large -n, a device error) end as one error line, with what to do;
+    // their panic message is not printed on top of it.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = gantry::session::panic_text(info.payload());
+        if !libtorch_out_of_memory(&text) {
+            default_hook(info);
+        }
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))).unwrap_or_else(|payload| {
+        let text = gantry::session::panic_text(payload.as_ref());
+        if libtorch_out_of_memory(&text) {
+            Err(anyhow::anyhow!(
+                "out of memory ({}): draw fewer pictures at once (a smaller -n), or use the CPU (--device cpu)",
+                text.lines().next().unwrap_or("")
+            ))
+        } else {
+            Err(anyhow::anyhow!("internal error: {}", text.lines().next().unwrap_or("")))
+        }
+    });
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Whether a libtorch failure is memory running out (CUDA's words, or the
+/// CPU allocator's).
+fn libtorch_out_of_memory(text: &str) -> bool {
+    text.contains("out of memory") || text.contains("can't allocate memory")
 }
 
 /// Everything a command needs from the environment.

@@ -285,3 +285,78 @@ fn ctrl_c_cuts_an_interpolation_row_short() {
     t.wait_for("#1.1");
     t.alive();
 }
+
+/// The first PNG in `dir` (a `:save` of one picture).
+fn saved_png(dir: &std::path::Path) -> std::path::PathBuf {
+    let start = Instant::now();
+    loop {
+        if let Some(path) = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "png"))
+        {
+            return path;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nothing saved in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pixels(path: &std::path::Path) -> Vec<u8> {
+    gantry::imageio::read_png_pixels(path).unwrap().rgb
+}
+
+/// `:replay` keeps its word in the real REPL: a `truncated psi=0.5` picture
+/// replayed after `:sampler truncated psi=0.9` has the original pixels, and a
+/// `:style` picture replayed in a new REPL (its source `#id` gone) too.
+#[test]
+fn replay_remakes_the_same_pixels_in_the_repl() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let dir = |name: &str| sandbox.path().join(name);
+    {
+        let Some(t) = Tmux::start(&sandbox, "-m m") else {
+            return;
+        };
+        t.wait_for("model m");
+        t.line(":sampler truncated psi=0.5");
+        t.wait_for("truncated");
+        t.line("a red flower");
+        t.wait_for("#1.1");
+        t.line(&format!(":save #1.2 {}", dir("psi").display()));
+        t.wait_for("wrote");
+        t.line(r#":style #1.1 "a blue flower""#);
+        t.wait_for("#2.1");
+        t.line(&format!(":save #2.1 {}", dir("styled").display()));
+        saved_png(&dir("styled"));
+        t.line(":sampler truncated psi=0.9");
+        t.line(&format!(":replay {}", saved_png(&dir("psi")).display()));
+        t.wait_for("#3.1");
+        t.line(&format!(":save #3.1 {}", dir("psi-again").display()));
+        assert_eq!(
+            pixels(&saved_png(&dir("psi-again"))),
+            pixels(&saved_png(&dir("psi"))),
+            "replayed under psi=0.9, remade with psi=0.5"
+        );
+        t.line(":quit");
+    }
+    // A new REPL: #1.1 is no picture of its transcript.
+    let Some(t) = Tmux::start(&sandbox, "-m m") else {
+        return;
+    };
+    t.wait_for("model m");
+    t.line(&format!(":replay {}", saved_png(&dir("styled")).display()));
+    t.wait_for("#1.1");
+    t.line(&format!(":save #1.1 {}", dir("styled-again").display()));
+    assert_eq!(
+        pixels(&saved_png(&dir("styled-again"))),
+        pixels(&saved_png(&dir("styled")))
+    );
+    t.alive();
+}
