@@ -937,3 +937,39 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     assert!(err.contains("--teacher-opt"), "{err}");
     assert!(!sandbox.path().join("same/model").exists());
 }
+
+/// `train text-encoder --init-from` takes a folder that holds only the text
+/// side (the committed `state/procedural-text-encoder`), as `train gan
+/// --text-encoder` does.
+#[test]
+fn a_text_encoder_run_starts_from_a_text_side_only_folder() {
+    let sandbox = Sandbox::new();
+    let state =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("state/procedural-text-encoder");
+    let out = train(
+        &sandbox,
+        &[
+            "text-encoder",
+            "--preset",
+            "small",
+            "--match",
+            "image",
+            "--batch-classes",
+            "8",
+            "--init-from",
+            state.to_str().unwrap(),
+            "--opt",
+            "count=100",
+            "--steps",
+            "1",
+            "--run",
+            "te",
+        ],
+    );
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("starting the encoders from"));
+    assert!(sandbox
+        .path()
+        .join("te/model/text_encoder.safetensors")
+        .exists());
+}

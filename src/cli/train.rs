@@ -346,7 +346,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let mut model = Model::new(&name, &config, device, common.seed as i64)?;
             if let Some(init) = &init_from {
                 let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
-                let init = Model::load(&init_dir, device)?;
+                let init = Model::load_text_side(&init_dir, device)?;
                 let (a, b) = (&init.card.architecture, &model.card.architecture);
                 if a.text_encoder != b.text_encoder || a.image_encoder != b.image_encoder {
                     bail!(
