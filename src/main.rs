@@ -691,7 +691,13 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
             let name = name.unwrap_or_else(|| ctx.config.config.model.clone());
             let dir = find_model(&name, &gantry::model_search_dirs(&ctx.paths))?;
             let card = read_card(&dir)?;
-            let model = Model::load(&dir, tch::Device::Cpu)?;
+            // A folder between trainings may hold the text side only.
+            let text_side_only = !card.files.contains_key("generator");
+            let model = if text_side_only {
+                Model::load_text_side(&dir, tch::Device::Cpu)?
+            } else {
+                Model::load(&dir, tch::Device::Cpu)?
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&card)?);
                 return Ok(());
@@ -703,8 +709,14 @@ fn model_command(ctx: &Context_, command: ModelCommand) -> Result<()> {
                 card.trained,
                 card.dataset.as_deref().unwrap_or("none")
             );
+            if text_side_only {
+                println!("the text side only (text and image encoders): `train gan --text-encoder` reads it");
+            }
             let mut total = 0;
             for (network, count) in model.parameter_counts() {
+                if !card.files.contains_key(network) {
+                    continue;
+                }
                 println!(
                     "  {network:<14} {count:>12} parameters ({:.2} M)",
                     count as f64 / 1e6

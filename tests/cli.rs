@@ -481,3 +481,18 @@ fn generating_4096_pictures_keeps_memory_bounded() {
     let peak_kib = usage.ru_maxrss;
     assert!(peak_kib < 1024 * 1024, "peak {peak_kib} KiB");
 }
+
+/// `model info` of a folder that holds the text side only (between
+/// trainings) describes it instead of failing on the missing generator.
+#[test]
+fn model_info_describes_a_text_side_only_folder() {
+    let sandbox = Sandbox::new();
+    let state =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("state/procedural-text-encoder");
+    let out = sandbox.ok(&["model", "info", state.to_str().unwrap()]);
+    assert!(out.contains("the text side only"), "{out}");
+    assert!(
+        out.contains("text_encoder") && !out.contains("generator"),
+        "{out}"
+    );
+}
