@@ -343,13 +343,13 @@ fn main() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let text = gantry::session::panic_text(info.payload());
-        if !libtorch_out_of_memory(&text) {
+        if !gantry::session::out_of_memory(&text) {
             default_hook(info);
         }
     }));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))).unwrap_or_else(|payload| {
         let text = gantry::session::panic_text(payload.as_ref());
-        if libtorch_out_of_memory(&text) {
+        if gantry::session::out_of_memory(&text) {
             Err(anyhow::anyhow!(
                 "out of memory ({}): draw fewer pictures at once (a smaller -n), or use the CPU (--device cpu)",
                 text.lines().next().unwrap_or("")
@@ -362,12 +362,6 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// Whether a libtorch failure is memory running out (CUDA's words, or the
-/// CPU allocator's).
-fn libtorch_out_of_memory(text: &str) -> bool {
-    text.contains("out of memory") || text.contains("can't allocate memory")
 }
 
 /// Everything a command needs from the environment.

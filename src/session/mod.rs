@@ -154,7 +154,8 @@ pub struct Session {
     pub live: bool,
     /// How large the REPL draws pictures (`:zoom`).
     pub zoom: u16,
-    /// Set from another thread to stop the running job between chunks.
+    /// Set from another thread to stop the running job; the same flag as
+    /// `runtime.cancel`, which G and plugin callbacks check.
     pub cancel: Arc<AtomicBool>,
     pub progress: Progress,
     pub history: Vec<String>,
@@ -417,10 +418,8 @@ impl Session {
     }
 
     pub(crate) fn check_cancel(&self) -> Result<()> {
-        if self.cancel.load(Ordering::SeqCst) {
-            bail!("cancelled");
-        }
-        Ok(())
+        // `cancel` is the runtime's flag (shared at open).
+        self.runtime.check_cancel()
     }
 
     pub(crate) fn base_metadata(&self, caption: &str, command: &str) -> Provenance {
@@ -841,6 +840,6 @@ fn failpoint(line: &str) {
 
 /// Whether a libtorch failure is memory running out (CUDA's words, or the
 /// CPU allocator's).
-fn out_of_memory(text: &str) -> bool {
+pub fn out_of_memory(text: &str) -> bool {
     text.contains("out of memory") || text.contains("can't allocate memory")
 }

@@ -87,34 +87,6 @@ fn wrap(line: Line<'_>, width: u16) -> Vec<Line<'static>> {
     rows
 }
 
-/// Plain text in rows of at most `width` characters, broken at spaces where
-/// it can be (a seed stays whole on its row), else within a word.
-fn wrap_words(text: &str, width: u16) -> Vec<String> {
-    let width = width.max(1) as usize;
-    let mut rows: Vec<String> = Vec::new();
-    let mut row = String::new();
-    for word in text.split(' ') {
-        let mut word: Vec<char> = word.chars().collect();
-        let used = row.chars().count();
-        if used > 0 && used + 1 + word.len() <= width {
-            row.push(' ');
-            row.extend(word.iter());
-            continue;
-        }
-        if used > 0 {
-            rows.push(std::mem::take(&mut row));
-        }
-        while word.len() > width {
-            rows.push(word.drain(..width).collect());
-        }
-        row = word.into_iter().collect();
-    }
-    if !row.is_empty() || rows.is_empty() {
-        rows.push(row);
-    }
-    rows
-}
-
 fn text_blocks<'a>(line: Line<'_>, width: u16) -> impl Iterator<Item = Block<'a>> {
     wrap(line, width).into_iter().map(Block::Text)
 }
@@ -142,7 +114,10 @@ fn entry_blocks(entry: &Entry, width: u16, zoom: u16) -> Vec<Block<'_>> {
             for row in pictures.chunks(per_row) {
                 let label_rows = row
                     .iter()
-                    .map(|p| wrap_words(&format!("{} {}", p.id, p.label), cols).len() as u16)
+                    .map(|p| {
+                        gantry::grid::wrap(&format!("{} {}", p.id, p.label), cols as usize).len()
+                            as u16
+                    })
                     .max()
                     .unwrap_or(1)
                     .clamp(1, LABEL_ROWS);
@@ -184,7 +159,7 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
     let (cols, full_rows) = picture_cells(zoom);
     let label_rows = row
         .iter()
-        .map(|(id, label)| wrap_words(&format!("{id} {label}"), cols).len() as u16)
+        .map(|(id, label)| gantry::grid::wrap(&format!("{id} {label}"), cols as usize).len() as u16)
         .max()
         .unwrap_or(1)
         .clamp(1, LABEL_ROWS);
@@ -205,7 +180,7 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
             ),
         }
         let caption = format!("{id} {label}");
-        for (r, line) in wrap_words(&caption, cols)
+        for (r, line) in gantry::grid::wrap(&caption, cols as usize)
             .into_iter()
             .take(LABEL_ROWS as usize)
             .enumerate()
