@@ -11,6 +11,13 @@ in eval mode) into DIR/gen-STEP.u8 and appends D's mean scores to
 DIR/points.jsonl; `gantry bench learn-score DIR` reads them with the probe and
 prints lines in gantry's format, so the two curves sit side by side.
 
+Lockstep (`bench learn --export DIR --lockstep`, which also trains gantry): G
+and D start from gantry's initial weights (init_*.safetensors) and every step
+takes gantry's draws from DIR/tape.bin (batch, flips, captions averaged, z,
+wrong images) instead of its own, and its losses go to
+DIR/steps.pytorch.jsonl beside gantry's steps.gantry.jsonl: the two runs then
+differ only by the arithmetic of the two programs, which learn-score reports.
+
     .venv/bin/python bench/pytorch_learn.py DIR [--threads 1] [--device cuda]
 """
 import argparse
@@ -43,12 +50,94 @@ def load(path, dtype, shape):
     return torch.frombuffer(data, dtype=dtype).reshape(shape).clone()
 
 
+def read_safetensors(path):
+    """{name: tensor} of a safetensors file of f32 tensors (no dependency)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            raise SystemExit(f"{path}: {name} is {info['dtype']}, expected F32")
+        start, end = info["data_offsets"]
+        raw = bytearray(data[8 + n + start:8 + n + end])
+        out[name] = torch.frombuffer(raw, dtype=torch.float32).reshape(info["shape"]).clone()
+    return out
+
+
+# gantry's names for G's and D's layers -> this script's.
+RENAMES = {
+    "generator": [("text_projection", "text"), ("to_rgb", "rgb")],
+    "discriminator": [("text_projection", "text"), ("down", "d")],
+}
+
+
+def load_gantry(module, path, prefix):
+    """Loads gantry's weights (G or D) into `module`; every tensor must land."""
+    state = {}
+    for name, tensor in read_safetensors(path).items():
+        name = name.removeprefix(prefix + ".")
+        for old, new in RENAMES[prefix]:
+            if name.startswith(old):
+                name = new + name[len(old):]
+        state[name] = tensor
+    mine = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
+    if set(state) != mine:
+        raise SystemExit(f"{path}: names differ: only gantry {sorted(set(state) - mine)}, "
+                         f"only here {sorted(mine - set(state))}")
+    module.load_state_dict(state, strict=False)
+
+
+class Tape:
+    """The draws of each of gantry's steps (layout in src/learn.rs, Tape)."""
+
+    def __init__(self, path, b, k, g_batch, nz, fresh, cls, follow):
+        self.f = open(path, "rb")
+        self.b, self.k, self.g_batch, self.nz, self.fresh, self.cls = b, k, g_batch, nz, fresh, cls
+        self.follow = follow
+
+    def take(self, dtype, count):
+        size = torch.tensor([], dtype=dtype).element_size() * count
+        raw = self.f.read(size)
+        waited = 0.0
+        while len(raw) < size and waited < self.follow:
+            # gantry is still writing the tape: wait for its next step.
+            time.sleep(0.5)
+            waited += 0.5
+            more = self.f.read(size - len(raw))
+            if more:
+                raw += more
+                waited = 0.0
+        if len(raw) != size:
+            raise SystemExit("tape.bin ended before the last step: was gantry's lockstep run cut "
+                             "short? (--follow SECONDS waits for a run still going)")
+        return torch.frombuffer(bytearray(raw), dtype=dtype).clone()
+
+    def next(self):
+        b, nz = self.b, self.nz
+        step = {"idx": self.take(torch.int32, b).long(), "flip": self.take(torch.uint8, b).bool(),
+                "picks": self.take(torch.uint8, b * self.k).long().view(b, self.k),
+                "z": self.take(torch.float32, self.g_batch * nz).view(self.g_batch, nz)}
+        if self.fresh:
+            step["z_d"] = self.take(torch.float32, b * nz).view(b, nz)
+        if self.cls:
+            step["wrong"] = self.take(torch.int32, b).long()
+            step["wrong_flip"] = self.take(torch.uint8, b).bool()
+        return step
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--steps", type=int, default=0, help="override the exported step count")
+    ap.add_argument("--follow", type=float, default=0.0,
+                    help="lockstep: wait up to this many seconds for each of gantry's steps "
+                         "(run beside gantry's lockstep run)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,8 +159,13 @@ def main():
 
     g = Generator(nz=meta["nz"], nt=meta["nt"], ngf=meta["ngf"], emb=e).to(dev)
     d = Discriminator(ndf=meta["ndf"], nt=meta["nt"], emb=e).to(dev)
-    dcgan_init(g)
-    dcgan_init(d)
+    lockstep = os.path.exists(os.path.join(args.dir, "tape.bin"))
+    if lockstep:
+        load_gantry(g, os.path.join(args.dir, "init_generator.safetensors"), "generator")
+        load_gantry(d, os.path.join(args.dir, "init_discriminator.safetensors"), "discriminator")
+    else:
+        dcgan_init(g)
+        dcgan_init(d)
     lr = learn["lr"]
     opt_g = torch.optim.Adam(g.parameters(), lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr, betas=(0.5, 0.999))
@@ -90,9 +184,10 @@ def main():
     per_epoch = meta["steps_per_epoch"]
     train_classes = classes[train]
 
-    def batch_images(idx):
+    def batch_images(idx, flip=None):
         x = images[idx.to(dev)].float() / 127.5 - 1.0
-        flip = torch.rand(len(idx), generator=gen) < 0.5
+        if flip is None:
+            flip = torch.rand(len(idx), generator=gen) < 0.5
         x[flip.to(dev)] = x[flip.to(dev)].flip(3)
         return x
 
@@ -107,16 +202,23 @@ def main():
                     break
         return out
 
-    def text_of(idx):
-        picks = torch.stack([torch.randperm(k, generator=gen)[:averaged] for _ in idx])
+    def text_of(idx, picks=None):
+        if picks is None:
+            picks = torch.stack([torch.randperm(k, generator=gen)[:averaged] for _ in idx])
         return emb[idx.to(dev)[:, None], picks.to(dev)].mean(1)
+
+    g_batch = b + (half if interp else 0)
+    tape = Tape(os.path.join(args.dir, "tape.bin"), b, averaged, g_batch, meta["nz"], fresh,
+                cls, args.follow) if lockstep else None
+    step_log = open(os.path.join(args.dir, "steps.pytorch.jsonl"), "w") if lockstep else None
 
     sums = torch.zeros(3, device=dev)
     window = 0
     trained = 0.0
     order, cursor = None, None
     points = open(os.path.join(args.dir, "points.jsonl"), "w")
-    print(f"# pytorch {torch.__version__}: {variant} from scratch, batch {b}, {steps} steps, "
+    start = "gantry's initial G and D and gantry's draws (lockstep)" if lockstep else "scratch"
+    print(f"# pytorch {torch.__version__}: {variant} from {start}, batch {b}, {steps} steps, "
           f"{len(train)} training images, {dev}, {torch.get_num_threads()} threads", flush=True)
     for step in range(1, steps + 1):
         started = time.perf_counter()
@@ -125,28 +227,35 @@ def main():
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = step_lr
-        if order is None or cursor + b > len(order):
-            order = train[torch.randperm(len(train), generator=gen)]
-            cursor = 0
-        idx = order[cursor:cursor + b]
-        cursor += b
-        real = batch_images(idx)
-        t = text_of(idx)
+        taken = tape.next() if tape else {}
+        if tape:
+            idx = taken["idx"]
+        else:
+            if order is None or cursor + b > len(order):
+                order = train[torch.randperm(len(train), generator=gen)]
+                cursor = 0
+            idx = order[cursor:cursor + b]
+            cursor += b
+        real = batch_images(idx, taken.get("flip"))
+        t = text_of(idx, taken.get("picks"))
         if interp:
             t_all = torch.cat([t, beta * t[:half] + (1 - beta) * t[half:]], 0)
         else:
             t_all = t
-        z = torch.randn(len(t_all), meta["nz"], generator=gen).to(dev)
-        fake = g(z, t_all)
+        z = taken["z"] if tape else torch.randn(len(t_all), meta["nz"], generator=gen)
+        fake = g(z.to(dev), t_all)
         if fresh:
+            z_d = taken["z_d"] if tape else torch.randn(b, meta["nz"], generator=gen)
             with torch.no_grad():
-                fake_d = g(torch.randn(b, meta["nz"], generator=gen).to(dev), t)
+                fake_d = g(z_d.to(dev), t)
         else:
             fake_d = fake[:b].detach()
         s_real = d(real, t)
         d_loss = bce(s_real, 1.0)
         if cls:
-            s_wrong = d(batch_images(wrong_of(idx)), t)
+            wrong = (batch_images(taken["wrong"], taken["wrong_flip"]) if tape
+                     else batch_images(wrong_of(idx)))
+            s_wrong = d(wrong, t)
             d_loss = d_loss + 0.5 * bce(s_wrong, 0.0)
             fake_weight = 0.5
         else:
@@ -154,10 +263,17 @@ def main():
             fake_weight = 1.0
         s_fake = d(fake_d, t)
         d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
-        update(g, d, opt_g, opt_d, d_loss, fake, t_all)
+        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all)
         with torch.no_grad():
-            sums += torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
-                                 s_fake.sigmoid().mean()])
+            scores = torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
+                                  s_fake.sigmoid().mean()])
+            sums += scores
+        if step_log:
+            line = {"step": step, "d_loss": d_loss.item(), "g_loss": g_loss.item(),
+                    "d_real": scores[0].item(), "d_fake": scores[2].item()}
+            if cls:
+                line["d_wrong"] = scores[1].item()
+            step_log.write(json.dumps(line) + "\n")
         window += 1
         trained += time.perf_counter() - started
         if step % every == 0 or step == steps:
@@ -180,6 +296,8 @@ def main():
                   flush=True)
             sums.zero_()
             window = 0
+    if step_log:
+        step_log.close()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,15 @@ pub const STORED_SIZE: u32 = 76;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rng(pub u64);
 
+/// Where an image is cut from its stored (possibly larger) picture, and
+/// whether it is mirrored left to right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crop {
+    pub dx: i64,
+    pub dy: i64,
+    pub flip: bool,
+}
+
 impl Rng {
     pub fn next_u64(&mut self) -> u64 {
         // The same SplitMix64 as the plugins', with its state kept here in
@@ -190,21 +199,45 @@ impl TrainingSet {
     /// (offsets and flip drawn per image from `rng`), else the centre crop.
     /// The crops are two gathers over the whole batch, not an op per image.
     pub fn image_batch(&self, indices: &[usize], augment: bool, rng: &mut Rng) -> Tensor {
+        let crops = if augment {
+            self.random_crops(indices.len(), rng)
+        } else {
+            vec![self.centre_crop(); indices.len()]
+        };
+        self.cropped(indices, &crops)
+    }
+
+    /// The centre crop of a stored image.
+    pub fn centre_crop(&self) -> Crop {
+        let offset = (self.images.size()[2] - IMAGE_SIZE as i64) / 2;
+        Crop {
+            dx: offset,
+            dy: offset,
+            flip: false,
+        }
+    }
+
+    /// `n` random crops and flips, drawn from `rng` as [`Self::image_batch`]
+    /// draws them.
+    pub fn random_crops(&self, n: usize, rng: &mut Rng) -> Vec<Crop> {
+        let span = (self.images.size()[2] - IMAGE_SIZE as i64 + 1) as usize;
+        (0..n)
+            .map(|_| Crop {
+                dx: rng.below(span) as i64,
+                dy: rng.below(span) as i64,
+                flip: rng.below(2) == 1,
+            })
+            .collect()
+    }
+
+    /// Images `indices` cut as `crops` say (one crop per image).
+    pub fn cropped(&self, indices: &[usize], crops: &[Crop]) -> Tensor {
+        assert_eq!(indices.len(), crops.len(), "one crop per image");
         let side = self.images.size()[2];
         let out = IMAGE_SIZE as i64;
         let b = indices.len() as i64;
         let (mut rows, mut cols) = (Vec::new(), Vec::new());
-        for _ in indices {
-            let (dx, dy, flip) = if augment {
-                let span = (side - out + 1) as usize;
-                (
-                    rng.below(span) as i64,
-                    rng.below(span) as i64,
-                    rng.below(2) == 1,
-                )
-            } else {
-                ((side - out) / 2, (side - out) / 2, false)
-            };
+        for &Crop { dx, dy, flip } in crops {
             rows.extend((0..out).map(|k| dy + k));
             cols.extend((0..out).map(|k| if flip { dx + out - 1 - k } else { dx + k }));
         }

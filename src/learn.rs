@@ -11,16 +11,17 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::data::{Rng, TrainingSet};
+use crate::data::{Crop, Rng, TrainingSet};
 use crate::eval::{checkerboard, draw, embed, full_caption};
 use crate::model::ModelConfig;
 use crate::probe::LoadedProbe;
-use crate::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
+use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
 use crate::train::text_encoder::Matching;
 use crate::train::{embed_captions, noise, Trainer};
 use crate::weights::Model;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -300,10 +301,12 @@ impl Window {
 }
 
 /// Trains `prepared` to its last step, calling `on_point` at every line.
+/// With a [`Tape`], every step's draws and losses are written to it.
 pub fn run(
     config: &LearnConfig,
     inputs: &Inputs,
     prepared: &mut Prepared,
+    mut tape: Option<&mut Tape>,
     on_point: &mut dyn FnMut(&Point),
 ) -> Result<Vec<Point>> {
     let checkerboard_real = real_checkerboard(inputs.eval)?;
@@ -312,7 +315,14 @@ pub fn run(
     let mut trained = 0.0;
     while prepared.trainer.step_index() < config.steps {
         let started = Instant::now();
-        let losses = prepared.trainer.gan_step()?;
+        let draws = prepared.trainer.draw_step();
+        if let Some(tape) = tape.as_deref_mut() {
+            tape.record(&draws)?;
+        }
+        let losses = prepared.trainer.step_with(&draws)?;
+        if let Some(tape) = tape.as_deref_mut() {
+            tape.losses(prepared.trainer.step_index(), &losses)?;
+        }
         window.add(&losses);
         let step = prepared.trainer.step_index();
         let at_line = step.is_multiple_of(config.every) || step == config.steps;
@@ -323,11 +333,11 @@ pub fn run(
             if !(d_real.is_finite() && d_fake.is_finite()) {
                 bail!("D's scores became non-finite by step {step}: training diverged");
             }
-            let images = draw(
+            let images = as_saved(&draw(
                 &prepared.trainer.model,
                 &prepared.eval_z,
                 &prepared.eval_text,
-            );
+            ));
             let point = Point {
                 step,
                 content: content_accuracy(&images, inputs.eval, inputs.probe)?,
@@ -460,6 +470,21 @@ pub struct ForeignPoint {
     pub seconds: f64,
 }
 
+/// Pictures as a saved file holds them (8 bits a channel), back in [-1, 1]:
+/// gantry's lines and PyTorch's (which come through `gen-STEP.u8`) are
+/// measured on the same pixels.
+pub fn as_saved(images: &Tensor) -> Tensor {
+    from_u8(
+        &((images.clamp(-1.0, 1.0) + 1.0) * 127.5)
+            .round()
+            .to_kind(Kind::Uint8),
+    )
+}
+
+fn from_u8(pixels: &Tensor) -> Tensor {
+    pixels.to_kind(Kind::Float) / 127.5 - 1.0
+}
+
 /// Reads the pictures another program drew at one line (u8 RGB,
 /// [M, 3, 64, 64]) and scores them as [`run`] scores gantry's.
 pub fn score_images(
@@ -480,11 +505,7 @@ pub fn score_images(
             eval.len()
         );
     }
-    let images = Tensor::from_slice(&bytes)
-        .view([eval.len() as i64, 3, 64, 64])
-        .to_kind(Kind::Float)
-        / 127.5
-        - 1.0;
+    let images = from_u8(&Tensor::from_slice(&bytes).view([eval.len() as i64, 3, 64, 64]));
     Ok(Point {
         step: foreign.step,
         content: content_accuracy(&images, eval, probe)?,
@@ -495,4 +516,125 @@ pub fn score_images(
         checkerboard_real,
         seconds: foreign.seconds,
     })
+}
+
+/// Lockstep: the fresh G and D (`init_generator.safetensors`,
+/// `init_discriminator.safetensors`) and, for every step, what it drew
+/// (`tape.bin`) and what it scored (`steps.gantry.jsonl`), so that
+/// `bench/pytorch_learn.py` takes the same steps from the same start and the
+/// two runs can be compared step by step, not only curve by curve.
+///
+/// `tape.bin` holds, per step and little-endian: the batch's image indices
+/// (u32 × B), their flips (u8 × B), the averaged captions' indices (u8 × B·k),
+/// G's z (f32 × (B + interpolations)·nz), with fresh noise D's fakes' z
+/// (f32 × B·nz), and for a matching-aware D the wrong images' indices
+/// (u32 × B) and flips (u8 × B).
+pub struct Tape {
+    draws: std::io::BufWriter<std::fs::File>,
+    steps: std::io::BufWriter<std::fs::File>,
+}
+
+impl Tape {
+    pub fn create(dir: &Path, prepared: &Prepared) -> Result<Self> {
+        let trainer = &prepared.trainer;
+        if trainer.config.instance_noise > 0.0 {
+            bail!("lockstep does not record instance noise");
+        }
+        let model = &trainer.model;
+        crate::weights::save_var_store(
+            &model.generator.vs,
+            &dir.join("init_generator.safetensors"),
+            false,
+        )?;
+        crate::weights::save_var_store(
+            &model.discriminator.vs,
+            &dir.join("init_discriminator.safetensors"),
+            false,
+        )?;
+        let create = |name: &str| {
+            let path = dir.join(name);
+            std::fs::File::create(&path)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("creating {}", path.display()))
+        };
+        Ok(Self {
+            draws: create("tape.bin")?,
+            steps: create("steps.gantry.jsonl")?,
+        })
+    }
+
+    fn record(&mut self, draws: &StepDraws) -> Result<()> {
+        use std::io::Write;
+        let mut bytes = Vec::new();
+        let flips = |bytes: &mut Vec<u8>, crops: &[Crop]| -> Result<()> {
+            for c in crops {
+                if c.dx != 0 || c.dy != 0 {
+                    bail!("lockstep records flips only: the renders must be 64x64");
+                }
+                bytes.push(c.flip as u8);
+            }
+            Ok(())
+        };
+        let indices = |bytes: &mut Vec<u8>, idx: &[usize]| {
+            bytes.extend(idx.iter().flat_map(|&i| (i as u32).to_le_bytes()))
+        };
+        indices(&mut bytes, &draws.batch);
+        flips(&mut bytes, &draws.crops)?;
+        bytes.extend(draws.picks.iter().flatten().map(|&c| c as u8));
+        for z in std::iter::once(&draws.z).chain(&draws.z_for_d) {
+            let values = Vec::<f32>::try_from(z.to_device(Device::Cpu).reshape([-1]))?;
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        if let Some((idx, crops)) = &draws.wrong {
+            indices(&mut bytes, idx);
+            flips(&mut bytes, crops)?;
+        }
+        self.draws.write_all(&bytes).context("writing tape.bin")
+    }
+
+    fn losses(&mut self, step: u64, losses: &crate::train::StepLosses) -> Result<()> {
+        use std::io::Write;
+        let mut values = losses.read()?;
+        values.remove("lr");
+        let mut line = serde_json::to_value(values)?;
+        line["step"] = step.into();
+        writeln!(self.steps, "{line}").context("writing steps.gantry.jsonl")
+    }
+
+    /// Flushes both files.
+    pub fn finish(mut self) -> Result<()> {
+        use std::io::Write;
+        self.draws.flush().context("writing tape.bin")?;
+        self.steps.flush().context("writing steps.gantry.jsonl")
+    }
+}
+
+/// Step by step, how far two runs taken on the same tape drifted apart:
+/// (step, largest relative difference of D's and G's losses at that step).
+pub fn lockstep_drift(ours: &Path, theirs: &Path) -> Result<Vec<(u64, f64)>> {
+    let read = |path: &Path| -> Result<BTreeMap<u64, (f64, f64)>> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(n, l)| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
+                let get = |k: &str| {
+                    v[k].as_f64()
+                        .with_context(|| format!("{}:{}: no {k}", path.display(), n + 1))
+                };
+                Ok((get("step")? as u64, (get("d_loss")?, get("g_loss")?)))
+            })
+            .collect()
+    };
+    let (a, b) = (read(ours)?, read(theirs)?);
+    let relative = |x: f64, y: f64| (x - y).abs() / x.abs().max(y.abs()).max(1e-12);
+    Ok(a.iter()
+        .filter_map(|(step, &(d1, g1))| {
+            let &(d2, g2) = b.get(step)?;
+            Some((*step, relative(d1, d2).max(relative(g1, g2))))
+        })
+        .collect())
 }

@@ -177,11 +177,97 @@ fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
     assert_curve(&lines(&scored), &["2", "4"]);
 }
 
+/// `lockstep key=value ...` lines of stdout.
+fn lockstep_lines(stdout: &str) -> Vec<BTreeMap<String, String>> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("lockstep "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn pytorch_in_lockstep_takes_the_same_steps_as_gantry() {
+    let Some(python) = python() else {
+        eprintln!("SKIPPED: no .venv/bin/python with torch (./dev.sh sets it up)");
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let export = sandbox.path().join("lockstep");
+    let ours = learn(
+        &sandbox,
+        &["--export", export.to_str().unwrap(), "--lockstep"],
+    );
+    // gantry trained here too, and wrote where it started and every step.
+    let ours = lines(&ours);
+    assert_curve(&ours, &["2", "4"]);
+    for file in [
+        "init_generator.safetensors",
+        "init_discriminator.safetensors",
+        "tape.bin",
+        "steps.gantry.jsonl",
+    ] {
+        assert!(export.join(file).exists(), "{file}");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_learn.py");
+    let trained = std::process::Command::new(python)
+        .arg(script)
+        .arg(&export)
+        .args(["--threads", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&trained.stdout);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    assert!(stdout.contains("lockstep"), "{stdout}");
+    let probe = probe();
+    let scored = sandbox.ok(&[
+        "bench",
+        "learn-score",
+        export.to_str().unwrap(),
+        "--probe",
+        &probe,
+    ]);
+    // Same start, same draws, the same library underneath: the two runs'
+    // losses agree step by step (a wrong loss weight, detach or init shows
+    // at step 1 as a drift of percents) ...
+    let drift = lockstep_lines(&scored);
+    assert_eq!(drift.len(), 3, "{scored}");
+    assert_eq!(drift[0]["step"], "1");
+    for line in &drift {
+        let d: f64 = line["drift"].parse().unwrap();
+        assert!(d < 1e-4, "{scored}");
+    }
+    // ... and so do their curves, read by the same probe from the same pixels.
+    let theirs = lines(&scored);
+    assert_curve(&theirs, &["2", "4"]);
+    for (a, b) in ours.iter().zip(&theirs) {
+        for attribute in ["colour", "shape", "count", "centre"] {
+            let ((a1, a2), (b1, b2)) = (percent_pair(&a[attribute]), percent_pair(&b[attribute]));
+            assert!(
+                (a1 - b1).abs() <= 3.0 && (a2 - b2).abs() <= 3.0,
+                "{attribute}: gantry {a:?} pytorch {b:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bench_learn_refuses_what_it_cannot_run() {
     let sandbox = Sandbox::new();
     let err = sandbox.fails(&["bench", "learn", "--conditioning", "loud"]);
     assert!(err.contains("raw, standardised, one-hot"), "{err}");
+    let err = sandbox.fails(&["bench", "learn", "--lockstep"]);
+    assert!(err.contains("--export"), "{err}");
     let err = sandbox.fails(&["bench", "learn-score", "nowhere"]);
     assert!(err.contains("nowhere/meta.json"), "{err}");
 }

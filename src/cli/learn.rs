@@ -71,6 +71,12 @@ pub struct LearnArgs {
     /// and stop before training
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// With --export: train here too, writing G and D as they start and
+    /// every step's random draws and losses into the folder, so that
+    /// bench/pytorch_learn.py takes the very same steps (learn-score then
+    /// says how far the two runs drifted apart)
+    #[arg(long, requires = "export")]
+    pub lockstep: bool,
 }
 
 #[derive(Args)]
@@ -172,14 +178,19 @@ pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
             " reuse-fakes"
         }
     );
+    let mut tape = None;
     if let Some(dir) = &args.export {
         learn::export(dir, &config, &inputs, &prepared, EVAL_SEED)?;
-        println!("wrote {}", dir.display());
-        println!(
-            "next: .venv/bin/python bench/pytorch_learn.py {0} && gantry bench learn-score {0}",
-            dir.display()
-        );
-        return Ok(());
+        if args.lockstep {
+            tape = Some(learn::Tape::create(dir, &prepared)?);
+        } else {
+            println!("wrote {}", dir.display());
+            println!(
+                "next: .venv/bin/python bench/pytorch_learn.py {0} && gantry bench learn-score {0}",
+                dir.display()
+            );
+            return Ok(());
+        }
     }
     eprintln!(
         "# learning curve: {label}, {} from scratch, batch {}, {} steps, {} training renders ({} in training classes), {} evaluation captions, {} on {}, {} threads",
@@ -194,9 +205,20 @@ pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
         tch::get_num_threads()
     );
     let mut jsonl = jsonl_writer(&args.jsonl)?;
-    learn::run(&config, &inputs, &mut prepared, &mut |p| {
+    learn::run(&config, &inputs, &mut prepared, tape.as_mut(), &mut |p| {
         emit(p, &label, &mut jsonl)
     })?;
+    if let (Some(tape), Some(dir)) = (tape, &args.export) {
+        tape.finish()?;
+        println!(
+            "wrote {} (lockstep: G and D at the start, every step's draws and losses)",
+            dir.display()
+        );
+        println!(
+            "next: .venv/bin/python bench/pytorch_learn.py {0} && gantry bench learn-score {0}",
+            dir.display()
+        );
+    }
     Ok(())
 }
 
@@ -224,11 +246,37 @@ pub fn score(ctx: &Context_, args: ScoreArgs) -> Result<()> {
         args.dir.display()
     );
     let mut jsonl = jsonl_writer(&args.jsonl)?;
-    for foreign in points {
-        let point = learn::score_images(&args.dir, &foreign, &eval, &probe, real)?;
+    for foreign in &points {
+        let point = learn::score_images(&args.dir, foreign, &eval, &probe, real)?;
         emit(&point, &label, &mut jsonl);
     }
+    let (ours, theirs) = (
+        args.dir.join("steps.gantry.jsonl"),
+        args.dir.join("steps.pytorch.jsonl"),
+    );
+    if ours.exists() && theirs.exists() {
+        print_drift(&learn::lockstep_drift(&ours, &theirs)?, &points);
+    }
     Ok(())
+}
+
+/// How far the lockstep runs drifted apart: at the first step and at each
+/// line, the largest relative difference of D's and G's losses so far.
+fn print_drift(drift: &[(u64, f64)], points: &[ForeignPoint]) {
+    let Some(&(first, at_first)) = drift.first() else {
+        println!("lockstep: no step in common");
+        return;
+    };
+    println!("lockstep step={first} drift={at_first:.1e}");
+    let mut worst = 0f64;
+    let mut lines = points.iter().map(|p| p.step).peekable();
+    for &(step, d) in drift {
+        worst = worst.max(d);
+        if lines.peek() == Some(&step) {
+            lines.next();
+            println!("lockstep step={step} drift={d:.1e} max_drift={worst:.1e}");
+        }
+    }
 }
 
 fn foreign_points(dir: &Path) -> Result<Vec<ForeignPoint>> {

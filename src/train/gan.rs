@@ -22,8 +22,8 @@
 
 use super::optim::Optimizer;
 use super::text_encoder::Matching;
-use super::{bce, checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
-use crate::data::{Rng, TrainingSet};
+use super::{bce, checkpoint, noise, Run, StepLosses, Trainer};
+use crate::data::{Crop, Rng, TrainingSet};
 use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
 use crate::weights::{Model, Schedule};
 use anyhow::{bail, Result};
@@ -182,6 +182,22 @@ pub struct StepTrace {
     pub discriminator_inputs: Vec<(&'static str, &'static str, usize)>,
     /// The text kinds D scored in G's update.
     pub generator_scored: Vec<(&'static str, usize)>,
+}
+
+/// The random choices of one GAN step (see [`GanTrainer::draw_step`]).
+pub struct StepDraws {
+    /// The real images' indices in the training set.
+    pub batch: Vec<usize>,
+    /// Their crops and flips.
+    pub crops: Vec<Crop>,
+    /// Which of each image's captions are averaged into its text.
+    pub picks: Vec<Vec<usize>>,
+    /// G's z: one per real text, then one per interpolation.
+    pub z: Tensor,
+    /// D's fakes' own z, with fresh noise for G's update.
+    pub z_for_d: Option<Tensor>,
+    /// The wrong images and their crops (matching-aware D).
+    pub wrong: Option<(Vec<usize>, Vec<Crop>)>,
 }
 
 pub struct GanTrainer<'a> {
@@ -421,26 +437,63 @@ impl<'a> GanTrainer<'a> {
 
     /// One GAN step; returns the losses and records what it fed where.
     pub fn gan_step(&mut self) -> Result<StepLosses> {
+        let draws = self.draw_step();
+        self.step_with(&draws)
+    }
+
+    /// Every choice the next step makes from the run's RNG (its batch, crops,
+    /// captions, z and wrong images), in the order the step has always drawn
+    /// them. [`Self::step_with`] takes the step on them; the learning-curve
+    /// benchmark records them so that PyTorch can take the same steps.
+    pub fn draw_step(&mut self) -> StepDraws {
+        let b = self.config.batch;
+        let half = b / 2;
+        let nz = self.model.card.architecture.generator.nz as usize;
+        let device = self.model.device;
+        let batch = self.next_batch();
+        let crops = self.data.random_crops(b, &mut self.rng);
+        let picks = super::caption_picks(
+            self.embeddings.size()[1] as usize,
+            b,
+            self.config.captions_averaged,
+            &mut self.rng,
+        );
+        let interpolated = if self.config.variant.int() { half } else { 0 };
+        let z = noise(&mut self.rng, b + interpolated, nz, device);
+        let z_for_d = self
+            .config
+            .fresh_noise_for_g
+            .then(|| noise(&mut self.rng, b, nz, device));
+        let wrong = self.config.variant.cls().then(|| {
+            let idx = self.wrong_images(&batch);
+            let crops = self.data.random_crops(b, &mut self.rng);
+            (idx, crops)
+        });
+        StepDraws {
+            batch,
+            crops,
+            picks,
+            z,
+            z_for_d,
+            wrong,
+        }
+    }
+
+    /// One GAN step on `draws` (from [`Self::draw_step`]).
+    pub fn step_with(&mut self, draws: &StepDraws) -> Result<StepLosses> {
         let device = self.model.device;
         let b = self.config.batch;
         let half = b / 2;
         let variant = self.config.variant;
-        let nz = self.model.card.architecture.generator.nz as usize;
         let lr = self.learning_rate();
         self.opt_g.lr = lr;
         self.opt_d.lr = lr;
 
-        let batch = self.next_batch();
         let real = self
             .data
-            .image_batch(&batch, true, &mut self.rng)
+            .cropped(&draws.batch, &draws.crops)
             .to_device(device);
-        let text = mean_caption_embedding(
-            &self.embeddings,
-            &batch,
-            self.config.captions_averaged,
-            &mut self.rng,
-        );
+        let text = super::mean_of_picks(&self.embeddings, &draws.batch, &draws.picks);
 
         // G's batch: the B real embeddings, plus B/2 interpolations for GAN-INT.
         let (g_text, interpolated) = if variant.int() {
@@ -451,24 +504,13 @@ impl<'a> GanTrainer<'a> {
         } else {
             (text.shallow_clone(), 0)
         };
-        let g_batch = b + interpolated;
-        let z = noise(&mut self.rng, g_batch, nz, device);
-        let z_for_d = if self.config.fresh_noise_for_g {
-            Some(noise(&mut self.rng, b, nz, device))
-        } else {
-            None
-        };
+        let z = &draws.z;
+        let z_for_d = &draws.z_for_d;
         // Images of other classes, for the matching-aware (CLS) term.
-        let wrong = if variant.cls() {
-            let idx = self.wrong_images(&batch);
-            Some(
-                self.data
-                    .image_batch(&idx, true, &mut self.rng)
-                    .to_device(device),
-            )
-        } else {
-            None
-        };
+        let wrong = draws
+            .wrong
+            .as_ref()
+            .map(|(idx, crops)| self.data.cropped(idx, crops).to_device(device));
         // Instance noise for each image D will see: real, wrong, fake (D's
         // update), fake (G's update).
         let sigma = self.config.instance_noise;
@@ -490,10 +532,10 @@ impl<'a> GanTrainer<'a> {
         let wrong = wrong.map(|w| jitter(&w));
         let g = &self.model.generator.net;
         let d = &self.model.discriminator.net;
-        let fake = g.forward_t(&z, &g_text, true);
+        let fake = g.forward_t(z, &g_text, true);
         // D's fakes: the first B of G's own batch, or (fresh noise) B more
         // drawn with their own z and no graph.
-        let fake_for_d = match &z_for_d {
+        let fake_for_d = match z_for_d {
             Some(z_d) => tch::no_grad(|| g.forward_t(z_d, &text, true)),
             None => fake.narrow(0, 0, b as i64).detach(),
         };

@@ -383,17 +383,36 @@ pub fn mean_caption_embedding(
     k: usize,
     rng: &mut Rng,
 ) -> Tensor {
-    let per_image = embeddings.size()[1] as usize;
+    let picks = caption_picks(embeddings.size()[1] as usize, indices.len(), k, rng);
+    mean_of_picks(embeddings, indices, &picks)
+}
+
+/// Which `k` of each sample's `per_image` captions to average: one row of
+/// caption indices per sample, drawn as [`mean_caption_embedding`] draws them.
+pub fn caption_picks(per_image: usize, samples: usize, k: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
     let k = k.clamp(1, per_image);
-    let mut picks = Vec::with_capacity(indices.len() * k);
-    for &i in indices {
-        let mut order: Vec<usize> = (0..per_image).collect();
-        rng.shuffle(&mut order);
-        picks.extend(order[..k].iter().map(|&c| (i * per_image + c) as i64));
-    }
+    (0..samples)
+        .map(|_| {
+            let mut order: Vec<usize> = (0..per_image).collect();
+            rng.shuffle(&mut order);
+            order.truncate(k);
+            order
+        })
+        .collect()
+}
+
+/// The mean of the picked caption embeddings of each sample: [B, E].
+pub fn mean_of_picks(embeddings: &Tensor, indices: &[usize], picks: &[Vec<usize>]) -> Tensor {
+    let per_image = embeddings.size()[1] as usize;
+    let k = picks.first().map_or(1, Vec::len);
+    let flat_picks: Vec<i64> = indices
+        .iter()
+        .zip(picks)
+        .flat_map(|(&i, row)| row.iter().map(move |&c| (i * per_image + c) as i64))
+        .collect();
     let dim = embeddings.size()[2];
     let flat = embeddings.view([-1, dim]);
-    let index = Tensor::from_slice(&picks).to_device(flat.device());
+    let index = Tensor::from_slice(&flat_picks).to_device(flat.device());
     flat.index_select(0, &index)
         .view([indices.len() as i64, k as i64, dim])
         .mean_dim(1, false, Kind::Float)
