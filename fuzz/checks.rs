@@ -86,11 +86,11 @@ pub fn new_session() -> Session {
     };
     let mut resolved =
         Resolved::from_parts(None, &paths.user_config_file(), &[]).expect("default config");
-    resolved.config.model = "tiny".into();
-    resolved.config.device = "cpu".into();
-    resolved.config.n = 1;
-    resolved.config.output_dir = home.join("work/out");
-    Session::open(paths, resolved.config).expect("session on the tiny model")
+    resolved.values.model = "tiny".into();
+    resolved.values.device = "cpu".into();
+    resolved.values.n = 1;
+    resolved.values.output_dir = home.join("work/out");
+    Session::open(paths, resolved.values).expect("session on the tiny model")
 }
 
 /// Lines a fuzzed session may run: not plugin installs (they start cargo) or
@@ -254,10 +254,10 @@ pub fn config(data: &[u8]) {
     };
     let file = Path::new("/fuzz/config.toml");
     if let Ok(r) = Resolved::from_parts(Some(text), file, &[]) {
-        let written = toml::to_string(&r.config).unwrap();
+        let written = toml::to_string(&r.values).unwrap();
         let again =
             Resolved::from_parts(Some(&written), file, &[]).expect("written config reads back");
-        assert_eq!(again.config, r.config);
+        assert_eq!(again.values, r.values);
         let _ = r.describe();
     }
     let env: Vec<(String, String)> = pairs(text)

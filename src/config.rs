@@ -48,7 +48,8 @@ impl fmt::Display for Source {
 /// The effective configuration and the source of every key.
 #[derive(Clone, Debug)]
 pub struct Resolved {
-    pub config: Config,
+    /// The values in force.
+    pub values: Config,
     pub sources: BTreeMap<String, Source>,
     pub user_file: PathBuf,
 }
@@ -159,7 +160,7 @@ impl Resolved {
             .try_into()
             .context("the merged configuration is invalid")?;
         Ok(Self {
-            config,
+            values: config,
             sources,
             user_file: user_file.to_path_buf(),
         })
@@ -172,7 +173,7 @@ impl Resolved {
 
     /// `key = value    # source` lines, for `gantry config`.
     pub fn describe(&self) -> Result<String> {
-        let table = toml::Table::try_from(&self.config)?;
+        let table = toml::Table::try_from(&self.values)?;
         let mut lines = Vec::new();
         for (key, value) in &table {
             let source = self.sources.get(key).cloned().unwrap_or(Source::Default);
@@ -218,9 +219,9 @@ mod tests {
             ("HOME".to_string(), "/root".to_string()),
         ];
         let r = Resolved::load_from(&file, &env).unwrap();
-        assert_eq!(r.config.n, 2);
-        assert_eq!(r.config.sampler, "mine");
-        assert_eq!(r.config.device, "auto");
+        assert_eq!(r.values.n, 2);
+        assert_eq!(r.values.sampler, "mine");
+        assert_eq!(r.values.device, "auto");
         assert_eq!(r.sources["n"], Source::Env("GANTRY_N".into()));
         assert_eq!(r.sources["sampler"], Source::UserFile(file.clone()));
         assert_eq!(r.sources["device"], Source::Default);

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod dataset;
+pub mod env;
 pub mod eval;
 pub mod grid;
 pub mod imageio;

@@ -1,14 +1,37 @@
-//! `gantry interp`, `gantry interp-z` and `gantry style`: the paper's
-//! interpolations and style transfer from the command line, each writing its
-//! row of PNGs and, with --sheet, one contact sheet.
+//! `gantry generate`, `gantry interp`, `gantry interp-z` and `gantry style`:
+//! the REPL's drawing commands from the command line. Each runs its line of
+//! the REPL's language in a session (the same command table, rows and
+//! provenance as typing it), writes the row as PNGs and, with --sheet, one
+//! contact sheet.
 
-use crate::{open_runtime, slug, write_image, Context_};
-use anyhow::{Context, Result};
+use super::open_session;
+use super::output::slug;
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use gantry::imageio::{load_photo, Image};
-use gantry::provenance::{Batch, Provenance};
-use gantry::runtime::{Generated, Runtime};
+use gantry::env::Env;
+use gantry::imageio::{write_png, Image};
+use gantry::provenance::Provenance;
+use gantry::session::words::quote;
+use gantry::session::{Body, Outcome, Picture, Session};
 use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    /// What the image should show
+    pub caption: String,
+    /// Number of images [config: n]
+    #[arg(long, short = 'n')]
+    pub n: Option<u32>,
+    /// Seed of the first image; image i uses seed + i [config: seed]
+    #[arg(long, short = 's')]
+    pub seed: Option<u64>,
+    /// Output folder [config: output_dir]
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Also write the images as one contact sheet PNG
+    #[arg(long)]
+    pub sheet: Option<PathBuf>,
+}
 
 #[derive(Args)]
 pub struct Output {
@@ -54,184 +77,153 @@ pub struct StyleArgs {
     pub output: Output,
 }
 
-fn meta(runtime: &Runtime, caption: &str, command: &str, seed: Option<u64>) -> Provenance {
-    Provenance {
-        seed,
-        ..runtime.provenance(caption, command, "learned")
+/// A session on the configured model, with the seed of the command line
+/// (set as `:seed` sets it).
+fn session_for(env: &Env, seed: Option<u64>) -> Result<Session> {
+    let mut session = open_session(env)?;
+    if let Some(seed) = seed {
+        row(&mut session, &format!(":seed {seed}"))?;
+    }
+    Ok(session)
+}
+
+/// Runs one line of the REPL's language: the pictures it drew (none for a
+/// setting) and its warnings, or its error.
+fn row(session: &mut Session, line: &str) -> Result<(Vec<Picture>, Vec<String>)> {
+    let Outcome::Entry(index) = session.execute(line)? else {
+        return Ok(Default::default());
+    };
+    let entry = &session.entries[index];
+    match &entry.body {
+        Body::Pictures(pictures) => Ok((pictures.clone(), entry.warnings.clone())),
+        Body::Text(_) => Ok((Vec::new(), entry.warnings.clone())),
+        Body::Error(e) => bail!("{e}"),
     }
 }
 
-/// What a row is called and how it was made.
-struct Row {
+/// Where a row goes: each picture as `{stem}-{k:02}.png` (or as `name(k)`
+/// says), and the optional contact sheet, which starts with `lead` (the
+/// style source) when there is one.
+struct Row<'a> {
+    out: PathBuf,
     stem: String,
-    labels: Vec<String>,
-    command: String,
-    seed: Option<u64>,
+    sheet: Option<&'a Path>,
+    lead: Option<(Image, String)>,
 }
 
-/// Writes each image (with its label) and the optional sheet; prints paths.
+/// Writes the pictures of a row with the provenance the session gave them,
+/// and the sheet; prints each path.
 fn write_row(
-    runtime: &Runtime,
-    generated: &Generated,
-    row: &Row,
-    out: &Path,
-    sheet: Option<&Path>,
+    session: &Session,
+    (pictures, warnings): (Vec<Picture>, Vec<String>),
+    row: Row,
+    name: impl Fn(usize) -> String,
 ) -> Result<()> {
-    let Row {
-        stem,
-        labels,
-        command,
-        seed,
-    } = row;
-    let (command, seed) = (command.as_str(), *seed);
-    for w in &generated.warnings {
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
+    let out = &row.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for (k, image) in generated.images.iter().enumerate() {
-        let path = out.join(format!("{stem}-{k:02}.png"));
-        // Which picture of the row it is, so that :replay remakes this one.
-        let m = Provenance {
-            batch: Some(Batch {
-                index: k as u64,
-                ..Default::default()
-            }),
-            ..meta(runtime, &labels[k], command, seed)
-        };
-        write_image(&path, image, &m.to_pairs())?;
+    if let Some((image, _)) = &row.lead {
+        let path = out.join(format!("{}-source.png", row.stem));
+        write_png(&path, image, &[])?;
         println!("{}", path.display());
     }
-    if let Some(sheet) = sheet {
-        let cells: Vec<(Image, String)> = generated
-            .images
-            .iter()
-            .cloned()
-            .zip(labels.iter().cloned())
-            .collect();
+    let mut cells: Vec<(Image, String)> = row.lead.into_iter().collect();
+    for (k, picture) in pictures.iter().enumerate() {
+        let path = out.join(name(k));
+        let image = session.image(picture)?;
+        write_png(&path, &image, &picture.metadata)?;
+        println!("{}", path.display());
+        cells.push((image, picture.label.clone()));
+    }
+    if let (Some(sheet), Some(first)) = (row.sheet, pictures.first()) {
         let grid = gantry::grid::contact_sheet(&cells, cells.len(), 2, 3);
         // A sheet is many pictures: :replay says so instead of remaking one.
-        let m = Provenance {
+        let provenance = Provenance {
             sheet: Some(cells.len() as u64),
-            ..meta(runtime, &labels.join(" | "), command, seed)
+            batch: None,
+            ..Provenance::from_pairs(&first.metadata)?
         };
-        gantry::imageio::write_png(sheet, &grid, &m.to_pairs())?;
+        write_png(sheet, &grid, &provenance.to_pairs())?;
         println!("{}", sheet.display());
     }
     Ok(())
 }
 
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+fn out_dir(env: &Env, out: &Option<PathBuf>) -> PathBuf {
+    out.clone()
+        .unwrap_or_else(|| env.settings().output_dir.clone())
 }
 
-pub fn interp(ctx: &Context_, args: InterpArgs) -> Result<()> {
-    let runtime = open_runtime(ctx)?;
-    let seed = args.output.seed.unwrap_or(ctx.config.config.seed);
-    let out = args
-        .output
-        .out
-        .clone()
-        .unwrap_or_else(|| ctx.config.config.output_dir.clone());
-    let row = runtime.interpolate_text(&args.from, &args.to, args.steps, seed)?;
-    let labels: Vec<String> = (0..args.steps)
-        .map(|k| match k {
-            0 => args.from.clone(),
-            k if k + 1 == args.steps => args.to.clone(),
-            k => format!(
-                "{:.0}% of the way",
-                100.0 * k as f64 / (args.steps - 1) as f64
-            ),
-        })
-        .collect();
-    let command = format!(
+/// `gantry generate`: what typing the caption does, n pictures from seed.
+pub fn generate(env: &mut Env, args: GenerateArgs) -> Result<()> {
+    // As configured values (not `:n`, which keeps a REPL row to 64): the
+    // command line may write thousands.
+    if let Some(n) = args.n {
+        env.set_from_command_line("n", |c| c.n = n);
+    }
+    if let Some(seed) = args.seed {
+        env.set_from_command_line("seed", |c| c.seed = seed);
+    }
+    let env = &*env;
+    let mut session = open_session(env)?;
+    let seed = env.settings().seed;
+    // The caption as typed (a caption that starts with ':' is still one).
+    let drawn = session.caption(&args.caption)?;
+    let stem = slug(&args.caption);
+    let row = Row {
+        out: out_dir(env, &args.out),
+        stem: stem.clone(),
+        sheet: args.sheet.as_deref(),
+        lead: None,
+    };
+    write_row(&session, drawn, row, |k| {
+        format!("{stem}-s{}.png", seed.wrapping_add(k as u64))
+    })
+}
+
+pub fn interp(env: &Env, args: InterpArgs) -> Result<()> {
+    let mut session = session_for(env, args.output.seed)?;
+    let seed = args.output.seed.unwrap_or(env.settings().seed);
+    let line = format!(
         ":interp {} {} {}",
         quote(&args.from),
         quote(&args.to),
         args.steps
     );
+    let drawn = row(&mut session, &line)?;
     let stem = format!("interp-{}-to-{}-s{seed}", slug(&args.from), slug(&args.to));
-    write_row(
-        &runtime,
-        &row,
-        &Row {
-            stem,
-            labels,
-            command,
-            seed: Some(seed),
-        },
-        &out,
-        args.output.sheet.as_deref(),
-    )
+    write_numbered(&session, drawn, env, &args.output, stem, None)
 }
 
-pub fn interp_z(ctx: &Context_, args: InterpZArgs) -> Result<()> {
-    let runtime = open_runtime(ctx)?;
-    let seed = args.output.seed.unwrap_or(ctx.config.config.seed);
-    let out = args
-        .output
-        .out
-        .clone()
-        .unwrap_or_else(|| ctx.config.config.output_dir.clone());
-    let row = runtime.interpolate_noise(&args.caption, args.steps, seed)?;
-    let labels: Vec<String> = (0..args.steps)
-        .map(|k| match k {
-            0 => format!("seed {seed}"),
-            k if k + 1 == args.steps => format!("seed {}", seed + 1),
-            _ => String::new(),
-        })
-        .collect();
-    let command = format!(":interp-z {} {}", quote(&args.caption), args.steps);
+pub fn interp_z(env: &Env, args: InterpZArgs) -> Result<()> {
+    let mut session = session_for(env, args.output.seed)?;
+    let seed = args.output.seed.unwrap_or(env.settings().seed);
+    let line = format!(":interp-z {} {}", quote(&args.caption), args.steps);
+    let drawn = row(&mut session, &line)?;
     let stem = format!("interp-z-{}-s{seed}", slug(&args.caption));
-    write_row(
-        &runtime,
-        &row,
-        &Row {
-            stem,
-            labels,
-            command,
-            seed: Some(seed),
-        },
-        &out,
-        args.output.sheet.as_deref(),
-    )
+    write_numbered(&session, drawn, env, &args.output, stem, None)
 }
 
-pub fn style(ctx: &Context_, args: StyleArgs) -> Result<()> {
-    let runtime = open_runtime(ctx)?;
-    let out = args
-        .output
-        .out
-        .clone()
-        .unwrap_or_else(|| ctx.config.config.output_dir.clone());
-    let photo = load_photo(&args.image)?;
-    let mut images = vec![photo.clone()];
-    let mut labels = vec![format!(
-        "style: {}",
-        args.image
-            .file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
-    )];
-    let mut warnings = Vec::new();
-    for caption in &args.captions {
-        let g = runtime.style_transfer(&photo, caption)?;
-        images.extend(g.images);
-        warnings.extend(g.warnings);
-        labels.push(caption.clone());
-    }
-    let row = Generated {
-        images,
-        seeds: vec![],
-        warnings,
-    };
-    let command = format!(
+pub fn style(env: &Env, args: StyleArgs) -> Result<()> {
+    let mut session = session_for(env, args.output.seed)?;
+    let source = args.image.display().to_string();
+    let (photo, _) = session.image_argument(&source)?;
+    let line = format!(
         ":style {} {}",
-        quote(&args.image.display().to_string()),
+        quote(&source),
         args.captions
             .iter()
             .map(|c| quote(c))
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let drawn = row(&mut session, &line)?;
+    let name = args
+        .image
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
     let stem = format!(
         "style-{}",
         slug(
@@ -241,16 +233,24 @@ pub fn style(ctx: &Context_, args: StyleArgs) -> Result<()> {
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned())
         )
     );
-    write_row(
-        &runtime,
-        &row,
-        &Row {
-            stem,
-            labels,
-            command,
-            seed: None,
-        },
-        &out,
-        args.output.sheet.as_deref(),
-    )
+    let lead = Some((photo, format!("style: {name}")));
+    write_numbered(&session, drawn, env, &args.output, stem, lead)
+}
+
+/// A row as `{stem}-00.png`, `{stem}-01.png`, ...
+fn write_numbered(
+    session: &Session,
+    drawn: (Vec<Picture>, Vec<String>),
+    env: &Env,
+    output: &Output,
+    stem: String,
+    lead: Option<(Image, String)>,
+) -> Result<()> {
+    let row = Row {
+        out: out_dir(env, &output.out),
+        stem: stem.clone(),
+        sheet: output.sheet.as_deref(),
+        lead,
+    };
+    write_row(session, drawn, row, |k| format!("{stem}-{k:02}.png"))
 }

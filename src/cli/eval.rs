@@ -1,15 +1,17 @@
 //! `gantry eval MODEL --dataset ...`: every metric of evaluation.md that
 //! applies, printed as a table and written into the model card.
 
-use crate::{open_dataset, progress_bar, Context_};
+use super::open_dataset;
+use super::output::progress_bar;
 use anyhow::Result;
 use clap::Args;
 use gantry::data::{OnError, TrainingSet};
+use gantry::env::Env;
 use gantry::eval::{self, Metric};
-use gantry::plugins::{self, Registry, Sampler};
+use gantry::plugins::Sampler;
 use gantry::probe::LoadedProbe;
-use gantry::runtime::{describe_device, parse_device, Runtime, StyleEncoderChoice};
-use gantry::weights::{find_model, write_card, Model};
+use gantry::runtime::{describe_device, Runtime, StyleEncoderChoice};
+use gantry::weights::{write_card, Model};
 use gantry_plugin_api::PluginKind;
 use std::path::PathBuf;
 
@@ -47,9 +49,9 @@ pub struct EvalArgs {
     pub seed: u64,
 }
 
-pub fn command(ctx: &Context_, args: EvalArgs) -> Result<()> {
-    let device = parse_device(&ctx.config.config.device)?;
-    let dir = find_model(&args.model, &gantry::model_search_dirs(&ctx.paths))?;
+pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
+    let device = env.device()?;
+    let dir = env.find_model(&args.model)?;
     let model = Model::load(&dir, device)?;
     let procedural = args.dataset.split(':').next() == Some("procedural-flowers");
     let mut options = args.options.clone();
@@ -57,7 +59,7 @@ pub fn command(ctx: &Context_, args: EvalArgs) -> Result<()> {
         options.push(format!("seed={EVAL_SEED}"));
         options.push(format!("count={}", args.count));
     }
-    let mut dataset = open_dataset(ctx, &args.dataset, &options)?;
+    let mut dataset = open_dataset(env, &args.dataset, &options)?;
     let bar = progress_bar(dataset.len as u64, "loading");
     let set = TrainingSet::load(&mut dataset, None, OnError::Skip, &mut |d, _| {
         bar.set_position(d as u64)
@@ -79,7 +81,7 @@ pub fn command(ctx: &Context_, args: EvalArgs) -> Result<()> {
     metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
     let mut model = model;
     if procedural && !args.encoders.is_empty() {
-        let registry = Registry::discover(&plugins::search_dirs(&ctx.paths.plugin_dir()));
+        let registry = env.registry().clone();
         let mut choices = vec![StyleEncoderChoice::Learned];
         for name in &args.encoders {
             if name == "learned" {

@@ -1,17 +1,19 @@
 //! `gantry bench learn` (the learning-curve benchmark) and `gantry bench
 //! learn-score` (the same lines for PyTorch's pictures).
 
-use crate::cli::eval::EVAL_SEED;
-use crate::{open_dataset, progress_bar, Context_};
+use super::eval::EVAL_SEED;
+use super::open_dataset;
+use super::output::progress_bar;
 use anyhow::{Context, Result};
 use clap::Args;
 use gantry::data::{OnError, TrainingSet};
+use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
 use gantry::probe::LoadedProbe;
-use gantry::runtime::{describe_device, parse_device};
+use gantry::runtime::describe_device;
 use gantry::train::gan::Variant;
 use gantry::train::text_encoder::Matching;
-use gantry::weights::{find_model, Model};
+use gantry::weights::Model;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -91,17 +93,17 @@ pub struct ScoreArgs {
     pub jsonl: Option<PathBuf>,
 }
 
-pub fn renders(ctx: &Context_, seed: u64, count: usize) -> Result<TrainingSet> {
-    renders_in(ctx, seed, count, "classic")
+pub fn renders(env: &Env, seed: u64, count: usize) -> Result<TrainingSet> {
+    renders_in(env, seed, count, "classic")
 }
 
-pub fn renders_in(ctx: &Context_, seed: u64, count: usize, grammar: &str) -> Result<TrainingSet> {
+pub fn renders_in(env: &Env, seed: u64, count: usize, grammar: &str) -> Result<TrainingSet> {
     let options = vec![
         format!("seed={seed}"),
         format!("count={count}"),
         format!("grammar={grammar}"),
     ];
-    let mut dataset = open_dataset(ctx, "procedural-flowers", &options)?;
+    let mut dataset = open_dataset(env, "procedural-flowers", &options)?;
     let bar = progress_bar(count as u64, "rendering");
     let set = TrainingSet::load(&mut dataset, None, OnError::Stop, &mut |d, _| {
         bar.set_position(d as u64)
@@ -132,8 +134,8 @@ fn emit(point: &learn::Point, label: &str, jsonl: &mut Option<std::fs::File>) {
     }
 }
 
-pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
-    let device = parse_device(&ctx.config.config.device)?;
+pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
+    let device = env.device()?;
     let config = LearnConfig {
         preset: args.preset.clone(),
         text: TextInput::parse(&args.conditioning)?,
@@ -150,17 +152,17 @@ pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
     let text_model = if config.text == TextInput::OneHot {
         None
     } else {
-        let dir = find_model(&args.text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
+        let dir = env.find_model(&args.text_encoder)?;
         Some(
             Model::load_text_side(&dir, device)
                 .with_context(|| format!("loading the text encoder from {}", dir.display()))?,
         )
     };
-    let mut train = renders_in(ctx, 0, args.count, &args.grammar)?;
+    let mut train = renders_in(env, 0, args.count, &args.grammar)?;
     if device != tch::Device::Cpu {
         train.move_images_to(device);
     }
-    let eval = renders(ctx, EVAL_SEED, args.eval_count)?;
+    let eval = renders(env, EVAL_SEED, args.eval_count)?;
     let inputs = Inputs {
         train: &train,
         eval: &eval,
@@ -222,8 +224,8 @@ pub fn learn(ctx: &Context_, args: LearnArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn score(ctx: &Context_, args: ScoreArgs) -> Result<()> {
-    let device = parse_device(&ctx.config.config.device)?;
+pub fn score(env: &Env, args: ScoreArgs) -> Result<()> {
+    let device = env.device()?;
     let meta_path = args.dir.join("meta.json");
     let meta: learn::ExportMeta = serde_json::from_str(
         &std::fs::read_to_string(&meta_path)
@@ -231,7 +233,7 @@ pub fn score(ctx: &Context_, args: ScoreArgs) -> Result<()> {
     )
     .with_context(|| format!("{}: not a learning-curve export", meta_path.display()))?;
     let probe = LoadedProbe::load(&args.probe, device)?;
-    let eval = renders(ctx, meta.eval_seed, meta.eval_images)?;
+    let eval = renders(env, meta.eval_seed, meta.eval_images)?;
     let real = learn::real_checkerboard(&eval)?;
     let points = foreign_points(&args.dir)?;
     if points.is_empty() {

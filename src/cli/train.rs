@@ -1,17 +1,19 @@
 //! `gantry train text-encoder|gan|style-encoder` and `gantry bench train`.
 
-use crate::{open_dataset, progress_bar, Context_};
+use super::open_dataset;
+use super::output::progress_bar;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gantry::data::{OnError, TrainingSet};
+use gantry::env::Env;
 use gantry::model::ModelConfig;
-use gantry::runtime::{describe_device, parse_device};
+use gantry::runtime::describe_device;
 use gantry::train::distil::{self, DistilConfig, DistilTrainer};
 use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
 use gantry::train::{self, Control, Observer, Outcome, Run, Trainer};
-use gantry::weights::{find_model, Model};
+use gantry::weights::Model;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -239,8 +241,8 @@ fn control(common: &Common) -> Control {
 
 /// Loads the training data; on a GPU the images are kept there, so that
 /// batches are cut without a trip through the host.
-fn load_training_set(ctx: &Context_, common: &Common, device: Device) -> Result<TrainingSet> {
-    let mut dataset = open_dataset(ctx, &common.dataset, &common.options)?;
+fn load_training_set(env: &Env, common: &Common, device: Device) -> Result<TrainingSet> {
+    let mut dataset = open_dataset(env, &common.dataset, &common.options)?;
     let total = common.limit.map_or(dataset.len, |l| l.min(dataset.len));
     let bar = progress_bar(total as u64, "loading");
     let mut set = TrainingSet::load(&mut dataset, common.limit, OnError::Skip, &mut |done, _| {
@@ -323,8 +325,8 @@ fn finish(
     Ok(())
 }
 
-pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
-    let device = parse_device(&ctx.config.config.device)?;
+pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
+    let device = env.device()?;
     match command {
         TrainCommand::TextEncoder {
             common,
@@ -337,7 +339,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             init_from,
         } => {
             let run = prepare_run(&common)?;
-            let set = load_training_set(ctx, &common, device)?;
+            let set = load_training_set(env, &common, device)?;
             let config = ModelConfig::preset(&preset)?;
             let name = run
                 .dir
@@ -345,7 +347,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
                 .map_or("model".into(), |n| n.to_string_lossy().into_owned());
             let mut model = Model::new(&name, &config, device, common.seed as i64)?;
             if let Some(init) = &init_from {
-                let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
+                let init_dir = env.find_model(init)?;
                 let init = Model::load_text_side(&init_dir, device)?;
                 let (a, b) = (&init.card.architecture, &model.card.architecture);
                 if a.text_encoder != b.text_encoder || a.image_encoder != b.image_encoder {
@@ -404,7 +406,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             details.insert("matching".into(), trainer.config.matching.name().into());
             details.insert("hard_negatives".into(), hard_negatives.into());
             if set.spec.starts_with("procedural-flowers") {
-                record_embedding_reads(ctx, &mut trainer.model)?;
+                record_embedding_reads(env, &mut trainer.model)?;
             }
             if let Some(init) = init_from {
                 details.insert("init_from".into(), init.into());
@@ -436,11 +438,11 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
             let run = prepare_run(&common)?;
-            let source_dir = find_model(&text_encoder, &gantry::model_search_dirs(&ctx.paths))?;
+            let source_dir = env.find_model(&text_encoder)?;
             let source = Model::load_text_side(&source_dir, device).with_context(|| {
                 format!("loading the text encoder from {}", source_dir.display())
             })?;
-            let set = load_training_set(ctx, &common, device)?;
+            let set = load_training_set(env, &common, device)?;
             // G and D from the preset, sized to the text encoder's embedding.
             let mut config = ModelConfig::preset(&preset)?;
             let e = source.card.architecture.text_encoder.embedding_dim;
@@ -461,7 +463,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             let mut schedule = None;
             model.card.training = source.card.training.clone();
             if let Some(init) = &init_from {
-                let init_dir = find_model(init, &gantry::model_search_dirs(&ctx.paths))?;
+                let init_dir = env.find_model(init)?;
                 let init = Model::load(&init_dir, device)?;
                 if init.card.architecture.generator != model.card.architecture.generator
                     || init.card.architecture.discriminator != model.card.architecture.discriminator
@@ -552,7 +554,7 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             lr,
             own_captions,
         } => text_distil(
-            ctx,
+            env,
             device,
             common,
             &model,
@@ -571,9 +573,9 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
             lr,
         } => {
             let run = prepare_run(&common)?;
-            let dir = find_model(&model, &gantry::model_search_dirs(&ctx.paths))?;
+            let dir = env.find_model(&model)?;
             let loaded = Model::load(&dir, device)?;
-            let set = load_training_set(ctx, &common, device)?;
+            let set = load_training_set(env, &common, device)?;
             let embeddings = embeddings(&loaded, &set)?;
             let steps = common.steps.unwrap_or(2000);
             let config = StyleConfig {
@@ -612,8 +614,8 @@ pub fn command(ctx: &Context_, command: TrainCommand) -> Result<()> {
 /// What a text encoder's embedding carries per attribute, on 300 procedural
 /// renders it was not trained on, in-grammar and in held-out phrasings:
 /// printed and put in the card.
-fn record_embedding_reads(ctx: &Context_, model: &mut Model) -> Result<()> {
-    let fresh = crate::cli::learn::renders(ctx, crate::cli::eval::EVAL_SEED, 300)?;
+fn record_embedding_reads(env: &Env, model: &mut Model) -> Result<()> {
+    let fresh = super::learn::renders(env, super::eval::EVAL_SEED, 300)?;
     let mut reads = gantry::eval::embedding_reads(model, &fresh, 300)?;
     reads.extend(gantry::eval::embedding_reads_with(
         model,
@@ -631,7 +633,7 @@ fn record_embedding_reads(ctx: &Context_, model: &mut Model) -> Result<()> {
 
 /// `gantry train text-distil`: see `gantry::train::distil`.
 fn text_distil(
-    ctx: &Context_,
+    env: &Env,
     device: Device,
     common: Common,
     model: &str,
@@ -639,14 +641,14 @@ fn text_distil(
     settings: DistilConfig,
 ) -> Result<()> {
     let run = prepare_run(&common)?;
-    let dir = find_model(model, &gantry::model_search_dirs(&ctx.paths))?;
+    let dir = env.find_model(model)?;
     let mut loaded = Model::load(&dir, device)?;
-    let student = load_training_set(ctx, &common, device)?;
+    let student = load_training_set(env, &common, device)?;
     let teacher_common = Common {
         options: teacher_options,
         ..common.clone()
     };
-    let teacher = load_training_set(ctx, &teacher_common, device)?;
+    let teacher = load_training_set(env, &teacher_common, device)?;
     if student.captions == teacher.captions {
         bail!(
             "the model's captions and the new ones are the same: pass the options of the captions it was trained on with --teacher-opt (e.g. grammar=classic) and the new ones with --opt"
@@ -715,7 +717,7 @@ fn text_distil(
     // What `gantry eval` measured was of the old text encoder.
     model.card.metrics.retain(|k, _| !k.starts_with("eval:"));
     if student.spec.starts_with("procedural-flowers") {
-        record_embedding_reads(ctx, model)?;
+        record_embedding_reads(env, model)?;
     }
     let captions = student
         .captions

@@ -179,8 +179,13 @@ const CHUNK: usize = 8;
 impl Session {
     /// Opens the configured model on the configured device.
     pub fn open(paths: Paths, config: Config) -> Result<Self> {
-        let device = parse_device(&config.device)?;
         let registry = Registry::discover(&plugins::search_dirs(&paths.plugin_dir()));
+        Self::open_with(paths, config, registry)
+    }
+
+    /// Opens the configured model with the plugins already found.
+    pub fn open_with(paths: Paths, config: Config, registry: Registry) -> Result<Self> {
+        let device = parse_device(&config.device)?;
         let sampler = Sampler::select(&registry, &config.sampler)?;
         let dir = find_model(&config.model, &crate::model_search_dirs(&paths))?;
         let model = Model::load(&dir, device)?;

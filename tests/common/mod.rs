@@ -122,7 +122,7 @@ impl Sandbox {
         };
         let mut config = gantry::config::Resolved::load_from(&paths.user_config_file(), &[])
             .unwrap()
-            .config;
+            .values;
         config.model = model.into();
         config.device = "cpu".into();
         config.output_dir = self.path().join("out");

@@ -1,0 +1,132 @@
+//! `gantry bench generate|train|learn|learn-score|dataset`: speed and the learning curve.
+
+use super::{open_dataset, open_runtime};
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use gantry::env::Env;
+use gantry::model::ModelConfig;
+use gantry::runtime::{describe_device, Runtime};
+use gantry::weights::Model;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Time generating one batch from caption text (text encoding included)
+    Generate {
+        /// Images per batch
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Time a randomly initialised preset instead of a model folder
+        #[arg(long)]
+        preset: Option<String>,
+        /// Timed runs (the median is printed)
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// Untimed runs first
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+    },
+    /// Time full GAN-INT-CLS training steps (D and G) on synthetic inputs
+    Train {
+        /// Architecture preset
+        #[arg(long, default_value = "reed")]
+        preset: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+    },
+    /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
+    /// a line of probe-read content accuracy, D's scores and the
+    /// checkerboard measure at fixed steps
+    Learn(Box<super::learn::LearnArgs>),
+    /// The learning-curve lines for pictures bench/pytorch_learn.py drew
+    LearnScore(super::learn::ScoreArgs),
+    /// Time reading samples (decoding or rendering images included)
+    Dataset {
+        /// KIND or KIND:PATH
+        spec: String,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Samples to read
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
+}
+
+pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Generate {
+            batch,
+            preset,
+            repeats,
+            warmup,
+        } => {
+            if batch == 0 {
+                bail!("--batch must be at least 1");
+            }
+            let runtime = match preset {
+                Some(preset) => {
+                    let device = env.device()?;
+                    let model = Model::new(&preset, &ModelConfig::preset(&preset)?, device, 0)?;
+                    Runtime::new(model, env.sampler()?)
+                }
+                None => open_runtime(env)?,
+            };
+            let ms = gantry::bench::generate(&runtime, batch, warmup, repeats)?;
+            eprintln!(
+                "# model {} ({}), device {}, batch {batch}, {} runs: min {:.3} ms, max {:.3} ms",
+                runtime.model.card.name,
+                runtime.model.card.architecture.preset,
+                describe_device(runtime.device),
+                ms.len(),
+                ms[0],
+                ms[ms.len() - 1]
+            );
+            println!("ms_per_batch={:.3}", gantry::bench::median(&ms));
+            Ok(())
+        }
+        BenchCommand::Train {
+            preset,
+            batch,
+            steps,
+            warmup,
+        } => {
+            if batch < 2 || batch % 2 != 0 {
+                bail!("--batch must be even and at least 2");
+            }
+            let device = env.device()?;
+            let config = ModelConfig::preset(&preset)?;
+            let rate = gantry::bench::train_gan(&config, device, batch, steps, warmup)?;
+            eprintln!(
+                    "# gan-int-cls step, preset {preset}, batch {batch} (+{} interpolated), {steps} steps on {}, {} threads",
+                    batch / 2,
+                    describe_device(device),
+                    tch::get_num_threads()
+                );
+            println!("images_per_s={rate:.2}");
+            Ok(())
+        }
+        BenchCommand::Learn(args) => super::learn::learn(env, *args),
+        BenchCommand::LearnScore(args) => super::learn::score(env, args),
+        BenchCommand::Dataset {
+            spec,
+            options,
+            count,
+        } => {
+            let mut dataset = open_dataset(env, &spec, &options)?;
+            let n = count.min(dataset.len);
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                dataset.get(i)?;
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            eprintln!("# {} samples of {} in {seconds:.2} s", n, dataset.spec);
+            println!("samples_per_s={:.1}", n as f64 / seconds);
+            Ok(())
+        }
+    }
+}
