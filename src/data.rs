@@ -18,7 +18,7 @@ pub const STORED_SIZE: u32 = 76;
 
 /// A small, checkpointable random number generator (SplitMix64), so that
 /// resumed training draws exactly the batches it would have drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rng(pub u64);
 
 /// Where an image is cut from its stored (possibly larger) picture, and

@@ -121,6 +121,35 @@ fn python() -> Option<PathBuf> {
     python.exists().then_some(python)
 }
 
+/// Runs bench/pytorch_learn.py on an export, then `bench learn-score` on
+/// what it drew: (the script's stdout, learn-score's stdout).
+fn pytorch_then_score(python: &Path, sandbox: &Sandbox, export: &Path) -> (String, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_learn.py");
+    let trained = std::process::Command::new(python)
+        .arg(script)
+        .arg(export)
+        .args(["--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let probe = probe();
+    let scored = sandbox.ok(&[
+        "bench",
+        "learn-score",
+        export.to_str().unwrap(),
+        "--probe",
+        &probe,
+    ]);
+    (
+        String::from_utf8_lossy(&trained.stdout).into_owned(),
+        scored,
+    )
+}
+
 #[test]
 fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
     let Some(python) = python() else {
@@ -154,26 +183,7 @@ fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
     let rms = (values.iter().map(|v| (v * v) as f64).sum::<f64>() / values.len() as f64).sqrt();
     assert!((0.5..1.5).contains(&rms), "exported text RMS {rms}");
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_learn.py");
-    let trained = std::process::Command::new(python)
-        .arg(script)
-        .arg(&export)
-        .args(["--threads", "1"])
-        .output()
-        .unwrap();
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
-    let probe = probe();
-    let scored = sandbox.ok(&[
-        "bench",
-        "learn-score",
-        export.to_str().unwrap(),
-        "--probe",
-        &probe,
-    ]);
+    let (_, scored) = pytorch_then_score(&python, &sandbox, &export);
     assert_curve(&lines(&scored), &["2", "4"]);
 }
 
@@ -215,28 +225,8 @@ fn pytorch_in_lockstep_takes_the_same_steps_as_gantry() {
     ] {
         assert!(export.join(file).exists(), "{file}");
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch_learn.py");
-    let trained = std::process::Command::new(python)
-        .arg(script)
-        .arg(&export)
-        .args(["--threads", "1"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&trained.stdout);
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
+    let (stdout, scored) = pytorch_then_score(&python, &sandbox, &export);
     assert!(stdout.contains("lockstep"), "{stdout}");
-    let probe = probe();
-    let scored = sandbox.ok(&[
-        "bench",
-        "learn-score",
-        export.to_str().unwrap(),
-        "--probe",
-        &probe,
-    ]);
     // Same start, same draws, the same library underneath: the two runs'
     // losses agree step by step (a wrong loss weight, detach or init shows
     // at step 1 as a drift of percents) ...

@@ -4,6 +4,7 @@
 //! moment leaves the previous checkpoint or the new one, never half of one.
 
 use super::optim::Optimizer;
+use crate::data::Rng;
 use crate::weights::write_atomic;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -35,56 +36,104 @@ pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
     v
 }
 
-/// Saves a trainer: its networks and optimizers, each under its prefix, and
-/// where it stands.
-pub fn save_run<C: Serialize>(
-    path: &Path,
-    nets: &[(&str, &VarStore)],
-    optimizers: &[(&str, &Optimizer)],
-    progress: &Progress<C>,
-) -> Result<()> {
-    let mut tensors = Vec::new();
-    for (prefix, vs) in nets {
-        tensors.extend(named(vs, prefix));
-    }
-    for (prefix, opt) in optimizers {
-        tensors.extend(opt.state(prefix));
-    }
-    save(path, &tensors, progress)
+/// Where a trainer stands in its run: the step, the RNG and the seconds
+/// trained before this invocation. Every checkpoint records it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Position {
+    pub step: u64,
+    pub rng: Rng,
+    pub elapsed_before: f64,
 }
 
-/// Loads what [`save_run`] wrote into live networks and optimizers. The
-/// saved settings must be `config`'s once `length_free` has cleared what may
-/// change between invocations (how long to train); otherwise it is another
-/// run and nothing is touched.
-pub fn load_run<C>(
-    path: &Path,
-    config: &C,
-    length_free: fn(&mut C),
-    nets: &[(&str, &VarStore)],
-    optimizers: &mut [(&str, &mut Optimizer)],
-) -> Result<Progress<C>>
-where
-    C: Clone + PartialEq + Serialize + DeserializeOwned,
-{
-    let (tensors, progress): (_, Progress<C>) = load(path)?;
-    let (mut saved, mut ours) = (progress.config.clone(), config.clone());
-    length_free(&mut saved);
-    length_free(&mut ours);
-    if saved != ours {
+impl Position {
+    /// A fresh run whose RNG starts at `seed`.
+    pub fn start(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed),
+            ..Self::default()
+        }
+    }
+}
+
+/// A run's settings as a checkpoint records them, and the test of whether a
+/// checkpoint's are of the same run.
+pub struct Settings {
+    json: serde_json::Value,
+    same_run: Box<dyn Fn(&serde_json::Value) -> bool>,
+}
+
+impl Settings {
+    /// `config`, where `length_free` clears what may change between
+    /// invocations of one run (how long to train).
+    pub fn of<C>(config: &C, length_free: fn(&mut C)) -> Self
+    where
+        C: Clone + PartialEq + Serialize + DeserializeOwned + 'static,
+    {
+        let mut ours = config.clone();
+        length_free(&mut ours);
+        Self {
+            json: serde_json::to_value(config).unwrap_or_default(),
+            same_run: Box::new(move |saved| {
+                serde_json::from_value::<C>(saved.clone()).is_ok_and(|mut saved| {
+                    length_free(&mut saved);
+                    saved == ours
+                })
+            }),
+        }
+    }
+}
+
+/// What a checkpoint holds of a trainer: its settings, its networks and
+/// optimizers (each under its name) and its position.
+pub struct Parts<'a> {
+    pub settings: Settings,
+    pub networks: Vec<(&'static str, &'a VarStore)>,
+    pub optimizers: Vec<(&'static str, &'a mut Optimizer)>,
+    pub position: &'a mut Position,
+}
+
+/// Saves a trainer's parts, with `elapsed_s` seconds trained in all.
+pub fn save_parts(path: &Path, parts: &Parts, elapsed_s: f64) -> Result<()> {
+    let mut tensors = Vec::new();
+    for (prefix, vs) in &parts.networks {
+        tensors.extend(named(vs, prefix));
+    }
+    for (prefix, opt) in &parts.optimizers {
+        tensors.extend(opt.state(prefix));
+    }
+    let progress = Progress {
+        config: &parts.settings.json,
+        step: parts.position.step,
+        rng: parts.position.rng.0,
+        elapsed_s,
+    };
+    save(path, &tensors, &progress)
+}
+
+/// Loads what [`save_parts`] wrote into a trainer's live networks,
+/// optimizers and position. The saved settings must be the same run's
+/// ([`Settings::of`]); otherwise nothing is touched.
+pub fn resume(path: &Path, parts: Parts) -> Result<()> {
+    let (tensors, progress): (_, Progress<serde_json::Value>) = load(path)?;
+    if !(parts.settings.same_run)(&progress.config) {
         bail!(
             "{}: this checkpoint is of another run (its settings: {}); use the same dataset and settings, or another --run folder",
             path.display(),
             serde_json::to_string(&progress.config)?
         );
     }
-    for (prefix, vs) in nets {
+    for (prefix, vs) in &parts.networks {
         restore(&named(vs, prefix), &tensors)?;
     }
-    for (prefix, opt) in optimizers.iter_mut() {
+    for (prefix, opt) in parts.optimizers {
         opt.load_state(&tensors, prefix, progress.step as i64)?;
     }
-    Ok(progress)
+    *parts.position = Position {
+        step: progress.step,
+        rng: Rng(progress.rng),
+        elapsed_before: progress.elapsed_s,
+    };
+    Ok(())
 }
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &impl Serialize) -> Result<()> {

@@ -21,15 +21,14 @@
 //! raw φ has a tiny scale); `explained` = 1 − loss is the share of that
 //! variance the student gets right.
 
+use super::checkpoint::Position;
 use super::optim::Optimizer;
-use super::{checkpoint, embed_captions, Run, StepLosses, Trainer};
-use crate::data::{Rng, TrainingSet};
+use super::{checkpoint, embed_captions, StepLosses, Trainer};
+use crate::data::TrainingSet;
 use crate::text;
 use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,9 +72,7 @@ pub struct DistilTrainer<'a> {
     inverse_spread: Tensor,
     train: Vec<usize>,
     opt: Optimizer,
-    step: u64,
-    rng: Rng,
-    elapsed_before: f64,
+    position: Position,
 }
 
 impl<'a> DistilTrainer<'a> {
@@ -128,7 +125,6 @@ impl<'a> DistilTrainer<'a> {
             .clamp_min(1e-6);
         let opt = Optimizer::adam(&model.text_encoder.vs, config.lr, 0.9);
         Ok(Self {
-            rng: Rng(config.seed ^ 0x7EAC_4E25_D157_11C3),
             inverse_spread: spread.reciprocal(),
             model,
             student,
@@ -137,24 +133,9 @@ impl<'a> DistilTrainer<'a> {
             image_targets,
             train,
             opt,
-            step: 0,
-            elapsed_before: 0.0,
+            position: Position::start(config.seed ^ 0x7EAC_4E25_D157_11C3),
             config,
         })
-    }
-
-    pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let state = checkpoint::load_run(
-            path,
-            &self.config,
-            |c| c.steps = 0,
-            &[("text_encoder", &self.model.text_encoder.vs)],
-            &mut [("opt", &mut self.opt)],
-        )?;
-        self.step = state.step;
-        self.rng = Rng(state.rng);
-        self.elapsed_before = state.elapsed_s;
-        Ok(())
     }
 
     /// One batch: (caption, target row) pairs.
@@ -163,9 +144,9 @@ impl<'a> DistilTrainer<'a> {
         let mut captions = Vec::with_capacity(self.config.batch);
         let mut rows = Vec::with_capacity(self.config.batch);
         for _ in 0..self.config.batch {
-            let i = self.train[self.rng.below(self.train.len())];
-            let own =
-                (self.rng.below(1 << 20) as f64) < self.config.own_captions * (1 << 20) as f64;
+            let i = self.train[self.position.rng.below(self.train.len())];
+            let own = (self.position.rng.below(1 << 20) as f64)
+                < self.config.own_captions * (1 << 20) as f64;
             let options = if own {
                 &self.teacher_captions.captions[i]
             } else {
@@ -174,7 +155,7 @@ impl<'a> DistilTrainer<'a> {
             if options.is_empty() {
                 bail!("sample {} ({}) has no captions", i, self.student.names[i]);
             }
-            let k = self.rng.below(options.len());
+            let k = self.position.rng.below(options.len());
             captions.push(text::encode(&options[k])?);
             rows.push(if own {
                 self.targets.get(i as i64).get(k as i64 % per_image)
@@ -196,7 +177,7 @@ impl<'a> DistilTrainer<'a> {
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
-        self.step += 1;
+        self.position.step += 1;
         let mut losses = StepLosses::default();
         losses.term("loss", &loss);
         losses.value("explained", 1.0 - loss.double_value(&[]));
@@ -205,8 +186,17 @@ impl<'a> DistilTrainer<'a> {
 }
 
 impl Trainer for DistilTrainer<'_> {
-    fn step_index(&self) -> u64 {
-        self.step
+    fn position(&self) -> &Position {
+        &self.position
+    }
+
+    fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_> {
+        checkpoint::Parts {
+            settings: checkpoint::Settings::of(&self.config, |c| c.steps = 0),
+            networks: vec![("text_encoder", &self.model.text_encoder.vs)],
+            optimizers: vec![("opt", &mut self.opt)],
+            position: &mut self.position,
+        }
     }
 
     fn total_steps(&self) -> u64 {
@@ -223,28 +213,6 @@ impl Trainer for DistilTrainer<'_> {
 
     fn train_step(&mut self) -> Result<StepLosses> {
         self.distil_step()
-    }
-
-    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        checkpoint::save_run(
-            path,
-            &[("text_encoder", &self.model.text_encoder.vs)],
-            &[("opt", &self.opt)],
-            &checkpoint::Progress {
-                config: self.config.clone(),
-                step: self.step,
-                rng: self.rng.0,
-                elapsed_s,
-            },
-        )
-    }
-
-    fn end_of_epoch(&mut self, _epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
-        Ok(BTreeMap::new())
-    }
-
-    fn elapsed_before(&self) -> f64 {
-        self.elapsed_before
     }
 }
 

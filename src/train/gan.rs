@@ -20,6 +20,7 @@
 //! colour and petal count: with wrong images of other classes alone, D never
 //! has to check them against the text).
 
+use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::text_encoder::Matching;
 use super::{bce, checkpoint, noise, Run, StepLosses, Trainer};
@@ -211,9 +212,7 @@ pub struct GanTrainer<'a> {
     cursor: usize,
     opt_g: Optimizer,
     opt_d: Optimizer,
-    step: u64,
-    rng: Rng,
-    elapsed_before: f64,
+    position: Position,
     pub last_trace: Option<StepTrace>,
     /// Fixed (caption, embedding) pairs and seeds for the per-epoch grids.
     sample_captions: Vec<(String, Tensor)>,
@@ -284,7 +283,6 @@ impl<'a> GanTrainer<'a> {
         let opt_d = Optimizer::adam(&model.discriminator.vs, config.lr, config.beta1);
         let sample_captions = sample_captions(data, &embeddings);
         Ok(Self {
-            rng: Rng(config.seed ^ 0x6A09_E667_F3BC_C908),
             model,
             data,
             embeddings,
@@ -293,40 +291,17 @@ impl<'a> GanTrainer<'a> {
             train,
             opt_g,
             opt_d,
-            step: 0,
-            elapsed_before: 0.0,
+            position: Position::start(config.seed ^ 0x6A09_E667_F3BC_C908),
             last_trace: None,
             sample_captions,
             config,
         })
     }
 
-    /// Continues the run saved in `checkpoint`; its config must match.
-    pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let state = checkpoint::load_run(
-            path,
-            &self.config,
-            |c| (c.steps, c.epochs) = (None, 0),
-            &[
-                ("generator", &self.model.generator.vs),
-                ("discriminator", &self.model.discriminator.vs),
-            ],
-            &mut [("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)],
-        )?;
-        self.step = state.step;
-        self.rng = Rng(state.rng);
-        self.elapsed_before = state.elapsed_s;
-        // The epoch's order is a function of the RNG state at its start; the
-        // cursor is recomputed from the step.
-        self.cursor = usize::MAX;
-        self.replay_order();
-        Ok(())
-    }
-
     /// Where this run stands on its schedule (written into the model card).
     pub fn schedule(&self) -> Schedule {
         Schedule {
-            step: self.step,
+            step: self.position.step,
             steps_per_epoch: self.steps_per_epoch_(),
             epochs: self.config.epochs,
             lr: self.config.lr,
@@ -338,7 +313,7 @@ impl<'a> GanTrainer<'a> {
     /// so the learning rate and the epoch count go on from there, as one
     /// uninterrupted run's would). The schedule must be this run's.
     pub fn continue_schedule(&mut self, schedule: &Schedule) -> Result<()> {
-        if self.step != 0 {
+        if self.position.step != 0 {
             bail!("a schedule can only be taken up before the first step");
         }
         let mine = self.schedule();
@@ -360,7 +335,7 @@ impl<'a> GanTrainer<'a> {
                 mine.steps_per_epoch
             );
         }
-        self.step = schedule.step;
+        self.position.step = schedule.step;
         self.cursor = usize::MAX;
         self.replay_order();
         Ok(())
@@ -368,7 +343,7 @@ impl<'a> GanTrainer<'a> {
 
     /// The learning rate of the step about to be taken.
     pub fn learning_rate(&self) -> f64 {
-        let epoch = self.step / self.steps_per_epoch_();
+        let epoch = self.position.step / self.steps_per_epoch_();
         let halvings = epoch / self.config.lr_halve_every_epochs.max(1);
         self.config.lr * 0.5f64.powi(halvings.min(60) as i32)
     }
@@ -386,10 +361,11 @@ impl<'a> GanTrainer<'a> {
     /// Each epoch's order is drawn from the RNG saved at the epoch start, so
     /// checkpoints record the RNG of the epoch start plus the position.
     fn replay_order(&mut self) {
-        let within = (self.step % self.steps_per_epoch_()) as usize;
+        let within = (self.position.step % self.steps_per_epoch_()) as usize;
         if within > 0 {
             self.order = self.train.clone();
-            let mut epoch_rng = Rng(self.epoch_rng_seed(self.step / self.steps_per_epoch_()));
+            let mut epoch_rng =
+                Rng(self.epoch_rng_seed(self.position.step / self.steps_per_epoch_()));
             epoch_rng.shuffle(&mut self.order);
             self.cursor = within * self.config.batch;
         }
@@ -405,7 +381,7 @@ impl<'a> GanTrainer<'a> {
         let b = self.config.batch;
         if self.cursor == usize::MAX || self.cursor + b > self.order.len() {
             self.order = self.train.clone();
-            let epoch = self.step / self.steps_per_epoch_();
+            let epoch = self.position.step / self.steps_per_epoch_();
             let mut epoch_rng = Rng(self.epoch_rng_seed(epoch));
             epoch_rng.shuffle(&mut self.order);
             self.cursor = 0;
@@ -422,7 +398,7 @@ impl<'a> GanTrainer<'a> {
         batch
             .iter()
             .map(|&i| loop {
-                let j = self.train[self.rng.below(self.train.len())];
+                let j = self.train[self.position.rng.below(self.train.len())];
                 let differs = if by_class {
                     self.data.classes[j] != self.data.classes[i]
                 } else {
@@ -451,22 +427,22 @@ impl<'a> GanTrainer<'a> {
         let nz = self.model.card.architecture.generator.nz as usize;
         let device = self.model.device;
         let batch = self.next_batch();
-        let crops = self.data.random_crops(b, &mut self.rng);
+        let crops = self.data.random_crops(b, &mut self.position.rng);
         let picks = super::caption_picks(
             self.embeddings.size()[1] as usize,
             b,
             self.config.captions_averaged,
-            &mut self.rng,
+            &mut self.position.rng,
         );
         let interpolated = if self.config.variant.int() { half } else { 0 };
-        let z = noise(&mut self.rng, b + interpolated, nz, device);
+        let z = noise(&mut self.position.rng, b + interpolated, nz, device);
         let z_for_d = self
             .config
             .fresh_noise_for_g
-            .then(|| noise(&mut self.rng, b, nz, device));
+            .then(|| noise(&mut self.position.rng, b, nz, device));
         let wrong = self.config.variant.cls().then(|| {
             let idx = self.wrong_images(&batch);
-            let crops = self.data.random_crops(b, &mut self.rng);
+            let crops = self.data.random_crops(b, &mut self.position.rng);
             (idx, crops)
         });
         StepDraws {
@@ -518,7 +494,7 @@ impl<'a> GanTrainer<'a> {
             if sigma > 0.0 {
                 let size = images.size();
                 let n = noise(
-                    &mut self.rng,
+                    &mut self.position.rng,
                     size[0] as usize,
                     (size[1] * size[2] * size[3]) as usize,
                     device,
@@ -590,7 +566,7 @@ impl<'a> GanTrainer<'a> {
             discriminator_inputs: d_inputs,
             generator_scored,
         });
-        self.step += 1;
+        self.position.step += 1;
 
         losses.term("d_loss", &d_loss);
         losses.term("g_loss", &g_loss);
@@ -648,8 +624,27 @@ fn sample_captions(data: &TrainingSet, embeddings: &Tensor) -> Vec<(String, Tens
 }
 
 impl Trainer for GanTrainer<'_> {
-    fn step_index(&self) -> u64 {
-        self.step
+    fn position(&self) -> &Position {
+        &self.position
+    }
+
+    fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_> {
+        checkpoint::Parts {
+            settings: checkpoint::Settings::of(&self.config, |c| (c.steps, c.epochs) = (None, 0)),
+            networks: vec![
+                ("generator", &self.model.generator.vs),
+                ("discriminator", &self.model.discriminator.vs),
+            ],
+            optimizers: vec![("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)],
+            position: &mut self.position,
+        }
+    }
+
+    /// The epoch's order is a function of the RNG state at its start; the
+    /// cursor is recomputed from the step.
+    fn resumed(&mut self) {
+        self.cursor = usize::MAX;
+        self.replay_order();
     }
 
     fn total_steps(&self) -> u64 {
@@ -670,29 +665,8 @@ impl Trainer for GanTrainer<'_> {
         self.gan_step()
     }
 
-    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        checkpoint::save_run(
-            path,
-            &[
-                ("generator", &self.model.generator.vs),
-                ("discriminator", &self.model.discriminator.vs),
-            ],
-            &[("opt_g", &self.opt_g), ("opt_d", &self.opt_d)],
-            &checkpoint::Progress {
-                config: self.config.clone(),
-                step: self.step,
-                rng: self.rng.0,
-                elapsed_s,
-            },
-        )
-    }
-
     fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>> {
         self.sample_grid(&run.samples().join(format!("epoch-{epoch:04}.png")))?;
         Ok(BTreeMap::new())
-    }
-
-    fn elapsed_before(&self) -> f64 {
-        self.elapsed_before
     }
 }

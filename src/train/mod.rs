@@ -155,19 +155,42 @@ impl StepLosses {
 
 /// One kind of training, as the loop drives it.
 pub trait Trainer {
-    /// Steps done so far (restored on resume).
-    fn step_index(&self) -> u64;
+    /// Where the run stands (restored on resume).
+    fn position(&self) -> &checkpoint::Position;
+    /// What a checkpoint holds of this trainer.
+    fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_>;
     fn total_steps(&self) -> u64;
     fn steps_per_epoch(&self) -> u64;
     /// Images (or pairs) processed per step, for images/s.
     fn images_per_step(&self) -> usize;
     fn train_step(&mut self) -> Result<StepLosses>;
-    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()>;
     /// Called after each epoch: sample grids, held-out metrics. Returns
     /// values to log.
-    fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>>;
-    /// Seconds of training before this invocation (restored on resume).
-    fn elapsed_before(&self) -> f64;
+    fn end_of_epoch(&mut self, _epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
+        Ok(BTreeMap::new())
+    }
+    /// After a resume, whatever follows from the restored position.
+    fn resumed(&mut self) {}
+
+    /// Steps done so far.
+    fn step_index(&self) -> u64 {
+        self.position().step
+    }
+    /// Seconds of training before this invocation.
+    fn elapsed_before(&self) -> f64 {
+        self.position().elapsed_before
+    }
+    /// Writes the checkpoint: networks, optimizers, settings and position,
+    /// with `elapsed_s` seconds trained in all.
+    fn save_checkpoint(&mut self, path: &Path, elapsed_s: f64) -> Result<()> {
+        checkpoint::save_parts(path, &self.checkpoint_parts(), elapsed_s)
+    }
+    /// Continues the run saved in `path`; its settings must be this run's.
+    fn resume(&mut self, path: &Path) -> Result<()> {
+        checkpoint::resume(path, self.checkpoint_parts())?;
+        self.resumed();
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The style encoder S (paper.md §5), trained with G frozen:
 //! L = ‖z − S(G(z, φ(t)))‖²₂ over random z and training captions.
 
+use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
@@ -27,9 +28,7 @@ pub struct StyleTrainer<'a> {
     embeddings: Tensor,
     train: Vec<usize>,
     opt: Optimizer,
-    step: u64,
-    rng: Rng,
-    elapsed_before: f64,
+    position: Position,
 }
 
 impl<'a> StyleTrainer<'a> {
@@ -45,40 +44,24 @@ impl<'a> StyleTrainer<'a> {
         }
         let opt = Optimizer::adam(&model.style_encoder.vs, config.lr, 0.5);
         Ok(Self {
-            rng: Rng(config.seed ^ 0x3C6E_F372_FE94_F82B),
             model,
             data,
             embeddings,
             train,
             opt,
-            step: 0,
-            elapsed_before: 0.0,
+            position: Position::start(config.seed ^ 0x3C6E_F372_FE94_F82B),
             config,
         })
-    }
-
-    pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let state = checkpoint::load_run(
-            path,
-            &self.config,
-            |c| c.steps = 0,
-            &[("style_encoder", &self.model.style_encoder.vs)],
-            &mut [("opt_style", &mut self.opt)],
-        )?;
-        self.step = state.step;
-        self.rng = Rng(state.rng);
-        self.elapsed_before = state.elapsed_s;
-        Ok(())
     }
 
     fn style_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
         let nz = self.model.card.architecture.generator.nz as usize;
         let batch: Vec<usize> = (0..self.config.batch)
-            .map(|_| self.train[self.rng.below(self.train.len())])
+            .map(|_| self.train[self.position.rng.below(self.train.len())])
             .collect();
-        let text = mean_caption_embedding(&self.embeddings, &batch, 4, &mut self.rng);
-        let z = noise(&mut self.rng, batch.len(), nz, device);
+        let text = mean_caption_embedding(&self.embeddings, &batch, 4, &mut self.position.rng);
+        let z = noise(&mut self.position.rng, batch.len(), nz, device);
         let images = tch::no_grad(|| self.model.generator.net.forward_t(&z, &text, false));
         let s = self.model.style_encoder.net.forward_t(&images, true);
         let loss = (&s - &z)
@@ -88,7 +71,7 @@ impl<'a> StyleTrainer<'a> {
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
-        self.step += 1;
+        self.position.step += 1;
         let mut out = StepLosses::default();
         out.term("loss", &loss);
         Ok(out)
@@ -134,8 +117,17 @@ impl<'a> StyleTrainer<'a> {
 }
 
 impl Trainer for StyleTrainer<'_> {
-    fn step_index(&self) -> u64 {
-        self.step
+    fn position(&self) -> &Position {
+        &self.position
+    }
+
+    fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_> {
+        checkpoint::Parts {
+            settings: checkpoint::Settings::of(&self.config, |c| c.steps = 0),
+            networks: vec![("style_encoder", &self.model.style_encoder.vs)],
+            optimizers: vec![("opt_style", &mut self.opt)],
+            position: &mut self.position,
+        }
     }
 
     fn total_steps(&self) -> u64 {
@@ -154,26 +146,8 @@ impl Trainer for StyleTrainer<'_> {
         self.style_step()
     }
 
-    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        checkpoint::save_run(
-            path,
-            &[("style_encoder", &self.model.style_encoder.vs)],
-            &[("opt_style", &self.opt)],
-            &checkpoint::Progress {
-                config: self.config.clone(),
-                step: self.step,
-                rng: self.rng.0,
-                elapsed_s,
-            },
-        )
-    }
-
     fn end_of_epoch(&mut self, epoch: u64, run: &Run) -> Result<BTreeMap<String, f64>> {
         self.transfer_grid(&run.samples().join(format!("style-{epoch:04}.png")))?;
         Ok(BTreeMap::new())
-    }
-
-    fn elapsed_before(&self) -> f64 {
-        self.elapsed_before
     }
 }

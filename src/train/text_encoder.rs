@@ -14,6 +14,7 @@
 //! centre colour and petal count, which class-level matching has no reason to
 //! keep: the class is petal colour x shape).
 
+use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, Run, StepLosses, Trainer};
 use crate::data::{Rng, TrainingSet};
@@ -22,7 +23,6 @@ use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 /// What the B pairs of a batch are drawn from.
@@ -119,9 +119,7 @@ pub struct JointTrainer<'a> {
     by_content: BTreeMap<Vec<String>, Vec<usize>>,
     opt_text: Optimizer,
     opt_image: Optimizer,
-    step: u64,
-    rng: Rng,
-    elapsed_before: f64,
+    position: Position,
     pub last_zero_shot: Option<f64>,
 }
 
@@ -162,38 +160,16 @@ impl<'a> JointTrainer<'a> {
         let opt_image = Optimizer::rmsprop(&model.image_encoder.vs, config.lr);
         Ok(Self {
             by_content,
-            rng: Rng(config.seed ^ 0xA54F_F53A_5F1D_36F1),
             model,
             data,
             by_class,
             train,
             opt_text,
             opt_image,
-            step: 0,
-            elapsed_before: 0.0,
+            position: Position::start(config.seed ^ 0xA54F_F53A_5F1D_36F1),
             last_zero_shot: None,
             config,
         })
-    }
-
-    pub fn resume(&mut self, path: &Path) -> Result<()> {
-        let state = checkpoint::load_run(
-            path,
-            &self.config,
-            |c| (c.steps, c.epochs) = (None, 0),
-            &[
-                ("text_encoder", &self.model.text_encoder.vs),
-                ("image_encoder", &self.model.image_encoder.vs),
-            ],
-            &mut [
-                ("opt_text", &mut self.opt_text),
-                ("opt_image", &mut self.opt_image),
-            ],
-        )?;
-        self.step = state.step;
-        self.rng = Rng(state.rng);
-        self.elapsed_before = state.elapsed_s;
-        Ok(())
     }
 
     fn steps_per_epoch_(&self) -> u64 {
@@ -206,13 +182,13 @@ impl<'a> JointTrainer<'a> {
         match self.config.matching {
             Matching::Class => {
                 let mut classes: Vec<u32> = self.by_class.keys().copied().collect();
-                self.rng.shuffle(&mut classes);
+                self.position.rng.shuffle(&mut classes);
                 classes.truncate(b);
                 classes
                     .iter()
                     .map(|class| {
                         let members = &self.by_class[class];
-                        members[self.rng.below(members.len())]
+                        members[self.position.rng.below(members.len())]
                     })
                     .collect()
             }
@@ -225,7 +201,7 @@ impl<'a> JointTrainer<'a> {
                 };
                 let mut pool = self.train.clone();
                 for k in 0..anchors {
-                    let j = k + self.rng.below(pool.len() - k);
+                    let j = k + self.position.rng.below(pool.len() - k);
                     pool.swap(k, j);
                 }
                 pool.truncate(anchors);
@@ -241,7 +217,7 @@ impl<'a> JointTrainer<'a> {
                     }
                     // Where no sibling exists, any other image fills the place.
                     while batch.len() < b {
-                        let i = self.train[self.rng.below(self.train.len())];
+                        let i = self.train[self.position.rng.below(self.train.len())];
                         if !batch.contains(&i) {
                             batch.push(i);
                         }
@@ -258,7 +234,7 @@ impl<'a> JointTrainer<'a> {
     fn sibling(&mut self, anchor: usize, taken: &[usize]) -> Option<usize> {
         let key = content_key(self.data, anchor)?;
         let mut attributes: Vec<usize> = (0..key.len()).collect();
-        self.rng.shuffle(&mut attributes);
+        self.position.rng.shuffle(&mut attributes);
         for a in attributes {
             let others: Vec<&Vec<usize>> = self
                 .by_content
@@ -275,8 +251,8 @@ impl<'a> JointTrainer<'a> {
             if others.is_empty() {
                 continue;
             }
-            let members = others[self.rng.below(others.len())];
-            let pick = members[self.rng.below(members.len())];
+            let members = others[self.position.rng.below(others.len())];
+            let pick = members[self.position.rng.below(members.len())];
             if !taken.contains(&pick) {
                 return Some(pick);
             }
@@ -286,7 +262,7 @@ impl<'a> JointTrainer<'a> {
 
     pub fn joint_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
-        let epoch = self.step / self.steps_per_epoch_();
+        let epoch = self.position.step / self.steps_per_epoch_();
         let lr = self.config.lr * self.config.lr_decay.powi(epoch.min(10_000) as i32);
         self.opt_text.lr = lr;
         self.opt_image.lr = lr;
@@ -295,13 +271,15 @@ impl<'a> JointTrainer<'a> {
         let mut captions = Vec::with_capacity(images.len());
         for &i in &images {
             let options = &self.data.captions[i];
-            captions.push(text::encode(&options[self.rng.below(options.len())])?);
+            captions.push(text::encode(
+                &options[self.position.rng.below(options.len())],
+            )?);
         }
         let b = images.len() as i64;
         let v = self.model.image_encoder.net.forward_t(
             &self
                 .data
-                .image_batch(&images, true, &mut self.rng)
+                .image_batch(&images, true, &mut self.position.rng)
                 .to_device(device),
             true,
         );
@@ -314,7 +292,7 @@ impl<'a> JointTrainer<'a> {
         loss.backward();
         self.opt_text.step();
         self.opt_image.step();
-        self.step += 1;
+        self.position.step += 1;
         // Batch accuracy: how often each image's own caption scores highest.
         let hits = compat
             .argmax(1, false)
@@ -402,8 +380,23 @@ pub fn zero_shot_top1(
 }
 
 impl Trainer for JointTrainer<'_> {
-    fn step_index(&self) -> u64 {
-        self.step
+    fn position(&self) -> &Position {
+        &self.position
+    }
+
+    fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_> {
+        checkpoint::Parts {
+            settings: checkpoint::Settings::of(&self.config, |c| (c.steps, c.epochs) = (None, 0)),
+            networks: vec![
+                ("text_encoder", &self.model.text_encoder.vs),
+                ("image_encoder", &self.model.image_encoder.vs),
+            ],
+            optimizers: vec![
+                ("opt_text", &mut self.opt_text),
+                ("opt_image", &mut self.opt_image),
+            ],
+            position: &mut self.position,
+        }
     }
 
     fn total_steps(&self) -> u64 {
@@ -424,23 +417,6 @@ impl Trainer for JointTrainer<'_> {
         self.joint_step()
     }
 
-    fn save_checkpoint(&self, path: &Path, elapsed_s: f64) -> Result<()> {
-        checkpoint::save_run(
-            path,
-            &[
-                ("text_encoder", &self.model.text_encoder.vs),
-                ("image_encoder", &self.model.image_encoder.vs),
-            ],
-            &[("opt_text", &self.opt_text), ("opt_image", &self.opt_image)],
-            &checkpoint::Progress {
-                config: self.config.clone(),
-                step: self.step,
-                rng: self.rng.0,
-                elapsed_s,
-            },
-        )
-    }
-
     fn end_of_epoch(&mut self, epoch: u64, _run: &Run) -> Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
         let every = self.config.eval_every_epochs;
@@ -450,9 +426,5 @@ impl Trainer for JointTrainer<'_> {
             out.insert("zero_shot_top1".to_string(), top1);
         }
         Ok(out)
-    }
-
-    fn elapsed_before(&self) -> f64 {
-        self.elapsed_before
     }
 }
