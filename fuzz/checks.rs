@@ -69,8 +69,8 @@ fn repository() -> PathBuf {
 }
 
 /// The plugins of the fuzzing home.
-pub fn registry() -> gantry::plugins::Registry {
-    gantry::plugins::Registry::discover(&[home().join("data/plugins")])
+pub fn registry() -> gantry::host::Registry {
+    gantry::host::Registry::discover(&[home().join("data/plugins")])
 }
 
 pub fn work_dir() -> PathBuf {

@@ -58,14 +58,14 @@ pub fn synthetic_set(
     n: usize,
     embedding_dim: i64,
     device: tch::Device,
-) -> (crate::data::TrainingSet, tch::Tensor) {
+) -> (crate::training_set::TrainingSet, tch::Tensor) {
     use crate::dataset::Class;
     let images = tch::Tensor::randint(
         256,
         [n as i64, 3, 64, 64],
         (tch::Kind::Uint8, tch::Device::Cpu),
     );
-    let mut set = crate::data::TrainingSet {
+    let mut set = crate::training_set::TrainingSet {
         spec: "synthetic".to_string(),
         images,
         captions: vec![vec!["a synthetic flower".to_string()]; n],

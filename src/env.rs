@@ -7,7 +7,7 @@
 
 use crate::config::{Config, Paths, Resolved};
 use crate::dataset::{Dataset, DatasetSpec};
-use crate::plugins::{self, Registry, Sampler};
+use crate::host::{self, Registry, Sampler};
 use crate::runtime::{parse_device, Runtime};
 use crate::session::Session;
 use crate::weights::{find_model, Model};
@@ -60,7 +60,7 @@ impl Env {
     /// The plugins in the search path, discovered on first use.
     pub fn registry(&self) -> &Registry {
         self.registry
-            .get_or_init(|| Registry::discover(&plugins::search_dirs(&self.paths.plugin_dir())))
+            .get_or_init(|| Registry::discover(&host::search_dirs(&self.paths.plugin_dir())))
     }
 
     /// What the user should know about the environment: plugins that could

@@ -8,9 +8,9 @@
 //! - any captioned set: R-precision of generated images against real ones,
 //!   zero-shot top-1 of the joint embedding, and (Oxford-102) colour accuracy.
 
-use crate::data::{Rng, TrainingSet};
 use crate::probe::LoadedProbe;
 use crate::train::{noise, text_encoder::zero_shot_top1};
+use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
 use crate::{imageio, text};
 use anyhow::{bail, Result};

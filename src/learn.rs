@@ -11,13 +11,13 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::data::{Crop, Rng, TrainingSet};
 use crate::eval::{checkerboard, draw, embed, full_caption};
 use crate::model::ModelConfig;
 use crate::probe::LoadedProbe;
 use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
 use crate::train::text_encoder::Matching;
 use crate::train::{embed_captions, noise, Trainer};
+use crate::training_set::{Crop, Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};

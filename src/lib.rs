@@ -2,27 +2,28 @@
 //!
 //! This library holds everything but the terminal: the networks
 //! ([`model`]), caption encoding ([`text`]), model folders ([`weights`]),
-//! the plugin host ([`plugins`]), and the operations front ends call
+//! the plugin host ([`host`]), and the operations front ends call
 //! ([`runtime`]). The CLI (and later the REPL) are thin layers over it.
 
 pub mod bench;
 pub mod config;
-pub mod data;
-pub mod dataset;
 pub mod env;
 pub mod eval;
-pub mod grid;
+pub mod host;
 pub mod imageio;
 pub mod learn;
 pub mod model;
 pub mod plugin_manager;
-pub mod plugins;
+/// Datasets, read through the dataset-loader plugins ([`host::dataset`]).
+pub use host::dataset;
 pub mod probe;
 pub mod provenance;
 pub mod runtime;
 pub mod session;
+pub mod sheet;
 pub mod text;
 pub mod train;
+pub mod training_set;
 pub mod weights;
 
 /// Folders searched for a model by name, in order: `./weights`, the

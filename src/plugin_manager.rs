@@ -6,7 +6,7 @@
 //! into the user's plugin folder beside a manifest (name, kind, version, ABI,
 //! sha256, source).
 
-use crate::plugins::{self, Registry};
+use crate::host::{self, Registry};
 use crate::weights::{sha256_file, write_atomic};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,16 @@ pub struct Manifest {
 /// The sampler template and the plugin API crate, as they were when this
 /// gantry was built: what `plugin new` writes.
 const TEMPLATE_LIB: &str = include_str!("../plugins/template/src/lib.rs");
-const API_LIB: &str = include_str!("../plugins/api/src/lib.rs");
-const API_RANDOM: &str = include_str!("../plugins/api/src/random.rs");
+const API_SOURCES: [(&str, &str); 5] = [
+    ("lib.rs", include_str!("../plugins/api/src/lib.rs")),
+    ("random.rs", include_str!("../plugins/api/src/random.rs")),
+    ("sampler.rs", include_str!("../plugins/api/src/sampler.rs")),
+    ("dataset.rs", include_str!("../plugins/api/src/dataset.rs")),
+    (
+        "style_encoder.rs",
+        include_str!("../plugins/api/src/style_encoder.rs"),
+    ),
+];
 
 /// Writes a new sampler plugin crate `<dir>/<name>` that builds where it is
 /// written: the template's code named `name`, and a copy of this gantry's
@@ -104,13 +112,14 @@ description = "C ABI shared by gantry and its plugins"
     let lib = TEMPLATE_LIB
         .replace("name = \"my-sampler\"", &format!("name = \"{name}\""))
         .replace("`:sampler my-sampler", &format!("`:sampler {name}"));
-    let files: [(&str, &str); 5] = [
-        ("Cargo.toml", &manifest),
-        ("src/lib.rs", &lib),
-        ("gantry-plugin-api/Cargo.toml", &api_manifest),
-        ("gantry-plugin-api/src/lib.rs", API_LIB),
-        ("gantry-plugin-api/src/random.rs", API_RANDOM),
+    let mut files: Vec<(String, &str)> = vec![
+        ("Cargo.toml".into(), &manifest),
+        ("src/lib.rs".into(), &lib),
+        ("gantry-plugin-api/Cargo.toml".into(), &api_manifest),
     ];
+    for (file, text) in API_SOURCES {
+        files.push((format!("gantry-plugin-api/src/{file}"), text));
+    }
     for (file, text) in files {
         let path = root.join(file);
         if let Some(parent) = path.parent() {
@@ -144,7 +153,7 @@ pub fn parse_manifest(text: &str, origin: &str) -> Result<Manifest> {
 /// Loads a library in this process and describes it: what `gantry plugin
 /// probe` runs, in a child process of the installer.
 pub fn probe_here(library: &Path) -> Result<Probed> {
-    let plugin = plugins::load(library)?;
+    let plugin = host::load(library)?;
     Ok(Probed {
         name: plugin.name,
         kind: plugin.kind.as_str().to_string(),
@@ -158,7 +167,7 @@ pub fn probe_in_child(gantry: &Path, library: &Path) -> Result<Probed> {
     let out = Command::new(gantry)
         .args(["plugin", "probe"])
         .arg(library)
-        .env_remove(plugins::DISABLE_ENV)
+        .env_remove(host::DISABLE_ENV)
         .output()
         .with_context(|| format!("running {} to probe the plugin", gantry.display()))?;
     if !out.status.success() {
@@ -288,7 +297,7 @@ pub fn install(plugin_dir: &Path, source: &Path, gantry: &Path) -> Result<Manife
 /// The plugin built with gantry that an installed plugin called `name`
 /// replaces (the user's plugin folder is searched first), if any.
 pub fn replaces(plugin_dir: &Path, name: &str) -> Option<PathBuf> {
-    plugins::search_dirs(plugin_dir)
+    host::search_dirs(plugin_dir)
         .iter()
         .skip(1)
         .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten())
@@ -298,7 +307,7 @@ pub fn replaces(plugin_dir: &Path, name: &str) -> Option<PathBuf> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("libgantry_"))
         })
-        .find(|p| crate::plugins::load(p).is_ok_and(|plugin| plugin.name == name))
+        .find(|p| crate::host::load(p).is_ok_and(|plugin| plugin.name == name))
 }
 
 /// Removes an installed plugin (its library and manifest).
@@ -309,7 +318,7 @@ pub fn remove(plugin_dir: &Path, name: &str) -> Result<Manifest> {
         anyhow!(
             "no installed plugin named '{name}' (installed: {}; plugins built with gantry cannot be removed, {} turns all off)",
             if installed.is_empty() { "none".to_string() } else { installed.join(", ") },
-            plugins::DISABLE_ENV
+            host::DISABLE_ENV
         )
     })?;
     let manifest = parse_manifest(&text, &manifest_path.display().to_string())?;
@@ -348,7 +357,7 @@ pub struct Listed {
 
 /// Everything found, with where it came from and whether it works.
 pub fn list(plugin_dir: &Path) -> Vec<Listed> {
-    let registry = Registry::discover(&plugins::search_dirs(plugin_dir));
+    let registry = Registry::discover(&host::search_dirs(plugin_dir));
     let manifests = installed(plugin_dir);
     let mut rows: Vec<Listed> = registry
         .plugins

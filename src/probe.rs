@@ -5,8 +5,8 @@
 //! each attribute it is used for, and its accuracy is printed beside every
 //! number it produces.
 
-use crate::data::{Rng, TrainingSet};
 use crate::model::{batch_norm2d, parameter_count};
+use crate::training_set::{Rng, TrainingSet};
 use crate::weights::{load_var_store, save_var_store, write_atomic};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};

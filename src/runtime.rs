@@ -5,8 +5,8 @@
 //! pixels. Image i of a batch is drawn from seed + i, so any single image can
 //! be remade from its own seed.
 
+use crate::host::Sampler;
 use crate::imageio::{images_from_tensor, tensor_from_images, Image};
-use crate::plugins::Sampler;
 use crate::text;
 use crate::weights::Model;
 use anyhow::{bail, Context, Result};
@@ -288,7 +288,7 @@ fn check_steps(steps: usize) -> Result<()> {
 #[derive(Clone)]
 pub enum StyleEncoderChoice {
     Learned,
-    Plugin(crate::plugins::Plugin),
+    Plugin(crate::host::Plugin),
 }
 
 impl StyleEncoderChoice {
@@ -304,168 +304,13 @@ impl StyleEncoderChoice {
 /// encoders see photos with no caption, so the reconstruction uses a neutral one.
 pub const INVERSION_CAPTION: &str = "a flower";
 
-/// What the host callbacks of a style-encoder plugin work on.
-struct StyleContext<'a> {
-    runtime: &'a Runtime,
-    /// [1, 3, 64, 64] in [-1, 1] on the model's device.
-    target: Tensor,
-    /// [1, E].
-    text: Tensor,
-}
-
-fn write_error(err: *mut gantry_plugin_api::ErrorBuf, message: &str) {
-    // SAFETY: the plugin passes the buffer it received from the API crate's helper.
-    if let Some(err) = unsafe { err.as_mut() } {
-        unsafe { err.write(message) };
-    }
-}
-
-/// Runs a callback body, turning errors and panics (tch panics on bad
-/// shapes) into a status the plugin can read.
-fn host_guard(
-    err: *mut gantry_plugin_api::ErrorBuf,
-    body: impl FnOnce() -> Result<()>,
-) -> gantry_plugin_api::Status {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        Ok(Ok(())) => gantry_plugin_api::Status::Ok,
-        Ok(Err(e)) => {
-            write_error(err, &format!("{e:#}"));
-            gantry_plugin_api::Status::Error
-        }
-        Err(_) => {
-            write_error(err, "the host panicked in a callback");
-            gantry_plugin_api::Status::Panic
-        }
-    }
-}
-
-unsafe extern "C" fn learned_callback(
-    context: *mut std::ffi::c_void,
-    out: *mut f32,
-    out_len: usize,
-    err: *mut gantry_plugin_api::ErrorBuf,
-) -> gantry_plugin_api::Status {
-    host_guard(err, || {
-        let ctx = (context as *const StyleContext)
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("null context"))?;
-        // Ctrl-C reaches a plugin through its next call to the host.
-        ctx.runtime.check_cancel()?;
-        let s = tch::no_grad(|| {
-            ctx.runtime
-                .model
-                .style_encoder
-                .net
-                .forward_t(&ctx.target, false)
-        });
-        let s = Vec::<f32>::try_from(s.view([-1]).to_device(Device::Cpu))?;
-        if out.is_null() || out_len < s.len() {
-            bail!("output buffer holds {out_len} floats, {} needed", s.len());
-        }
-        std::slice::from_raw_parts_mut(out, s.len()).copy_from_slice(&s);
-        Ok(())
-    })
-}
-
-unsafe extern "C" fn reconstruction_callback(
-    context: *mut std::ffi::c_void,
-    z: *const f32,
-    nz: usize,
-    loss: *mut f32,
-    grad: *mut f32,
-    err: *mut gantry_plugin_api::ErrorBuf,
-) -> gantry_plugin_api::Status {
-    host_guard(err, || {
-        let ctx = (context as *const StyleContext)
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("null context"))?;
-        // Ctrl-C reaches a plugin through its next call to the host.
-        ctx.runtime.check_cancel()?;
-        let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
-        if z.is_null() || grad.is_null() || loss.is_null() || nz != expected {
-            bail!("z must be {expected} floats (got {nz})");
-        }
-        let values = std::slice::from_raw_parts(z, nz);
-        let z = Tensor::from_slice(values)
-            .view([1, nz as i64])
-            .to_device(ctx.runtime.device)
-            .set_requires_grad(true);
-        let image = ctx
-            .runtime
-            .model
-            .generator
-            .net
-            .forward_t(&z, &ctx.text, false);
-        let l = (image - &ctx.target).square().mean(Kind::Float);
-        // Gradients for z only: G's own parameters collect nothing.
-        let grads = Tensor::f_run_backward(&[&l], &[&z], false, false)?;
-        let g = Vec::<f32>::try_from(grads[0].view([-1]).to_device(Device::Cpu))?;
-        std::slice::from_raw_parts_mut(grad, nz).copy_from_slice(&g);
-        *loss = l.double_value(&[]) as f32;
-        Ok(())
-    })
-}
-
-unsafe extern "C" fn generate_callback(
-    context: *mut std::ffi::c_void,
-    z: *const f32,
-    nz: usize,
-    out: *mut u8,
-    out_len: usize,
-    err: *mut gantry_plugin_api::ErrorBuf,
-) -> gantry_plugin_api::Status {
-    host_guard(err, || {
-        let ctx = (context as *const StyleContext)
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("null context"))?;
-        // Ctrl-C reaches a plugin through its next call to the host.
-        ctx.runtime.check_cancel()?;
-        let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
-        if z.is_null() || out.is_null() || nz != expected || out_len < 64 * 64 * 3 {
-            bail!("z must be {expected} floats and the output 64*64*3 bytes");
-        }
-        let z = Tensor::from_slice(std::slice::from_raw_parts(z, nz))
-            .view([1, nz as i64])
-            .to_device(ctx.runtime.device);
-        let image = tch::no_grad(|| {
-            ctx.runtime
-                .model
-                .generator
-                .net
-                .forward_t(&z, &ctx.text, false)
-        });
-        let rgb = &images_from_tensor(&image)?[0].rgb;
-        std::slice::from_raw_parts_mut(out, rgb.len()).copy_from_slice(rgb);
-        Ok(())
-    })
-}
-
 impl Runtime {
     /// z for the style of a 64x64 image, by the chosen style encoder.
     pub fn style_code(&self, image: &Image, encoder: &StyleEncoderChoice) -> Result<Tensor> {
         match encoder {
             StyleEncoderChoice::Learned => self.style_of(image),
             StyleEncoderChoice::Plugin(plugin) => {
-                let target =
-                    tensor_from_images(std::slice::from_ref(image))?.to_device(self.device);
-                let (text, _) = self.embed(&[INVERSION_CAPTION])?;
-                let context = StyleContext {
-                    runtime: self,
-                    target,
-                    text,
-                };
-                let nz = self.nz();
-                let host = gantry_plugin_api::StyleHost {
-                    context: &context as *const StyleContext as *mut std::ffi::c_void,
-                    nz,
-                    learned: learned_callback,
-                    reconstruction: reconstruction_callback,
-                    generate: generate_callback,
-                };
-                let z = plugin.encode_style(&host, image)?;
-                Ok(Tensor::from_slice(&z)
-                    .view([1, nz as i64])
-                    .to_device(self.device))
+                crate::host::style_encoder::style_code(self, plugin, image)
             }
         }
     }

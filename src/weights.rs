@@ -121,11 +121,10 @@ impl Model {
                 architecture: config.clone(),
                 trained: false,
                 dataset: None,
-                training: BTreeMap::new(),
+                // `trained: false` says it draws noise; the seed says which.
+                training: BTreeMap::from([("init_seed".to_string(), seed.into())]),
                 metrics: BTreeMap::new(),
-                notes: vec![format!(
-                    "Randomly initialised (seed {seed}) by `gantry model init`: it draws noise until trained."
-                )],
+                notes: Vec::new(),
                 schedule: None,
                 vocabulary: Vec::new(),
                 files: BTreeMap::new(),
@@ -133,11 +132,25 @@ impl Model {
             },
             dir: None,
             device,
-            text_encoder: Net::build(device, |p| TextEncoder::new(&(p / "text_encoder"), &config.text_encoder)),
-            image_encoder: Net::build(device, |p| ImageEncoder::new(&(p / "image_encoder"), &config.image_encoder)),
-            generator: Net::build(device, |p| Generator::new(&(p / "generator"), &config.generator, &config.conditioning)),
-            discriminator: Net::build(device, |p| Discriminator::new(&(p / "discriminator"), &config.discriminator, &config.conditioning)),
-            style_encoder: Net::build(device, |p| StyleEncoder::new(&(p / "style_encoder"), &config.style_encoder)),
+            text_encoder: Net::build(device, |p| {
+                TextEncoder::new(&(p / "text_encoder"), &config.text_encoder)
+            }),
+            image_encoder: Net::build(device, |p| {
+                ImageEncoder::new(&(p / "image_encoder"), &config.image_encoder)
+            }),
+            generator: Net::build(device, |p| {
+                Generator::new(&(p / "generator"), &config.generator, &config.conditioning)
+            }),
+            discriminator: Net::build(device, |p| {
+                Discriminator::new(
+                    &(p / "discriminator"),
+                    &config.discriminator,
+                    &config.conditioning,
+                )
+            }),
+            style_encoder: Net::build(device, |p| {
+                StyleEncoder::new(&(p / "style_encoder"), &config.style_encoder)
+            }),
         })
     }
 

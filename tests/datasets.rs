@@ -3,13 +3,13 @@
 
 mod common;
 use common::Sandbox;
-use gantry::data::{OnError, Rng, TrainingSet};
 use gantry::dataset::{Dataset, DatasetSpec};
-use gantry::plugins::{self, Registry};
+use gantry::host::{self, Registry};
+use gantry::training_set::{OnError, Rng, TrainingSet};
 use tch::{Device, Kind, Tensor};
 
 fn registry() -> Registry {
-    Registry::discover(&plugins::search_dirs(std::path::Path::new("/nonexistent")))
+    Registry::discover(&host::search_dirs(std::path::Path::new("/nonexistent")))
 }
 
 fn open(spec: &str, options: &[(&str, &str)]) -> anyhow::Result<Dataset> {

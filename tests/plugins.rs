@@ -3,17 +3,17 @@
 
 mod common;
 use common::{built_library, Sandbox};
-use gantry::plugins::{self, Registry, Sampler};
+use gantry::host::{self, Registry, Sampler};
 use gantry_plugin_api::PluginKind;
 
 #[test]
 fn shipped_gaussian_sampler_loads_and_matches_its_own_code() {
-    let plugin = plugins::load(&built_library("gantry_sampler_gaussian")).unwrap();
+    let plugin = host::load(&built_library("gantry_sampler_gaussian")).unwrap();
     assert_eq!(plugin.name, "gaussian");
     assert_eq!(plugin.kind, PluginKind::Sampler);
     let z = plugin.sample(&[5, 6], 100).unwrap();
     let mut expected = vec![0.0; 100];
-    gantry_sampler_gaussian::standard_normal(6, &mut expected);
+    gantry_plugin_api::random::standard_normal(6, &mut expected);
     assert_eq!(&z[100..], &expected[..]);
     // No path of its own: the host falls back to a straight line.
     let a = vec![0.0; 3];
@@ -30,7 +30,7 @@ fn faulty_plugins_give_clear_errors() {
     let path = built_library("faulty_plugin");
     let load_with = |fault: &str| {
         std::env::set_var("GANTRY_FAULT", fault);
-        plugins::load(&path)
+        host::load(&path)
     };
     let message = |r: anyhow::Result<Vec<f32>>| format!("{:#}", r.unwrap_err());
 
@@ -78,7 +78,7 @@ fn faulty_plugins_give_clear_errors() {
 fn libraries_that_are_not_plugins_are_refused() {
     let err = format!(
         "{:#}",
-        plugins::load(&built_library("not_a_plugin")).err().unwrap()
+        host::load(&built_library("not_a_plugin")).err().unwrap()
     );
     assert!(
         err.contains("not a gantry plugin (no `gantry_plugin_declaration` symbol)"),
@@ -88,7 +88,7 @@ fn libraries_that_are_not_plugins_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("libgarbage.so");
     std::fs::write(&garbage, "this is text, not ELF").unwrap();
-    let err = format!("{:#}", plugins::load(&garbage).err().unwrap());
+    let err = format!("{:#}", host::load(&garbage).err().unwrap());
     assert!(err.contains("libgarbage.so: cannot load"), "{err}");
 }
 
@@ -101,7 +101,7 @@ fn discovery_skips_broken_plugins_and_keeps_the_rest() {
     )
     .unwrap();
     std::fs::write(dir.path().join("libgarbage.so"), "junk").unwrap();
-    let registry = Registry::discover(&plugins::search_dirs(dir.path()));
+    let registry = Registry::discover(&host::search_dirs(dir.path()));
     assert_eq!(registry.broken.len(), 2, "{:?}", registry.broken);
     assert!(registry.find(PluginKind::Sampler, "gaussian").is_some());
 }

@@ -1,9 +1,9 @@
 //! The library operations the front ends call, on a tiny random model.
 
 mod common;
+use gantry::host::Sampler;
 use gantry::imageio::{load_photo, Image};
 use gantry::model::ModelConfig;
-use gantry::plugins::Sampler;
 use gantry::runtime::Runtime;
 use gantry::weights::Model;
 use tch::Device;

@@ -19,8 +19,7 @@ fn shipped_models_load_and_draw() {
         );
         let eval_key = model.card.metrics.keys().find(|k| k.starts_with("eval: "));
         assert!(eval_key.is_some(), "{name}: card has no evaluation");
-        let runtime =
-            gantry::runtime::Runtime::new(model, gantry::plugins::Sampler::BuiltinGaussian);
+        let runtime = gantry::runtime::Runtime::new(model, gantry::host::Sampler::BuiltinGaussian);
         let out = runtime
             .generate("a red flower with round petals", 2, 0)
             .unwrap();

@@ -3,18 +3,18 @@
 
 mod common;
 use common::Sandbox;
-use gantry::data::{OnError, TrainingSet};
 use gantry::dataset::Dataset;
+use gantry::host::{self, Registry};
 use gantry::model::ModelConfig;
-use gantry::plugins::{self, Registry};
 use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant};
 use gantry::train::optim::Optimizer;
 use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer, Matching};
+use gantry::training_set::{OnError, TrainingSet};
 use gantry::weights::Model;
 use tch::{Device, Kind, Tensor};
 
 fn flowers(count: usize) -> TrainingSet {
-    let registry = Registry::discover(&plugins::search_dirs(std::path::Path::new("/nonexistent")));
+    let registry = Registry::discover(&host::search_dirs(std::path::Path::new("/nonexistent")));
     let options = vec![("count".to_string(), count.to_string())];
     let mut dataset =
         Dataset::open(&registry, &"procedural-flowers".parse().unwrap(), &options).unwrap();

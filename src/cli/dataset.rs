@@ -154,18 +154,18 @@ pub fn command(env: &Env, command: DatasetCommand) -> Result<()> {
             }
             let mut indices: Vec<usize> = (0..dataset.len).collect();
             if let Some(seed) = seed {
-                gantry::data::Rng(seed).shuffle(&mut indices);
+                gantry::training_set::Rng(seed).shuffle(&mut indices);
             }
             let mut cells = Vec::new();
             for &i in indices.iter().take(count.max(1)) {
                 let sample = dataset.get(i)?;
                 if let Some(image) = sample.image {
                     let caption = sample.captions.first().cloned().unwrap_or_default();
-                    let image = gantry::data::square(&image, 64)?;
+                    let image = gantry::training_set::square(&image, 64)?;
                     cells.push((image, caption));
                 }
             }
-            let sheet = gantry::grid::contact_sheet(&cells, columns, 3, 3);
+            let sheet = gantry::sheet::contact_sheet(&cells, columns, 3, 3);
             write_png(
                 &out,
                 &sheet,

@@ -138,7 +138,7 @@ fn write_row(
         cells.push((image, picture.label.clone()));
     }
     if let (Some(sheet), Some(first)) = (row.sheet, pictures.first()) {
-        let grid = gantry::grid::contact_sheet(&cells, cells.len(), 2, 3);
+        let grid = gantry::sheet::contact_sheet(&cells, cells.len(), 2, 3);
         // A sheet is many pictures: :replay says so instead of remaking one.
         let provenance = Provenance {
             sheet: Some(cells.len() as u64),

@@ -159,6 +159,9 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
                 card.trained,
                 card.dataset.as_deref().unwrap_or("none")
             );
+            if !card.trained {
+                println!("untrained (random weights): it draws noise until `gantry train` has trained it");
+            }
             if text_side_only {
                 println!("the text side only (text and image encoders): `train gan --text-encoder` reads it");
             }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::plugins::{self};
+use gantry::host::{self};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -36,8 +36,8 @@ pub fn command(env: &Env, command: PluginCommand) -> Result<()> {
     let dir = env.paths.plugin_dir();
     match command {
         PluginCommand::List => {
-            if plugins::plugins_disabled() {
-                println!("plugins are turned off ({} is set)", plugins::DISABLE_ENV);
+            if host::plugins_disabled() {
+                println!("plugins are turned off ({} is set)", host::DISABLE_ENV);
                 return Ok(());
             }
             println!(
@@ -52,7 +52,7 @@ pub fn command(env: &Env, command: PluginCommand) -> Result<()> {
             }
             println!(
                 "(searched {})",
-                plugins::describe_dirs(&plugins::search_dirs(&dir))
+                host::describe_dirs(&host::search_dirs(&dir))
             );
             Ok(())
         }

@@ -4,7 +4,6 @@ use super::open_dataset;
 use super::output::progress_bar;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use gantry::data::{OnError, TrainingSet};
 use gantry::env::Env;
 use gantry::model::ModelConfig;
 use gantry::runtime::describe_device;
@@ -13,6 +12,7 @@ use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
 use gantry::train::{self, Control, Observer, Outcome, Run, Trainer};
+use gantry::training_set::{OnError, TrainingSet};
 use gantry::weights::Model;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -312,10 +312,6 @@ fn finish(
         .card
         .training
         .insert("complete".into(), (outcome == Outcome::Finished).into());
-    model
-        .card
-        .notes
-        .retain(|n| !n.starts_with("Randomly initialised"));
     let dir = run.model();
     model.save(&dir, false)?;
     println!("wrote {}", dir.display());

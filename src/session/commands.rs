@@ -786,7 +786,7 @@ fn plugins(session: &mut Session, args: &[String]) -> Result<Reply> {
     if r.disabled {
         return Ok(Reply::Text(format!(
             "plugins are turned off ({} is set)",
-            crate::plugins::DISABLE_ENV
+            crate::host::DISABLE_ENV
         )));
     }
     let mut lines: Vec<String> = r

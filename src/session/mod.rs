@@ -9,8 +9,8 @@ pub mod words;
 
 use crate::config::{Config, Paths};
 use crate::dataset::DatasetSpec;
+use crate::host::{self, Registry, Sampler};
 use crate::imageio::{self, Image};
-use crate::plugins::{self, Registry, Sampler};
 use crate::provenance::{Batch, Provenance};
 use crate::runtime::{describe_device, parse_device, Generated, Runtime};
 use crate::weights::{find_model, Model};
@@ -179,7 +179,7 @@ const CHUNK: usize = 8;
 impl Session {
     /// Opens the configured model on the configured device.
     pub fn open(paths: Paths, config: Config) -> Result<Self> {
-        let registry = Registry::discover(&plugins::search_dirs(&paths.plugin_dir()));
+        let registry = Registry::discover(&host::search_dirs(&paths.plugin_dir()));
         Self::open_with(paths, config, registry)
     }
 
@@ -688,7 +688,7 @@ impl Session {
 
     /// Looks for plugins again (after an install or a removal).
     pub fn rediscover_plugins(&mut self) {
-        self.registry = Registry::discover(&plugins::search_dirs(&self.paths.plugin_dir()));
+        self.registry = Registry::discover(&host::search_dirs(&self.paths.plugin_dir()));
     }
 
     /// Names of models found in the search folders (for completion).
@@ -757,7 +757,7 @@ impl Session {
 
     /// θ(x) for one image.
     pub fn image_embedding(&self, image: &Image) -> Result<tch::Tensor> {
-        let image = crate::data::square(image, imageio::IMAGE_SIZE)?;
+        let image = crate::training_set::square(image, imageio::IMAGE_SIZE)?;
         let x = imageio::tensor_from_images(std::slice::from_ref(&image))?
             .to_device(self.runtime.device);
         Ok(

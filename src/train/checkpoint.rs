@@ -4,7 +4,7 @@
 //! moment leaves the previous checkpoint or the new one, never half of one.
 
 use super::optim::Optimizer;
-use crate::data::Rng;
+use crate::training_set::Rng;
 use crate::weights::write_atomic;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

@@ -24,8 +24,8 @@
 use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, embed_captions, StepLosses, Trainer};
-use crate::data::TrainingSet;
 use crate::text;
+use crate::training_set::TrainingSet;
 use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};

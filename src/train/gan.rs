@@ -24,8 +24,8 @@ use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::text_encoder::Matching;
 use super::{bce, checkpoint, noise, Run, StepLosses, Trainer};
-use crate::data::{Crop, Rng, TrainingSet};
 use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
+use crate::training_set::{Crop, Rng, TrainingSet};
 use crate::weights::{Model, Schedule};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -302,7 +302,7 @@ impl<'a> GanTrainer<'a> {
     pub fn schedule(&self) -> Schedule {
         Schedule {
             step: self.position.step,
-            steps_per_epoch: self.steps_per_epoch_(),
+            steps_per_epoch: self.steps_per_epoch(),
             epochs: self.config.epochs,
             lr: self.config.lr,
             lr_halve_every_epochs: self.config.lr_halve_every_epochs,
@@ -343,7 +343,7 @@ impl<'a> GanTrainer<'a> {
 
     /// The learning rate of the step about to be taken.
     pub fn learning_rate(&self) -> f64 {
-        let epoch = self.position.step / self.steps_per_epoch_();
+        let epoch = self.position.step / self.steps_per_epoch();
         let halvings = epoch / self.config.lr_halve_every_epochs.max(1);
         self.config.lr * 0.5f64.powi(halvings.min(60) as i32)
     }
@@ -353,19 +353,15 @@ impl<'a> GanTrainer<'a> {
         &self.embeddings
     }
 
-    fn steps_per_epoch_(&self) -> u64 {
-        (self.train.len() / self.config.batch).max(1) as u64
-    }
-
     /// On resume, the order of the current epoch must be the one it had.
     /// Each epoch's order is drawn from the RNG saved at the epoch start, so
     /// checkpoints record the RNG of the epoch start plus the position.
     fn replay_order(&mut self) {
-        let within = (self.position.step % self.steps_per_epoch_()) as usize;
+        let within = (self.position.step % self.steps_per_epoch()) as usize;
         if within > 0 {
             self.order = self.train.clone();
             let mut epoch_rng =
-                Rng(self.epoch_rng_seed(self.position.step / self.steps_per_epoch_()));
+                Rng(self.epoch_rng_seed(self.position.step / self.steps_per_epoch()));
             epoch_rng.shuffle(&mut self.order);
             self.cursor = within * self.config.batch;
         }
@@ -381,7 +377,7 @@ impl<'a> GanTrainer<'a> {
         let b = self.config.batch;
         if self.cursor == usize::MAX || self.cursor + b > self.order.len() {
             self.order = self.train.clone();
-            let epoch = self.position.step / self.steps_per_epoch_();
+            let epoch = self.position.step / self.steps_per_epoch();
             let mut epoch_rng = Rng(self.epoch_rng_seed(epoch));
             epoch_rng.shuffle(&mut self.order);
             self.cursor = 0;
@@ -592,7 +588,7 @@ impl<'a> GanTrainer<'a> {
                 cells.push((image, caption.clone()));
             }
         }
-        let sheet = crate::grid::contact_sheet(&cells, seeds, 2, 3);
+        let sheet = crate::sheet::contact_sheet(&cells, seeds, 2, 3);
         crate::imageio::write_png(path, &sheet, &[])
     }
 }
@@ -650,11 +646,11 @@ impl Trainer for GanTrainer<'_> {
     fn total_steps(&self) -> u64 {
         self.config
             .steps
-            .unwrap_or(self.config.epochs * self.steps_per_epoch_())
+            .unwrap_or(self.config.epochs * self.steps_per_epoch())
     }
 
     fn steps_per_epoch(&self) -> u64 {
-        self.steps_per_epoch_()
+        (self.train.len() / self.config.batch).max(1) as u64
     }
 
     fn images_per_step(&self) -> usize {

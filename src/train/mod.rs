@@ -11,7 +11,7 @@ pub mod optim;
 pub mod style;
 pub mod text_encoder;
 
-use crate::data::{Rng, TrainingSet};
+use crate::training_set::{Rng, TrainingSet};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -320,7 +320,7 @@ fn ensure_finite(
 /// draws is part of the checkpointed RNG state: [n, dim] on `device`.
 pub fn noise(rng: &mut Rng, n: usize, dim: usize, device: Device) -> Tensor {
     let mut z = vec![0f32; n * dim];
-    gantry_sampler_gaussian::standard_normal(rng.next_u64(), &mut z);
+    gantry_plugin_api::random::standard_normal(rng.next_u64(), &mut z);
     Tensor::from_slice(&z)
         .view([n as i64, dim as i64])
         .to_device(device)

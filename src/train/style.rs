@@ -4,7 +4,7 @@
 use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
-use crate::data::{Rng, TrainingSet};
+use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,7 @@ impl<'a> StyleTrainer<'a> {
                 ));
             }
         }
-        crate::imageio::write_png(path, &crate::grid::contact_sheet(&cells, 4, 2, 3), &[])
+        crate::imageio::write_png(path, &crate::sheet::contact_sheet(&cells, 4, 2, 3), &[])
     }
 }
 

@@ -17,8 +17,8 @@
 use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, Run, StepLosses, Trainer};
-use crate::data::{Rng, TrainingSet};
 use crate::text;
+use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -172,10 +172,6 @@ impl<'a> JointTrainer<'a> {
         })
     }
 
-    fn steps_per_epoch_(&self) -> u64 {
-        (self.train.len() / self.config.batch_classes).max(1) as u64
-    }
-
     /// Draws the images of one batch (each gets one of its captions).
     pub fn batch_images(&mut self) -> Vec<usize> {
         let b = self.config.batch_classes;
@@ -262,7 +258,7 @@ impl<'a> JointTrainer<'a> {
 
     pub fn joint_step(&mut self) -> Result<StepLosses> {
         let device = self.model.device;
-        let epoch = self.position.step / self.steps_per_epoch_();
+        let epoch = self.position.step / self.steps_per_epoch();
         let lr = self.config.lr * self.config.lr_decay.powi(epoch.min(10_000) as i32);
         self.opt_text.lr = lr;
         self.opt_image.lr = lr;
@@ -402,11 +398,11 @@ impl Trainer for JointTrainer<'_> {
     fn total_steps(&self) -> u64 {
         self.config
             .steps
-            .unwrap_or(self.config.epochs * self.steps_per_epoch_())
+            .unwrap_or(self.config.epochs * self.steps_per_epoch())
     }
 
     fn steps_per_epoch(&self) -> u64 {
-        self.steps_per_epoch_()
+        (self.train.len() / self.config.batch_classes).max(1) as u64
     }
 
     fn images_per_step(&self) -> usize {

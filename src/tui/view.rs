@@ -115,7 +115,7 @@ fn entry_blocks(entry: &Entry, width: u16, zoom: u16) -> Vec<Block<'_>> {
                 let label_rows = row
                     .iter()
                     .map(|p| {
-                        gantry::grid::wrap(&format!("{} {}", p.id, p.label), cols as usize).len()
+                        gantry::sheet::wrap(&format!("{} {}", p.id, p.label), cols as usize).len()
                             as u16
                     })
                     .max()
@@ -159,7 +159,9 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
     let (cols, full_rows) = picture_cells(zoom);
     let label_rows = row
         .iter()
-        .map(|(id, label)| gantry::grid::wrap(&format!("{id} {label}"), cols as usize).len() as u16)
+        .map(|(id, label)| {
+            gantry::sheet::wrap(&format!("{id} {label}"), cols as usize).len() as u16
+        })
         .max()
         .unwrap_or(1)
         .clamp(1, LABEL_ROWS);
@@ -180,7 +182,7 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
             ),
         }
         let caption = format!("{id} {label}");
-        for (r, line) in gantry::grid::wrap(&caption, cols as usize)
+        for (r, line) in gantry::sheet::wrap(&caption, cols as usize)
             .into_iter()
             .take(LABEL_ROWS as usize)
             .enumerate()

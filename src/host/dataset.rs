@@ -1,11 +1,28 @@
 //! Datasets as the host sees them: opened through a dataset-loader plugin,
 //! read sample by sample into owned values.
 
+use super::{call, Plugin, Registry};
 use crate::imageio::Image;
-use crate::plugins::{call, Plugin, Registry};
 use anyhow::{anyhow, bail, Result};
-use gantry_plugin_api::{DatasetHandle, DatasetInfo, ErrorBuf, PluginKind, SampleView};
+use gantry_plugin_api::{
+    DatasetHandle, DatasetInfo, DatasetVTable, ErrorBuf, PluginKind, SampleView,
+};
 use std::collections::BTreeMap;
+
+impl Plugin {
+    pub(crate) fn dataset_table(&self) -> Result<&'static DatasetVTable> {
+        if self.kind != PluginKind::DatasetLoader {
+            bail!(
+                "plugin '{}' is a {}, not a dataset loader",
+                self.name,
+                self.kind.as_str()
+            );
+        }
+        // SAFETY: checked non-null at load time; static per the ABI.
+        unsafe { self.declaration.dataset.as_ref() }
+            .ok_or_else(|| anyhow!("plugin '{}' has no dataset table", self.name))
+    }
+}
 
 /// `KIND` or `KIND:PATH`, e.g. `procedural-flowers` or `reed:../shared/datasets/oxford102`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,10 +190,7 @@ impl Dataset {
         }
         let names = registry.names(PluginKind::DatasetLoader);
         let why = if registry.disabled {
-            format!(
-                " (plugins are turned off by {})",
-                crate::plugins::DISABLE_ENV
-            )
+            format!(" (plugins are turned off by {})", crate::host::DISABLE_ENV)
         } else {
             String::new()
         };

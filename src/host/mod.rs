@@ -1,5 +1,7 @@
 //! The plugin host: finds plugin libraries, checks their declaration, and
-//! wraps their C function tables in safe calls.
+//! wraps their C function tables in safe calls, one file per kind of plugin
+//! as the ABI has them ([`sampler`], [`dataset`], [`style_encoder`]). All of
+//! the host's `unsafe` lives here.
 //!
 //! Libraries are never unloaded (a plugin's static data and threads may
 //! outlive any handle we hold), so each loaded library is leaked on purpose.
@@ -8,12 +10,17 @@
 
 use anyhow::{anyhow, bail, Result};
 use gantry_plugin_api::{
-    DatasetVTable, DeclarationFn, ErrorBuf, PluginDeclaration, PluginKind, SamplerVTable, Status,
-    StyleEncoderVTable, StyleHost, ABI_VERSION, DECLARATION_SYMBOL,
+    DeclarationFn, ErrorBuf, PluginDeclaration, PluginKind, Status, ABI_VERSION, DECLARATION_SYMBOL,
 };
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+
+pub mod dataset;
+pub mod sampler;
+pub mod style_encoder;
+
+pub use sampler::{linear_path, Sampler};
 
 /// Set to anything but "0" to load no plugins at all.
 pub const DISABLE_ENV: &str = "GANTRY_NO_PLUGINS";
@@ -243,231 +250,6 @@ fn check_output(plugin: &Plugin, what: &str, out: &[f32]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-impl Plugin {
-    fn sampler_table(&self) -> Result<&'static SamplerVTable> {
-        if self.kind != PluginKind::Sampler {
-            bail!(
-                "plugin '{}' is a {}, not a sampler",
-                self.name,
-                self.kind.as_str()
-            );
-        }
-        // SAFETY: checked non-null at load time; static per the ABI.
-        unsafe { self.declaration.sampler.as_ref() }
-            .ok_or_else(|| anyhow!("plugin '{}' has no sampler table", self.name))
-    }
-
-    pub(crate) fn style_table(&self) -> Result<&'static StyleEncoderVTable> {
-        if self.kind != PluginKind::StyleEncoder {
-            bail!(
-                "plugin '{}' is a {}, not a style encoder",
-                self.name,
-                self.kind.as_str()
-            );
-        }
-        // SAFETY: checked non-null at load time; static per the ABI.
-        unsafe { self.declaration.style_encoder.as_ref() }
-            .ok_or_else(|| anyhow!("plugin '{}' has no style-encoder table", self.name))
-    }
-
-    /// Sets a style-encoder option.
-    pub fn configure_style(&self, key: &str, value: &str) -> Result<()> {
-        let table = self.style_table()?;
-        let Some(configure) = table.configure else {
-            bail!("style encoder '{}' takes no options", self.name);
-        };
-        call(self, &format!("option {key}={value}"), |err| unsafe {
-            configure(key.as_ptr(), key.len(), value.as_ptr(), value.len(), err)
-        })
-    }
-
-    /// Runs the plugin's encode with the host callbacks in `host`.
-    pub fn encode_style(
-        &self,
-        host: &StyleHost,
-        image: &crate::imageio::Image,
-    ) -> Result<Vec<f32>> {
-        let table = self.style_table()?;
-        let mut out = vec![f32::NAN; host.nz];
-        call(self, "encode", |err| unsafe {
-            (table.encode)(
-                host,
-                image.rgb.as_ptr(),
-                image.width,
-                image.height,
-                out.as_mut_ptr(),
-                out.len(),
-                err,
-            )
-        })?;
-        check_output(self, "encode", &out)?;
-        Ok(out)
-    }
-
-    pub(crate) fn dataset_table(&self) -> Result<&'static DatasetVTable> {
-        if self.kind != PluginKind::DatasetLoader {
-            bail!(
-                "plugin '{}' is a {}, not a dataset loader",
-                self.name,
-                self.kind.as_str()
-            );
-        }
-        // SAFETY: checked non-null at load time; static per the ABI.
-        unsafe { self.declaration.dataset.as_ref() }
-            .ok_or_else(|| anyhow!("plugin '{}' has no dataset table", self.name))
-    }
-
-    /// One z of `dim` floats per seed, row-major.
-    pub fn sample(&self, seeds: &[u64], dim: usize) -> Result<Vec<f32>> {
-        let table = self.sampler_table()?;
-        // Pre-filled with NaN so that values the plugin failed to write are caught.
-        let mut out = vec![f32::NAN; seeds.len() * dim];
-        call(self, "sample", |err| unsafe {
-            (table.sample)(
-                seeds.as_ptr(),
-                seeds.len(),
-                dim,
-                out.as_mut_ptr(),
-                out.len(),
-                err,
-            )
-        })?;
-        check_output(self, "sample", &out)?;
-        Ok(out)
-    }
-
-    /// Sets a sampler option (e.g. `psi` of `truncated`).
-    pub fn configure(&self, key: &str, value: &str) -> Result<()> {
-        let table = self.sampler_table()?;
-        let Some(configure) = table.configure else {
-            bail!("sampler '{}' takes no options", self.name);
-        };
-        call(self, &format!("option {key}={value}"), |err| unsafe {
-            configure(key.as_ptr(), key.len(), value.as_ptr(), value.len(), err)
-        })
-    }
-
-    /// The sampler's own path from `a` to `b`, if it has one.
-    pub fn path(&self, a: &[f32], b: &[f32], steps: usize) -> Result<Option<Vec<f32>>> {
-        let table = self.sampler_table()?;
-        let Some(path) = table.path else {
-            return Ok(None);
-        };
-        if a.len() != b.len() {
-            bail!("path endpoints differ in size ({} vs {})", a.len(), b.len());
-        }
-        let mut out = vec![f32::NAN; steps * a.len()];
-        call(self, "path", |err| unsafe {
-            path(
-                a.as_ptr(),
-                b.as_ptr(),
-                a.len(),
-                steps,
-                out.as_mut_ptr(),
-                out.len(),
-                err,
-            )
-        })?;
-        check_output(self, "path", &out)?;
-        Ok(Some(out))
-    }
-}
-
-/// Where z comes from: a sampler plugin, or (with plugins turned off) the
-/// built-in Gaussian, which is the `gaussian` plugin's own code linked in.
-#[derive(Clone)]
-pub enum Sampler {
-    Plugin(Plugin),
-    BuiltinGaussian,
-}
-
-impl Sampler {
-    /// Picks the sampler called `name` from the registry.
-    pub fn select(registry: &Registry, name: &str) -> Result<Self> {
-        if let Some(p) = registry.find(PluginKind::Sampler, name) {
-            return Ok(Self::Plugin(p.clone()));
-        }
-        if name == "gaussian"
-            && (registry.disabled || registry.find(PluginKind::Sampler, name).is_none())
-        {
-            return Ok(Self::BuiltinGaussian);
-        }
-        let names = registry.names(PluginKind::Sampler);
-        let why = if registry.disabled {
-            format!(" (plugins are turned off by {DISABLE_ENV})")
-        } else {
-            String::new()
-        };
-        bail!(
-            "no sampler named '{name}'{why}; available: {}",
-            if names.is_empty() {
-                "gaussian".to_string()
-            } else {
-                names.join(", ")
-            }
-        )
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            Sampler::Plugin(p) => &p.name,
-            Sampler::BuiltinGaussian => "gaussian",
-        }
-    }
-
-    /// Where the sampler comes from, for status lines and `model info`.
-    pub fn origin(&self) -> String {
-        match self {
-            Sampler::Plugin(p) => format!("plugin {}", p.path.display()),
-            Sampler::BuiltinGaussian => "built in".to_string(),
-        }
-    }
-
-    pub fn configure(&self, key: &str, value: &str) -> Result<()> {
-        match self {
-            Sampler::Plugin(p) => p.configure(key, value),
-            Sampler::BuiltinGaussian => bail!("sampler 'gaussian' takes no options"),
-        }
-    }
-
-    pub fn sample(&self, seeds: &[u64], dim: usize) -> Result<Vec<f32>> {
-        match self {
-            Sampler::Plugin(p) => p.sample(seeds, dim),
-            Sampler::BuiltinGaussian => {
-                let mut out = vec![0.0; seeds.len() * dim];
-                for (seed, row) in seeds.iter().zip(out.chunks_mut(dim.max(1))) {
-                    gantry_sampler_gaussian::standard_normal(*seed, row);
-                }
-                Ok(out)
-            }
-        }
-    }
-
-    /// `steps` z from `a` to `b`: the sampler's own path, or a straight line.
-    pub fn path(&self, a: &[f32], b: &[f32], steps: usize) -> Result<Vec<f32>> {
-        if let Sampler::Plugin(p) = self {
-            if let Some(path) = p.path(a, b, steps)? {
-                return Ok(path);
-            }
-        }
-        Ok(linear_path(a, b, steps))
-    }
-}
-
-/// Evenly spaced points from `a` to `b`, both included.
-pub fn linear_path(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(steps * a.len());
-    for i in 0..steps {
-        let w = if steps > 1 {
-            i as f32 / (steps - 1) as f32
-        } else {
-            0.0
-        };
-        out.extend(a.iter().zip(b).map(|(x, y)| (1.0 - w) * x + w * y));
-    }
-    out
 }
 
 /// Context for errors about a plugin directory.
