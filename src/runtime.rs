@@ -162,8 +162,11 @@ impl Runtime {
             }
             encoded.push(e);
         }
-        let one_hot = crate::model::text_encoder::caption_batch(&encoded, self.device);
-        let embedding = tch::no_grad(|| self.model.text_encoder.net.forward_t(&one_hot, false));
+        let embedding = self
+            .model
+            .text_encoder
+            .net
+            .embed(&encoded, self.device, &mut |_, _| {});
         Ok((embedding, warnings))
     }
 
@@ -178,22 +181,16 @@ impl Runtime {
     /// G(z, text) -> images, at most [`DRAW_CHUNK`] through G at a time, so
     /// that memory stays bounded for any n.
     fn draw(&self, z: &Tensor, text: &Tensor) -> Result<Vec<Image>> {
-        let n = z.size()[0];
-        let mut out = Vec::with_capacity(n as usize);
-        for start in (0..n).step_by(DRAW_CHUNK) {
+        let mut out = Vec::with_capacity(z.size()[0] as usize);
+        let mut chunks = self.model.generator.net.draw_chunks(z, text, DRAW_CHUNK);
+        loop {
             self.check_cancel()?;
             slow_device_failpoint();
-            let len = (n - start).min(DRAW_CHUNK as i64);
-            let images = tch::no_grad(|| {
-                self.model.generator.net.forward_t(
-                    &z.narrow(0, start, len),
-                    &text.narrow(0, start, len),
-                    false,
-                )
-            });
+            let Some(images) = chunks.next() else {
+                return Ok(out);
+            };
             out.extend(images_from_tensor(&images)?);
         }
-        Ok(out)
     }
 
     /// `n` images of `caption`, image i from seed `seed + i`.

@@ -92,4 +92,29 @@ impl Generator {
         let h = h.apply(&self.up32).apply_t(&self.up32_bn, train).relu();
         h.apply(&self.to_rgb).tanh()
     }
+
+    /// G(z, text) in eval mode without gradients, `chunk` rows at a time (on
+    /// G's device), as a lazy iterator: a caller can stop, or check for
+    /// cancellation, between chunks. The one batched path through G for the
+    /// runtime and evaluation.
+    pub fn draw_chunks<'a>(
+        &'a self,
+        z: &'a Tensor,
+        text: &'a Tensor,
+        chunk: usize,
+    ) -> impl Iterator<Item = Tensor> + 'a {
+        let n = z.size()[0];
+        let chunk = chunk.max(1) as i64;
+        let device = self.text_projection.ws.device();
+        (0..n).step_by(chunk as usize).map(move |start| {
+            let len = (n - start).min(chunk);
+            tch::no_grad(|| {
+                self.forward_t(
+                    &z.narrow(0, start, len).to_device(device),
+                    &text.narrow(0, start, len).to_device(device),
+                    false,
+                )
+            })
+        })
+    }
 }

@@ -79,7 +79,29 @@ impl TextEncoder {
         let (outputs, _) = self.rnn.seq(&h.transpose(1, 2));
         outputs.mean_dim(1, false, None).apply(&self.projection)
     }
+
+    /// φ(t) of encoded captions with the encoder frozen: [N, embedding_dim]
+    /// on `device`, at most [`EMBED_CHUNK`] captions through it at a time;
+    /// `progress(done, total)` after each chunk. The one path from captions
+    /// to φ(t) for the runtime, evaluation and training.
+    pub fn embed(
+        &self,
+        captions: &[crate::text::EncodedCaption],
+        device: tch::Device,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Tensor {
+        let mut chunks = Vec::with_capacity(captions.len().div_ceil(EMBED_CHUNK));
+        for (n, chunk) in captions.chunks(EMBED_CHUNK).enumerate() {
+            let one_hot = caption_batch(chunk, device);
+            chunks.push(tch::no_grad(|| self.forward_t(&one_hot, false)));
+            progress(((n + 1) * EMBED_CHUNK).min(captions.len()), captions.len());
+        }
+        Tensor::cat(&chunks, 0)
+    }
 }
+
+/// Captions through the text encoder at a time in [`TextEncoder::embed`].
+pub const EMBED_CHUNK: usize = 512;
 
 /// Encoded captions as the text encoder's input: one-hot [B, 70, 201] on
 /// `device` (channels = alphabet, time = characters).

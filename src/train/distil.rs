@@ -230,8 +230,12 @@ pub fn new_phrasing_error(trainer: &DistilTrainer, indices: &[usize]) -> Result<
         if captions.is_empty() {
             continue;
         }
-        let one_hot = crate::model::text_encoder::caption_batch(&captions, trainer.model.device);
-        let phi = tch::no_grad(|| trainer.model.text_encoder.net.forward_t(&one_hot, false));
+        let phi =
+            trainer
+                .model
+                .text_encoder
+                .net
+                .embed(&captions, trainer.model.device, &mut |_, _| {});
         let err = ((phi - trainer.image_targets.get(i as i64).unsqueeze(0))
             * &trainer.inverse_spread)
             .square()

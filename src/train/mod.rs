@@ -345,14 +345,7 @@ pub fn embed_captions(
             flat.push(crate::text::encode(&captions[k % captions.len()])?);
         }
     }
-    let mut chunks = Vec::new();
-    let batch = 512;
-    for (n, chunk) in flat.chunks(batch).enumerate() {
-        let one_hot = crate::model::text_encoder::caption_batch(chunk, device);
-        chunks.push(tch::no_grad(|| encoder.forward_t(&one_hot, false)));
-        progress(((n + 1) * batch).min(flat.len()), flat.len());
-    }
-    let e = Tensor::cat(&chunks, 0);
+    let e = encoder.embed(&flat, device, progress);
     let dim = e.size()[1];
     Ok(e.view([data.len() as i64, per_image as i64, dim]))
 }

@@ -342,18 +342,14 @@ pub fn zero_shot_top1(
             .flat_map(|&i| data.captions[i].iter())
             .map(|c| text::encode(c))
             .collect::<Result<_, _>>()?;
-        let mut sum: Option<Tensor> = None;
-        for chunk in encoded.chunks(512) {
-            let one_hot = crate::model::text_encoder::caption_batch(chunk, device);
-            let e = tch::no_grad(|| model.text_encoder.net.forward_t(&one_hot, false))
-                .sum_dim_intlist(0, false, Kind::Float);
-            sum = Some(match sum {
-                Some(s) => s + e,
-                None => e,
-            });
+        if encoded.is_empty() {
+            anyhow::bail!("class {class} has no captions");
         }
-        let sum = sum.ok_or_else(|| anyhow::anyhow!("class {class} has no captions"))?;
-        class_vectors.push(sum / encoded.len() as f64);
+        let e = model
+            .text_encoder
+            .net
+            .embed(&encoded, device, &mut |_, _| {});
+        class_vectors.push(e.mean_dim(0, false, Kind::Float));
     }
     let class_matrix = Tensor::stack(&class_vectors, 0);
     let mut correct = 0usize;

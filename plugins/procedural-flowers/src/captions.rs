@@ -37,13 +37,11 @@ pub const CENTRE_WORDS: [&[&str]; 4] = [
     &["white", "pale"],
 ];
 
-pub const COUNT_WORDS: [&str; 9] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-];
+pub use crate::vocabulary::COUNT_WORDS;
 
 /// {C} petal colour, {S} petal shape, {N} petal count, {X} centre colour.
 const TEMPLATES: [&str; 20] = [
-    "this flower has {N} {S} {C} petals and a {X} center",
+    crate::vocabulary::FULL_TEMPLATE,
     "a flower with {C} petals",
     "{N} {C} petals surround a {X} center",
     "the petals are {S} and {C}",

@@ -13,25 +13,13 @@
 
 pub mod captions;
 pub mod render;
+pub mod vocabulary;
+
+pub use vocabulary::{BACKGROUNDS, CENTRES, COLOURS, MAX_PETALS, MIN_PETALS, SHAPES};
 
 use gantry_plugin_api::{declare_dataset_loader, ClassInfo, DatasetLoader, Options, Sample};
 use render::{Flower, SplitMix64};
 
-pub const COLOURS: [&str; 8] = [
-    "red",
-    "orange",
-    "yellow",
-    "white",
-    "pink",
-    "purple",
-    "blue",
-    "turquoise",
-];
-pub const SHAPES: [&str; 3] = ["round", "pointed", "thin"];
-pub const CENTRES: [&str; 4] = ["yellow", "brown", "black", "white"];
-pub const BACKGROUNDS: [&str; 6] = ["forest", "meadow", "sky", "stone", "soil", "night"];
-pub const MIN_PETALS: u32 = 3;
-pub const MAX_PETALS: u32 = 8;
 /// Position bins: a 3 x 3 grid over the image, row-major.
 pub const POSITIONS: u32 = 9;
 pub const IMAGE_SIZE: u32 = 64;

@@ -1,93 +1,24 @@
-//! The measurements of evaluation.md. Inception weights cannot be had here,
-//! so these replace IS/FID:
-//!
-//! - procedural flowers (exact ground truth, read back by the attribute
-//!   probe): content accuracy per attribute on training and held-out classes,
-//!   style transfer (style kept, content followed), sentence interpolation
-//!   (endpoints, background steady), diversity, and the style AUC;
-//! - any captioned set: R-precision of generated images against real ones,
-//!   zero-shot top-1 of the joint embedding, and (Oxford-102) colour accuracy.
+//! Procedural flowers, read back by the attribute probe: content accuracy
+//! per attribute (training and held-out classes), style transfer, sentence
+//! interpolation, diversity, the style AUC, and what the joint embedding
+//! reads of each attribute.
 
+use super::statistics::{entropy, roc_auc};
+use super::{draw, embed, in_batches, metric, Metric};
+use crate::imageio;
 use crate::probe::LoadedProbe;
-use crate::train::{noise, text_encoder::zero_shot_top1};
+use crate::train::noise;
 use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
-use crate::{imageio, text};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
-/// One number of the evaluation table.
-#[derive(Clone, Debug)]
-pub struct Metric {
-    pub name: String,
-    pub value: f64,
-    pub note: String,
-}
-
-fn metric(name: &str, value: f64, note: impl Into<String>) -> Metric {
-    Metric {
-        name: name.to_string(),
-        value,
-        note: note.into(),
-    }
-}
-
-/// φ(t) for many captions, batched: [N, E] on the model's device.
-pub fn embed(model: &Model, captions: &[String]) -> Result<Tensor> {
-    let mut out = Vec::new();
-    for chunk in captions.chunks(512) {
-        let encoded: Vec<text::EncodedCaption> = chunk
-            .iter()
-            .map(|c| text::encode(c))
-            .collect::<Result<_, _>>()?;
-        let one_hot = crate::model::text_encoder::caption_batch(&encoded, model.device);
-        out.push(tch::no_grad(|| {
-            model.text_encoder.net.forward_t(&one_hot, false)
-        }));
-    }
-    Ok(Tensor::cat(&out, 0))
-}
-
-/// G(z, text) in batches: [N, 3, 64, 64] on the CPU.
-pub fn draw(model: &Model, z: &Tensor, text: &Tensor) -> Tensor {
-    let n = z.size()[0];
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = (n - start).min(256);
-        let images = tch::no_grad(|| {
-            model.generator.net.forward_t(
-                &z.narrow(0, start, len).to_device(model.device),
-                &text.narrow(0, start, len).to_device(model.device),
-                false,
-            )
-        });
-        out.push(images.to_device(Device::Cpu));
-        start += len;
-    }
-    Tensor::cat(&out, 0)
-}
-
-/// A net applied in batches of 256 to CPU images: [N, D] on the CPU.
-fn in_batches(images: &Tensor, device: Device, f: impl Fn(&Tensor) -> Tensor) -> Tensor {
-    let n = images.size()[0];
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = (n - start).min(256);
-        out.push(
-            tch::no_grad(|| f(&images.narrow(0, start, len).to_device(device)))
-                .to_device(Device::Cpu),
-        );
-        start += len;
-    }
-    Tensor::cat(&out, 0)
-}
-
-const COUNT_WORDS: [&str; 9] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-];
+/// The dataset's own vocabulary, from the one file the plugin uses too.
+#[path = "../../plugins/procedural-flowers/src/vocabulary.rs"]
+#[allow(dead_code)]
+mod vocabulary;
+use vocabulary::COUNT_WORDS;
 
 /// The caption that states all four content attributes of a procedural
 /// flower, in the dataset's own words.
@@ -98,53 +29,12 @@ pub fn full_caption(attributes: &BTreeMap<String, String>) -> Result<String> {
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("sample has no '{k}' (not procedural-flowers?)"))
     };
-    let count = get("petal_count")?;
-    let count_word = count
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| COUNT_WORDS.get(n))
-        .map_or(count.clone(), |w| w.to_string());
-    Ok(format!(
-        "this flower has {count_word} {} {} petals and a {} center",
-        get("petal_shape")?,
-        get("petal_colour")?,
-        get("centre_colour")?
+    Ok(vocabulary::full_caption(
+        &get("petal_count")?,
+        &get("petal_shape")?,
+        &get("petal_colour")?,
+        &get("centre_colour")?,
     ))
-}
-
-/// evaluation.md's checkerboard measure of images `[N, 3, H, W]`: the power
-/// of the mean grey-level spectrum at the period-2 pixel frequencies (the
-/// Nyquist row, column and corner, where stride-2 transposed convolutions
-/// leave their pattern) over the mean power of the frequencies next to them.
-/// Natural images fall off smoothly there (about 1); a checkerboard stands out.
-pub fn checkerboard(images: &Tensor) -> Result<f64> {
-    let size = images.size();
-    if size.len() != 4 || size[0] == 0 || size[2] < 4 || size[3] < 4 {
-        bail!("checkerboard: expected [N, C, H, W] images, got {size:?}");
-    }
-    let (h, w) = (size[2] as usize, size[3] as usize);
-    let grey = images
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .mean_dim(1, false, Kind::Float);
-    let grey = &grey - grey.mean_dim([1i64, 2].as_slice(), true, Kind::Float);
-    let power = grey
-        .fft_fft2(None::<&[i64]>, [1i64, 2].as_slice(), "backward")
-        .abs()
-        .square()
-        .mean_dim(0, false, Kind::Float);
-    let power = Vec::<f32>::try_from(power.reshape([-1]))?;
-    let at = |y: isize, x: isize| {
-        let (y, x) = (y.rem_euclid(h as isize), x.rem_euclid(w as isize));
-        power[y as usize * w + x as usize] as f64
-    };
-    let (ny, nx) = ((h / 2) as isize, (w / 2) as isize);
-    let (mut peak, mut around) = (0.0, 0.0);
-    for (y, x) in [(ny, 0), (0, nx), (ny, nx)] {
-        peak += at(y, x);
-        around += (at(y - 1, x) + at(y + 1, x) + at(y, x - 1) + at(y, x + 1)) / 4.0;
-    }
-    Ok(peak / around.max(1e-12))
 }
 
 /// Sentence forms people type that neither caption grammar of
@@ -194,45 +84,6 @@ pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Resul
         .replace("{S}", &get("petal_shape")?)
         .replace("{N}", &count)
         .replace("{X}", &get("centre_colour")?))
-}
-
-fn entropy(counts: &BTreeMap<String, usize>) -> f64 {
-    let total: usize = counts.values().sum();
-    counts
-        .values()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / total as f64;
-            -p * p.ln()
-        })
-        .sum()
-}
-
-/// ROC AUC of scores for positives against negatives (Mann-Whitney U).
-pub fn roc_auc(positives: &[f64], negatives: &[f64]) -> f64 {
-    if positives.is_empty() || negatives.is_empty() {
-        return f64::NAN;
-    }
-    let mut all: Vec<(f64, bool)> = positives
-        .iter()
-        .map(|&s| (s, true))
-        .chain(negatives.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Average ranks over ties.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += all[i..=j].iter().filter(|x| x.1).count() as f64 * rank;
-        i = j + 1;
-    }
-    let (p, n) = (positives.len() as f64, negatives.len() as f64);
-    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
 }
 
 /// The content attributes captions state: (attribute, short name).
@@ -287,7 +138,7 @@ pub fn content_accuracy(
 /// Every render must carry every attribute the probe reads (a replacement
 /// plugin of the same name might not): checked once, so that the
 /// measurements can index them.
-fn require_probed_attributes(set: &TrainingSet) -> Result<()> {
+pub(crate) fn require_probed_attributes(set: &TrainingSet) -> Result<()> {
     for (i, attributes) in set.attributes.iter().enumerate() {
         if let Some(missing) = crate::probe::PROBED
             .iter()
@@ -653,218 +504,6 @@ pub fn embedding_reads_with(
     Ok(metrics)
 }
 
-/// Top-1 of ranking each image's caption among it and 99 captions of other
-/// classes by the joint embedding, F = θ(x)ᵀ φ(t).
-fn r_precision(
-    model: &Model,
-    images: &Tensor,
-    captions: &Tensor,
-    distractors: &[Vec<usize>],
-    pool: &Tensor,
-) -> f64 {
-    let v = in_batches(images, model.device, |x| {
-        model.image_encoder.net.forward_t(x, false)
-    });
-    let mut hits = 0;
-    for (i, d) in distractors.iter().enumerate() {
-        let idx = Tensor::from_slice(&d.iter().map(|&k| k as i64).collect::<Vec<_>>());
-        let candidates = Tensor::cat(
-            &[
-                captions.get(i as i64).unsqueeze(0),
-                pool.index_select(0, &idx),
-            ],
-            0,
-        );
-        let scores = candidates.matmul(&v.get(i as i64));
-        hits += (scores.argmax(0, false).int64_value(&[]) == 0) as usize;
-    }
-    hits as f64 / distractors.len() as f64
-}
-
-/// The Oxford-102 colour words, in the order the captions use them.
-pub const COLOURS: [&str; 8] = [
-    "red", "orange", "yellow", "white", "pink", "purple", "blue", "green",
-];
-
-/// The petal colour a caption names: its first colour word that is not the
-/// centre's ("... with a yellow center").
-pub fn caption_colour(caption: &str) -> Option<&'static str> {
-    let words: Vec<String> = caption
-        .to_lowercase()
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
-    words.iter().enumerate().find_map(|(i, w)| {
-        let c = COLOURS.iter().find(|c| **c == w.as_str())?;
-        let next = words.get(i + 1).map(String::as_str);
-        (next != Some("center") && next != Some("centre")).then_some(*c)
-    })
-}
-
-/// The dominant flower colour of an image: the most common colour name over
-/// the central half, leaves (green) and shadows discounted.
-pub fn dominant_colour(image: &imageio::Image) -> Option<&'static str> {
-    let (w, h) = (image.width as usize, image.height as usize);
-    let mut votes = [0usize; 8];
-    for y in h / 4..3 * h / 4 {
-        for x in w / 4..3 * w / 4 {
-            let p = &image.rgb[(y * w + x) * 3..][..3];
-            let (r, g, b) = (
-                p[0] as f64 / 255.0,
-                p[1] as f64 / 255.0,
-                p[2] as f64 / 255.0,
-            );
-            let max = r.max(g).max(b);
-            let min = r.min(g).min(b);
-            let (v, s) = (max, if max > 0.0 { (max - min) / max } else { 0.0 });
-            if v < 0.2 {
-                continue;
-            }
-            let hue = if max == min {
-                0.0
-            } else if max == r {
-                (60.0 * (g - b) / (max - min)).rem_euclid(360.0)
-            } else if max == g {
-                60.0 * (b - r) / (max - min) + 120.0
-            } else {
-                60.0 * (r - g) / (max - min) + 240.0
-            };
-            let name = if s < 0.22 {
-                if v > 0.65 {
-                    3
-                } else {
-                    continue;
-                }
-            } else if (70.0..170.0).contains(&hue) {
-                continue; // leaves and stems
-            } else if !(15.0..345.0).contains(&hue) {
-                if s < 0.5 && v > 0.7 {
-                    4
-                } else {
-                    0
-                }
-            } else if hue < 40.0 {
-                1
-            } else if hue < 70.0 {
-                2
-            } else if hue < 260.0 {
-                6
-            } else if hue < 300.0 {
-                5
-            } else {
-                4
-            };
-            votes[name] += 1;
-        }
-    }
-    let (best, count) = votes.iter().enumerate().max_by_key(|(_, c)| **c)?;
-    (*count > 0).then_some(COLOURS[best])
-}
-
-/// Metrics for any captioned set: R-precision (generated and real), the
-/// zero-shot top-1 of the joint embedding, and colour accuracy where the
-/// captions name colours.
-pub fn captioned(
-    model: &Model,
-    set: &TrainingSet,
-    queries: usize,
-    seed: u64,
-) -> Result<Vec<Metric>> {
-    let mut rng = Rng(seed);
-    let held = set.split(true);
-    let (pool_idx, split_name) = if held.len() >= 100 {
-        (held, "held-out classes")
-    } else {
-        ((0..set.len()).collect(), "all classes")
-    };
-    let mut picks = pool_idx.clone();
-    rng.shuffle(&mut picks);
-    picks.truncate(queries.min(picks.len()));
-    if picks.is_empty() {
-        bail!("no samples to evaluate");
-    }
-    let captions: Vec<String> = picks
-        .iter()
-        .map(|&i| set.captions[i][rng.below(set.captions[i].len())].clone())
-        .collect();
-    let text = embed(model, &captions)?.to_device(Device::Cpu);
-    // Distractor captions: one random caption of each of many other-class samples.
-    let pool_samples: Vec<usize> = (0..set.len()).collect();
-    let pool_captions: Vec<String> = pool_samples
-        .iter()
-        .map(|&i| set.captions[i][0].clone())
-        .collect();
-    let pool = embed(model, &pool_captions)?.to_device(Device::Cpu);
-    let distractors: Vec<Vec<usize>> = picks
-        .iter()
-        .map(|&i| {
-            let mut d = Vec::with_capacity(99);
-            while d.len() < 99 {
-                let k = rng.below(set.len());
-                if set.classes[k] != set.classes[i] {
-                    d.push(k);
-                }
-            }
-            d
-        })
-        .collect();
-    let nz = model.card.architecture.generator.nz as usize;
-    let z = noise(&mut rng, picks.len(), nz, model.device);
-    let generated = draw(model, &z, &text);
-    let real = set.image_batch(&picks, false, &mut Rng(0));
-    let mut metrics = vec![
-        metric(
-            "r_precision_generated",
-            r_precision(model, &generated, &text, &distractors, &pool),
-            format!(
-                "{} queries from {split_name}, 1 true caption among 100",
-                picks.len()
-            ),
-        ),
-        metric(
-            "r_precision_real",
-            r_precision(model, &real, &text, &distractors, &pool),
-            "the same with real images: the ceiling",
-        ),
-    ];
-    if set.class_count(true) >= 2 {
-        metrics.push(metric(
-            "zero_shot_top1",
-            zero_shot_top1(model, set, true, 100)?,
-            "joint embedding, held-out classes",
-        ));
-    }
-    // Colour accuracy, for captions that name a petal colour.
-    let named: Vec<(usize, &str)> = captions
-        .iter()
-        .enumerate()
-        .filter_map(|(k, c)| caption_colour(c).map(|col| (k, col)))
-        .collect();
-    if named.len() >= 20 {
-        let gen_images = imageio::images_from_tensor(&generated)?;
-        let real_images = imageio::images_from_tensor(&real)?;
-        let acc = |images: &[imageio::Image]| {
-            named
-                .iter()
-                .filter(|(k, col)| dominant_colour(&images[*k]) == Some(*col))
-                .count() as f64
-                / named.len() as f64
-        };
-        metrics.push(metric(
-            "colour_accuracy_generated",
-            acc(&gen_images),
-            format!("{} captions naming a colour", named.len()),
-        ));
-        metrics.push(metric(
-            "colour_accuracy_real",
-            acc(&real_images),
-            "the same measure on real photos: the ceiling",
-        ));
-    }
-    Ok(metrics)
-}
-
 /// Style transfer measured per style encoder on the first `count` renders:
 /// style kept (background and position) and content followed, so that a
 /// plugin encoder can be put next to the learned S on the same images.
@@ -931,41 +570,6 @@ pub fn style_encoders(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auc_orders_scores() {
-        assert_eq!(roc_auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
-        assert_eq!(roc_auc(&[0.1], &[0.9]), 0.0);
-        assert_eq!(roc_auc(&[0.5], &[0.5]), 0.5);
-    }
-
-    #[test]
-    fn caption_colour_skips_the_centre() {
-        assert_eq!(
-            caption_colour("a flower with pink petals with a white center"),
-            Some("pink")
-        );
-        assert_eq!(
-            caption_colour("this flower has a yellow center and white petals"),
-            Some("white")
-        );
-        assert_eq!(caption_colour("a picture of a thorn apple"), None);
-        assert_eq!(caption_colour("a pink-yellow dahlia"), None);
-    }
-
-    #[test]
-    fn dominant_colour_names_plain_colours() {
-        let solid = |rgb: [u8; 3]| imageio::Image {
-            width: 8,
-            height: 8,
-            rgb: rgb.repeat(64),
-        };
-        assert_eq!(dominant_colour(&solid([220, 30, 40])), Some("red"));
-        assert_eq!(dominant_colour(&solid([245, 245, 240])), Some("white"));
-        assert_eq!(dominant_colour(&solid([245, 215, 50])), Some("yellow"));
-        assert_eq!(dominant_colour(&solid([120, 45, 165])), Some("purple"));
-        assert_eq!(dominant_colour(&solid([30, 140, 40])), None);
-    }
 
     #[test]
     fn full_caption_states_every_attribute() {
