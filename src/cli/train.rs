@@ -5,13 +5,12 @@ use super::output::progress_bar;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use gantry::env::Env;
-use gantry::model::ModelConfig;
 use gantry::runtime::describe_device;
 use gantry::train::distil::{self, DistilConfig, DistilTrainer};
 use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
-use gantry::train::{self, Control, Observer, Outcome, Run, Trainer};
+use gantry::train::{self, assemble, Control, Observer, Outcome, Run, Trainer};
 use gantry::training_set::{OnError, TrainingSet};
 use gantry::weights::Model;
 use std::collections::BTreeMap;
@@ -304,14 +303,7 @@ fn finish(
     outcome: Outcome,
     details: BTreeMap<String, serde_json::Value>,
 ) -> Result<()> {
-    model.card.trained = true;
-    for (k, v) in details {
-        model.card.training.insert(k, v);
-    }
-    model
-        .card
-        .training
-        .insert("complete".into(), (outcome == Outcome::Finished).into());
+    assemble::finish_card(model, outcome, details);
     let dir = run.model();
     model.save(&dir, false)?;
     println!("wrote {}", dir.display());
@@ -334,27 +326,35 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             hard_negatives,
             init_from,
         } => {
+            // A wrong preset is said before the data is read.
+            gantry::model::ModelConfig::preset(&preset)?;
             let run = prepare_run(&common)?;
             let set = load_training_set(env, &common, device)?;
-            let config = ModelConfig::preset(&preset)?;
             let name = run
                 .dir
                 .file_name()
                 .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-            let mut model = Model::new(&name, &config, device, common.seed as i64)?;
-            if let Some(init) = &init_from {
-                let init_dir = env.find_model(init)?;
-                let init = Model::load_text_side(&init_dir, device)?;
-                let (a, b) = (&init.card.architecture, &model.card.architecture);
-                if a.text_encoder != b.text_encoder || a.image_encoder != b.image_encoder {
-                    bail!(
-                        "--init-from {}: its text and image encoders are not preset {preset}",
-                        init_dir.display()
-                    );
+            let init = match &init_from {
+                Some(init) => {
+                    let dir = env.find_model(init)?;
+                    let model = Model::load_text_side(&dir, device)?;
+                    Some((dir, model))
                 }
-                model.text_encoder.vs.copy(&init.text_encoder.vs)?;
-                model.image_encoder.vs.copy(&init.image_encoder.vs)?;
-                eprintln!("starting the encoders from {}", init_dir.display());
+                None => None,
+            };
+            let model = assemble::joint_model(
+                &name,
+                &preset,
+                device,
+                common.seed as i64,
+                init.as_ref().map(|(_, m)| m),
+            )
+            .map_err(|e| match &init {
+                Some((dir, _)) => e.context(format!("--init-from {}", dir.display())),
+                None => e,
+            })?;
+            if let Some((dir, _)) = &init {
+                eprintln!("starting the encoders from {}", dir.display());
             }
             let joint = JointConfig {
                 batch_classes,
@@ -380,7 +380,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 &control(&common),
                 &mut Progress::new("text-enc"),
             )?;
-            let mut details = training_details("ds-sje", &preset, &set, &trainer, seconds, device);
+            let mut details = assemble::details("ds-sje", &preset, &set, &trainer, seconds, device);
             if set.class_count(true) >= 2 {
                 let top1 = zero_shot_top1(&trainer.model, &set, true, 100)?;
                 println!(
@@ -433,54 +433,41 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let variant = Variant::parse(&variant)?;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
+            gantry::model::ModelConfig::preset(&preset)?;
             let run = prepare_run(&common)?;
             let source_dir = env.find_model(&text_encoder)?;
             let source = Model::load_text_side(&source_dir, device).with_context(|| {
                 format!("loading the text encoder from {}", source_dir.display())
             })?;
             let set = load_training_set(env, &common, device)?;
-            // G and D from the preset, sized to the text encoder's embedding.
-            let mut config = ModelConfig::preset(&preset)?;
-            let e = source.card.architecture.text_encoder.embedding_dim;
-            config.text_encoder = source.card.architecture.text_encoder.clone();
-            config.image_encoder = source.card.architecture.image_encoder.clone();
-            config.generator.embedding_dim = e;
-            config.discriminator.embedding_dim = e;
             let name = run
                 .dir
                 .file_name()
                 .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-            let mut model = Model::new(&name, &config, device, common.seed as i64)?;
-            model.text_encoder.vs.copy(&source.text_encoder.vs)?;
-            model.image_encoder.vs.copy(&source.image_encoder.vs)?;
-            model.card.metrics = source.card.metrics.clone();
-            model.card.vocabulary = source.card.vocabulary.clone();
+            let init = match &init_from {
+                Some(init) => {
+                    let dir = env.find_model(init)?;
+                    let model = Model::load(&dir, device)?;
+                    Some((dir, model))
+                }
+                None => None,
+            };
+            let (model, schedule) = assemble::gan_model(
+                &name,
+                &preset,
+                device,
+                common.seed as i64,
+                &source,
+                init.as_ref().map(|(_, m)| m),
+            )
+            .map_err(|e| match &init {
+                Some((dir, _)) => e.context(format!("--init-from {}", dir.display())),
+                None => e,
+            })?;
             // The schedule of the model --init-from names, taken up below.
-            let mut schedule = None;
-            model.card.training = source.card.training.clone();
-            if let Some(init) = &init_from {
-                let init_dir = env.find_model(init)?;
-                let init = Model::load(&init_dir, device)?;
-                if init.card.architecture.generator != model.card.architecture.generator
-                    || init.card.architecture.discriminator != model.card.architecture.discriminator
-                {
-                    bail!("--init-from {}: its G and D are not preset {preset} over this text encoder", init_dir.display());
-                }
-                model.generator.vs.copy(&init.generator.vs)?;
-                model.discriminator.vs.copy(&init.discriminator.vs)?;
-                model.style_encoder.vs.copy(&init.style_encoder.vs)?;
-                model.set_conditioning(init.card.architecture.conditioning.clone())?;
-                if !restart_schedule {
-                    schedule = init.card.schedule.clone();
-                }
-                // The earlier training is part of this model's history.
-                for (k, v) in &init.card.training {
-                    model
-                        .card
-                        .training
-                        .insert(format!("before: {k}"), v.clone());
-                }
-                eprintln!("starting G, D and S from {}", init_dir.display());
+            let schedule = schedule.filter(|_| !restart_schedule);
+            if let Some((dir, _)) = &init {
+                eprintln!("starting G, D and S from {}", dir.display());
             }
             let embeddings = embeddings(&model, &set)?;
             let gan = GanConfig {
@@ -524,7 +511,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 &mut Progress::new(variant.name()),
             )?;
             let mut details =
-                training_details(variant.name(), &preset, &set, &trainer, seconds, device);
+                assemble::details(variant.name(), &preset, &set, &trainer, seconds, device);
             details.insert("batch".into(), batch.into());
             details.insert("wrong_images".into(), trainer.config.wrong.name().into());
             details.insert("real_label".into(), trainer.config.real_label.into());
@@ -696,7 +683,8 @@ fn text_distil(
         before, after
     );
     let preset = trainer.model.card.architecture.preset.clone();
-    let mut details = training_details("text_distil", &preset, &student, &trainer, seconds, device);
+    let mut details =
+        assemble::details("text_distil", &preset, &student, &trainer, seconds, device);
     details.insert("text_distil_from".into(), dir.display().to_string().into());
     details.insert(
         "text_distil_captions".into(),
@@ -735,29 +723,4 @@ fn text_distil(
         trainer.config.teacher_dataset
     ));
     finish(model, &run, outcome, details)
-}
-
-fn training_details(
-    what: &str,
-    preset: &str,
-    set: &TrainingSet,
-    trainer: &dyn Trainer,
-    seconds: f64,
-    device: Device,
-) -> BTreeMap<String, serde_json::Value> {
-    let mut d = BTreeMap::new();
-    let steps = trainer.step_index();
-    d.insert(format!("{what}_steps"), steps.into());
-    d.insert(
-        format!("{what}_epochs"),
-        (steps as f64 / trainer.steps_per_epoch().max(1) as f64).into(),
-    );
-    d.insert(format!("{what}_time_s"), seconds.into());
-    d.insert(format!("{what}_hardware"), train::hardware(device).into());
-    d.insert(format!("{what}_preset"), preset.into());
-    d.insert(
-        format!("{what}_train_images"),
-        set.split(false).len().into(),
-    );
-    d
 }

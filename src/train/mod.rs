@@ -3,6 +3,7 @@
 //! logs losses, draws sample grids, writes checkpoints atomically and stops
 //! cleanly when asked.
 
+pub mod assemble;
 pub mod checkpoint;
 pub mod distil;
 pub mod gan;
