@@ -313,6 +313,31 @@ fn finish(
     Ok(())
 }
 
+/// The folder and model `--init-from` names, loaded by `load`.
+fn init_model(
+    env: &Env,
+    init_from: &Option<String>,
+    load: fn(&std::path::Path, Device) -> Result<Model>,
+    device: Device,
+) -> Result<Option<(PathBuf, Model)>> {
+    init_from
+        .as_ref()
+        .map(|name| {
+            let dir = env.find_model(name)?;
+            let model = load(&dir, device)?;
+            Ok((dir, model))
+        })
+        .transpose()
+}
+
+/// An error of building on `--init-from`'s model names its folder.
+fn about_init(init: &Option<(PathBuf, Model)>, e: anyhow::Error) -> anyhow::Error {
+    match init {
+        Some((dir, _)) => e.context(format!("--init-from {}", dir.display())),
+        None => e,
+    }
+}
+
 pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
     let device = env.device()?;
     match command {
@@ -330,29 +355,15 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             gantry::model::ModelConfig::preset(&preset)?;
             let run = prepare_run(&common)?;
             let set = load_training_set(env, &common, device)?;
-            let name = run
-                .dir
-                .file_name()
-                .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-            let init = match &init_from {
-                Some(init) => {
-                    let dir = env.find_model(init)?;
-                    let model = Model::load_text_side(&dir, device)?;
-                    Some((dir, model))
-                }
-                None => None,
-            };
+            let init = init_model(env, &init_from, Model::load_text_side, device)?;
             let model = assemble::joint_model(
-                &name,
+                &run.name(),
                 &preset,
                 device,
                 common.seed as i64,
                 init.as_ref().map(|(_, m)| m),
             )
-            .map_err(|e| match &init {
-                Some((dir, _)) => e.context(format!("--init-from {}", dir.display())),
-                None => e,
-            })?;
+            .map_err(|e| about_init(&init, e))?;
             if let Some((dir, _)) = &init {
                 eprintln!("starting the encoders from {}", dir.display());
             }
@@ -440,30 +451,16 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 format!("loading the text encoder from {}", source_dir.display())
             })?;
             let set = load_training_set(env, &common, device)?;
-            let name = run
-                .dir
-                .file_name()
-                .map_or("model".into(), |n| n.to_string_lossy().into_owned());
-            let init = match &init_from {
-                Some(init) => {
-                    let dir = env.find_model(init)?;
-                    let model = Model::load(&dir, device)?;
-                    Some((dir, model))
-                }
-                None => None,
-            };
+            let init = init_model(env, &init_from, Model::load, device)?;
             let (model, schedule) = assemble::gan_model(
-                &name,
+                &run.name(),
                 &preset,
                 device,
                 common.seed as i64,
                 &source,
                 init.as_ref().map(|(_, m)| m),
             )
-            .map_err(|e| match &init {
-                Some((dir, _)) => e.context(format!("--init-from {}", dir.display())),
-                None => e,
-            })?;
+            .map_err(|e| about_init(&init, e))?;
             // The schedule of the model --init-from names, taken up below.
             let schedule = schedule.filter(|_| !restart_schedule);
             if let Some((dir, _)) = &init {
@@ -649,10 +646,7 @@ fn text_distil(
         seed: common.seed,
         ..settings
     };
-    loaded.card.name = run
-        .dir
-        .file_name()
-        .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+    loaded.card.name = run.name();
     let bar = progress_bar(0, "teacher");
     let mut trainer =
         DistilTrainer::new(loaded, config, &student, &teacher, &mut |done, total| {

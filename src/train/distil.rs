@@ -23,7 +23,7 @@
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
-use super::{checkpoint, embed_captions, StepLosses, Trainer};
+use super::{checkpoint, embed_captions, RunLength, StepLosses, Trainer};
 use crate::text;
 use crate::training_set::TrainingSet;
 use crate::weights::Model;
@@ -199,16 +199,13 @@ impl Trainer for DistilTrainer<'_> {
         }
     }
 
-    fn total_steps(&self) -> u64 {
-        self.config.steps
-    }
-
-    fn steps_per_epoch(&self) -> u64 {
-        (self.train.len() / self.config.batch).max(1) as u64
-    }
-
-    fn images_per_step(&self) -> usize {
-        self.config.batch
+    fn length(&self) -> RunLength {
+        RunLength {
+            train_images: self.train.len(),
+            batch: self.config.batch,
+            steps: Some(self.config.steps),
+            epochs: 0,
+        }
     }
 
     fn train_step(&mut self) -> Result<StepLosses> {

@@ -23,7 +23,7 @@
 use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::text_encoder::Matching;
-use super::{bce, checkpoint, noise, Run, StepLosses, Trainer};
+use super::{bce, checkpoint, noise, Run, RunLength, StepLosses, Trainer};
 use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
 use crate::training_set::{Crop, Rng, TrainingSet};
 use crate::weights::{Model, Schedule};
@@ -643,18 +643,13 @@ impl Trainer for GanTrainer<'_> {
         self.replay_order();
     }
 
-    fn total_steps(&self) -> u64 {
-        self.config
-            .steps
-            .unwrap_or(self.config.epochs * self.steps_per_epoch())
-    }
-
-    fn steps_per_epoch(&self) -> u64 {
-        (self.train.len() / self.config.batch).max(1) as u64
-    }
-
-    fn images_per_step(&self) -> usize {
-        self.config.batch
+    fn length(&self) -> RunLength {
+        RunLength {
+            train_images: self.train.len(),
+            batch: self.config.batch,
+            steps: self.config.steps,
+            epochs: self.config.epochs,
+        }
     }
 
     fn train_step(&mut self) -> Result<StepLosses> {

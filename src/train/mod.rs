@@ -28,6 +28,13 @@ pub struct Run {
 }
 
 impl Run {
+    /// The name the run's model gets: its folder's.
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy().into_owned())
+    }
+
     pub fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir.join("samples"))
             .with_context(|| format!("creating {}", dir.display()))?;
@@ -154,16 +161,23 @@ impl StepLosses {
     }
 }
 
+/// How long a run is: a batch (images or pairs per step) over its training
+/// images, for `steps` steps or else `epochs` epochs.
+pub struct RunLength {
+    pub train_images: usize,
+    pub batch: usize,
+    pub steps: Option<u64>,
+    pub epochs: u64,
+}
+
 /// One kind of training, as the loop drives it.
 pub trait Trainer {
     /// Where the run stands (restored on resume).
     fn position(&self) -> &checkpoint::Position;
     /// What a checkpoint holds of this trainer.
     fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_>;
-    fn total_steps(&self) -> u64;
-    fn steps_per_epoch(&self) -> u64;
-    /// Images (or pairs) processed per step, for images/s.
-    fn images_per_step(&self) -> usize;
+    /// How long the run is.
+    fn length(&self) -> RunLength;
     fn train_step(&mut self) -> Result<StepLosses>;
     /// Called after each epoch: sample grids, held-out metrics. Returns
     /// values to log.
@@ -173,6 +187,18 @@ pub trait Trainer {
     /// After a resume, whatever follows from the restored position.
     fn resumed(&mut self) {}
 
+    fn steps_per_epoch(&self) -> u64 {
+        let l = self.length();
+        (l.train_images / l.batch.max(1)).max(1) as u64
+    }
+    fn total_steps(&self) -> u64 {
+        let l = self.length();
+        l.steps.unwrap_or(l.epochs * self.steps_per_epoch())
+    }
+    /// Images (or pairs) processed per step, for images/s.
+    fn images_per_step(&self) -> usize {
+        self.length().batch
+    }
     /// Steps done so far.
     fn step_index(&self) -> u64 {
         self.position().step

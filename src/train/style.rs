@@ -3,7 +3,7 @@
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
-use super::{checkpoint, mean_caption_embedding, noise, Run, StepLosses, Trainer};
+use super::{checkpoint, mean_caption_embedding, noise, Run, RunLength, StepLosses, Trainer};
 use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
@@ -130,16 +130,13 @@ impl Trainer for StyleTrainer<'_> {
         }
     }
 
-    fn total_steps(&self) -> u64 {
-        self.config.steps
-    }
-
-    fn steps_per_epoch(&self) -> u64 {
-        (self.train.len() / self.config.batch).max(1) as u64
-    }
-
-    fn images_per_step(&self) -> usize {
-        self.config.batch
+    fn length(&self) -> RunLength {
+        RunLength {
+            train_images: self.train.len(),
+            batch: self.config.batch,
+            steps: Some(self.config.steps),
+            epochs: 0,
+        }
     }
 
     fn train_step(&mut self) -> Result<StepLosses> {

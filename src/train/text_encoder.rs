@@ -16,7 +16,7 @@
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
-use super::{checkpoint, Run, StepLosses, Trainer};
+use super::{checkpoint, Run, RunLength, StepLosses, Trainer};
 use crate::text;
 use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
@@ -391,18 +391,13 @@ impl Trainer for JointTrainer<'_> {
         }
     }
 
-    fn total_steps(&self) -> u64 {
-        self.config
-            .steps
-            .unwrap_or(self.config.epochs * self.steps_per_epoch())
-    }
-
-    fn steps_per_epoch(&self) -> u64 {
-        (self.train.len() / self.config.batch_classes).max(1) as u64
-    }
-
-    fn images_per_step(&self) -> usize {
-        self.config.batch_classes
+    fn length(&self) -> RunLength {
+        RunLength {
+            train_images: self.train.len(),
+            batch: self.config.batch_classes,
+            steps: self.config.steps,
+            epochs: self.config.epochs,
+        }
     }
 
     fn train_step(&mut self) -> Result<StepLosses> {
