@@ -188,7 +188,8 @@ fn draw_pictures(frame: &mut Frame, area: Rect, row: &[(&str, &str)], images: &I
             .enumerate()
         {
             frame.render_widget(
-                Paragraph::new(Line::styled(line, Style::default().fg(Color::Gray))),
+                // The terminal's own foreground: readable on dark and light themes.
+                Paragraph::new(Line::raw(line)),
                 Rect::new(x, top + rows + r as u16, cols, 1),
             );
         }
@@ -504,6 +505,23 @@ mod tests {
         );
         assert!(text.contains("did you mean :interp?"), "{text}");
         snapshot("layout", &text);
+    }
+
+    #[test]
+    fn picture_labels_use_the_terminals_own_colour() {
+        // A fixed light grey was hard to read on a light terminal theme.
+        let mut terminal = Terminal::new(TestBackend::new(60, 16)).unwrap();
+        let app = app();
+        let images = images(&app);
+        terminal.draw(|f| draw(f, &app, &images)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        let label = (0..16)
+            .find_map(|y| {
+                let row: String = (0..60).map(|x| buffer[(x, y)].symbol()).collect();
+                row.find("#1.1 seed 0").map(|x| (x as u16, y))
+            })
+            .expect("the label is drawn");
+        assert_eq!(buffer[label].fg, Color::Reset);
     }
 
     #[test]
