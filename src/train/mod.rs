@@ -397,7 +397,13 @@ pub fn hardware(device: Device) -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".to_string());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The threads libtorch computes with (GANTRY_THREADS / `threads`), and
+    // the machine's, which differ when a run is kept to one core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match tch::get_num_threads() {
+        t if t as usize == cores => format!("{t} threads"),
+        t => format!("{t} of {cores} threads"),
+    };
     match device {
         Device::Cuda(i) => {
             let gpu = std::process::Command::new("nvidia-smi")
@@ -412,9 +418,9 @@ pub fn hardware(device: Device) -> String {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "CUDA GPU".to_string());
-            format!("{gpu} (cuda:{i}); host {cpu}, {threads} threads")
+            format!("{gpu} (cuda:{i}); host {cpu}, {threads}")
         }
-        _ => format!("CPU: {cpu}, {threads} threads"),
+        _ => format!("CPU: {cpu}, {threads}"),
     }
 }
 
@@ -459,4 +465,22 @@ pub fn mean_of_picks(embeddings: &Tensor, indices: &[usize], picks: &[Vec<usize>
     flat.index_select(0, &index)
         .view([indices.len() as i64, k as i64, dim])
         .mean_dim(1, false, Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_says_how_many_threads_trained() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tch::set_num_threads(1);
+        let said = hardware(Device::Cpu);
+        let expected = if cores == 1 {
+            "1 threads".to_string()
+        } else {
+            format!("1 of {cores} threads")
+        };
+        assert!(said.ends_with(&expected), "{said}");
+    }
 }
