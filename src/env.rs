@@ -59,8 +59,7 @@ impl Env {
 
     /// The plugins in the search path, discovered on first use.
     pub fn registry(&self) -> &Registry {
-        self.registry
-            .get_or_init(|| Registry::discover(&host::search_dirs(&self.paths.plugin_dir())))
+        self.registry.get_or_init(|| self.paths.discover_plugins())
     }
 
     /// What the user should know about the environment: plugins that could
@@ -83,14 +82,9 @@ impl Env {
         }
     }
 
-    /// Folders searched for a model by name, in order.
-    pub fn model_dirs(&self) -> Vec<PathBuf> {
-        crate::model_search_dirs(&self.paths)
-    }
-
     /// A model folder: a name under the search folders, or a path.
     pub fn find_model(&self, name: &str) -> Result<PathBuf> {
-        find_model(name, &self.model_dirs())
+        self.paths.find_model(name)
     }
 
     /// The model `name` on the configured device.
@@ -122,6 +116,24 @@ impl Env {
             self.settings().clone(),
             self.registry().clone(),
         )
+    }
+}
+
+/// Where models and plugins are looked for: every lookup goes through here.
+impl Paths {
+    /// Folders searched for a model by name, in order.
+    pub fn model_dirs(&self) -> Vec<PathBuf> {
+        crate::model_search_dirs(self)
+    }
+
+    /// A model folder: a name under [`Self::model_dirs`], or a path.
+    pub fn find_model(&self, name: &str) -> Result<PathBuf> {
+        find_model(name, &self.model_dirs())
+    }
+
+    /// The plugins in the plugin search path, loaded and checked.
+    pub fn discover_plugins(&self) -> Registry {
+        Registry::discover(&host::search_dirs(&self.plugin_dir()))
     }
 }
 

@@ -9,11 +9,11 @@ pub mod words;
 
 use crate::config::{Config, Paths};
 use crate::dataset::DatasetSpec;
-use crate::host::{self, Registry, Sampler};
+use crate::host::{Registry, Sampler};
 use crate::imageio::{self, Image};
 use crate::provenance::{Batch, Provenance};
 use crate::runtime::{describe_device, parse_device, Generated, Runtime};
-use crate::weights::{find_model, Model};
+use crate::weights::Model;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -179,7 +179,7 @@ const CHUNK: usize = 8;
 impl Session {
     /// Opens the configured model on the configured device.
     pub fn open(paths: Paths, config: Config) -> Result<Self> {
-        let registry = Registry::discover(&host::search_dirs(&paths.plugin_dir()));
+        let registry = paths.discover_plugins();
         Self::open_with(paths, config, registry)
     }
 
@@ -187,7 +187,7 @@ impl Session {
     pub fn open_with(paths: Paths, config: Config, registry: Registry) -> Result<Self> {
         let device = parse_device(&config.device)?;
         let sampler = Sampler::select(&registry, &config.sampler)?;
-        let dir = find_model(&config.model, &crate::model_search_dirs(&paths))?;
+        let dir = paths.find_model(&config.model)?;
         let model = Model::load(&dir, device)?;
         let random_seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -548,7 +548,7 @@ impl Session {
 
     /// Loads another model (by name or folder).
     pub fn set_model(&mut self, name: &str) -> Result<String> {
-        let dir = find_model(name, &crate::model_search_dirs(&self.paths))?;
+        let dir = self.paths.find_model(name)?;
         let model = Model::load(&dir, self.runtime.device)?;
         let card = model.card.clone();
         self.runtime.model = model;
@@ -688,12 +688,14 @@ impl Session {
 
     /// Looks for plugins again (after an install or a removal).
     pub fn rediscover_plugins(&mut self) {
-        self.registry = Registry::discover(&host::search_dirs(&self.paths.plugin_dir()));
+        self.registry = self.paths.discover_plugins();
     }
 
     /// Names of models found in the search folders (for completion).
     pub fn model_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = crate::model_search_dirs(&self.paths)
+        let mut names: Vec<String> = self
+            .paths
+            .model_dirs()
             .iter()
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flatten()
