@@ -95,7 +95,7 @@ pub enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
-    /// Measure speed
+    /// Measure speed, and the learning curve (training from scratch, beside PyTorch)
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
