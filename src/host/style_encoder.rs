@@ -116,6 +116,19 @@ fn host_guard(
     }
 }
 
+/// The host's context behind a callback's pointer, once Ctrl-C has been
+/// checked: Ctrl-C reaches a plugin through its next call to the host.
+///
+/// # Safety
+/// `context` is null or the `StyleContext` that [`style_code`] lent.
+unsafe fn context_of<'a>(context: *mut std::ffi::c_void) -> Result<&'a StyleContext<'a>> {
+    let ctx = (context as *const StyleContext)
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("null context"))?;
+    ctx.runtime.check_cancel()?;
+    Ok(ctx)
+}
+
 unsafe extern "C" fn learned_callback(
     context: *mut std::ffi::c_void,
     out: *mut f32,
@@ -123,11 +136,7 @@ unsafe extern "C" fn learned_callback(
     err: *mut gantry_plugin_api::ErrorBuf,
 ) -> gantry_plugin_api::Status {
     host_guard(err, || {
-        let ctx = (context as *const StyleContext)
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("null context"))?;
-        // Ctrl-C reaches a plugin through its next call to the host.
-        ctx.runtime.check_cancel()?;
+        let ctx = context_of(context)?;
         let s = tch::no_grad(|| {
             ctx.runtime
                 .model
@@ -153,11 +162,7 @@ unsafe extern "C" fn reconstruction_callback(
     err: *mut gantry_plugin_api::ErrorBuf,
 ) -> gantry_plugin_api::Status {
     host_guard(err, || {
-        let ctx = (context as *const StyleContext)
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("null context"))?;
-        // Ctrl-C reaches a plugin through its next call to the host.
-        ctx.runtime.check_cancel()?;
+        let ctx = context_of(context)?;
         let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
         if z.is_null() || grad.is_null() || loss.is_null() || nz != expected {
             bail!("z must be {expected} floats (got {nz})");
@@ -192,11 +197,7 @@ unsafe extern "C" fn generate_callback(
     err: *mut gantry_plugin_api::ErrorBuf,
 ) -> gantry_plugin_api::Status {
     host_guard(err, || {
-        let ctx = (context as *const StyleContext)
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("null context"))?;
-        // Ctrl-C reaches a plugin through its next call to the host.
-        ctx.runtime.check_cancel()?;
+        let ctx = context_of(context)?;
         let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
         if z.is_null() || out.is_null() || nz != expected || out_len < 64 * 64 * 3 {
             bail!("z must be {expected} floats and the output 64*64*3 bytes");
