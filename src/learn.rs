@@ -612,22 +612,19 @@ impl Tape {
 /// Step by step, how far two runs taken on the same tape drifted apart:
 /// (step, largest relative difference of D's and G's losses at that step).
 pub fn lockstep_drift(ours: &Path, theirs: &Path) -> Result<Vec<(u64, f64)>> {
+    #[derive(Deserialize)]
+    struct StepLine {
+        step: u64,
+        d_loss: f64,
+        g_loss: f64,
+    }
     let read = |path: &Path| -> Result<BTreeMap<u64, (f64, f64)>> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(n, l)| {
-                let v: serde_json::Value = serde_json::from_str(l)
-                    .with_context(|| format!("{}:{}: not JSON", path.display(), n + 1))?;
-                let get = |k: &str| {
-                    v[k].as_f64()
-                        .with_context(|| format!("{}:{}: no {k}", path.display(), n + 1))
-                };
-                Ok((get("step")? as u64, (get("d_loss")?, get("g_loss")?)))
-            })
-            .collect()
+        Ok(parse_jsonl::<StepLine>(&text, path, "step")?
+            .into_iter()
+            .map(|l| (l.step, (l.d_loss, l.g_loss)))
+            .collect())
     };
     let (a, b) = (read(ours)?, read(theirs)?);
     let relative = |x: f64, y: f64| (x - y).abs() / x.abs().max(y.abs()).max(1e-12);
@@ -637,4 +634,21 @@ pub fn lockstep_drift(ours: &Path, theirs: &Path) -> Result<Vec<(u64, f64)>> {
             Some((*step, relative(d1, d2).max(relative(g1, g2))))
         })
         .collect())
+}
+
+/// The records of a JSON-lines file's text (blank lines skipped); an error
+/// names the file, the line and what a line should have been.
+pub fn parse_jsonl<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<T>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a {what}", path.display(), n + 1))
+        })
+        .collect()
 }

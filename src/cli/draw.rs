@@ -101,9 +101,9 @@ fn row(session: &mut Session, line: &str) -> Result<(Vec<Picture>, Vec<String>)>
     }
 }
 
-/// Where a row goes: each picture as `{stem}-{k:02}.png` (or as `name(k)`
-/// says), and the optional contact sheet, which starts with `lead` (the
-/// style source) when there is one.
+/// Where a row goes: the folder, the stem of the style source's file
+/// (`{stem}-source.png`, when there is a `lead`), and the optional contact
+/// sheet, which starts with `lead` (the style source).
 struct Row<'a> {
     out: PathBuf,
     stem: String,

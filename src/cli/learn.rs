@@ -288,12 +288,5 @@ fn foreign_points(dir: &Path) -> Result<Vec<ForeignPoint>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not a point", path.display(), n + 1))
-        })
-        .collect()
+    learn::parse_jsonl(&text, &path, "point")
 }

@@ -336,7 +336,6 @@ impl<'a> GanTrainer<'a> {
             );
         }
         self.position.step = schedule.step;
-        self.cursor = usize::MAX;
         self.replay_order();
         Ok(())
     }
@@ -356,7 +355,11 @@ impl<'a> GanTrainer<'a> {
     /// On resume, the order of the current epoch must be the one it had.
     /// Each epoch's order is drawn from the RNG saved at the epoch start, so
     /// checkpoints record the RNG of the epoch start plus the position.
+    /// The epoch's order is a function of the RNG state at its start; the
+    /// cursor is recomputed from the step (at an epoch's start, the next
+    /// batch draws the order afresh).
     fn replay_order(&mut self) {
+        self.cursor = usize::MAX;
         let within = (self.position.step % self.steps_per_epoch()) as usize;
         if within > 0 {
             self.order = self.train.clone();
@@ -636,10 +639,7 @@ impl Trainer for GanTrainer<'_> {
         }
     }
 
-    /// The epoch's order is a function of the RNG state at its start; the
-    /// cursor is recomputed from the step.
     fn resumed(&mut self) {
-        self.cursor = usize::MAX;
         self.replay_order();
     }
 
