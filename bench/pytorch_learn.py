@@ -50,8 +50,9 @@ def load(path, dtype, shape):
     return torch.frombuffer(data, dtype=dtype).reshape(shape).clone()
 
 
-def read_safetensors(path):
-    """{name: tensor} of a safetensors file of f32 tensors (no dependency)."""
+def read_safetensors(path, allow_f16=False):
+    """{name: tensor} of a safetensors file of f32 tensors, or f16 ones read
+    as f32 where allowed (shipped models store f16), without a dependency."""
     with open(path, "rb") as f:
         data = f.read()
     n = int.from_bytes(data[:8], "little")
@@ -60,11 +61,12 @@ def read_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info["dtype"] != "F32":
+        dtype = {"F32": torch.float32, "F16": torch.float16 if allow_f16 else None}.get(info["dtype"])
+        if dtype is None:
             raise SystemExit(f"{path}: {name} is {info['dtype']}, expected F32")
         start, end = info["data_offsets"]
         raw = bytearray(data[8 + n + start:8 + n + end])
-        out[name] = torch.frombuffer(raw, dtype=torch.float32).reshape(info["shape"]).clone()
+        out[name] = torch.frombuffer(raw, dtype=dtype).reshape(info["shape"]).float()
     return out
 
 

@@ -37,17 +37,30 @@ pub fn median(sorted: &[f64]) -> f64 {
 }
 
 /// One batch from caption text to RGB bytes on the host: text encoding,
-/// sampling z, G, and the copy back are all inside the timed region.
+/// sampling z, G, and the copy back are all inside the timed region. With
+/// `unfolded`, G runs as trained (batch norms not folded into the
+/// convolutions, see `model::folded`) instead of as the runtime draws.
 pub fn generate(
     runtime: &Runtime,
     batch: usize,
     warmup: usize,
     repeats: usize,
+    unfolded: bool,
 ) -> Result<Vec<f64>> {
     let caption = "this flower has five large pink petals with a yellow centre";
+    let seeds: Vec<u64> = (0..batch as u64).collect();
     time_runs(warmup, repeats, || {
-        let out = runtime.generate(caption, batch, 0)?;
-        debug_assert_eq!(out.images.len(), batch);
+        if unfolded {
+            let (text, _) = runtime.embed(&[caption])?;
+            let text = text.expand([batch as i64, -1], false);
+            let z = runtime.noise(&seeds)?;
+            let images = tch::no_grad(|| runtime.model().generator.net.forward_t(&z, &text, false));
+            let images = crate::imageio::images_from_tensor(&images)?;
+            debug_assert_eq!(images.len(), batch);
+        } else {
+            let out = runtime.generate(caption, batch, 0)?;
+            debug_assert_eq!(out.images.len(), batch);
+        }
         Ok(())
     })
 }

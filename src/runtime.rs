@@ -7,6 +7,7 @@
 
 use crate::host::Sampler;
 use crate::imageio::{images_from_tensor, tensor_from_images, Image};
+use crate::model::folded::FoldedGenerator;
 use crate::text;
 use crate::weights::Model;
 use anyhow::{bail, Context, Result};
@@ -65,7 +66,10 @@ pub struct Generated {
 }
 
 pub struct Runtime {
-    pub model: Model,
+    /// Private so that G's folded copy always matches it (see `set_model`).
+    model: Model,
+    /// G folded for drawing (`model::folded`), made from `model`'s G.
+    drawing: FoldedGenerator,
     pub sampler: Sampler,
     /// The options in force in the sampler (a plugin keeps what it was
     /// configured with for the life of the process), recorded in every PNG.
@@ -100,12 +104,27 @@ impl Runtime {
     pub fn new(model: Model, sampler: Sampler) -> Self {
         let device = model.device;
         Self {
+            drawing: model.generator.net.folded(),
             model,
             sampler,
             sampler_options: Default::default(),
             device,
             cancel: Default::default(),
         }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Draws with `model` from now on.
+    pub fn set_model(&mut self, model: Model) {
+        self.drawing = model.generator.net.folded();
+        self.model = model;
+    }
+
+    pub fn into_model(self) -> Model {
+        self.model
     }
 
     /// An error if the running job was cancelled.
@@ -182,7 +201,7 @@ impl Runtime {
     /// that memory stays bounded for any n.
     fn draw(&self, z: &Tensor, text: &Tensor) -> Result<Vec<Image>> {
         let mut out = Vec::with_capacity(z.size()[0] as usize);
-        let mut chunks = self.model.generator.net.draw_chunks(z, text, DRAW_CHUNK);
+        let mut chunks = self.drawing.draw_chunks(z, text, DRAW_CHUNK);
         loop {
             self.check_cancel()?;
             slow_device_failpoint();

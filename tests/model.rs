@@ -241,3 +241,76 @@ fn a_folder_with_only_the_text_side_loads_for_training_on_it() {
     let b = &text_side.text_encoder.vs.variables()["text_encoder.projection.weight"];
     assert!(a.allclose(b, 1e-3, 1e-4, false));
 }
+
+/// Largest difference between two batches of images in [-1, 1], in 8-bit
+/// levels (255 levels span the range).
+fn max_levels_apart(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[]) * 127.5
+}
+
+#[test]
+fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
+    use gantry::model::Conditioning;
+    use tch::{Kind, Tensor};
+    tch::manual_seed(3);
+    // A fresh G whose batch norms hold statistics far from (0, 1) and whose
+    // text is standardised: every part of the folding matters.
+    let config = ModelConfig::preset("tiny").unwrap();
+    let e = config.generator.embedding_dim;
+    let mut fresh = Model::new("f", &config, Device::Cpu, 9).unwrap();
+    tch::no_grad(|| {
+        for (name, mut t) in fresh.generator.vs.variables() {
+            let n = t.size()[0];
+            let values = if name.ends_with("running_var") {
+                Tensor::rand([n], (Kind::Float, Device::Cpu)) * 1.5 + 0.5
+            } else if name.ends_with("running_mean") || name.ends_with("_bn.bias") {
+                Tensor::randn([n], (Kind::Float, Device::Cpu)) * 0.5
+            } else if name.ends_with("_bn.weight") {
+                Tensor::rand([n], (Kind::Float, Device::Cpu)) + 0.5
+            } else if t.dim() == 4 {
+                // DCGAN's N(0, 0.02) barely passes a signal untrained.
+                &t * 8.0
+            } else {
+                continue;
+            };
+            t.copy_(&values);
+        }
+    });
+    let stats = Conditioning::Standardised {
+        mean: (0..e).map(|i| 0.01 * (i % 7) as f32).collect(),
+        std: (0..e).map(|i| 0.02 + 0.01 * (i % 5) as f32).collect(),
+    };
+    fresh.set_conditioning(stats).unwrap();
+    let fresh_text = Tensor::randn([64, e], (Kind::Float, Device::Cpu)) * 0.02;
+    let mut cases = vec![("fresh, standardised", fresh, fresh_text)];
+    // The shipped model, on real captions.
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/procedural-flowers");
+    let model = Model::load(&shipped, Device::Cpu).unwrap();
+    let captions: Vec<String> = (0..64)
+        .map(|i| {
+            format!(
+                "a flower with {} round red petals and a yellow centre",
+                3 + i % 6
+            )
+        })
+        .collect();
+    let text = gantry::eval::embed(&model, &captions).unwrap();
+    cases.push(("shipped procedural-flowers", model, text));
+
+    for (what, model, text) in cases {
+        let g = &model.generator.net;
+        let z = Tensor::randn([64, g.config.nz], (Kind::Float, Device::Cpu));
+        let unfolded = tch::no_grad(|| g.forward_t(&z, &text, false));
+        let folded = g.folded();
+        let drawn: Vec<Tensor> = folded.draw_chunks(&z, &text, 24).collect();
+        let drawn = Tensor::cat(&drawn, 0);
+        assert_eq!(drawn.size(), unfolded.size(), "{what}");
+        let apart = max_levels_apart(&drawn, &unfolded);
+        assert!(apart <= 1.0, "{what}: folded G is {apart:.3} levels off");
+        // Not the same by accident: the pictures vary with z.
+        let spread = max_levels_apart(&unfolded.get(0), &unfolded.get(1));
+        eprintln!("{what}: {apart:.4} levels apart; two z {spread:.1} apart");
+        assert!(spread > 10.0, "{what}");
+    }
+}

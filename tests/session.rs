@@ -279,7 +279,7 @@ fn the_optimizing_style_encoder_plugin_inverts_g_through_the_host() {
             .embed(&[gantry::runtime::INVERSION_CAPTION])
             .unwrap();
         let x = gantry::imageio::tensor_from_images(std::slice::from_ref(&source)).unwrap();
-        let g = tch::no_grad(|| s.runtime.model.generator.net.forward_t(z, &text, false));
+        let g = tch::no_grad(|| s.runtime.model().generator.net.forward_t(z, &text, false));
         (g - x).square().mean(tch::Kind::Float).double_value(&[])
     };
     assert!(

@@ -430,6 +430,75 @@ fn hard_negative_batches_pair_images_that_differ_in_one_attribute() {
     assert!(format!("{err:#}").contains("--match image"), "{err:#}");
 }
 
+#[test]
+fn the_attribute_loss_learns_every_attribute_and_resumes_with_its_reads() {
+    use gantry::train::Trainer;
+    let set = flowers(600);
+    let config = JointConfig {
+        steps: Some(200),
+        lr: 2e-3,
+        matching: Matching::Image,
+        batch_classes: 24,
+        attribute_loss: 1.0,
+        word_dropout: 0.1,
+        ..JointConfig::paper("procedural-flowers")
+    };
+    let mut trainer = JointTrainer::new(tiny_model(), config.clone(), &set).unwrap();
+    let mean_of = |trainer: &mut JointTrainer, n: usize| {
+        (0..n)
+            .map(|_| trainer.joint_step().unwrap().read().unwrap()["attribute_loss"])
+            .sum::<f64>()
+            / n as f64
+    };
+    let first = mean_of(&mut trainer, 5);
+    for _ in 0..40 {
+        trainer.joint_step().unwrap();
+    }
+    let last = mean_of(&mut trainer, 5);
+    assert!(
+        last < first * 0.9,
+        "attribute loss went from {first} to {last}"
+    );
+
+    // The reads and their optimizer state are in the checkpoint: a resumed
+    // run takes the step the original takes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    trainer.save_checkpoint(&path, 0.0).unwrap();
+    let mut resumed = JointTrainer::new(tiny_model(), config.clone(), &set).unwrap();
+    resumed.resume(&path).unwrap();
+    let a = trainer.joint_step().unwrap().read().unwrap();
+    let b = resumed.joint_step().unwrap().read().unwrap();
+    for key in ["attribute_loss", "loss"] {
+        assert!(
+            (a[key] - b[key]).abs() < 1e-6,
+            "{key}: {} vs {}",
+            a[key],
+            b[key]
+        );
+    }
+
+    // Data whose samples carry no attributes is refused with a reason, and
+    // so are weights and dropouts that mean nothing.
+    let (synthetic, _) = gantry::bench::synthetic_set(64, 32, Device::Cpu);
+    let err = JointTrainer::new(tiny_model(), config.clone(), &synthetic)
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("attribute loss"), "{err:#}");
+    for bad in [
+        JointConfig {
+            attribute_loss: -1.0,
+            ..config.clone()
+        },
+        JointConfig {
+            word_dropout: 1.0,
+            ..config.clone()
+        },
+    ] {
+        assert!(JointTrainer::new(tiny_model(), bad, &set).is_err());
+    }
+}
+
 /// Runs `gantry train ...` in the sandbox with one CPU thread (so that
 /// reductions add up in the same order every time).
 fn train(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {

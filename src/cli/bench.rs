@@ -24,6 +24,10 @@ pub enum BenchCommand {
         /// Untimed runs first
         #[arg(long, default_value_t = 3)]
         warmup: usize,
+        /// Run G as trained, its batch norms not folded into the convolutions
+        /// (what drawing cost before folding; bench/generate.sh prints both)
+        #[arg(long)]
+        unfolded: bool,
     },
     /// Time full GAN-INT-CLS training steps (D and G) on synthetic inputs
     Train {
@@ -64,6 +68,7 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             preset,
             repeats,
             warmup,
+            unfolded,
         } => {
             if batch == 0 {
                 bail!("--batch must be at least 1");
@@ -76,11 +81,11 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
                 }
                 None => open_runtime(env)?,
             };
-            let ms = gantry::bench::generate(&runtime, batch, warmup, repeats)?;
+            let ms = gantry::bench::generate(&runtime, batch, warmup, repeats, unfolded)?;
             eprintln!(
                 "# model {} ({}), device {}, batch {batch}, {} runs: min {:.3} ms, max {:.3} ms",
-                runtime.model.card.name,
-                runtime.model.card.architecture.preset,
+                runtime.model().card.name,
+                runtime.model().card.architecture.preset,
                 describe_device(runtime.device),
                 ms.len(),
                 ms[0],

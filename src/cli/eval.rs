@@ -102,7 +102,7 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
             &choices,
             args.encoder_count,
         )?);
-        model = runtime.model;
+        model = runtime.into_model();
     }
 
     println!("{:<36} {:>8}  note", "metric", "value");

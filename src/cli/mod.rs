@@ -172,7 +172,7 @@ fn note_untrained(model: &gantry::weights::Model) {
 pub fn open_runtime(env: &Env) -> Result<Runtime> {
     warn(env);
     let runtime = env.runtime()?;
-    note_untrained(&runtime.model);
+    note_untrained(runtime.model());
     Ok(runtime)
 }
 
@@ -186,6 +186,6 @@ pub fn open_dataset(env: &Env, spec: &str, options: &[String]) -> Result<Dataset
 pub fn open_session(env: &Env) -> Result<Session> {
     warn(env);
     let session = env.session()?;
-    note_untrained(&session.runtime.model);
+    note_untrained(session.runtime.model());
     Ok(session)
 }

@@ -79,6 +79,16 @@ pub enum TrainCommand {
         /// e.g. procedural flowers), so the embedding must keep every one
         #[arg(long)]
         hard_negatives: bool,
+        /// Weight of an attribute loss beside the paper's: one linear read per
+        /// content attribute (colour, shape, count, centre) shared by text and
+        /// image embeddings, so each is a direction of the joint space (data
+        /// with attributes, e.g. procedural flowers); 0 is the paper
+        #[arg(long, default_value_t = 0.0, value_name = "WEIGHT")]
+        attribute_loss: f64,
+        /// Drop each word of a training caption with this probability (text
+        /// augmentation; at least one word is kept); 0 is the paper
+        #[arg(long, default_value_t = 0.0, value_name = "P")]
+        word_dropout: f64,
         /// Start the text and image encoders from this model's (fresh
         /// optimizer state) instead of a fresh initialisation
         #[arg(long)]
@@ -349,6 +359,8 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             matching,
             lr,
             hard_negatives,
+            attribute_loss,
+            word_dropout,
             init_from,
         } => {
             // A wrong preset is said before the data is read.
@@ -371,6 +383,8 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 batch_classes,
                 matching: Matching::parse(&matching)?,
                 hard_negatives,
+                attribute_loss,
+                word_dropout,
                 epochs,
                 steps: common.steps,
                 lr,
@@ -412,6 +426,12 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             details.insert("batch_classes".into(), trainer.config.batch_classes.into());
             details.insert("matching".into(), trainer.config.matching.name().into());
             details.insert("hard_negatives".into(), hard_negatives.into());
+            if attribute_loss > 0.0 {
+                details.insert("attribute_loss".into(), attribute_loss.into());
+            }
+            if word_dropout > 0.0 {
+                details.insert("word_dropout".into(), word_dropout.into());
+            }
             if set.spec.starts_with("procedural-flowers") {
                 record_embedding_reads(env, &mut trainer.model)?;
             }

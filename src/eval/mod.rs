@@ -60,11 +60,13 @@ pub fn embed(model: &Model, captions: &[String]) -> Result<Tensor> {
         .embed(&encoded, model.device, &mut |_, _| {}))
 }
 
-/// G(z, text) in batches: [N, 3, 64, 64] on the CPU.
+/// G(z, text) in batches (G folded, as the runtime draws): [N, 3, 64, 64]
+/// on the CPU.
 pub fn draw(model: &Model, z: &Tensor, text: &Tensor) -> Tensor {
     let chunks: Vec<Tensor> = model
         .generator
         .net
+        .folded()
         .draw_chunks(z, text, 256)
         .map(|images| images.to_device(Device::Cpu))
         .collect();

@@ -139,7 +139,7 @@ unsafe extern "C" fn learned_callback(
         let ctx = context_of(context)?;
         let s = tch::no_grad(|| {
             ctx.runtime
-                .model
+                .model()
                 .style_encoder
                 .net
                 .forward_t(&ctx.target, false)
@@ -163,7 +163,7 @@ unsafe extern "C" fn reconstruction_callback(
 ) -> gantry_plugin_api::Status {
     host_guard(err, || {
         let ctx = context_of(context)?;
-        let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
+        let expected = ctx.runtime.model().card.architecture.generator.nz as usize;
         if z.is_null() || grad.is_null() || loss.is_null() || nz != expected {
             bail!("z must be {expected} floats (got {nz})");
         }
@@ -174,7 +174,7 @@ unsafe extern "C" fn reconstruction_callback(
             .set_requires_grad(true);
         let image = ctx
             .runtime
-            .model
+            .model()
             .generator
             .net
             .forward_t(&z, &ctx.text, false);
@@ -198,7 +198,7 @@ unsafe extern "C" fn generate_callback(
 ) -> gantry_plugin_api::Status {
     host_guard(err, || {
         let ctx = context_of(context)?;
-        let expected = ctx.runtime.model.card.architecture.generator.nz as usize;
+        let expected = ctx.runtime.model().card.architecture.generator.nz as usize;
         if z.is_null() || out.is_null() || nz != expected || out_len < 64 * 64 * 3 {
             bail!("z must be {expected} floats and the output 64*64*3 bytes");
         }
@@ -207,7 +207,7 @@ unsafe extern "C" fn generate_callback(
             .to_device(ctx.runtime.device);
         let image = tch::no_grad(|| {
             ctx.runtime
-                .model
+                .model()
                 .generator
                 .net
                 .forward_t(&z, &ctx.text, false)

@@ -101,6 +101,19 @@ impl TextScaling {
         Self { shift_scale }
     }
 
+    /// A linear layer (weight [out, dim], bias [out]) that reads the scaled
+    /// text, as one that reads φ(t) itself: W·diag(1/σ) and b − W·diag(1/σ)·mean.
+    pub fn fold_into(&self, weight: &Tensor, bias: &Tensor) -> (Tensor, Tensor) {
+        match &self.shift_scale {
+            None => (weight.detach().copy(), bias.detach().copy()),
+            Some((mean, inv_std)) => {
+                let w = weight * inv_std.unsqueeze(0);
+                let b = bias - w.mv(mean);
+                (w.detach(), b.detach())
+            }
+        }
+    }
+
     pub fn apply(&self, text: &Tensor) -> Tensor {
         match &self.shift_scale {
             None => text.shallow_clone(),

@@ -28,19 +28,19 @@ pub struct GeneratorConfig {
 pub struct Generator {
     pub config: GeneratorConfig,
     /// φ(t) as G reads it (see `conditioning.rs`); not a learned weight.
-    text_scaling: TextScaling,
-    text_projection: nn::Linear,
-    up4: nn::ConvTranspose2D,
-    up4_bn: nn::BatchNorm,
-    res4: ResidualBlock,
-    up8: nn::ConvTranspose2D,
-    up8_bn: nn::BatchNorm,
-    res8: ResidualBlock,
-    up16: nn::ConvTranspose2D,
-    up16_bn: nn::BatchNorm,
-    up32: nn::ConvTranspose2D,
-    up32_bn: nn::BatchNorm,
-    to_rgb: nn::ConvTranspose2D,
+    pub(super) text_scaling: TextScaling,
+    pub(super) text_projection: nn::Linear,
+    pub(super) up4: nn::ConvTranspose2D,
+    pub(super) up4_bn: nn::BatchNorm,
+    pub(super) res4: ResidualBlock,
+    pub(super) up8: nn::ConvTranspose2D,
+    pub(super) up8_bn: nn::BatchNorm,
+    pub(super) res8: ResidualBlock,
+    pub(super) up16: nn::ConvTranspose2D,
+    pub(super) up16_bn: nn::BatchNorm,
+    pub(super) up32: nn::ConvTranspose2D,
+    pub(super) up32_bn: nn::BatchNorm,
+    pub(super) to_rgb: nn::ConvTranspose2D,
 }
 
 impl Generator {
@@ -91,30 +91,5 @@ impl Generator {
         let h = h.apply(&self.up16).apply_t(&self.up16_bn, train).relu();
         let h = h.apply(&self.up32).apply_t(&self.up32_bn, train).relu();
         h.apply(&self.to_rgb).tanh()
-    }
-
-    /// G(z, text) in eval mode without gradients, `chunk` rows at a time (on
-    /// G's device), as a lazy iterator: a caller can stop, or check for
-    /// cancellation, between chunks. The one batched path through G for the
-    /// runtime and evaluation.
-    pub fn draw_chunks<'a>(
-        &'a self,
-        z: &'a Tensor,
-        text: &'a Tensor,
-        chunk: usize,
-    ) -> impl Iterator<Item = Tensor> + 'a {
-        let n = z.size()[0];
-        let chunk = chunk.max(1) as i64;
-        let device = self.text_projection.ws.device();
-        (0..n).step_by(chunk as usize).map(move |start| {
-            let len = (n - start).min(chunk);
-            tch::no_grad(|| {
-                self.forward_t(
-                    &z.narrow(0, start, len).to_device(device),
-                    &text.narrow(0, start, len).to_device(device),
-                    false,
-                )
-            })
-        })
     }
 }

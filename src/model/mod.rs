@@ -5,6 +5,7 @@
 
 pub mod conditioning;
 pub mod discriminator;
+pub mod folded;
 pub mod generator;
 pub mod image_encoder;
 pub mod style_encoder;
@@ -234,9 +235,13 @@ fn batch_norm_config() -> nn::BatchNormConfig {
             stdev: 0.02,
         },
         bs_init: nn::Init::Const(0.0),
+        eps: BN_EPS,
         ..Default::default()
     }
 }
+
+/// Every batch norm's ε (PyTorch's and Torch7's default).
+pub const BN_EPS: f64 = 1e-5;
 
 /// Number of trainable parameters under a var store.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
@@ -266,12 +271,12 @@ impl Activation {
 /// 1x1 c->b BN act, 3x3 b->b BN act, 3x3 b->c BN; add the identity; act.
 #[derive(Debug)]
 pub struct ResidualBlock {
-    reduce: nn::Conv2D,
-    reduce_bn: nn::BatchNorm,
-    conv: nn::Conv2D,
-    conv_bn: nn::BatchNorm,
-    expand: nn::Conv2D,
-    expand_bn: nn::BatchNorm,
+    pub(super) reduce: nn::Conv2D,
+    pub(super) reduce_bn: nn::BatchNorm,
+    pub(super) conv: nn::Conv2D,
+    pub(super) conv_bn: nn::BatchNorm,
+    pub(super) expand: nn::Conv2D,
+    pub(super) expand_bn: nn::BatchNorm,
     activation: Activation,
 }
 

@@ -626,7 +626,7 @@ fn replay(session: &mut Session, args: &[String]) -> Result<Reply> {
     if made.command.is_empty() {
         bail!("{file}: no gantry command stored in this PNG");
     }
-    if !made.model.is_empty() && made.model != session.runtime.model.card.name {
+    if !made.model.is_empty() && made.model != session.runtime.model().card.name {
         bail!(
             "{file} was made with model '{}'; load it with :model {} first",
             made.model,
@@ -738,7 +738,7 @@ fn score(session: &mut Session, args: &[String]) -> Result<Reply> {
     let (image, name) = session.image_argument(&args[0])?;
     let v = session.image_embedding(&image)?;
     let captions: Vec<String> = args[1..].to_vec();
-    let t = crate::eval::embed(&session.runtime.model, &captions)?;
+    let t = crate::eval::embed(session.runtime.model(), &captions)?;
     let scores = Vec::<f32>::try_from(t.matmul(&v).to_device(tch::Device::Cpu))?;
     let mut ranked: Vec<(&String, f32)> = captions.iter().zip(scores).collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));

@@ -228,7 +228,7 @@ impl Session {
 
     pub fn status(&self) -> Status {
         Status {
-            model: self.runtime.model.card.name.clone(),
+            model: self.runtime.model().card.name.clone(),
             device: describe_device(self.runtime.device),
             seed: match self.seed {
                 SeedMode::Fixed(s) => s.to_string(),
@@ -551,7 +551,7 @@ impl Session {
         let dir = self.paths.find_model(name)?;
         let model = Model::load(&dir, self.runtime.device)?;
         let card = model.card.clone();
-        self.runtime.model = model;
+        self.runtime.set_model(model);
         self.class_vectors = None;
         Ok(format!(
             "model {} ({}, {}trained) from {}",
@@ -712,7 +712,7 @@ impl Session {
     /// images of each class of the model's dataset.
     pub fn class_vectors(&mut self) -> Result<&(Vec<String>, tch::Tensor)> {
         if self.class_vectors.is_none() {
-            let spec = self.runtime.model.card.dataset.clone().ok_or_else(|| {
+            let spec = self.runtime.model().card.dataset.clone().ok_or_else(|| {
                 anyhow!("the model's card names no dataset, so its classes are unknown")
             })?;
             let spec: DatasetSpec = spec.parse()?;
@@ -744,11 +744,13 @@ impl Session {
                 if captions.is_empty() {
                     bail!("a class of {spec} has no captions");
                 }
-                vectors.push(crate::eval::embed(&self.runtime.model, captions)?.mean_dim(
-                    0,
-                    false,
-                    tch::Kind::Float,
-                ));
+                vectors.push(
+                    crate::eval::embed(self.runtime.model(), captions)?.mean_dim(
+                        0,
+                        false,
+                        tch::Kind::Float,
+                    ),
+                );
             }
             self.class_vectors = Some((names, tch::Tensor::stack(&vectors, 0)));
         }
@@ -763,7 +765,7 @@ impl Session {
         let x = imageio::tensor_from_images(std::slice::from_ref(&image))?
             .to_device(self.runtime.device);
         Ok(
-            tch::no_grad(|| self.runtime.model.image_encoder.net.forward_t(&x, false))
+            tch::no_grad(|| self.runtime.model().image_encoder.net.forward_t(&x, false))
                 .squeeze_dim(0),
         )
     }

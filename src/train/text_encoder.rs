@@ -13,6 +13,10 @@
 //! has to carry every attribute a caption states (on procedural flowers the
 //! centre colour and petal count, which class-level matching has no reason to
 //! keep: the class is petal colour x shape).
+//!
+//! Two more options beyond the paper, off by default: an attribute loss
+//! ([`AttributeHeads`]) for data whose samples carry the attributes their
+//! captions state, and word dropout on the captions (text-side augmentation).
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
@@ -23,7 +27,7 @@ use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// What the B pairs of a batch are drawn from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +80,13 @@ pub struct JointConfig {
     /// makes the embedding keep it; siblings do.
     #[serde(default)]
     pub hard_negatives: bool,
+    /// Weight of the attribute loss (0: none, the paper): see [`AttributeHeads`].
+    #[serde(default)]
+    pub attribute_loss: f64,
+    /// Probability of dropping each word of a training caption (0: none, the
+    /// paper). At least one word is always kept.
+    #[serde(default)]
+    pub word_dropout: f64,
 }
 
 impl JointConfig {
@@ -91,6 +102,8 @@ impl JointConfig {
             seed: 0,
             eval_every_epochs: 10,
             hard_negatives: false,
+            attribute_loss: 0.0,
+            word_dropout: 0.0,
         }
     }
 }
@@ -109,6 +122,96 @@ pub fn symmetric_hinge(compat: &Tensor) -> Tensor {
     ((by_image + by_text) * off_diagonal).sum(Kind::Float) / (b * b) as f64
 }
 
+/// One linear read per content attribute (colour, shape, count, centre),
+/// shared by both sides of the joint embedding and trained with cross-entropy
+/// on φ(t) and on θ(v). The hinge loss only asks an attribute to be kept where
+/// a batch happens to hold two images that differ in it; these reads ask for
+/// every stated attribute on every step, as a direction the two sides share.
+/// Training-only: the heads live in the checkpoint, not in the model.
+pub struct AttributeHeads {
+    vs: nn::VarStore,
+    heads: Vec<nn::Linear>,
+    /// Per content attribute, its values in the training set (sorted): the
+    /// classes of its head.
+    values: Vec<Vec<String>>,
+}
+
+impl AttributeHeads {
+    fn new(
+        data: &TrainingSet,
+        train: &[usize],
+        embedding_dim: i64,
+        device: Device,
+    ) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let mut heads = Vec::new();
+        let mut values = Vec::new();
+        for (attribute, label) in crate::eval::CONTENT {
+            let mut seen = std::collections::BTreeSet::new();
+            for &i in train {
+                let value = data.attributes[i].get(attribute).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the attribute loss needs the content attributes of every image ({} has no '{attribute}': not procedural flowers?)",
+                        data.names[i]
+                    )
+                })?;
+                seen.insert(value.clone());
+            }
+            heads.push(nn::linear(
+                &vs.root() / label,
+                embedding_dim,
+                seen.len() as i64,
+                Default::default(),
+            ));
+            values.push(seen.into_iter().collect());
+        }
+        Ok(Self { vs, heads, values })
+    }
+
+    /// Mean cross-entropy of every head on both sides, for the batch's images.
+    fn loss(&self, data: &TrainingSet, images: &[usize], t: &Tensor, v: &Tensor) -> Tensor {
+        let device = t.device();
+        let mut total = Tensor::zeros([], (Kind::Float, device));
+        for ((head, values), (attribute, _)) in self
+            .heads
+            .iter()
+            .zip(&self.values)
+            .zip(crate::eval::CONTENT)
+        {
+            let labels: Vec<i64> = images
+                .iter()
+                .map(|&i| {
+                    let value = &data.attributes[i][attribute];
+                    values.iter().position(|x| x == value).unwrap_or(0) as i64
+                })
+                .collect();
+            let y = Tensor::from_slice(&labels).to_device(device);
+            total = total
+                + t.apply(head).cross_entropy_for_logits(&y)
+                + v.apply(head).cross_entropy_for_logits(&y);
+        }
+        total / (2 * self.heads.len()) as f64
+    }
+}
+
+/// `caption` with each word dropped with probability `p` (at least one kept).
+fn drop_words(caption: &str, p: f64, rng: &mut Rng) -> String {
+    let words: Vec<&str> = caption.split_whitespace().collect();
+    if words.is_empty() {
+        return caption.to_string();
+    }
+    let kept: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|_| rng.uniform() >= p)
+        .collect();
+    if kept.is_empty() {
+        words[rng.below(words.len())].to_string()
+    } else {
+        kept.join(" ")
+    }
+}
+
 pub struct JointTrainer<'a> {
     pub model: Model,
     pub config: JointConfig,
@@ -119,6 +222,8 @@ pub struct JointTrainer<'a> {
     by_content: BTreeMap<Vec<String>, Vec<usize>>,
     opt_text: Optimizer,
     opt_image: Optimizer,
+    /// The attribute reads and their optimizer, with `attribute_loss` > 0.
+    attribute_heads: Option<(AttributeHeads, Optimizer)>,
     position: Position,
     pub last_zero_shot: Option<f64>,
 }
@@ -158,7 +263,32 @@ impl<'a> JointTrainer<'a> {
         }
         let opt_text = Optimizer::rmsprop(&model.text_encoder.vs, config.lr);
         let opt_image = Optimizer::rmsprop(&model.image_encoder.vs, config.lr);
+        if !(0.0..1.0).contains(&config.word_dropout) {
+            bail!(
+                "word dropout must be in [0, 1) (got {})",
+                config.word_dropout
+            );
+        }
+        if !(config.attribute_loss >= 0.0 && config.attribute_loss.is_finite()) {
+            bail!(
+                "the attribute loss weight must be 0 or more (got {})",
+                config.attribute_loss
+            );
+        }
+        let attribute_heads = if config.attribute_loss > 0.0 {
+            let heads = AttributeHeads::new(
+                data,
+                &train,
+                model.text_encoder.net.config.embedding_dim,
+                model.device,
+            )?;
+            let opt = Optimizer::rmsprop(&heads.vs, config.lr);
+            Some((heads, opt))
+        } else {
+            None
+        };
         Ok(Self {
+            attribute_heads,
             by_content,
             model,
             data,
@@ -267,9 +397,16 @@ impl<'a> JointTrainer<'a> {
         let mut captions = Vec::with_capacity(images.len());
         for &i in &images {
             let options = &self.data.captions[i];
-            captions.push(text::encode(
-                &options[self.position.rng.below(options.len())],
-            )?);
+            let caption = &options[self.position.rng.below(options.len())];
+            captions.push(if self.config.word_dropout > 0.0 {
+                text::encode(&drop_words(
+                    caption,
+                    self.config.word_dropout,
+                    &mut self.position.rng,
+                ))?
+            } else {
+                text::encode(caption)?
+            });
         }
         let b = images.len() as i64;
         let v = self.model.image_encoder.net.forward_t(
@@ -282,19 +419,32 @@ impl<'a> JointTrainer<'a> {
         let one_hot = crate::model::text_encoder::caption_batch(&captions, device);
         let t = self.model.text_encoder.net.forward_t(&one_hot, true);
         let compat = v.matmul(&t.transpose(0, 1));
-        let loss = symmetric_hinge(&compat);
+        let hinge = symmetric_hinge(&compat);
+        let mut losses = StepLosses::default();
+        let loss = match &mut self.attribute_heads {
+            Some((heads, opt)) => {
+                opt.lr = lr;
+                opt.zero_grad();
+                let attributes = heads.loss(self.data, &images, &t, &v);
+                losses.term("attribute_loss", &attributes);
+                &hinge + attributes * self.config.attribute_loss
+            }
+            None => hinge.shallow_clone(),
+        };
         self.opt_text.zero_grad();
         self.opt_image.zero_grad();
         loss.backward();
         self.opt_text.step();
         self.opt_image.step();
+        if let Some((_, opt)) = &mut self.attribute_heads {
+            opt.step();
+        }
         self.position.step += 1;
         // Batch accuracy: how often each image's own caption scores highest.
         let hits = compat
             .argmax(1, false)
             .eq_tensor(&Tensor::arange(b, (Kind::Int64, device)));
-        let mut losses = StepLosses::default();
-        losses.term("loss", &loss);
+        losses.term("loss", &hinge);
         losses.term("batch_top1", &hits.to_kind(Kind::Float).mean(Kind::Float));
         losses.value("lr", lr);
         Ok(losses)
@@ -377,16 +527,29 @@ impl Trainer for JointTrainer<'_> {
     }
 
     fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_> {
+        let (heads, opt_heads) = match &mut self.attribute_heads {
+            Some((heads, opt)) => (
+                Some(("attribute_heads", &heads.vs)),
+                Some(("opt_attribute_heads", opt)),
+            ),
+            None => (None, None),
+        };
         checkpoint::Parts {
             settings: checkpoint::Settings::of(&self.config, |c| (c.steps, c.epochs) = (None, 0)),
-            networks: vec![
+            networks: [
                 ("text_encoder", &self.model.text_encoder.vs),
                 ("image_encoder", &self.model.image_encoder.vs),
-            ],
-            optimizers: vec![
+            ]
+            .into_iter()
+            .chain(heads)
+            .collect(),
+            optimizers: [
                 ("opt_text", &mut self.opt_text),
                 ("opt_image", &mut self.opt_image),
-            ],
+            ]
+            .into_iter()
+            .chain(opt_heads)
+            .collect(),
             position: &mut self.position,
         }
     }
@@ -413,5 +576,37 @@ impl Trainer for JointTrainer<'_> {
             out.insert("zero_shot_top1".to_string(), top1);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_dropout_drops_about_p_of_the_words_and_keeps_one() {
+        let caption = "a red flower with five round petals and a yellow centre";
+        let mut rng = Rng(7);
+        let (mut kept, mut total) = (0, 0);
+        for _ in 0..2000 {
+            let out = drop_words(caption, 0.25, &mut rng);
+            let words: Vec<&str> = out.split_whitespace().collect();
+            assert!(!words.is_empty());
+            // Words stay whole and in order.
+            let mut rest = caption.split_whitespace();
+            assert!(words.iter().all(|w| rest.any(|c| c == *w)), "{out}");
+            kept += words.len();
+            total += caption.split_whitespace().count();
+        }
+        let dropped = 1.0 - kept as f64 / total as f64;
+        assert!((dropped - 0.25).abs() < 0.02, "dropped {dropped}");
+        // Even when every word would go, one stays.
+        assert_eq!(
+            drop_words("hello there", 0.999_999, &mut rng)
+                .split_whitespace()
+                .count(),
+            1
+        );
+        assert_eq!(drop_words("", 0.5, &mut rng), "");
     }
 }

@@ -1,0 +1,238 @@
+//! G for drawing only (evaluation mode, no gradients): each batch norm is
+//! folded into the (transposed) convolution before it, the text scaling into
+//! the text projection, and G's first layer (a 4x4 transposed convolution of
+//! a 1x1 input) becomes one matrix product. Training keeps the unfolded
+//! network; [`Generator::folded`] makes this copy from its current weights.
+//!
+//! In evaluation mode a batch norm is a fixed affine map per channel,
+//! y = γ (x − μ) / √(σ² + ε) + β = s·x + (β − s·μ) with s = γ / √(σ² + ε),
+//! so a convolution W followed by it is the convolution s·W with bias
+//! β − s·μ: the same pixels up to float rounding, with a pass over every
+//! feature map saved per batch norm. On the CPU the larger maps are also
+//! kept channels-last, the layout oneDNN's transposed convolutions prefer.
+
+use super::generator::Generator;
+use super::{LeakyRelu, ResidualBlock, BN_EPS};
+use tch::{nn, Device, Kind, Tensor};
+
+/// A convolution with its batch norm folded in.
+#[derive(Debug)]
+struct FoldedConv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: i64,
+    padding: i64,
+    transposed: bool,
+}
+
+impl FoldedConv {
+    /// `weight` (bias-free) followed by `bn` in evaluation mode. The output
+    /// channels are dim 0 of a convolution's weight, dim 1 of a transposed
+    /// one's.
+    fn new(
+        weight: &Tensor,
+        bn: &nn::BatchNorm,
+        stride: i64,
+        padding: i64,
+        transposed: bool,
+    ) -> Self {
+        let (scale, shift) = bn_affine(bn);
+        let shape: Vec<i64> = if transposed {
+            vec![1, -1, 1, 1]
+        } else {
+            vec![-1, 1, 1, 1]
+        };
+        Self {
+            weight: (weight * scale.view(shape.as_slice())).contiguous(),
+            bias: shift,
+            stride,
+            padding,
+            transposed,
+        }
+    }
+
+    /// A transposed convolution without a batch norm after it.
+    fn plain_transposed(weight: &Tensor, stride: i64, padding: i64) -> Self {
+        let out = weight.size()[1];
+        Self {
+            weight: weight.detach().copy(),
+            bias: Tensor::zeros([out], (weight.kind(), weight.device())),
+            stride,
+            padding,
+            transposed: true,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (s, p) = ([self.stride; 2], [self.padding; 2]);
+        if self.transposed {
+            x.conv_transpose2d(&self.weight, Some(&self.bias), s, p, [0, 0], 1, [1, 1])
+        } else {
+            x.conv2d(&self.weight, Some(&self.bias), s, p, [1, 1], 1)
+        }
+    }
+}
+
+/// `x` [N, C, H, W] with channels-last strides (NHWC in memory, same
+/// values): what PyTorch's `contiguous(memory_format=channels_last)` makes.
+fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// (s, β − s·μ) of a batch norm in evaluation mode.
+fn bn_affine(bn: &nn::BatchNorm) -> (Tensor, Tensor) {
+    let c = bn.running_mean.size()[0];
+    let options = (Kind::Float, bn.running_mean.device());
+    let gamma = bn
+        .ws
+        .as_ref()
+        .map_or_else(|| Tensor::ones([c], options), Tensor::shallow_clone);
+    let beta = bn
+        .bs
+        .as_ref()
+        .map_or_else(|| Tensor::zeros([c], options), Tensor::shallow_clone);
+    let scale = gamma / (&bn.running_var + BN_EPS).sqrt();
+    let shift = beta - &bn.running_mean * &scale;
+    (scale.detach(), shift.detach())
+}
+
+#[derive(Debug)]
+struct FoldedResidual {
+    reduce: FoldedConv,
+    conv: FoldedConv,
+    expand: FoldedConv,
+}
+
+impl FoldedResidual {
+    fn new(block: &ResidualBlock) -> Self {
+        Self {
+            reduce: FoldedConv::new(&block.reduce.ws, &block.reduce_bn, 1, 0, false),
+            conv: FoldedConv::new(&block.conv.ws, &block.conv_bn, 1, 1, false),
+            expand: FoldedConv::new(&block.expand.ws, &block.expand_bn, 1, 1, false),
+        }
+    }
+
+    /// G's residual blocks use ReLU.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let h = self.reduce.forward(x).relu_();
+        let h = self.conv.forward(&h).relu_();
+        let mut h = self.expand.forward(&h);
+        let _ = h.g_add_(x);
+        h.relu_()
+    }
+}
+
+/// G with its batch norms folded: see the module comment.
+#[derive(Debug)]
+pub struct FoldedGenerator {
+    nz: i64,
+    /// The text projection with the text scaling folded in (W·diag(1/σ),
+    /// b − W·diag(1/σ)·mean), [nt, embedding_dim] and [nt].
+    text_weight: Tensor,
+    text_bias: Tensor,
+    /// up4 and its batch norm as a matrix [nz + nt, C·16] and a bias [C·16].
+    up4_weight: Tensor,
+    up4_bias: Tensor,
+    up4_channels: i64,
+    res4: FoldedResidual,
+    up8: FoldedConv,
+    res8: FoldedResidual,
+    up16: FoldedConv,
+    up32: FoldedConv,
+    to_rgb: FoldedConv,
+    device: Device,
+}
+
+impl Generator {
+    /// This G, folded for drawing (from its weights as they are now).
+    pub fn folded(&self) -> FoldedGenerator {
+        tch::no_grad(|| {
+            let (text_weight, text_bias) = self.text_scaling.fold_into(
+                &self.text_projection.ws,
+                self.text_projection
+                    .bs
+                    .as_ref()
+                    .expect("G's text projection has a bias"),
+            );
+            let up4 = FoldedConv::new(&self.up4.ws, &self.up4_bn, 1, 0, true);
+            let [c_in, c_out, kh, kw] = up4.weight.size()[..] else {
+                unreachable!("a transposed convolution's weight is 4-d")
+            };
+            FoldedGenerator {
+                nz: self.config.nz,
+                text_weight: text_weight.contiguous(),
+                text_bias,
+                up4_weight: up4.weight.reshape([c_in, c_out * kh * kw]),
+                up4_bias: up4
+                    .bias
+                    .unsqueeze(1)
+                    .expand([c_out, kh * kw], false)
+                    .reshape([c_out * kh * kw]),
+                up4_channels: c_out,
+                res4: FoldedResidual::new(&self.res4),
+                up8: FoldedConv::new(&self.up8.ws, &self.up8_bn, 2, 1, true),
+                res8: FoldedResidual::new(&self.res8),
+                up16: FoldedConv::new(&self.up16.ws, &self.up16_bn, 2, 1, true),
+                up32: FoldedConv::new(&self.up32.ws, &self.up32_bn, 2, 1, true),
+                to_rgb: FoldedConv::plain_transposed(&self.to_rgb.ws, 2, 1),
+                device: self.text_projection.ws.device(),
+            }
+        })
+    }
+}
+
+impl FoldedGenerator {
+    /// z: [B, nz], text: [B, embedding_dim] -> images [B, 3, 64, 64] in
+    /// [-1, 1], as `Generator::forward_t(z, text, false)` draws them.
+    pub fn forward(&self, z: &Tensor, text: &Tensor) -> Tensor {
+        let b = z.size()[0];
+        let t = text
+            .linear(&self.text_weight, Some(&self.text_bias))
+            .lrelu();
+        let h = self
+            .up4_bias
+            .addmm(&Tensor::cat(&[z, &t], 1), &self.up4_weight)
+            .view([b, self.up4_channels, 4, 4]);
+        let h = self.res4.forward(&h);
+        let h = self.res8.forward(&self.up8.forward(&h));
+        // From here the maps are large and oneDNN's transposed convolutions
+        // run far faster on channels-last (NHWC) input than on NCHW (measured
+        // on the CPU: bench/generate.sh); the output keeps the layout.
+        let h = if self.device == Device::Cpu {
+            channels_last(&h)
+        } else {
+            h
+        };
+        let h = self.up16.forward(&h).relu_();
+        let h = self.up32.forward(&h).relu_();
+        self.to_rgb.forward(&h).tanh_()
+    }
+
+    /// G(z, text) `chunk` rows at a time, without gradients, as a lazy
+    /// iterator (a caller can stop, or check for cancellation, between
+    /// chunks): the one batched path through G for the runtime and
+    /// evaluation.
+    pub fn draw_chunks<'a>(
+        &'a self,
+        z: &'a Tensor,
+        text: &'a Tensor,
+        chunk: usize,
+    ) -> impl Iterator<Item = Tensor> + 'a {
+        let n = z.size()[0];
+        let chunk = chunk.max(1) as i64;
+        (0..n).step_by(chunk as usize).map(move |start| {
+            let len = (n - start).min(chunk);
+            tch::no_grad(|| {
+                self.forward(
+                    &z.narrow(0, start, len).to_device(self.device),
+                    &text.narrow(0, start, len).to_device(self.device),
+                )
+            })
+        })
+    }
+
+    /// Size of z.
+    pub fn nz(&self) -> i64 {
+        self.nz
+    }
+}
