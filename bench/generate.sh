@@ -23,7 +23,7 @@ for round in $(seq "$rounds"); do
     for batch in 1 64; do
         folded=$(GANTRY_THREADS=$threads "$gantry" -m "$model" bench generate --batch "$batch" 2>/dev/null)
         unfolded=$(GANTRY_THREADS=$threads "$gantry" -m "$model" bench generate --batch "$batch" --unfolded 2>/dev/null)
-        pytorch=$("$python" -W ignore bench/pytorch_generate.py "$model" --batch "$batch" --threads "$threads")
+        pytorch=$("$python" -W ignore bench/pytorch_generate.py "$model" --batch "$batch" --threads "$threads" 2> >(grep -v -e NumPy -e _conversion_method_template >&2))
         echo "round=$round batch=$batch gantry ${folded} gantry_unfolded ${unfolded#ms_per_batch=} pytorch ${pytorch##*=}" |
             sed 's/gantry ms_per_batch=/gantry_ms=/; s/gantry_unfolded /unfolded_ms=/; s/pytorch /pytorch_ms=/'
     done

@@ -41,6 +41,11 @@ def lrelu(x):
 
 
 class Generator(nn.Module):
+    # gantry keeps G's maps channels-last on the CPU from the first 4x4 map
+    # on (src/model/mod.rs, channels_last); the lockstep sets this to take
+    # the same arithmetic. The speed baseline leaves it off: plain eager.
+    channels_last_on_cpu = False
+
     def __init__(self, nz=100, nt=128, ngf=128, emb=1024):
         super().__init__()
         self.text = nn.Linear(emb, nt)
@@ -54,7 +59,10 @@ class Generator(nn.Module):
 
     def forward(self, z, t):
         h = torch.cat([z, lrelu(self.text(t))], 1)[:, :, None, None]
-        h = self.res4(self.up4_bn(self.up4(h)))
+        h = self.up4(h)
+        if self.channels_last_on_cpu and h.device.type == "cpu":
+            h = h.contiguous(memory_format=torch.channels_last)
+        h = self.res4(self.up4_bn(h))
         h = self.res8(self.up8_bn(self.up8(h)))
         h = F.relu(self.up16_bn(self.up16(h)))
         h = F.relu(self.up32_bn(self.up32(h)))

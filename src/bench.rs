@@ -111,6 +111,7 @@ pub fn train_gan(
     warmup: usize,
 ) -> Result<f64> {
     use crate::train::gan::{GanConfig, GanTrainer, Variant};
+    crate::host::allocator::keep_freed_memory();
     let model = crate::weights::Model::new("bench", config, device, 0)?;
     let (set, embeddings) = synthetic_set(batch * 4, config.text_encoder.embedding_dim, device);
     let gan = GanConfig {

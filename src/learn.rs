@@ -309,6 +309,7 @@ pub fn run(
     mut tape: Option<&mut Tape>,
     on_point: &mut dyn FnMut(&Point),
 ) -> Result<Vec<Point>> {
+    crate::host::allocator::keep_freed_memory();
     let checkerboard_real = real_checkerboard(inputs.eval)?;
     let mut window = Window::default();
     let mut points = Vec::new();

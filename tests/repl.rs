@@ -251,7 +251,7 @@ fn the_repl_exits_when_its_terminal_goes_away() {
 }
 
 /// Ctrl-C during a 64-step :interp cuts the row short. The device is made
-/// slow for the test (GANTRY_FAILPOINT=slow-draw: 150 ms more a chunk of 16
+/// slow for the test (GANTRY_FAILPOINT=slow-draw: 150 ms more a chunk of 32
 /// pictures), as a large model on a CPU would be.
 #[test]
 fn ctrl_c_cuts_an_interpolation_row_short() {

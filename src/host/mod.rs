@@ -16,6 +16,7 @@ use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+pub mod allocator;
 pub mod dataset;
 pub mod sampler;
 pub mod style_encoder;

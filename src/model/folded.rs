@@ -12,7 +12,7 @@
 //! kept channels-last, the layout oneDNN's transposed convolutions prefer.
 
 use super::generator::Generator;
-use super::{LeakyRelu, ResidualBlock, BN_EPS};
+use super::{channels_last, LeakyRelu, ResidualBlock, BN_EPS};
 use tch::{nn, Device, Kind, Tensor};
 
 /// A convolution with its batch norm folded in.
@@ -71,12 +71,6 @@ impl FoldedConv {
             x.conv2d(&self.weight, Some(&self.bias), s, p, [1, 1], 1)
         }
     }
-}
-
-/// `x` [N, C, H, W] with channels-last strides (NHWC in memory, same
-/// values): what PyTorch's `contiguous(memory_format=channels_last)` makes.
-fn channels_last(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// (s, β − s·μ) of a batch norm in evaluation mode.
@@ -195,14 +189,9 @@ impl FoldedGenerator {
             .view([b, self.up4_channels, 4, 4]);
         let h = self.res4.forward(&h);
         let h = self.res8.forward(&self.up8.forward(&h));
-        // From here the maps are large and oneDNN's transposed convolutions
-        // run far faster on channels-last (NHWC) input than on NCHW (measured
-        // on the CPU: bench/generate.sh); the output keeps the layout.
-        let h = if self.device == Device::Cpu {
-            channels_last(&h)
-        } else {
-            h
-        };
+        // From here the maps are large, and on the CPU oneDNN's transposed
+        // convolutions run far faster on channels-last input (bench/generate.sh).
+        let h = channels_last(&h);
         let h = self.up16.forward(&h).relu_();
         let h = self.up32.forward(&h).relu_();
         self.to_rgb.forward(&h).tanh_()

@@ -5,8 +5,8 @@
 //! 4x4 (ngf*8, residual) -> 8x8 (ngf*4, residual) -> 16x16 -> 32x32 -> 64x64.
 
 use super::{
-    batch_norm2d, conv_transpose2d, linear, Activation, Conditioning, LeakyRelu, ResidualBlock,
-    TextScaling,
+    batch_norm2d, channels_last, conv_transpose2d, linear, Activation, Conditioning, LeakyRelu,
+    ResidualBlock, TextScaling,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -84,7 +84,8 @@ impl Generator {
             .apply(&self.text_projection)
             .lrelu();
         let h = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1);
-        let h = h.apply(&self.up4).apply_t(&self.up4_bn, train);
+        // Channels-last from the first 4x4 map on (see `channels_last`).
+        let h = channels_last(&h.apply(&self.up4)).apply_t(&self.up4_bn, train);
         let h = self.res4.forward_t(&h, train);
         let h = h.apply(&self.up8).apply_t(&self.up8_bn, train);
         let h = self.res8.forward_t(&h, train);

@@ -235,6 +235,7 @@ pub fn run_loop(
     control: &Control,
     observer: &mut dyn Observer,
 ) -> Result<(Outcome, f64)> {
+    crate::host::allocator::keep_freed_memory();
     let resumed_at = trainer.step_index();
     let mut log = log::LossLog::open(&run.log(), Some(resumed_at))?;
     let total = trainer.total_steps();
