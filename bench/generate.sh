@@ -17,7 +17,7 @@ gantry=${GANTRY:-target/release/gantry}
 python=${PYTHON:-.venv/bin/python}
 [ -x "$gantry" ] || { echo "no $gantry: cargo build --release first (or set GANTRY)" >&2; exit 1; }
 [ -d "$model" ] || { echo "no model folder $model" >&2; exit 1; }
-export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-$($python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')}
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-$($python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)}
 echo "# $model, $threads threads, $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for round in $(seq "$rounds"); do
     for batch in 1 64; do

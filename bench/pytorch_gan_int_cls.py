@@ -1,4 +1,4 @@
-"""PyTorch eager baseline for `gantry bench train`: the same architecture
+"""PyTorch eager (or, with --compile, torch.compile) baseline for `gantry bench train`: the same architecture
 (paper.md §2-3, preset reed) and the same GAN-INT-CLS step (D update on
 (real, right), (wrong, right), (fake, right); G update on 64 + 32
 interpolated embeddings), on synthetic inputs. Prints images_per_s=<float>.
@@ -120,12 +120,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile G and D (the warm-up steps then include compiling)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     torch.manual_seed(0)
     g, d = Generator().to(dev), Discriminator().to(dev)
+    if args.compile:
+        g, d = torch.compile(g), torch.compile(d)
     print(f"# params G {sum(p.numel() for p in g.parameters())} D {sum(p.numel() for p in d.parameters())}")
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -156,7 +160,8 @@ def main():
     for _ in range(args.steps):
         step()
     rate = b * args.steps / (time.perf_counter() - start)
-    print(f"# pytorch {torch.__version__} eager, batch {b} (+{half} interpolated), {args.steps} steps on {dev}, {torch.get_num_threads()} threads")
+    mode = "torch.compile" if args.compile else "eager"
+    print(f"# pytorch {torch.__version__} {mode}, batch {b} (+{half} interpolated), {args.steps} steps on {dev}, {torch.get_num_threads()} threads")
     print(f"images_per_s={rate:.2f}")
 
 

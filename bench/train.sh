@@ -17,7 +17,7 @@ steps=${3:-10}
 gantry=${GANTRY:-target/release/gantry}
 python=${PYTHON:-.venv/bin/python}
 [ -x "$gantry" ] || { echo "no $gantry: cargo build --release first (or set GANTRY)" >&2; exit 1; }
-export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-$($python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')}
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-$($python -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)}
 echo "# reed, batch 64, $threads threads, $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for round in $(seq "$rounds"); do
     ours=$(GANTRY_THREADS=$threads "$gantry" --device cpu bench train --preset reed --batch 64 --steps "$steps" 2>/dev/null)

@@ -27,6 +27,9 @@ STYLE_MIN=${STYLE_MIN:-1}
 EVAL_COUNT=${EVAL_COUNT:-1000}
 EVAL_S=${EVAL_S:-120}
 BENCH_STEPS=${BENCH_STEPS:-30}
+# BENCH_COMPILE=1 also times torch.compile (compiling takes a minute or more
+# of the window: only when that comparison is the point).
+BENCH_COMPILE=${BENCH_COMPILE:-0}
 LIMIT=${LIMIT:-}
 # Dataset options for every training command: the caption grammar must be
 # the one the text encoder learned (`--opt grammar=classic` for the shipped one).
@@ -72,6 +75,12 @@ if [ "$BENCH_STEPS" -gt 0 ]; then
         echo "gantry $DEV reed: $($G --device "$DEV" bench train --preset reed --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
         echo "pytorch $DEV reed: $($PY bench/pytorch_gan_int_cls.py --device "$DEV" --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
         echo "gantry $DEV small: $($G --device "$DEV" bench train --preset small --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
+        [ "${BENCH_COMPILE:-0}" = 1 ] && echo "pytorch $DEV reed torch.compile: $($PY bench/pytorch_gan_int_cls.py --device "$DEV" --batch 64 --steps "$BENCH_STEPS" --warmup 5 --compile 2>&1 | tail -n 1)"
+        echo "## bench generate: caption to pixels, procedural-flowers (ms per batch)"
+        for b in 1 64; do
+            echo "gantry $DEV batch $b: $($G --device "$DEV" -m weights/procedural-flowers bench generate --batch "$b" 2>&1 | tail -n 1)"
+            echo "pytorch $DEV batch $b: $($PY bench/pytorch_generate.py weights/procedural-flowers --device "$DEV" --batch "$b" 2>&1 | tail -n 1)"
+        done
     } > "$RUNS/bench.txt"
     cat "$RUNS/bench.txt"
 fi

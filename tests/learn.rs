@@ -231,6 +231,7 @@ fn pytorch_in_lockstep_takes_the_same_steps_as_gantry() {
     // losses agree step by step (a wrong loss weight, detach or init shows
     // at step 1 as a drift of percents) ...
     let drift = lockstep_lines(&scored);
+    eprintln!("{scored}");
     assert_eq!(drift.len(), 3, "{scored}");
     assert_eq!(drift[0]["step"], "1");
     for line in &drift {
