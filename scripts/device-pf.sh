@@ -73,6 +73,8 @@ if [ "$BENCH_STEPS" -gt 0 ]; then
         nvidia-smi -L 2>/dev/null || true
         echo "## bench train: one GAN-INT-CLS step, batch 64 (images/s)"
         echo "gantry $DEV reed: $($G --device "$DEV" bench train --preset reed --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
+        echo "## where gantry's step goes ($DEV, reed)"
+        $G --device "$DEV" bench train --preset reed --batch 64 --steps 10 --phases 2>&1 | grep '^#  ' || true
         echo "pytorch $DEV reed: $($PY bench/pytorch_gan_int_cls.py --device "$DEV" --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
         echo "gantry $DEV small: $($G --device "$DEV" bench train --preset small --batch 64 --steps "$BENCH_STEPS" 2>&1 | tail -n 1)"
         [ "${BENCH_COMPILE:-0}" = 1 ] && echo "pytorch $DEV reed torch.compile: $($PY bench/pytorch_gan_int_cls.py --device "$DEV" --batch 64 --steps "$BENCH_STEPS" --warmup 5 --compile 2>&1 | tail -n 1)"

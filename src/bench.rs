@@ -101,22 +101,32 @@ pub fn synthetic_set(
     (set, embeddings)
 }
 
-/// Images per second of full GAN-INT-CLS steps (D and G updates) at
-/// `batch`, on synthetic inputs, after `warmup` untimed steps.
+/// Full GAN-INT-CLS steps (D and G updates) at `batch`, on synthetic
+/// inputs, after `warmup` untimed steps.
+pub struct TrainSpeed {
+    pub images_per_s: f64,
+    /// With `phases`: milliseconds per step in each phase of the step, from
+    /// a second run of `steps` steps with the device synchronised between
+    /// phases (so as not to disturb the first).
+    pub phases: Vec<(&'static str, f64)>,
+}
+
 pub fn train_gan(
     config: &crate::model::ModelConfig,
     device: tch::Device,
     batch: usize,
     steps: usize,
     warmup: usize,
-) -> Result<f64> {
+    phases: bool,
+) -> Result<TrainSpeed> {
     use crate::train::gan::{GanConfig, GanTrainer, Variant};
     crate::host::allocator::keep_freed_memory();
     let model = crate::weights::Model::new("bench", config, device, 0)?;
     let (set, embeddings) = synthetic_set(batch * 4, config.text_encoder.embedding_dim, device);
+    let steps = steps.max(1);
     let gan = GanConfig {
         batch,
-        steps: Some((warmup + steps) as u64),
+        steps: Some((warmup + steps * (1 + phases as usize)) as u64),
         ..GanConfig::paper(Variant::GanIntCls, "synthetic")
     };
     let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -128,12 +138,29 @@ pub fn train_gan(
     }
     let start = Instant::now();
     let mut last = None;
-    for _ in 0..steps.max(1) {
+    for _ in 0..steps {
         last = Some(trainer.gan_step()?);
     }
     // Reading the last step's losses waits for the device to finish.
     if let Some(losses) = last {
         losses.read()?;
     }
-    Ok((batch * steps.max(1)) as f64 / start.elapsed().as_secs_f64())
+    let images_per_s = (batch * steps) as f64 / start.elapsed().as_secs_f64();
+    let mut per_phase = Vec::new();
+    if phases {
+        trainer.phases.enable(device);
+        for _ in 0..steps {
+            trainer.gan_step()?.read()?;
+        }
+        per_phase = trainer
+            .phases
+            .totals
+            .iter()
+            .map(|(phase, seconds)| (*phase, seconds * 1e3 / steps as f64))
+            .collect();
+    }
+    Ok(TrainSpeed {
+        images_per_s,
+        phases: per_phase,
+    })
 }

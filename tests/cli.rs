@@ -282,6 +282,55 @@ fn bench_generate_prints_one_machine_readable_line() {
 }
 
 #[test]
+fn bench_train_times_the_step_and_says_where_its_time_goes() {
+    let sandbox = Sandbox::new();
+    let out = sandbox
+        .gantry()
+        .args(["--device", "cpu", "bench", "train", "--preset", "tiny"])
+        .args(["--batch", "4", "--steps", "2", "--warmup", "1", "--phases"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let rate: f64 = stdout
+        .trim()
+        .strip_prefix("images_per_s=")
+        .unwrap_or_else(|| panic!("unexpected output {stdout}"))
+        .parse()
+        .unwrap();
+    assert!(rate > 0.0);
+    // Every phase of the step, each with its milliseconds, and their sum.
+    let ms = |phase: &str| -> f64 {
+        let line = stderr
+            .lines()
+            .find(|l| l.trim_start_matches(['#', ' ']).starts_with(phase))
+            .unwrap_or_else(|| panic!("no {phase} in {stderr}"));
+        line[phase.len() + line.find(phase).unwrap()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let phases = [
+        "batch",
+        "G forward",
+        "D forward (real, wrong, fake)",
+        "D backward",
+        "D Adam",
+        "D forward (G's images)",
+        "G backward (through D)",
+        "G Adam",
+    ];
+    let sum: f64 = phases.iter().map(|p| ms(p)).sum();
+    assert!(sum > 0.0, "{stderr}");
+    assert!((ms("all phases") - sum).abs() < 0.05, "{stderr}");
+}
+
+#[test]
 fn interpolations_and_style_transfer_write_rows() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("m");

@@ -42,6 +42,11 @@ pub enum BenchCommand {
         /// Untimed steps first
         #[arg(long, default_value_t = 2)]
         warmup: usize,
+        /// Then as many steps again, timed phase by phase (batch, G forward,
+        /// D forward and backward, Adam, ...), the device synchronised between
+        /// phases: where a step's time goes
+        #[arg(long)]
+        phases: bool,
     },
     /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
     /// a line of probe-read content accuracy, D's scores and the
@@ -99,20 +104,32 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             batch,
             steps,
             warmup,
+            phases,
         } => {
             if batch < 2 || batch % 2 != 0 {
                 bail!("--batch must be even and at least 2");
             }
             let device = env.device()?;
             let config = ModelConfig::preset(&preset)?;
-            let rate = gantry::bench::train_gan(&config, device, batch, steps, warmup)?;
+            let speed = gantry::bench::train_gan(&config, device, batch, steps, warmup, phases)?;
             eprintln!(
                     "# gan-int-cls step, preset {preset}, batch {batch} (+{} interpolated), {steps} steps on {}, {} threads",
                     batch / 2,
                     describe_device(device),
                     tch::get_num_threads()
                 );
-            println!("images_per_s={rate:.2}");
+            if phases {
+                let total: f64 = speed.phases.iter().map(|(_, ms)| ms).sum();
+                eprintln!("# phase, ms per step (device synchronised between phases), share");
+                for (phase, ms) in &speed.phases {
+                    eprintln!(
+                        "#   {phase:<32} {ms:>9.2} {:>5.1}%",
+                        100.0 * ms / total.max(1e-12)
+                    );
+                }
+                eprintln!("#   {:<32} {total:>9.2}", "all phases");
+            }
+            println!("images_per_s={:.2}", speed.images_per_s);
             Ok(())
         }
         BenchCommand::Learn(args) => super::learn::learn(env, *args),

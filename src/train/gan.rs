@@ -216,6 +216,57 @@ pub struct GanTrainer<'a> {
     pub last_trace: Option<StepTrace>,
     /// Fixed (caption, embedding) pairs and seeds for the per-epoch grids.
     sample_captions: Vec<(String, Tensor)>,
+    /// Where each step's time goes, when `bench train --phases` asks.
+    pub phases: PhaseClock,
+}
+
+/// Wall time between marks in a step, the device synchronised at each mark
+/// so that a GPU's queued work counts where it was issued, summed over the
+/// steps taken while enabled (`bench train --phases`). Synchronising takes
+/// away overlap between phases, so the total runs a little over the step's
+/// own time. Disabled, a mark costs nothing.
+#[derive(Debug, Default)]
+pub struct PhaseClock {
+    device: Option<Device>,
+    last: Option<std::time::Instant>,
+    /// (phase, seconds) in the order phases first appeared.
+    pub totals: Vec<(&'static str, f64)>,
+}
+
+impl PhaseClock {
+    /// Starts timing on `device` (forgetting earlier totals).
+    pub fn enable(&mut self, device: Device) {
+        *self = Self {
+            device: Some(device),
+            ..Self::default()
+        };
+    }
+
+    fn sync(&self) -> Option<std::time::Instant> {
+        let device = self.device?;
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        Some(std::time::Instant::now())
+    }
+
+    /// The start of a step.
+    fn start(&mut self) {
+        self.last = self.sync();
+    }
+
+    /// The end of `phase`, which began at the previous mark.
+    fn mark(&mut self, phase: &'static str) {
+        let (Some(now), Some(last)) = (self.sync(), self.last) else {
+            return;
+        };
+        let seconds = (now - last).as_secs_f64();
+        match self.totals.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += seconds,
+            None => self.totals.push((phase, seconds)),
+        }
+        self.last = Some(now);
+    }
 }
 
 impl<'a> GanTrainer<'a> {
@@ -293,6 +344,7 @@ impl<'a> GanTrainer<'a> {
             opt_d,
             position: Position::start(config.seed ^ 0x6A09_E667_F3BC_C908),
             last_trace: None,
+            phases: PhaseClock::default(),
             sample_captions,
             config,
         })
@@ -463,6 +515,7 @@ impl<'a> GanTrainer<'a> {
         let lr = self.learning_rate();
         self.opt_g.lr = lr;
         self.opt_d.lr = lr;
+        self.phases.start();
 
         let real = self
             .data
@@ -505,6 +558,7 @@ impl<'a> GanTrainer<'a> {
         };
         let real = jitter(&real);
         let wrong = wrong.map(|w| jitter(&w));
+        self.phases.mark("batch");
         let g = &self.model.generator.net;
         let d = &self.model.discriminator.net;
         let fake = g.forward_t(z, &g_text, true);
@@ -516,6 +570,7 @@ impl<'a> GanTrainer<'a> {
         };
         let fake_for_d = jitter(&fake_for_d);
         let fake_for_g = jitter(&fake);
+        self.phases.mark("G forward");
 
         // D's update: (real, right), [(wrong, right)], (fake, right) on the
         // first B fakes only: D never sees the interpolations.
@@ -538,9 +593,12 @@ impl<'a> GanTrainer<'a> {
         let score_fake = d.forward_t(&fake_for_d, &text, true);
         losses.term("d_fake", &mean_prob(&score_fake));
         let d_loss = d_loss + bce(&score_fake, 0.0) * fake_weight;
+        self.phases.mark("D forward (real, wrong, fake)");
         self.opt_d.zero_grad();
         d_loss.backward();
+        self.phases.mark("D backward");
         self.opt_d.step();
+        self.phases.mark("D Adam");
 
         // G's update through a frozen D, over all G images and their texts.
         self.model.discriminator.vs.freeze();
@@ -550,10 +608,13 @@ impl<'a> GanTrainer<'a> {
             .net
             .forward_t(&fake_for_g, &g_text, true);
         let g_loss = bce(&score_g, 1.0);
+        self.phases.mark("D forward (G's images)");
         self.opt_g.zero_grad();
         g_loss.backward();
+        self.phases.mark("G backward (through D)");
         self.opt_g.step();
         self.model.discriminator.vs.unfreeze();
+        self.phases.mark("G Adam");
 
         let mut generator_scored = vec![("right", b)];
         if interpolated > 0 {
