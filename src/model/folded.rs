@@ -93,7 +93,7 @@ impl SubPixelConv {
                         }
                         // [C_in, C_out] at tap (ky, kx), into [C_out, C_in].
                         let tap = w.select(2, ky).select(2, kx).transpose(0, 1);
-                        let _ = weight
+                        weight
                             .select(1, a)
                             .select(1, c)
                             .select(2, i + 1)
