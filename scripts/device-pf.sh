@@ -80,7 +80,7 @@ if [ "$BENCH_STEPS" -gt 0 ]; then
         [ "${BENCH_COMPILE:-0}" = 1 ] && echo "pytorch $DEV reed torch.compile: $($PY bench/pytorch_gan_int_cls.py --device "$DEV" --batch 64 --steps "$BENCH_STEPS" --warmup 5 --compile 2>&1 | tail -n 1)"
         echo "## bench generate: caption to pixels, procedural-flowers (ms per batch)"
         for b in 1 64; do
-            echo "gantry $DEV batch $b: $($G --device "$DEV" -m weights/procedural-flowers bench generate --batch "$b" 2>&1 | tail -n 1)"
+            echo "gantry $DEV batch $b: $($G --device "$DEV" -m weights/procedural-flowers bench generate --batch "$b" --check 2>&1 | tail -n 2 | tr '\n' ' ')"
             echo "pytorch $DEV batch $b: $($PY bench/pytorch_generate.py weights/procedural-flowers --device "$DEV" --batch "$b" 2>&1 | tail -n 1)"
         done
     } > "$RUNS/bench.txt"

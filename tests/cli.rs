@@ -279,6 +279,25 @@ fn bench_generate_prints_one_machine_readable_line() {
         .parse()
         .unwrap();
     assert!(value > 0.0);
+    // --check: the folded G that draws is within one 8-bit level of G.
+    let out = sandbox.ok(&[
+        "bench",
+        "generate",
+        "--preset",
+        "tiny",
+        "--batch",
+        "4",
+        "--repeats",
+        "1",
+        "--check",
+    ]);
+    let levels: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("folded_levels_apart="))
+        .unwrap_or_else(|| panic!("no check in {out}"))
+        .parse()
+        .unwrap();
+    assert!(levels <= 1.0, "{out}");
 }
 
 #[test]

@@ -28,6 +28,10 @@ pub enum BenchCommand {
         /// (what drawing cost before folding; bench/generate.sh prints both)
         #[arg(long)]
         unfolded: bool,
+        /// Also draw the batch with G as trained and print how far the folded
+        /// G is from it (8-bit levels; an error above 1)
+        #[arg(long)]
+        check: bool,
     },
     /// Time full GAN-INT-CLS training steps (D and G) on synthetic inputs
     Train {
@@ -74,6 +78,7 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             repeats,
             warmup,
             unfolded,
+            check,
         } => {
             if batch == 0 {
                 bail!("--batch must be at least 1");
@@ -97,6 +102,13 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
                 ms[ms.len() - 1]
             );
             println!("ms_per_batch={:.3}", gantry::bench::median(&ms));
+            if check {
+                let levels = gantry::bench::folded_drift(&runtime, batch)?;
+                println!("folded_levels_apart={levels:.4}");
+                if levels > 1.0 {
+                    bail!("the folded G is {levels:.3} levels (of 255) from G as trained: more than 1");
+                }
+            }
             Ok(())
         }
         BenchCommand::Train {
