@@ -27,7 +27,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pytorch_gan_int_cls import Generator  # noqa: E402
-from pytorch_learn import RENAMES, read_safetensors  # noqa: E402
+from pytorch_learn import load_gantry  # noqa: E402
 
 # src/text.rs: Reed's alphabet ('-' twice; a '-' takes the first slot), 201 characters.
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} "
@@ -65,21 +65,6 @@ class TextEncoder(nn.Module):
         return self.projection(out.mean(1))
 
 
-def load_into(module, path, prefix, renames=()):
-    state = {}
-    for name, tensor in read_safetensors(path, allow_f16=True).items():
-        name = name.removeprefix(prefix + ".")
-        for old, new in renames:
-            if name.startswith(old):
-                name = new + name[len(old):]
-        state[name] = tensor
-    mine = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
-    if set(state) != mine:
-        raise SystemExit(f"{path}: names differ: only gantry {sorted(set(state) - mine)}, "
-                         f"only here {sorted(mine - set(state))}")
-    module.load_state_dict(state, strict=False)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model", help="a gantry model folder (model.json and safetensors)")
@@ -104,9 +89,10 @@ def main():
     te, g = arch["text_encoder"], arch["generator"]
     text_encoder = TextEncoder(te["conv_channels"], te["rnn_dim"], te["embedding_dim"])
     generator = Generator(g["nz"], g["nt"], g["ngf"], g["embedding_dim"])
-    load_into(text_encoder, os.path.join(args.model, "text_encoder.safetensors"), "text_encoder")
-    load_into(generator, os.path.join(args.model, "generator.safetensors"), "generator",
-              RENAMES["generator"])
+    load_gantry(text_encoder, os.path.join(args.model, "text_encoder.safetensors"), "text_encoder",
+                allow_f16=True)
+    load_gantry(generator, os.path.join(args.model, "generator.safetensors"), "generator",
+                allow_f16=True)
     text_encoder.to(device).eval()
     generator.to(device).eval()
 

@@ -77,12 +77,13 @@ RENAMES = {
 }
 
 
-def load_gantry(module, path, prefix):
-    """Loads gantry's weights (G or D) into `module`; every tensor must land."""
+def load_gantry(module, path, prefix, allow_f16=False):
+    """Loads gantry's weights (G, D or the text encoder) into `module`; every
+    tensor must land."""
     state = {}
-    for name, tensor in read_safetensors(path).items():
+    for name, tensor in read_safetensors(path, allow_f16).items():
         name = name.removeprefix(prefix + ".")
-        for old, new in RENAMES[prefix]:
+        for old, new in RENAMES.get(prefix, []):
             if name.startswith(old):
                 name = new + name[len(old):]
         state[name] = tensor

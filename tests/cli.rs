@@ -260,18 +260,13 @@ fn plugin_path_and_builtin_sampler_draw_the_same_pixels() {
 #[test]
 fn bench_generate_prints_one_machine_readable_line() {
     let sandbox = Sandbox::new();
-    let out = sandbox.ok(&[
-        "bench",
-        "generate",
-        "--preset",
-        "tiny",
-        "--batch",
-        "2",
-        "--repeats",
-        "3",
-        "--warmup",
-        "1",
-    ]);
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "generate", "--preset", "tiny", "--batch", "2"];
+        args.extend(["--repeats", "3", "--warmup", "1"]);
+        args.extend(extra);
+        sandbox.ok(&args)
+    };
+    let out = bench(&[]);
     let line = out.trim();
     let value: f64 = line
         .strip_prefix("ms_per_batch=")
@@ -280,17 +275,7 @@ fn bench_generate_prints_one_machine_readable_line() {
         .unwrap();
     assert!(value > 0.0);
     // --check: the folded G that draws is within one 8-bit level of G.
-    let out = sandbox.ok(&[
-        "bench",
-        "generate",
-        "--preset",
-        "tiny",
-        "--batch",
-        "4",
-        "--repeats",
-        "1",
-        "--check",
-    ]);
+    let out = bench(&["--check"]);
     let levels: f64 = out
         .lines()
         .find_map(|l| l.strip_prefix("folded_levels_apart="))
