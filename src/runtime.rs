@@ -101,11 +101,55 @@ pub fn parse_options_text(text: &str) -> Result<std::collections::BTreeMap<Strin
         .collect()
 }
 
+/// Captions of both shipped datasets, the calibration batch on which a GPU's
+/// half-precision G must draw what f32 draws (eight z each).
+const CALIBRATION_CAPTIONS: [&str; 4] = [
+    "a red flower with five round petals and a yellow centre",
+    "this flower has long thin white petals around a brown middle",
+    "the petals are pink and pointed, with dark lines",
+    "a flower",
+];
+
+/// The most a half-precision G may differ from f32 on the calibration batch
+/// (8-bit levels) to draw in its place.
+pub const HALF_PRECISION_LEVELS: f64 = 1.0;
+
+/// G folded for drawing. On a GPU in half precision where, on the
+/// calibration batch, its pixels stay within [`HALF_PRECISION_LEVELS`] of
+/// f32's; on the CPU (and where the check fails or cannot run) in f32.
+fn drawing_for(model: &Model) -> FoldedGenerator {
+    let folded = model.generator.net.folded();
+    if !model.device.is_cuda() {
+        return folded;
+    }
+    let Ok(encoded) = CALIBRATION_CAPTIONS
+        .iter()
+        .map(|c| text::encode(c))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return folded;
+    };
+    let per_caption = 8;
+    let text = model
+        .text_encoder
+        .net
+        .embed(&encoded, model.device, &mut |_, _| {})
+        .repeat_interleave_self_int(per_caption, 0, None);
+    let n = text.size()[0];
+    let nz = model.card.architecture.generator.nz;
+    let mut z = vec![0f32; (n * nz) as usize];
+    gantry_plugin_api::random::standard_normal(0xCA11B, &mut z);
+    let z = Tensor::from_slice(&z).view([n, nz]);
+    folded
+        .in_precision(Kind::Half, &z, &text, HALF_PRECISION_LEVELS)
+        .0
+}
+
 impl Runtime {
     pub fn new(model: Model, sampler: Sampler) -> Self {
         let device = model.device;
         Self {
-            drawing: model.generator.net.folded(),
+            drawing: drawing_for(&model),
             model,
             sampler,
             sampler_options: Default::default(),
@@ -120,8 +164,13 @@ impl Runtime {
 
     /// Draws with `model` from now on.
     pub fn set_model(&mut self, model: Model) {
-        self.drawing = model.generator.net.folded();
+        self.drawing = drawing_for(&model);
         self.model = model;
+    }
+
+    /// G as drawing runs it (folded; half precision on a GPU where checked).
+    pub fn drawing(&self) -> &FoldedGenerator {
+        &self.drawing
     }
 
     pub fn into_model(self) -> Model {

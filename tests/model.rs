@@ -312,5 +312,31 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
         let spread = max_levels_apart(&unfolded.get(0), &unfolded.get(1));
         eprintln!("{what}: {apart:.4} levels apart; two z {spread:.1} apart");
         assert!(spread > 10.0, "{what}");
+
+        // A lower precision draws in f32's place only within the bound it
+        // is given (on a GPU: half, within one level). Here bfloat16, which
+        // the CPU has, keeps 8 bits of mantissa: far more than one level off.
+        let calibration = (z.narrow(0, 0, 16), text.narrow(0, 0, 16));
+        let (kept, levels) =
+            g.folded()
+                .in_precision(Kind::BFloat16, &calibration.0, &calibration.1, 1.0);
+        assert!(levels > 1.0, "{what}: bfloat16 {levels} levels off");
+        assert_eq!(kept.kind(), Kind::Float, "{what}");
+        let again: Vec<Tensor> = kept.draw_chunks(&z, &text, 64).collect();
+        assert!(
+            max_levels_apart(&again[0], &drawn) < 1e-3,
+            "{what}: the f32 G changed"
+        );
+        let (lower, measured) =
+            g.folded()
+                .in_precision(Kind::BFloat16, &calibration.0, &calibration.1, levels);
+        assert_eq!(lower.kind(), Kind::BFloat16, "{what}");
+        assert_eq!(measured, levels, "{what}");
+        let low: Vec<Tensor> = lower
+            .draw_chunks(&calibration.0, &calibration.1, 16)
+            .collect();
+        assert_eq!(low[0].kind(), Kind::Float, "pixels come back in f32");
+        let off = max_levels_apart(&low[0], &drawn.narrow(0, 0, 16));
+        assert!(off <= levels + 1e-3, "{what}: {off} vs {levels}");
     }
 }

@@ -105,6 +105,7 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             if check {
                 let levels = gantry::bench::folded_drift(&runtime, batch)?;
                 println!("folded_levels_apart={levels:.4}");
+                eprintln!("# drawing computes in {:?}", runtime.drawing().kind());
                 if levels > 1.0 {
                     bail!("the folded G is {levels:.3} levels (of 255) from G as trained: more than 1");
                 }

@@ -51,6 +51,14 @@ impl FoldedConv {
         }
     }
 
+    fn to_kind(&self, kind: Kind) -> Self {
+        Self {
+            weight: self.weight.to_kind(kind),
+            bias: self.bias.to_kind(kind),
+            ..*self
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> Tensor {
         let (s, p) = ([self.stride; 2], [self.padding; 2]);
         if self.transposed {
@@ -108,6 +116,12 @@ impl SubPixelConv {
         }
     }
 
+    fn to_kind(&self, kind: Kind) -> Self {
+        Self {
+            weight: self.weight.to_kind(kind),
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> Tensor {
         x.conv2d::<Tensor>(&self.weight, None, [1, 1], [1, 1], [1, 1], 1)
             .pixel_shuffle(2)
@@ -147,6 +161,14 @@ impl FoldedResidual {
         }
     }
 
+    fn to_kind(&self, kind: Kind) -> Self {
+        Self {
+            reduce: self.reduce.to_kind(kind),
+            conv: self.conv.to_kind(kind),
+            expand: self.expand.to_kind(kind),
+        }
+    }
+
     /// G's residual blocks use ReLU.
     fn forward(&self, x: &Tensor) -> Tensor {
         let h = self.reduce.forward(x).relu_();
@@ -175,6 +197,10 @@ pub struct FoldedGenerator {
     up32: FoldedConv,
     to_rgb: SubPixelConv,
     device: Device,
+    /// The precision G computes in (inputs are converted to it, pixels come
+    /// back as f32): f32, or half on a GPU where that draws the same pixels
+    /// (see [`FoldedGenerator::in_precision`]).
+    kind: Kind,
 }
 
 impl Generator {
@@ -209,6 +235,7 @@ impl Generator {
                 up32: FoldedConv::new(&self.up32.ws, &self.up32_bn, 2, 1, true),
                 to_rgb: SubPixelConv::new(&self.to_rgb.ws),
                 device: self.text_projection.ws.device(),
+                kind: Kind::Float,
             }
         })
     }
@@ -219,6 +246,7 @@ impl FoldedGenerator {
     /// [-1, 1], as `Generator::forward_t(z, text, false)` draws them.
     pub fn forward(&self, z: &Tensor, text: &Tensor) -> Tensor {
         let b = z.size()[0];
+        let (z, text) = (&z.to_kind(self.kind), &text.to_kind(self.kind));
         let t = text
             .linear(&self.text_weight, Some(&self.text_bias))
             .lrelu();
@@ -233,7 +261,50 @@ impl FoldedGenerator {
         let h = channels_last(&h);
         let h = self.up16.forward(&h).relu_();
         let h = self.up32.forward(&h).relu_();
-        self.to_rgb.forward(&h).tanh_()
+        self.to_rgb.forward(&h).tanh_().to_kind(Kind::Float)
+    }
+
+    /// The precision G computes in.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// This G computing in `kind` (half precision on a GPU) if, on the
+    /// calibration batch `z`, `text`, its pixels stay within `max_levels`
+    /// 8-bit levels of this one's; else this G as it is. Either way, the
+    /// largest difference measured.
+    pub fn in_precision(
+        self,
+        kind: Kind,
+        z: &Tensor,
+        text: &Tensor,
+        max_levels: f64,
+    ) -> (Self, f64) {
+        let lower = Self {
+            text_weight: self.text_weight.to_kind(kind),
+            text_bias: self.text_bias.to_kind(kind),
+            up4_weight: self.up4_weight.to_kind(kind),
+            up4_bias: self.up4_bias.to_kind(kind),
+            up4_channels: self.up4_channels,
+            res4: self.res4.to_kind(kind),
+            up8: self.up8.to_kind(kind),
+            res8: self.res8.to_kind(kind),
+            up16: self.up16.to_kind(kind),
+            up32: self.up32.to_kind(kind),
+            to_rgb: self.to_rgb.to_kind(kind),
+            device: self.device,
+            kind,
+        };
+        let drawn = |g: &Self| {
+            tch::no_grad(|| g.forward(&z.to_device(self.device), &text.to_device(self.device)))
+        };
+        let levels = (drawn(&lower) - drawn(&self)).abs().max().double_value(&[]) * 127.5;
+        // NaN (an overflow in the lower precision) fails the test too.
+        if levels <= max_levels {
+            (lower, levels)
+        } else {
+            (self, levels)
+        }
     }
 
     /// G(z, text) `chunk` rows at a time, without gradients, as a lazy
