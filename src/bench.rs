@@ -36,6 +36,24 @@ pub fn median(sorted: &[f64]) -> f64 {
     }
 }
 
+/// The caption every generation benchmark draws.
+const BENCH_CAPTION: &str = "this flower has five large pink petals with a yellow centre";
+
+/// z (seeds 0..batch) and φ(t) of [`BENCH_CAPTION`] for `batch` images.
+fn bench_inputs(runtime: &Runtime, batch: usize) -> Result<(tch::Tensor, tch::Tensor)> {
+    let seeds: Vec<u64> = (0..batch as u64).collect();
+    let (text, _) = runtime.embed(&[BENCH_CAPTION])?;
+    Ok((
+        runtime.noise(&seeds)?,
+        text.expand([batch as i64, -1], false),
+    ))
+}
+
+/// G as trained (batch norms not folded), in f32 and evaluation mode.
+fn draw_unfolded(runtime: &Runtime, z: &tch::Tensor, text: &tch::Tensor) -> tch::Tensor {
+    tch::no_grad(|| runtime.model().generator.net.forward_t(z, text, false))
+}
+
 /// One batch from caption text to RGB bytes on the host: text encoding,
 /// sampling z, G, and the copy back are all inside the timed region. With
 /// `unfolded`, G runs as trained (batch norms not folded into the
@@ -47,18 +65,13 @@ pub fn generate(
     repeats: usize,
     unfolded: bool,
 ) -> Result<Vec<f64>> {
-    let caption = "this flower has five large pink petals with a yellow centre";
-    let seeds: Vec<u64> = (0..batch as u64).collect();
     time_runs(warmup, repeats, || {
         if unfolded {
-            let (text, _) = runtime.embed(&[caption])?;
-            let text = text.expand([batch as i64, -1], false);
-            let z = runtime.noise(&seeds)?;
-            let images = tch::no_grad(|| runtime.model().generator.net.forward_t(&z, &text, false));
-            let images = crate::imageio::images_from_tensor(&images)?;
+            let (z, text) = bench_inputs(runtime, batch)?;
+            let images = crate::imageio::images_from_tensor(&draw_unfolded(runtime, &z, &text))?;
             debug_assert_eq!(images.len(), batch);
         } else {
-            let out = runtime.generate(caption, batch, 0)?;
+            let out = runtime.generate(BENCH_CAPTION, batch, 0)?;
             debug_assert_eq!(out.images.len(), batch);
         }
         Ok(())
@@ -71,19 +84,12 @@ pub fn generate(
 /// largest difference in 8-bit levels. Within 1 on the CPU (tested); `bench
 /// generate --check` measures it on any device.
 pub fn folded_drift(runtime: &Runtime, batch: usize) -> Result<f64> {
-    let caption = "this flower has five large pink petals with a yellow centre";
-    let seeds: Vec<u64> = (0..batch as u64).collect();
-    let (text, _) = runtime.embed(&[caption])?;
-    let text = text.expand([batch as i64, -1], false);
-    let z = runtime.noise(&seeds)?;
-    let g = &runtime.model().generator.net;
-    let unfolded = tch::no_grad(|| g.forward_t(&z, &text, false));
-    let drawing = runtime.drawing();
-    let drawn = tch::Tensor::cat(
-        &drawing.draw_chunks(&z, &text, batch).collect::<Vec<_>>(),
-        0,
-    );
-    Ok((drawn - unfolded).abs().max().double_value(&[]) * 127.5)
+    let (z, text) = bench_inputs(runtime, batch)?;
+    let drawn: Vec<tch::Tensor> = runtime.drawing().draw_chunks(&z, &text, batch).collect();
+    Ok(crate::model::folded::levels_apart(
+        &tch::Tensor::cat(&drawn, 0),
+        &draw_unfolded(runtime, &z, &text),
+    ))
 }
 
 /// A dataset of random pixels in two classes, and random caption

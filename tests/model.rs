@@ -242,11 +242,7 @@ fn a_folder_with_only_the_text_side_loads_for_training_on_it() {
     assert!(a.allclose(b, 1e-3, 1e-4, false));
 }
 
-/// Largest difference between two batches of images in [-1, 1], in 8-bit
-/// levels (255 levels span the range).
-fn max_levels_apart(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
-    (a - b).abs().max().double_value(&[]) * 127.5
-}
+use gantry::model::folded::levels_apart;
 
 #[test]
 fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
@@ -306,10 +302,10 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
         let drawn: Vec<Tensor> = folded.draw_chunks(&z, &text, 24).collect();
         let drawn = Tensor::cat(&drawn, 0);
         assert_eq!(drawn.size(), unfolded.size(), "{what}");
-        let apart = max_levels_apart(&drawn, &unfolded);
+        let apart = levels_apart(&drawn, &unfolded);
         assert!(apart <= 1.0, "{what}: folded G is {apart:.3} levels off");
         // Not the same by accident: the pictures vary with z.
-        let spread = max_levels_apart(&unfolded.get(0), &unfolded.get(1));
+        let spread = levels_apart(&unfolded.get(0), &unfolded.get(1));
         eprintln!("{what}: {apart:.4} levels apart; two z {spread:.1} apart");
         assert!(spread > 10.0, "{what}");
 
@@ -324,7 +320,7 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
         assert_eq!(kept.kind(), Kind::Float, "{what}");
         let again: Vec<Tensor> = kept.draw_chunks(&z, &text, 64).collect();
         assert!(
-            max_levels_apart(&again[0], &drawn) < 1e-3,
+            levels_apart(&again[0], &drawn) < 1e-3,
             "{what}: the f32 G changed"
         );
         let (lower, measured) =
@@ -336,7 +332,7 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
             .draw_chunks(&calibration.0, &calibration.1, 16)
             .collect();
         assert_eq!(low[0].kind(), Kind::Float, "pixels come back in f32");
-        let off = max_levels_apart(&low[0], &drawn.narrow(0, 0, 16));
+        let off = levels_apart(&low[0], &drawn.narrow(0, 0, 16));
         assert!(off <= levels + 1e-3, "{what}: {off} vs {levels}");
     }
 }

@@ -15,6 +15,13 @@ use super::generator::Generator;
 use super::{channels_last, LeakyRelu, ResidualBlock, BN_EPS};
 use tch::{nn, Device, Kind, Tensor};
 
+/// The largest difference between two batches of images in [-1, 1], in
+/// 8-bit levels (255 levels span the range): how far two ways of drawing
+/// are apart as saved pictures.
+pub fn levels_apart(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[]) * 127.5
+}
+
 /// A convolution with its batch norm folded in.
 #[derive(Debug)]
 struct FoldedConv {
@@ -298,7 +305,7 @@ impl FoldedGenerator {
         let drawn = |g: &Self| {
             tch::no_grad(|| g.forward(&z.to_device(self.device), &text.to_device(self.device)))
         };
-        let levels = (drawn(&lower) - drawn(&self)).abs().max().double_value(&[]) * 127.5;
+        let levels = levels_apart(&drawn(&lower), &drawn(&self));
         // NaN (an overflow in the lower precision) fails the test too.
         if levels <= max_levels {
             (lower, levels)
