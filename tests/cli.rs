@@ -458,6 +458,54 @@ fn eval_prints_the_table_and_writes_the_card() {
     sandbox.ok(&["generate", "a flower", "-n", "1", "-m", "m", "-o", "o"]);
 }
 
+/// A folder with only the text side (the committed
+/// `state/procedural-text-encoder`) is measured by what its embedding reads,
+/// on the fresh evaluation renders or, with `--opt seed=0`, on the renders
+/// training uses, each in a table of its own in the card.
+#[test]
+fn eval_of_a_text_encoder_reads_its_embedding() {
+    let sandbox = Sandbox::new();
+    let state =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("state/procedural-text-encoder");
+    let dir = sandbox.path().join("te");
+    std::fs::create_dir(&dir).unwrap();
+    for f in std::fs::read_dir(&state).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let read = |out: &str, metric: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(metric))
+            .unwrap_or_else(|| panic!("{metric} missing from\n{out}"));
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    let fresh = sandbox.ok(&["eval", "te", "--count", "64"]);
+    let training = sandbox.ok(&["eval", "te", "--count", "64", "--opt", "seed=0"]);
+    for out in [&fresh, &training] {
+        // The committed encoder reads colour and centre far above chance
+        // (12% and 25%); a broken read would sit at chance.
+        assert!(read(out, "embedding_reads_colour") > 80.0, "{out}");
+        assert!(read(out, "embedding_reads_centre") > 80.0, "{out}");
+        assert!(read(out, "phrasing_embedding_reads_colour") > 70.0, "{out}");
+        assert!(!out.contains("content_colour"), "no G, no pictures: {out}");
+    }
+    assert!(fresh.contains("64 real images"), "{fresh}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    let metrics = &card["metrics"];
+    assert!(metrics["eval: procedural-flowers"]["embedding_reads_count"].is_number());
+    assert!(metrics["eval: procedural-flowers seed=0"]["embedding_reads_count"].is_number());
+    // Other data cannot measure a text encoder without G: said, not panicked.
+    let err = sandbox.fails(&["eval", "te", "--dataset", "imagefolder:te"]);
+    assert!(err.contains("holds only a text encoder"), "{err}");
+}
+
 #[test]
 fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
     let sandbox = Sandbox::new();

@@ -494,9 +494,43 @@ fn the_attribute_loss_learns_every_attribute_and_resumes_with_its_reads() {
             word_dropout: 1.0,
             ..config.clone()
         },
+        JointConfig {
+            lr_decay: 0.0,
+            ..config.clone()
+        },
+        JointConfig {
+            lr_decay: 1.5,
+            ..config.clone()
+        },
     ] {
         assert!(JointTrainer::new(tiny_model(), bad, &set).is_err());
     }
+}
+
+/// The learning rate falls by `lr_decay` per pass over the training images,
+/// so a run on four times the renders keeps a per-step schedule with 0.98^4.
+#[test]
+fn the_text_encoder_learning_rate_falls_by_its_decay_per_epoch() {
+    use gantry::train::Trainer;
+    let set = flowers(600);
+    let config = JointConfig {
+        lr: 1e-3,
+        lr_decay: 0.5,
+        matching: Matching::Image,
+        batch_classes: 24,
+        ..JointConfig::paper("procedural-flowers")
+    };
+    let mut trainer = JointTrainer::new(tiny_model(), config, &set).unwrap();
+    let per_epoch = trainer.steps_per_epoch();
+    let mut lrs = Vec::new();
+    for _ in 0..2 * per_epoch + 1 {
+        lrs.push(trainer.joint_step().unwrap().read().unwrap()["lr"]);
+    }
+    let at = |step: u64| lrs[step as usize];
+    assert_eq!(at(0), 1e-3);
+    assert_eq!(at(per_epoch - 1), 1e-3);
+    assert!((at(per_epoch) - 5e-4).abs() < 1e-12, "{lrs:?}");
+    assert!((at(2 * per_epoch) - 2.5e-4).abs() < 1e-12, "{lrs:?}");
 }
 
 /// Runs `gantry train ...` in the sandbox with one CPU thread (so that

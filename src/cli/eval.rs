@@ -3,7 +3,7 @@
 
 use super::open_dataset;
 use super::output::progress_bar;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use gantry::env::Env;
 use gantry::eval::{self, Metric};
@@ -11,7 +11,7 @@ use gantry::host::Sampler;
 use gantry::probe::LoadedProbe;
 use gantry::runtime::{describe_device, Runtime, StyleEncoderChoice};
 use gantry::training_set::{OnError, TrainingSet};
-use gantry::weights::{write_card, Model};
+use gantry::weights::{read_card, write_card, Model};
 use gantry_plugin_api::PluginKind;
 use std::path::PathBuf;
 
@@ -30,7 +30,8 @@ pub struct EvalArgs {
     /// The attribute probe (procedural flowers)
     #[arg(long, default_value = "weights/probe")]
     pub probe: PathBuf,
-    /// Procedural renders to evaluate on (fresh ones, seed 3003)
+    /// Procedural renders to evaluate on (fresh ones, seed 3003; `--opt
+    /// seed=0` reads the renders training uses instead)
     #[arg(long, default_value_t = 2000)]
     pub count: usize,
     /// Captions ranked for R-precision and colour accuracy
@@ -52,13 +53,30 @@ pub struct EvalArgs {
 pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
     let device = env.device()?;
     let dir = env.find_model(&args.model)?;
-    let model = Model::load(&dir, device)?;
     let procedural = args.dataset.split(':').next() == Some("procedural-flowers");
-    let mut options = args.options.clone();
+    // A folder with only the text and image encoders (a text encoder between
+    // trainings, e.g. state/procedural-text-encoder) is measured by what its
+    // joint embedding reads; everything else needs G.
+    let text_side_only = !read_card(&dir)?.files.contains_key("generator");
+    if text_side_only && !procedural {
+        bail!(
+            "{} holds only a text encoder: it is measured on procedural flowers (what its embedding reads), not on {}",
+            dir.display(),
+            args.dataset
+        );
+    }
+    let model = if text_side_only {
+        Model::load_text_side(&dir, device)?
+    } else {
+        Model::load(&dir, device)?
+    };
+    // The evaluation renders first, so that an --opt the user gives wins.
+    let mut options = Vec::new();
     if procedural {
         options.push(format!("seed={EVAL_SEED}"));
         options.push(format!("count={}", args.count));
     }
+    options.extend(args.options.iter().cloned());
     let mut dataset = open_dataset(env, &args.dataset, &options)?;
     let bar = progress_bar(dataset.len as u64, "loading");
     let set = TrainingSet::load(&mut dataset, None, OnError::Skip, &mut |d, _| {
@@ -74,13 +92,25 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
     );
 
     let mut metrics: Vec<Metric> = Vec::new();
-    if procedural {
+    if text_side_only {
+        eprintln!("text encoder only: what its embedding reads on every render");
+        metrics.extend(eval::embedding_reads(&model, &set, set.len())?);
+        metrics.extend(eval::embedding_reads_with(
+            &model,
+            &set,
+            set.len(),
+            "phrasing_embedding_reads",
+            &eval::phrased_caption,
+        )?);
+    } else if procedural {
         let probe = LoadedProbe::load(&args.probe, device)?;
         metrics.extend(eval::procedural(&model, &probe, &set, args.seed)?);
     }
-    metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
+    if !text_side_only {
+        metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
+    }
     let mut model = model;
-    if procedural && !args.encoders.is_empty() {
+    if procedural && !text_side_only && !args.encoders.is_empty() {
         let registry = env.registry().clone();
         let mut choices = vec![StyleEncoderChoice::Learned];
         for name in &args.encoders {
@@ -110,11 +140,15 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
         println!("{:<36} {:>7.1}%  {}", m.name, m.value * 100.0, m.note);
     }
     if !args.dry_run {
-        let key = if procedural {
+        let mut key = if procedural {
             "procedural-flowers".to_string()
         } else {
             set.spec.clone()
         };
+        // Other renders (e.g. --opt seed=0) are another table.
+        if procedural && !args.options.is_empty() {
+            key = format!("{key} {}", args.options.join(" "));
+        }
         let table: serde_json::Map<String, serde_json::Value> = metrics
             .iter()
             .map(|m| (m.name.clone(), m.value.into()))

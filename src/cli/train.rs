@@ -74,6 +74,11 @@ pub enum TrainCommand {
         matching: String,
         #[arg(long, default_value_t = 7e-4)]
         lr: f64,
+        /// Learning-rate factor per epoch (the paper: 0.98). An epoch is one
+        /// pass over the training images, so with more images (e.g. --opt
+        /// count=48000) a per-step schedule like 12,000 renders' needs 0.98^4
+        #[arg(long, default_value_t = 0.98)]
+        lr_decay: f64,
         /// With --match image: half of each batch are images that differ from
         /// the other half in one content attribute only (data with attributes,
         /// e.g. procedural flowers), so the embedding must keep every one
@@ -358,6 +363,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             batch_classes,
             matching,
             lr,
+            lr_decay,
             hard_negatives,
             attribute_loss,
             word_dropout,
@@ -388,6 +394,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 epochs,
                 steps: common.steps,
                 lr,
+                lr_decay,
                 seed: common.seed,
                 ..JointConfig::paper(&set.spec)
             };

@@ -261,6 +261,12 @@ impl<'a> JointTrainer<'a> {
                 by_content.entry(key).or_default().push(i);
             }
         }
+        if !(config.lr_decay > 0.0 && config.lr_decay <= 1.0) {
+            bail!(
+                "the learning-rate decay per epoch must be in (0, 1] (got {})",
+                config.lr_decay
+            );
+        }
         let opt_text = Optimizer::rmsprop(&model.text_encoder.vs, config.lr);
         let opt_image = Optimizer::rmsprop(&model.image_encoder.vs, config.lr);
         if !(0.0..1.0).contains(&config.word_dropout) {
