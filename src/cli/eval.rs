@@ -102,6 +102,7 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
             "phrasing_embedding_reads",
             &eval::phrased_caption,
         )?);
+        print_reads_per_phrasing(&model, &set)?;
     } else if procedural {
         let probe = LoadedProbe::load(&args.probe, device)?;
         metrics.extend(eval::procedural(&model, &probe, &set, args.seed)?);
@@ -162,6 +163,33 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
             "wrote the metrics into {}",
             dir.join("model.json").display()
         );
+    }
+    Ok(())
+}
+
+/// What the embedding reads in each held-out sentence form on its own (every
+/// render captioned in that form), so the form that holds an attribute back
+/// shows; printed, not put in the card.
+fn print_reads_per_phrasing(model: &Model, set: &TrainingSet) -> Result<()> {
+    println!("unseen sentence form (every render in it)         colour  shape  count  centre");
+    for (k, (form, _)) in eval::HELD_OUT_PHRASINGS.iter().enumerate() {
+        let reads = eval::embedding_reads_with(model, set, set.len(), "form", &move |a, _| {
+            eval::phrased_caption(a, k)
+        })?;
+        let cells: String = eval::CONTENT
+            .iter()
+            .map(|(_, label)| {
+                reads
+                    .iter()
+                    .find(|m| m.name == format!("form_{label}"))
+                    .map_or("     -".to_string(), |m| {
+                        format!("{:>6.1}%", m.value * 100.0)
+                    })
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let form: String = form.chars().take(48).collect();
+        println!("{form:<48} {cells}");
     }
     Ok(())
 }

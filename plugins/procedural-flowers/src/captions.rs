@@ -252,6 +252,30 @@ fn centre_phrase(w: &Words) -> String {
     }
 }
 
+/// The centre in more shapes than "a yellow center": the colour after the
+/// noun ("a center that is yellow"), as a compound ("a yellow-colored
+/// center") or with no article ("yellow at the heart"), so that the colour
+/// and the noun that says it is the centre's need not stand side by side.
+fn varied_centre_phrase(w: &Words, rng: &mut SplitMix64) -> String {
+    if !w.says_centre {
+        return String::new();
+    }
+    let (x, noun) = (&w.centre, &w.centre_noun);
+    let a = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    match rng.below(8) {
+        0 => format!("{a} {noun} that is {x}"),
+        1 => format!("{a} {noun} of {x}"),
+        2 => format!("a {x}-colored {noun}"),
+        3 => format!("{x} at the {noun}"),
+        4 => format!("{x} at its {noun}"),
+        _ => centre_phrase(w),
+    }
+}
+
 /// ", with a yellow center" / " and a yellow middle" / "" ...
 fn centre_tail(w: &Words, rng: &mut SplitMix64) -> String {
     if !w.says_centre {
@@ -265,7 +289,8 @@ fn centre_tail(w: &Words, rng: &mut SplitMix64) -> String {
         " surrounding ",
         ", and ",
     ];
-    format!("{}{}", pick(rng, &joins), centre_phrase(w))
+    let join = pick(rng, &joins);
+    format!("{join}{}", varied_centre_phrase(w, rng))
 }
 
 /// "round and red" / "red" / "" : what the petals are.
@@ -302,7 +327,7 @@ const OPENINGS: [&str; 16] = [
 pub fn rich_caption(f: &Flower, rng: &mut SplitMix64) -> String {
     let w = words(f, rng);
     let petals = petal_phrase(&w, rng);
-    let form = rng.below(14);
+    let form = rng.below(16);
     let mut s = match form {
         // "a flower with five round red petals and a yellow center"
         0..=2 => format!("{} {petals}{}", pick(rng, &OPENINGS), centre_tail(&w, rng)),
@@ -465,7 +490,7 @@ pub fn rich_caption(f: &Flower, rng: &mut SplitMix64) -> String {
                 parts.push(format!("with {count}petals{shape}"));
             }
             if w.says_centre {
-                parts.push(format!("and {}", centre_phrase(&w)));
+                parts.push(format!("and {}", varied_centre_phrase(&w, rng)));
             }
             parts.join(", ")
         }
@@ -489,9 +514,49 @@ pub fn rich_caption(f: &Flower, rng: &mut SplitMix64) -> String {
                 parts.push(format!("{} of them", w.count));
             }
             if w.says_centre {
-                parts.push(format!("with {}", centre_phrase(&w)));
+                parts.push(format!("with {}", varied_centre_phrase(&w, rng)));
             }
             parts.join(", ")
+        }
+        // the centre as a compound before the noun: "a yellow-eyed red
+        // flower with five round petals", "a dark-hearted bloom"
+        14 if w.says_centre => {
+            let compound = pick(rng, &["eyed", "hearted", "cored"]);
+            let colour = if w.says_colour {
+                format!("{} ", w.colour)
+            } else {
+                String::new()
+            };
+            let bare = Words {
+                says_colour: false,
+                ..w.clone()
+            };
+            let petals = if bare.says_count || bare.says_shape {
+                format!(" with {}", petal_phrase(&bare, rng))
+            } else {
+                String::new()
+            };
+            let noun = pick(rng, &["flower", "bloom"]);
+            format!("a {}-{compound} {colour}{noun}{petals}", w.centre)
+        }
+        // the centre's colour last, after its noun: "five round red petals,
+        // and the heart of the flower is yellow"
+        15 if w.says_centre => {
+            let subject = pick(
+                rng,
+                &[
+                    "the {} of the flower is",
+                    "its {} is",
+                    "the {} is colored",
+                    "the {} looks",
+                ],
+            )
+            .replace("{}", &w.centre_noun);
+            format!(
+                "{petals}{}{subject} {}",
+                pick(rng, &[", and ", "; ", ", "]),
+                w.centre
+            )
         }
         // "{N} {S} {C} petals surround a {X} center" and the like
         _ => {
@@ -735,6 +800,49 @@ mod grammar_tests {
         assert!(
             with_digits * 10 > total,
             "{with_digits} of {total} use digits"
+        );
+    }
+
+    /// The centre's colour is not always the word before "center": people
+    /// write "yellow at the heart", "a center that is yellow", "a
+    /// yellow-eyed flower", and a text encoder that only ever saw "a yellow
+    /// center" reads those as the petals' colour.
+    #[test]
+    fn rich_captions_say_the_centre_in_several_shapes() {
+        let (mut stated, mut apart, mut compound) = (0, 0, 0);
+        for i in 0..2000 {
+            let f = flower(9, i);
+            let x = CENTRES[f.centre];
+            for c in sample_in(Grammar::Rich, 9, i).captions {
+                let c = c.to_lowercase();
+                let words: Vec<&str> = c.split([' ', ',', ';', '.', '!', ':']).collect();
+                let Some(at) = words.iter().position(|w| {
+                    CENTRE_NOUNS.contains(w) || w.ends_with("-eyed") || w.ends_with("-hearted")
+                }) else {
+                    continue;
+                };
+                if !c.contains(x) && !RICH_CENTRE_WORDS[f.centre].iter().any(|w| c.contains(w)) {
+                    continue;
+                }
+                stated += 1;
+                compound += words[at].contains('-') as usize;
+                let before = at.checked_sub(1).map(|b| words[b]);
+                let adjacent = before.is_some_and(|b| {
+                    RICH_CENTRE_WORDS[f.centre]
+                        .iter()
+                        .any(|w| w.split(' ').next_back() == Some(b))
+                });
+                apart += (!adjacent) as usize;
+            }
+        }
+        assert!(stated > 5000, "{stated} captions state the centre");
+        assert!(
+            apart * 3 > stated,
+            "{apart} of {stated} say it apart from its noun"
+        );
+        assert!(
+            compound * 50 > stated,
+            "{compound} of {stated} as a compound"
         );
     }
 
