@@ -102,6 +102,12 @@ impl Probe {
 
     /// images [B, 3, 64, 64] in [-1, 1] -> one logit tensor per head.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Vec<Tensor> {
+        let h = self.features_t(images, train);
+        self.heads.iter().map(|head| h.apply(head)).collect()
+    }
+
+    /// The penultimate features every head reads: [B, 256].
+    pub fn features_t(&self, images: &Tensor, train: bool) -> Tensor {
         let mut h = images.shallow_clone();
         for (i, (conv, bn)) in self.body.iter().enumerate() {
             h = h.apply(conv).apply_t(bn, train).relu();
@@ -109,14 +115,59 @@ impl Probe {
                 h = h.max_pool2d_default(2);
             }
         }
-        let h = h.flatten(1, -1).apply(&self.hidden).relu();
-        self.heads.iter().map(|head| h.apply(head)).collect()
+        h.flatten(1, -1).apply(&self.hidden).relu()
     }
 }
 
+/// The one head of a class probe: which class a photo shows. A captioned set
+/// without procedural attributes (Oxford-102) gets this probe, the
+/// classifier evaluation.md uses for realism: a classification accuracy
+/// score and a Fréchet distance in its penultimate features.
+pub const CLASS_HEAD: &str = "class";
+
+/// Every `HELD_OUT_EVERY`-th photo of each class (in dataset order) is kept
+/// from a class probe's training, to measure it: 20% of each class.
+pub const HELD_OUT_EVERY: usize = 5;
+
+/// Which samples a class probe holds out: per class, in dataset order, every
+/// fifth (the last of each five), so every class keeps 80% for training.
+pub fn class_probe_held_out(set: &TrainingSet) -> Vec<bool> {
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    set.classes
+        .iter()
+        .map(|c| {
+            let k = seen.entry(*c).or_default();
+            *k += 1;
+            (*k).is_multiple_of(HELD_OUT_EVERY)
+        })
+        .collect()
+}
+
+/// Whether every sample carries every probed attribute (procedural flowers).
+fn has_probed_attributes(set: &TrainingSet) -> bool {
+    !set.is_empty()
+        && set
+            .attributes
+            .iter()
+            .all(|a| PROBED.iter().all(|k| a.contains_key(*k)))
+}
+
 /// The heads for a training set: each probed attribute with its values
-/// (numbers in numeric order, names alphabetically).
+/// (numbers in numeric order, names alphabetically), or, for a set without
+/// them, the class ([`CLASS_HEAD`]) with the set's class names.
 pub fn heads_for(set: &TrainingSet) -> Result<Vec<Head>> {
+    if !has_probed_attributes(set) {
+        if set.class_info.len() < 2 {
+            bail!(
+                "{}: neither procedural attributes nor two classes to tell apart",
+                set.spec
+            );
+        }
+        return Ok(vec![Head {
+            attribute: CLASS_HEAD.to_string(),
+            labels: set.class_info.iter().map(|c| c.name.clone()).collect(),
+        }]);
+    }
     PROBED
         .iter()
         .map(|&attribute| {
@@ -141,9 +192,13 @@ fn targets(set: &TrainingSet, head: &Head, indices: &[usize]) -> Result<Tensor> 
     let ids: Vec<i64> = indices
         .iter()
         .map(|&i| {
-            let value = set.attributes[i]
-                .get(&head.attribute)
-                .ok_or_else(|| anyhow!("sample {i} has no {}", head.attribute))?;
+            let value = if head.attribute == CLASS_HEAD {
+                &set.class_info[set.classes[i] as usize].name
+            } else {
+                set.attributes[i]
+                    .get(&head.attribute)
+                    .ok_or_else(|| anyhow!("sample {i} has no {}", head.attribute))?
+            };
             head.labels
                 .iter()
                 .position(|l| l == value)
@@ -197,14 +252,46 @@ impl LoadedProbe {
             .collect()
     }
 
-    /// The label a head predicts for each image, as text.
-    pub fn read(&self, images: &Tensor, attribute: &str) -> Result<Vec<String>> {
-        let h = self
-            .card
+    /// Penultimate features of a batch of images, on the CPU: [B, 256].
+    pub fn features(&self, images: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            self.net
+                .features_t(&images.to_device(self.vs.device()), false)
+                .to_device(Device::Cpu)
+        })
+    }
+
+    /// The `k` most likely labels of one head per image, best first: [B, k].
+    pub fn top_k(&self, images: &Tensor, attribute: &str, k: i64) -> Result<Tensor> {
+        let h = self.head_index(attribute)?;
+        let logits = tch::no_grad(|| {
+            self.net
+                .forward_t(&images.to_device(self.vs.device()), false)
+                .swap_remove(h)
+        });
+        let k = k.min(self.card.heads[h].labels.len() as i64);
+        Ok(logits.topk(k, 1, true, true).1.to_device(Device::Cpu))
+    }
+
+    /// Whether this probe reads the classes of `set` (a class probe whose
+    /// labels are the set's class names, in order).
+    pub fn reads_classes_of(&self, set: &TrainingSet) -> bool {
+        matches!(self.card.heads.as_slice(), [head] if head.attribute == CLASS_HEAD
+            && head.labels.len() == set.class_info.len()
+            && head.labels.iter().zip(&set.class_info).all(|(l, c)| *l == c.name))
+    }
+
+    fn head_index(&self, attribute: &str) -> Result<usize> {
+        self.card
             .heads
             .iter()
             .position(|h| h.attribute == attribute)
-            .ok_or_else(|| anyhow!("the probe has no '{attribute}' head"))?;
+            .ok_or_else(|| anyhow!("the probe has no '{attribute}' head"))
+    }
+
+    /// The label a head predicts for each image, as text.
+    pub fn read(&self, images: &Tensor, attribute: &str) -> Result<Vec<String>> {
+        let h = self.head_index(attribute)?;
         let predictions = self.predict(images);
         Ok(predictions[h]
             .iter()
@@ -212,12 +299,21 @@ impl LoadedProbe {
             .collect())
     }
 
-    /// Accuracy per attribute on a set of real renders.
-    pub fn evaluate(&self, set: &TrainingSet, batch: usize) -> Result<BTreeMap<String, f64>> {
+    /// Accuracy per attribute on samples `indices` of a set of real images
+    /// (a class probe adds its top-5 accuracy as `class_top5`).
+    pub fn evaluate(
+        &self,
+        set: &TrainingSet,
+        indices: &[usize],
+        batch: usize,
+    ) -> Result<BTreeMap<String, f64>> {
+        if indices.is_empty() {
+            bail!("no images to evaluate the probe on");
+        }
         let mut correct = vec![0usize; self.card.heads.len()];
-        let all: Vec<usize> = (0..set.len()).collect();
+        let mut top5 = 0usize;
         let mut rng = Rng(0);
-        for chunk in all.chunks(batch.max(1)) {
+        for chunk in indices.chunks(batch.max(1)) {
             let images = set.image_batch(chunk, false, &mut rng);
             let predicted = self.predict(&images);
             for (h, head) in self.card.heads.iter().enumerate() {
@@ -227,15 +323,29 @@ impl LoadedProbe {
                     .zip(&predicted[h])
                     .filter(|(a, b)| a == b)
                     .count();
+                if head.attribute == CLASS_HEAD {
+                    let best = self.top_k(&images, CLASS_HEAD, 5)?;
+                    let truth = Tensor::from_slice(&truth).unsqueeze(1);
+                    top5 += best
+                        .eq_tensor(&truth)
+                        .any_dim(1, false)
+                        .sum(Kind::Int64)
+                        .int64_value(&[]) as usize;
+                }
             }
         }
-        Ok(self
+        let n = indices.len() as f64;
+        let mut accuracy: BTreeMap<String, f64> = self
             .card
             .heads
             .iter()
             .zip(correct)
-            .map(|(head, c)| (head.attribute.clone(), c as f64 / set.len() as f64))
-            .collect())
+            .map(|(head, c)| (head.attribute.clone(), c as f64 / n))
+            .collect();
+        if self.card.heads.iter().any(|h| h.attribute == CLASS_HEAD) {
+            accuracy.insert(format!("{CLASS_HEAD}_top5"), top5 as f64 / n);
+        }
+        Ok(accuracy)
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -256,15 +366,19 @@ pub struct TrainOptions {
     pub learning_rate: f64,
     pub device: Device,
     pub seed: u64,
+    /// Random crops and flips (photos; renders are read as drawn).
+    pub augment: bool,
 }
 
-/// Trains a probe on `set`; `progress(step, loss)` is called every step.
+/// Trains a probe on samples `indices` of `set`; `progress(step, loss)` is
+/// called every step.
 pub fn train(
     set: &TrainingSet,
+    indices: &[usize],
     options: &TrainOptions,
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<LoadedProbe> {
-    if set.is_empty() {
+    if indices.is_empty() {
         bail!("no training images");
     }
     tch::manual_seed(options.seed as i64);
@@ -273,7 +387,7 @@ pub fn train(
     let net = Probe::new(&vs.root(), options.width, &heads);
     let mut optimizer = nn::Adam::default().build(&vs, options.learning_rate)?;
     let mut rng = Rng(options.seed);
-    let mut order: Vec<usize> = (0..set.len()).collect();
+    let mut order: Vec<usize> = indices.to_vec();
     let mut cursor = order.len();
     for step in 0..options.steps {
         if cursor + options.batch > order.len() {
@@ -282,7 +396,7 @@ pub fn train(
         }
         let indices = &order[cursor..cursor + options.batch.min(order.len())];
         cursor += indices.len();
-        let images = set.image_batch(indices, false, &mut rng);
+        let images = set.image_batch(indices, options.augment, &mut rng);
         // A little pixel noise, so that the probe also reads the slightly
         // noisy images a generator draws.
         let images = (&images + images.randn_like() * 0.03).to_device(options.device);
@@ -303,7 +417,12 @@ pub fn train(
     let parameters = parameter_count(&vs);
     Ok(LoadedProbe {
         card: ProbeCard {
-            kind: "attribute-probe".to_string(),
+            kind: if heads.iter().any(|h| h.attribute == CLASS_HEAD) {
+                "class-probe"
+            } else {
+                "attribute-probe"
+            }
+            .to_string(),
             width: options.width,
             heads,
             accuracy: BTreeMap::new(),

@@ -506,6 +506,133 @@ fn eval_of_a_text_encoder_reads_its_embedding() {
     assert!(err.contains("holds only a text encoder"), "{err}");
 }
 
+/// A captioned folder of "photos": four classes, each a colour with a
+/// random patch of another, 25 images each.
+fn colour_photos(sandbox: &Sandbox) -> String {
+    let dir = sandbox.path().join("photos");
+    std::fs::create_dir_all(&dir).unwrap();
+    let colours = [
+        ("red", [200u8, 30, 30]),
+        ("green", [30, 180, 40]),
+        ("blue", [30, 40, 200]),
+        ("yellow", [220, 210, 40]),
+    ];
+    let mut metadata = String::new();
+    let mut state = 7u64;
+    let mut next = |n: u32| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % n as u64) as u32
+    };
+    for (name, rgb) in colours {
+        for k in 0..25 {
+            let (x0, y0, side) = (next(40), next(40), 8 + next(16));
+            let image = image::RgbImage::from_fn(64, 64, |x, y| {
+                let inside = (x0..x0 + side).contains(&x) && (y0..y0 + side).contains(&y);
+                let shade = next(30) as u8;
+                image::Rgb(if inside {
+                    [shade, 120, 255 - shade]
+                } else {
+                    [
+                        rgb[0].saturating_sub(shade),
+                        rgb[1].saturating_sub(shade),
+                        rgb[2],
+                    ]
+                })
+            });
+            let file = format!("{name}_{k}.png");
+            image.save(dir.join(&file)).unwrap();
+            metadata += &format!(
+                "{{\"file_name\": \"{file}\", \"text\": \"a {name} flower\", \"class\": \"{name}\"}}\n"
+            );
+        }
+    }
+    std::fs::write(dir.join("metadata.jsonl"), metadata).unwrap();
+    "imagefolder:photos".to_string()
+}
+
+/// A class probe learns the classes of captioned photos from 80% of each
+/// class and is measured on the rest; `gantry eval` on that data then
+/// reports realism with it: the classification accuracy score of generated
+/// pictures beside the photos', and the Fréchet distances.
+#[test]
+fn a_class_probe_measures_realism() {
+    let sandbox = Sandbox::new();
+    let photos = colour_photos(&sandbox);
+    let out = sandbox.ok(&[
+        "probe",
+        "train",
+        "--dataset",
+        &photos,
+        "--steps",
+        "60",
+        "--batch",
+        "16",
+        "-o",
+        "cls",
+    ]);
+    let top1 = |out: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.contains("top-1"))
+            .unwrap_or_else(|| panic!("no top-1 in\n{out}"));
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    // Four colours are easy: the held-out fifth is read far above chance (25%).
+    assert!(top1(&out) >= 90.0, "{out}");
+    let out = sandbox.ok(&["probe", "eval", "--dir", "cls", "--dataset", &photos]);
+    assert!(top1(&out) >= 90.0, "{out}");
+    let err = sandbox.fails(&["probe", "eval", "--dir", "cls"]);
+    assert!(err.contains("is a class probe"), "{err}");
+
+    sandbox.tiny_model("m");
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "m",
+            "--dataset",
+            &photos,
+            "--queries",
+            "10",
+            "--dry-run",
+        ];
+        args.extend_from_slice(extra);
+        sandbox.run(&args)
+    };
+    let out = eval(&["--classifier", "cls"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = |name: &str| -> f64 {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from\n{out}"));
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    assert!(value("realism_real_top1_train") >= 90.0, "{out}");
+    assert!(value("realism_real_top5_train") >= value("realism_real_top1_train"));
+    // An untrained G draws nothing like these photos: further from them than
+    // photos are from each other.
+    assert!(
+        value("realism_frechet_generated") > value("realism_frechet_real"),
+        "{out}"
+    );
+    let out = eval(&["--classifier", "nowhere"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no class probe there"));
+}
+
 #[test]
 fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
     let sandbox = Sandbox::new();

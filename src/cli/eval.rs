@@ -43,6 +43,10 @@ pub struct EvalArgs {
     pub encoders: Vec<String>,
     #[arg(long, default_value_t = 200)]
     pub encoder_count: usize,
+    /// Class probe of the dataset's photos for realism (`gantry probe train
+    /// --dataset ...`) [default: weights/NAME-classifier where it exists]
+    #[arg(long)]
+    pub classifier: Option<PathBuf>,
     /// Do not write the metrics into the model card
     #[arg(long)]
     pub dry_run: bool,
@@ -110,6 +114,32 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
     if !text_side_only {
         metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
     }
+    if !text_side_only && !procedural {
+        let path = args
+            .classifier
+            .clone()
+            .unwrap_or_else(|| super::probe::default_classifier(&args.dataset));
+        if path.join("model.json").exists() {
+            let probe = LoadedProbe::load(&path, device)?;
+            if probe.reads_classes_of(&set) {
+                metrics.extend(eval::realism(&model, &set, &probe, args.seed)?);
+            } else if args.classifier.is_some() {
+                bail!(
+                    "{} does not read the classes of {}",
+                    path.display(),
+                    set.spec
+                );
+            }
+        } else if args.classifier.is_some() {
+            bail!("{}: no class probe there", path.display());
+        } else {
+            eprintln!(
+                "realism not measured: no class probe at {} (gantry probe train --dataset {})",
+                path.display(),
+                args.dataset
+            );
+        }
+    }
     let mut model = model;
     if procedural && !text_side_only && !args.encoders.is_empty() {
         let registry = env.registry().clone();
@@ -138,7 +168,7 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
 
     println!("{:<36} {:>8}  note", "metric", "value");
     for m in &metrics {
-        println!("{:<36} {:>7.1}%  {}", m.name, m.value * 100.0, m.note);
+        println!("{:<36} {:>8}  {}", m.name, m.shown(), m.note);
     }
     if !args.dry_run {
         let mut key = if procedural {

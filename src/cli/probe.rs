@@ -1,16 +1,28 @@
-//! `gantry probe train|eval`: the attribute probe of evaluation.md.
+//! `gantry probe train|eval`: the attribute probe of evaluation.md, and the
+//! class probe (a classifier of real photos, e.g. Oxford-102) that `gantry
+//! eval` measures realism with.
 
+use super::open_dataset;
 use super::output::progress_bar;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use gantry::env::Env;
 use gantry::runtime::describe_device;
+use gantry::training_set::{OnError, TrainingSet};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum ProbeCommand {
-    /// Train the probe on procedural renders, evaluate it on others, save it
+    /// Train the probe on procedural renders, evaluate it on others, save it;
+    /// with --dataset (e.g. reed:PATH), a class probe on 80% of each class's
+    /// photos, evaluated on the other 20%
     Train {
+        /// A captioned dataset of real photos (KIND:PATH) to train a class
+        /// probe on instead of the attribute probe
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
         /// Renders to train on
         #[arg(long, default_value_t = 30_000)]
         count: usize,
@@ -26,14 +38,21 @@ pub enum ProbeCommand {
         width: i64,
         #[arg(long, default_value_t = 2e-3)]
         lr: f64,
-        /// Where to write the probe
-        #[arg(long, short = 'o', default_value = "weights/probe")]
-        out: PathBuf,
+        /// Where to write the probe [default: weights/probe, or
+        /// weights/NAME-classifier for a dataset folder NAME]
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
     },
-    /// Measure the probe's accuracy per attribute on held-out renders
+    /// Measure the probe's accuracy per attribute on held-out renders (a
+    /// class probe: on the 20% of its --dataset it was not trained on)
     Eval {
         #[arg(long, default_value = "weights/probe")]
         dir: PathBuf,
+        /// The class probe's dataset (KIND:PATH)
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long = "opt", value_name = "KEY=VALUE")]
+        options: Vec<String>,
         #[arg(long, default_value_t = 5_000)]
         count: usize,
         /// Write the accuracy into the probe's card
@@ -59,10 +78,106 @@ fn print_accuracy(accuracy: &std::collections::BTreeMap<String, f64>) {
     }
 }
 
+/// Where a class probe of `spec` goes by default: weights/NAME-classifier.
+pub fn default_classifier(spec: &str) -> PathBuf {
+    let name = spec
+        .split_once(':')
+        .map_or(spec, |(_, path)| path)
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("dataset");
+    PathBuf::from(format!("weights/{name}-classifier"))
+}
+
+/// A captioned dataset in memory, for a class probe.
+fn photos(env: &Env, spec: &str, options: &[String]) -> Result<TrainingSet> {
+    let mut dataset = open_dataset(env, spec, options)?;
+    let bar = progress_bar(dataset.len as u64, "loading");
+    let set = TrainingSet::load(&mut dataset, None, OnError::Skip, &mut |d, _| {
+        bar.set_position(d as u64)
+    })?;
+    bar.finish_and_clear();
+    Ok(set)
+}
+
+/// (training, held-out) photos of a class probe: 80% / 20% of each class.
+fn class_split(set: &TrainingSet) -> (Vec<usize>, Vec<usize>) {
+    let held = gantry::probe::class_probe_held_out(set);
+    (0..set.len()).partition(|&i| !held[i])
+}
+
+fn print_class_accuracy(accuracy: &std::collections::BTreeMap<String, f64>) {
+    for (name, label) in [("class", "top-1"), ("class_top5", "top-5")] {
+        if let Some(a) = accuracy.get(name) {
+            println!("held-out photos, {label}: {:>6.2}%", a * 100.0);
+        }
+    }
+}
+
 pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
     let device = env.device()?;
     match command {
         ProbeCommand::Train {
+            dataset: Some(spec),
+            options,
+            steps,
+            batch,
+            width,
+            lr,
+            out,
+            ..
+        } => {
+            if batch == 0 || steps == 0 {
+                bail!("--batch and --steps must be at least 1");
+            }
+            let set = photos(env, &spec, &options)?;
+            let (train, held) = class_split(&set);
+            let bar = progress_bar(steps as u64, "training");
+            let options = gantry::probe::TrainOptions {
+                steps,
+                batch,
+                width,
+                learning_rate: lr,
+                device,
+                seed: 0,
+                augment: true,
+            };
+            let started = std::time::Instant::now();
+            let mut probe = gantry::probe::train(&set, &train, &options, &mut |step, loss| {
+                bar.set_position(step as u64);
+                if step % 10 == 0 {
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
+            })?;
+            bar.finish_and_clear();
+            if probe.card.kind != "class-probe" {
+                bail!(
+                    "{spec} has procedural attributes: train the attribute probe without --dataset"
+                );
+            }
+            eprintln!(
+                "trained on {} photos of {} classes in {:.0} s on {}",
+                train.len(),
+                set.class_info.len(),
+                started.elapsed().as_secs_f64(),
+                describe_device(device)
+            );
+            probe.card.accuracy = probe.evaluate(&set, &held, 256)?;
+            probe.card.trained_on = format!("{} (4 of every 5 photos of each class)", set.spec);
+            probe.card.evaluated_on = format!(
+                "{} (every 5th photo of each class: {} photos)",
+                set.spec,
+                held.len()
+            );
+            print_class_accuracy(&probe.card.accuracy);
+            let out = out.unwrap_or_else(|| default_classifier(&spec));
+            probe.save(&out)?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        ProbeCommand::Train {
+            dataset: None,
             count,
             eval_count,
             steps,
@@ -70,10 +185,12 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
             width,
             lr,
             out,
+            ..
         } => {
             if batch == 0 || steps == 0 {
                 bail!("--batch and --steps must be at least 1");
             }
+            let out = out.unwrap_or_else(|| PathBuf::from("weights/probe"));
             let train_set = super::learn::renders(env, PROBE_TRAIN_SEED, count)?;
             let bar = progress_bar(steps as u64, "training");
             let options = gantry::probe::TrainOptions {
@@ -83,9 +200,11 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
                 learning_rate: lr,
                 device,
                 seed: 0,
+                augment: false,
             };
+            let all: Vec<usize> = (0..train_set.len()).collect();
             let started = std::time::Instant::now();
-            let mut probe = gantry::probe::train(&train_set, &options, &mut |step, loss| {
+            let mut probe = gantry::probe::train(&train_set, &all, &options, &mut |step, loss| {
                 bar.set_position(step as u64);
                 if step % 10 == 0 {
                     bar.set_message(format!("loss {loss:.4}"));
@@ -98,7 +217,8 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
                 describe_device(device)
             );
             let eval_set = super::learn::renders(env, PROBE_EVAL_SEED, eval_count)?;
-            probe.card.accuracy = probe.evaluate(&eval_set, 256)?;
+            let all: Vec<usize> = (0..eval_set.len()).collect();
+            probe.card.accuracy = probe.evaluate(&eval_set, &all, 256)?;
             probe.card.trained_on =
                 format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
             probe.card.evaluated_on =
@@ -110,12 +230,42 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
         }
         ProbeCommand::Eval {
             dir,
-            count,
+            dataset: Some(spec),
+            options,
             update_card,
+            ..
         } => {
             let mut probe = gantry::probe::LoadedProbe::load(&dir, device)?;
+            let set = photos(env, &spec, &options)?;
+            if !probe.reads_classes_of(&set) {
+                bail!("{} is not a class probe of {spec}'s classes", dir.display());
+            }
+            let (_, held) = class_split(&set);
+            let accuracy = probe.evaluate(&set, &held, 256)?;
+            print_class_accuracy(&accuracy);
+            if update_card {
+                probe.card.accuracy = accuracy;
+                probe.save(&dir)?;
+            }
+            Ok(())
+        }
+        ProbeCommand::Eval {
+            dir,
+            dataset: None,
+            count,
+            update_card,
+            ..
+        } => {
+            let mut probe = gantry::probe::LoadedProbe::load(&dir, device)?;
+            if probe.card.kind == "class-probe" {
+                bail!(
+                    "{} is a class probe: give its photos with --dataset KIND:PATH",
+                    dir.display()
+                );
+            }
             let eval_set = super::learn::renders(env, PROBE_EVAL_SEED, count)?;
-            let accuracy = probe.evaluate(&eval_set, 256)?;
+            let all: Vec<usize> = (0..eval_set.len()).collect();
+            let accuracy = probe.evaluate(&eval_set, &all, 256)?;
             print_accuracy(&accuracy);
             if update_card {
                 probe.card.accuracy = accuracy;

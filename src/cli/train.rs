@@ -632,7 +632,7 @@ fn record_embedding_reads(env: &Env, model: &mut Model) -> Result<()> {
         &gantry::eval::phrased_caption,
     )?);
     for m in reads {
-        println!("{:<32} {:>6.1}%  ({})", m.name, m.value * 100.0, m.note);
+        println!("{:<32} {:>7}  ({})", m.name, m.shown(), m.note);
         model.card.metrics.insert(m.name, m.value.into());
     }
     Ok(())

@@ -1,14 +1,17 @@
 //! Any captioned set: R-precision of generated images against real ones,
-//! zero-shot top-1 of the joint embedding, and (Oxford-102) colour accuracy.
+//! zero-shot top-1 of the joint embedding, (Oxford-102) colour accuracy, and
+//! realism with a class probe of the set's photos.
 
 use super::colour::{caption_colour, dominant_colour};
-use super::{draw, embed, in_batches, metric, Metric};
+use super::statistics::frechet_distance;
+use super::{draw, embed, in_batches, metric, number, Metric};
 use crate::imageio;
+use crate::probe::{class_probe_held_out, LoadedProbe, CLASS_HEAD};
 use crate::train::{noise, text_encoder::zero_shot_top1};
 use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Top-1 of ranking each image's caption among it and 99 captions of other
 /// classes by the joint embedding, F = θ(x)ᵀ φ(t).
@@ -137,6 +140,128 @@ pub fn captioned(
             acc(&real_images),
             "the same measure on real photos: the ceiling",
         ));
+    }
+    Ok(metrics)
+}
+
+/// Realism, measured with a class probe of the set's photos (evaluation.md;
+/// no Inception weights here). On the photos the probe was not trained on
+/// (every fifth of each class), one picture is drawn per photo for one of its
+/// captions (Oxford-102's name the class), and the probe classifies both:
+///
+/// - the classification accuracy score, top-1 and top-5, of the generated
+///   pictures against the photos' classes, beside the photos' own (the
+///   ceiling), on the GAN's training classes and on the held-out ones;
+/// - the Fréchet distance in the probe's penultimate features between the
+///   pictures drawn for every other training-class photo and the remaining
+///   half's photos, beside the same distance between the two halves of real
+///   photos (what equal sets of this size score).
+pub fn realism(
+    model: &Model,
+    set: &TrainingSet,
+    probe: &LoadedProbe,
+    seed: u64,
+) -> Result<Vec<Metric>> {
+    if !probe.reads_classes_of(set) {
+        bail!("the class probe does not read the classes of {}", set.spec);
+    }
+    let probe_held = class_probe_held_out(set);
+    let mut rng = Rng(seed);
+    let nz = model.card.architecture.generator.nz as usize;
+    let mut metrics = Vec::new();
+    for (held_out_classes, split) in [(false, "train"), (true, "held_out")] {
+        let photos: Vec<usize> = (0..set.len())
+            .filter(|&i| {
+                probe_held[i]
+                    && set.class_info[set.classes[i] as usize].held_out == held_out_classes
+            })
+            .collect();
+        if photos.len() < 20 {
+            continue;
+        }
+        let captions: Vec<String> = photos
+            .iter()
+            .map(|&i| set.captions[i][rng.below(set.captions[i].len())].clone())
+            .collect();
+        let z = noise(&mut rng, photos.len(), nz, model.device);
+        // Read as a PNG holds them, like the photos.
+        let generated = ((draw(model, &z, &embed(model, &captions)?) + 1.0) * 127.5)
+            .round()
+            .clamp(0.0, 255.0)
+            / 127.5
+            - 1.0;
+        let real = set.image_batch(&photos, false, &mut Rng(0));
+        let truth = Tensor::from_slice(
+            &photos
+                .iter()
+                .map(|&i| set.classes[i] as i64)
+                .collect::<Vec<_>>(),
+        );
+        let hits = |images: &Tensor| -> Result<(f64, f64)> {
+            let mut best = Vec::new();
+            for chunk in images.split(256, 0) {
+                best.push(probe.top_k(&chunk, CLASS_HEAD, 5)?);
+            }
+            let best = Tensor::cat(&best, 0);
+            let truth = truth.unsqueeze(1);
+            let n = photos.len() as f64;
+            let top1 = best
+                .narrow(1, 0, 1)
+                .eq_tensor(&truth)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            let top5 = best
+                .eq_tensor(&truth)
+                .any_dim(1, false)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            Ok((top1 as f64 / n, top5 as f64 / n))
+        };
+        let (g1, g5) = hits(&generated)?;
+        let (r1, r5) = hits(&real)?;
+        let classes = if held_out_classes {
+            "held-out classes"
+        } else {
+            "training classes"
+        };
+        for (name, value, k, what) in [
+            ("generated_top1", g1, 1, "pictures for captions"),
+            ("generated_top5", g5, 5, "pictures for captions"),
+            ("real_top1", r1, 1, "photos"),
+            ("real_top5", r5, 5, "photos"),
+        ] {
+            metrics.push(metric(
+                &format!("realism_{name}_{split}"),
+                value,
+                format!("{} {what} of {classes}, class probe top-{k}", photos.len()),
+            ));
+        }
+        if !held_out_classes {
+            // Photos come class by class: the halves alternate, so both
+            // hold every class in the same proportions.
+            let half = (photos.len() / 2) as i64;
+            let features = |images: &Tensor, first: i64| {
+                let picked =
+                    Tensor::arange_start_step(first, 2 * half, 2, (Kind::Int64, Device::Cpu));
+                in_batches(&images.index_select(0, &picked), Device::Cpu, |x| {
+                    probe.features(x)
+                })
+            };
+            let real_b = features(&real, 1);
+            metrics.push(number(
+                "realism_frechet_generated",
+                frechet_distance(&features(&generated, 0), &real_b)?,
+                format!("class probe features, {half} pictures vs {half} other photos"),
+            ));
+            metrics.push(number(
+                "realism_frechet_real",
+                frechet_distance(&features(&real, 0), &real_b)?,
+                format!("the same between {half} photos and {half} other photos: the floor"),
+            ));
+        }
+    }
+    if metrics.is_empty() {
+        bail!("too few photos for realism: fewer than 20 in either split");
     }
     Ok(metrics)
 }

@@ -6,7 +6,10 @@
 //!   style transfer (style kept, content followed), sentence interpolation
 //!   (endpoints, background steady), diversity, and the style AUC;
 //! - any captioned set: R-precision of generated images against real ones,
-//!   zero-shot top-1 of the joint embedding, and (Oxford-102) colour accuracy.
+//!   zero-shot top-1 of the joint embedding, and (Oxford-102) colour accuracy;
+//!   with a class probe of its photos, realism: the classification accuracy
+//!   score of generated images and the Fréchet distance in the probe's
+//!   features, each beside the real photos' own.
 
 //!
 //! One file per kind of measurement: [`procedural`] (the probe on procedural
@@ -19,13 +22,13 @@ pub mod colour;
 pub mod procedural;
 pub mod statistics;
 
-pub use captioned::captioned;
+pub use captioned::{captioned, realism};
 pub use colour::{caption_colour, dominant_colour, COLOURS};
 pub use procedural::{
     content_accuracy, embedding_reads, embedding_reads_with, full_caption, phrased_caption,
     procedural, style_encoders, ContentRate, CONTENT, HELD_OUT_PHRASINGS,
 };
-pub use statistics::{checkerboard, roc_auc};
+pub use statistics::{checkerboard, frechet_distance, roc_auc};
 
 use crate::text;
 use crate::weights::Model;
@@ -38,6 +41,20 @@ pub struct Metric {
     pub name: String,
     pub value: f64,
     pub note: String,
+    /// A rate in [0, 1] (printed as a percentage) or, false, a plain number
+    /// (a distance).
+    pub rate: bool,
+}
+
+impl Metric {
+    /// The value as the table prints it: "87.5%" or "12.34".
+    pub fn shown(&self) -> String {
+        if self.rate {
+            format!("{:.1}%", self.value * 100.0)
+        } else {
+            format!("{:.2}", self.value)
+        }
+    }
 }
 
 pub(crate) fn metric(name: &str, value: f64, note: impl Into<String>) -> Metric {
@@ -45,6 +62,15 @@ pub(crate) fn metric(name: &str, value: f64, note: impl Into<String>) -> Metric 
         name: name.to_string(),
         value,
         note: note.into(),
+        rate: true,
+    }
+}
+
+/// A metric that is a plain number, not a rate.
+pub(crate) fn number(name: &str, value: f64, note: impl Into<String>) -> Metric {
+    Metric {
+        rate: false,
+        ..metric(name, value, note)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The statistics the measurements share: ROC AUC, entropy, and the
-//! checkerboard measure of evaluation.md.
+//! The statistics the measurements share: ROC AUC, entropy, the Fréchet
+//! distance, and the checkerboard measure of evaluation.md.
 
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
@@ -79,6 +79,39 @@ pub fn roc_auc(positives: &[f64], negatives: &[f64]) -> f64 {
     (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
 }
 
+/// The Fréchet distance between Gaussians fitted to two sets of features
+/// `[N, D]` (FID's formula, in whatever features are given):
+/// |μa − μb|² + tr(Σa + Σb − 2 (Σa Σb)^½), in f64. tr((Σa Σb)^½) is the sum of
+/// the square roots of the eigenvalues of Σa^½ Σb Σa^½ (symmetric, so
+/// `eigh` applies); tiny negative eigenvalues of rounding count as 0.
+pub fn frechet_distance(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let (sa, sb) = (a.size(), b.size());
+    if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[1] || sa[0] < 2 || sb[0] < 2 {
+        bail!("Fréchet distance needs two [N, D] feature sets with N >= 2 (got {sa:?}, {sb:?})");
+    }
+    let moments = |x: &Tensor| {
+        let x = x.to_device(Device::Cpu).to_kind(Kind::Double);
+        let mean = x.mean_dim(0, false, Kind::Double);
+        let centred = &x - mean.unsqueeze(0);
+        let cov = centred.transpose(0, 1).matmul(&centred) / (x.size()[0] - 1) as f64;
+        (mean, cov)
+    };
+    let (ma, ca) = moments(a);
+    let (mb, cb) = moments(b);
+    let (values, vectors) = ca.linalg_eigh("L");
+    let root_a =
+        (&vectors * values.clamp_min(0.0).sqrt().unsqueeze(0)).matmul(&vectors.transpose(0, 1));
+    let middle = root_a.matmul(&cb).matmul(&root_a);
+    let middle = (&middle + middle.transpose(0, 1)) / 2.0;
+    let cross = middle
+        .linalg_eigvalsh("L")
+        .clamp_min(0.0)
+        .sqrt()
+        .sum(Kind::Double);
+    let d = (&ma - &mb).square().sum(Kind::Double) + ca.trace() + cb.trace() - cross * 2.0;
+    Ok(d.double_value(&[]).max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +121,20 @@ mod tests {
         assert_eq!(roc_auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
         assert_eq!(roc_auc(&[0.1], &[0.9]), 0.0);
         assert_eq!(roc_auc(&[0.5], &[0.5]), 0.5);
+    }
+
+    #[test]
+    fn frechet_distance_is_zero_for_the_same_set_and_sees_mean_and_spread() {
+        tch::manual_seed(0);
+        let x = Tensor::randn([4000, 8], (Kind::Float, Device::Cpu));
+        assert!(frechet_distance(&x, &x).unwrap() < 1e-6);
+        // A shift of 1 in every one of 8 dimensions: 8.
+        let shifted = frechet_distance(&x, &(&x + 1.0)).unwrap();
+        assert!((shifted - 8.0).abs() < 1e-6, "{shifted}");
+        // Twice the spread: per dimension 1 + 4 - 2·2 = 1, so about 8.
+        let y = Tensor::randn([4000, 8], (Kind::Float, Device::Cpu)) * 2.0;
+        let wider = frechet_distance(&x, &y).unwrap();
+        assert!((wider - 8.0).abs() < 0.5, "{wider}");
+        assert!(frechet_distance(&x, &Tensor::zeros([1, 8], (Kind::Float, Device::Cpu))).is_err());
     }
 }
