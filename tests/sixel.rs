@@ -149,7 +149,7 @@ fn photograph(graphics: Option<&str>) -> (usize, usize) {
         bin = env!("CARGO_BIN_EXE_gantry"),
         forced = graphics.map_or(String::new(), |g| format!("GANTRY_GRAPHICS={g}")),
     );
-    let _xterm = Killed(
+    let mut xterm = Killed(
         Command::new("xterm")
             .env("DISPLAY", &display)
             .args([
@@ -192,7 +192,15 @@ fn photograph(graphics: Option<&str>) -> (usize, usize) {
         if let Some(id) = id {
             break id;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no xterm window");
+        // An xterm that exited says why; one still starting on a loaded
+        // machine gets time.
+        if let Ok(Some(status)) = xterm.0.try_wait() {
+            panic!("xterm exited before its window appeared: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "no xterm window after 90 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     // The REPL starts and asks the terminal what it can draw; on a loaded
