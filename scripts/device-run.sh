@@ -47,7 +47,7 @@ cp -r /tmp/gen1 "$RUNS/generated"
 for r in "$RUNS"/pf-*-style; do
     $G --device $DEV eval "$r/model" --probe weights/probe > "$r.eval.txt" 2>&1 &
 done
-$G --device $DEV eval "$RUNS/ox-gan-int-cls-style/model" --dataset reed:/tmp/ox > "$RUNS/ox-gan-int-cls-style.eval.txt" 2>&1 &
+$G --device $DEV eval "$RUNS/ox-gan-int-cls-style/model" --dataset reed:/tmp/ox --classifier weights/oxford102-classifier > "$RUNS/ox-gan-int-cls-style.eval.txt" 2>&1 &
 wait
 tail -n 30 "$RUNS"/*.eval.txt
 mkdir -p /tmp/ship
