@@ -458,6 +458,20 @@ fn eval_prints_the_table_and_writes_the_card() {
     sandbox.ok(&["generate", "a flower", "-n", "1", "-m", "m", "-o", "o"]);
 }
 
+/// The value of `metric` in `gantry eval`'s table ("87.5%" reads 87.5).
+fn metric_value(out: &str, metric: &str) -> f64 {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(metric))
+        .unwrap_or_else(|| panic!("{metric} missing from\n{out}"));
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap()
+}
+
 /// A folder with only the text side (the committed
 /// `state/procedural-text-encoder`) is measured by what its embedding reads,
 /// on the fresh evaluation renders or, with `--opt seed=0`, on the renders
@@ -473,26 +487,17 @@ fn eval_of_a_text_encoder_reads_its_embedding() {
         let f = f.unwrap().path();
         std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
     }
-    let read = |out: &str, metric: &str| -> f64 {
-        let line = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(metric))
-            .unwrap_or_else(|| panic!("{metric} missing from\n{out}"));
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .trim_end_matches('%')
-            .parse()
-            .unwrap()
-    };
     let fresh = sandbox.ok(&["eval", "te", "--count", "64"]);
     let training = sandbox.ok(&["eval", "te", "--count", "64", "--opt", "seed=0"]);
     for out in [&fresh, &training] {
         // The committed encoder reads colour and centre far above chance
         // (12% and 25%); a broken read would sit at chance.
-        assert!(read(out, "embedding_reads_colour") > 80.0, "{out}");
-        assert!(read(out, "embedding_reads_centre") > 80.0, "{out}");
-        assert!(read(out, "phrasing_embedding_reads_colour") > 70.0, "{out}");
+        assert!(metric_value(out, "embedding_reads_colour") > 80.0, "{out}");
+        assert!(metric_value(out, "embedding_reads_centre") > 80.0, "{out}");
+        assert!(
+            metric_value(out, "phrasing_embedding_reads_colour") > 70.0,
+            "{out}"
+        );
         assert!(!out.contains("content_colour"), "no G, no pictures: {out}");
     }
     assert!(fresh.contains("64 real images"), "{fresh}");
@@ -608,18 +613,7 @@ fn a_class_probe_measures_realism() {
     let out = eval(&["--classifier", "cls"]);
     assert!(out.status.success(), "{out:?}");
     let out = String::from_utf8_lossy(&out.stdout).into_owned();
-    let value = |name: &str| -> f64 {
-        let line = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} missing from\n{out}"));
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .trim_end_matches('%')
-            .parse()
-            .unwrap()
-    };
+    let value = |name: &str| metric_value(&out, name);
     assert!(value("realism_real_top1_train") >= 90.0, "{out}");
     assert!(value("realism_real_top5_train") >= value("realism_real_top1_train"));
     // An untrained G draws nothing like these photos: further from them than

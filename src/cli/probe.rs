@@ -119,65 +119,8 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
     let device = env.device()?;
     match command {
         ProbeCommand::Train {
-            dataset: Some(spec),
+            dataset,
             options,
-            steps,
-            batch,
-            width,
-            lr,
-            out,
-            ..
-        } => {
-            if batch == 0 || steps == 0 {
-                bail!("--batch and --steps must be at least 1");
-            }
-            let set = photos(env, &spec, &options)?;
-            let (train, held) = class_split(&set);
-            let bar = progress_bar(steps as u64, "training");
-            let options = gantry::probe::TrainOptions {
-                steps,
-                batch,
-                width,
-                learning_rate: lr,
-                device,
-                seed: 0,
-                augment: true,
-            };
-            let started = std::time::Instant::now();
-            let mut probe = gantry::probe::train(&set, &train, &options, &mut |step, loss| {
-                bar.set_position(step as u64);
-                if step % 10 == 0 {
-                    bar.set_message(format!("loss {loss:.4}"));
-                }
-            })?;
-            bar.finish_and_clear();
-            if probe.card.kind != "class-probe" {
-                bail!(
-                    "{spec} has procedural attributes: train the attribute probe without --dataset"
-                );
-            }
-            eprintln!(
-                "trained on {} photos of {} classes in {:.0} s on {}",
-                train.len(),
-                set.class_info.len(),
-                started.elapsed().as_secs_f64(),
-                describe_device(device)
-            );
-            probe.card.accuracy = probe.evaluate(&set, &held, 256)?;
-            probe.card.trained_on = format!("{} (4 of every 5 photos of each class)", set.spec);
-            probe.card.evaluated_on = format!(
-                "{} (every 5th photo of each class: {} photos)",
-                set.spec,
-                held.len()
-            );
-            print_class_accuracy(&probe.card.accuracy);
-            let out = out.unwrap_or_else(|| default_classifier(&spec));
-            probe.save(&out)?;
-            println!("wrote {}", out.display());
-            Ok(())
-        }
-        ProbeCommand::Train {
-            dataset: None,
             count,
             eval_count,
             steps,
@@ -185,45 +128,77 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
             width,
             lr,
             out,
-            ..
         } => {
             if batch == 0 || steps == 0 {
                 bail!("--batch and --steps must be at least 1");
             }
-            let out = out.unwrap_or_else(|| PathBuf::from("weights/probe"));
-            let train_set = super::learn::renders(env, PROBE_TRAIN_SEED, count)?;
+            // Photos: a class probe on 4 of every 5 of each class. Renders:
+            // the attribute probe, measured on other renders.
+            let (set, train, held) = match &dataset {
+                Some(spec) => {
+                    let set = photos(env, spec, &options)?;
+                    let (train, held) = class_split(&set);
+                    (set, train, held)
+                }
+                None => {
+                    let set = super::learn::renders(env, PROBE_TRAIN_SEED, count)?;
+                    let all = (0..set.len()).collect();
+                    (set, all, Vec::new())
+                }
+            };
             let bar = progress_bar(steps as u64, "training");
-            let options = gantry::probe::TrainOptions {
+            let train_options = gantry::probe::TrainOptions {
                 steps,
                 batch,
                 width,
                 learning_rate: lr,
                 device,
                 seed: 0,
-                augment: false,
+                augment: dataset.is_some(),
             };
-            let all: Vec<usize> = (0..train_set.len()).collect();
             let started = std::time::Instant::now();
-            let mut probe = gantry::probe::train(&train_set, &all, &options, &mut |step, loss| {
-                bar.set_position(step as u64);
-                if step % 10 == 0 {
-                    bar.set_message(format!("loss {loss:.4}"));
-                }
-            })?;
+            let mut probe =
+                gantry::probe::train(&set, &train, &train_options, &mut |step, loss| {
+                    bar.set_position(step as u64);
+                    if step % 10 == 0 {
+                        bar.set_message(format!("loss {loss:.4}"));
+                    }
+                })?;
             bar.finish_and_clear();
             eprintln!(
-                "trained in {:.0} s on {}",
+                "trained on {} images in {:.0} s on {}",
+                train.len(),
                 started.elapsed().as_secs_f64(),
                 describe_device(device)
             );
-            let eval_set = super::learn::renders(env, PROBE_EVAL_SEED, eval_count)?;
-            let all: Vec<usize> = (0..eval_set.len()).collect();
-            probe.card.accuracy = probe.evaluate(&eval_set, &all, 256)?;
-            probe.card.trained_on =
-                format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
-            probe.card.evaluated_on =
-                format!("procedural-flowers seed={PROBE_EVAL_SEED} count={eval_count}");
-            print_accuracy(&probe.card.accuracy);
+            let out = match &dataset {
+                Some(spec) => {
+                    if probe.card.kind != "class-probe" {
+                        bail!("{spec} has procedural attributes: train the attribute probe without --dataset");
+                    }
+                    probe.card.accuracy = probe.evaluate(&set, &held, 256)?;
+                    probe.card.trained_on =
+                        format!("{} (4 of every 5 photos of each class)", set.spec);
+                    probe.card.evaluated_on = format!(
+                        "{} (every 5th photo of each class: {} photos)",
+                        set.spec,
+                        held.len()
+                    );
+                    print_class_accuracy(&probe.card.accuracy);
+                    out.unwrap_or_else(|| default_classifier(spec))
+                }
+                None => {
+                    let eval_set = super::learn::renders(env, PROBE_EVAL_SEED, eval_count)?;
+                    let all: Vec<usize> = (0..eval_set.len()).collect();
+                    probe.card.accuracy = probe.evaluate(&eval_set, &all, 256)?;
+                    probe.card.trained_on =
+                        format!("procedural-flowers seed={PROBE_TRAIN_SEED} count={count}");
+                    probe.card.evaluated_on =
+                        format!("procedural-flowers seed={PROBE_EVAL_SEED} count={eval_count}");
+                    print_accuracy(&probe.card.accuracy);
+                    out.unwrap_or_else(|| PathBuf::from("weights/probe"))
+                }
+            };
             probe.save(&out)?;
             println!("wrote {}", out.display());
             Ok(())
