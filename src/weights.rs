@@ -49,6 +49,20 @@ pub struct ModelCard {
     pub gantry_version: String,
 }
 
+impl ModelCard {
+    /// Whether the card holds a text encoder whose G was never trained: a
+    /// text-side folder (`state/procedural-text-encoder`), or a trained model
+    /// whose training record is the text encoder's alone (`train
+    /// text-encoder` writes G as initialised). A GAN run leaves its schedule,
+    /// or (older cards) its variant or keys named after it (`gan...`).
+    pub fn text_side_only(&self) -> bool {
+        let gan_trained = self.schedule.is_some()
+            || self.training.contains_key("variant")
+            || self.training.keys().any(|k| k.starts_with("gan"));
+        !self.files.contains_key("generator") || (self.trained && !gan_trained)
+    }
+}
+
 /// The GAN's schedule (paper.md §4: lr halved every 100 epochs, 600 epochs)
 /// and the step it has reached.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1075,4 +1075,9 @@ fn a_text_encoder_run_starts_from_a_text_side_only_folder() {
         .path()
         .join("te/model/text_encoder.safetensors")
         .exists());
+    // The run's model holds G as initialised: `gantry eval` measures its
+    // embedding, not pictures of an untrained G.
+    let out = sandbox.ok(&["eval", "te/model", "--count", "64", "--dry-run"]);
+    assert!(out.contains("embedding_reads_colour"), "{out}");
+    assert!(!out.contains("content_colour"), "{out}");
 }

@@ -58,10 +58,10 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
     let device = env.device()?;
     let dir = env.find_model(&args.model)?;
     let procedural = args.dataset.split(':').next() == Some("procedural-flowers");
-    // A folder with only the text and image encoders (a text encoder between
-    // trainings, e.g. state/procedural-text-encoder) is measured by what its
-    // joint embedding reads; everything else needs G.
-    let text_side_only = !read_card(&dir)?.files.contains_key("generator");
+    // A text encoder whose G was never trained (state/procedural-text-encoder,
+    // a `train text-encoder` run) is measured by what its joint embedding
+    // reads; everything else needs G.
+    let text_side_only = read_card(&dir)?.text_side_only();
     if text_side_only && !procedural {
         bail!(
             "{} holds only a text encoder: it is measured on procedural flowers (what its embedding reads), not on {}",
