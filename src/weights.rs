@@ -270,6 +270,12 @@ pub fn write_card(dir: &Path, card: &ModelCard) -> Result<()> {
     )
 }
 
+/// Whether `dir` holds a model (its card reads as a model card; the probes
+/// under weights/ have cards of their own kind).
+pub fn is_model_dir(dir: &Path) -> bool {
+    dir.join(CARD_FILE).exists() && read_card(dir).is_ok()
+}
+
 /// Reads and checks `model.json`.
 pub fn read_card(dir: &Path) -> Result<ModelCard> {
     let path = dir.join(CARD_FILE);
@@ -494,7 +500,7 @@ pub fn find_model(name: &str, search: &[PathBuf]) -> Result<PathBuf> {
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flatten()
         .flatten()
-        .filter(|e| e.path().join(CARD_FILE).exists())
+        .filter(|e| is_model_dir(&e.path()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     available.sort();

@@ -139,6 +139,12 @@ fn unknown_model_preset_and_device_are_clear_errors() {
     let sandbox = Sandbox::new();
     let err = sandbox.fails(&["generate", "a flower", "-m", "nope"]);
     assert!(err.contains("model 'nope' not found"), "{err}");
+    // The models it offers are models: not the probes beside them in weights/.
+    assert!(err.contains("procedural-flowers"), "{err}");
+    assert!(
+        !err.contains("probe") && !err.contains("classifier"),
+        "{err}"
+    );
     let err = sandbox.fails(&["model", "init", "x", "--preset", "huge"]);
     assert!(err.contains("unknown preset 'huge'"), "{err}");
     sandbox.tiny_model("m");

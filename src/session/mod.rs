@@ -700,7 +700,7 @@ impl Session {
             .filter_map(|d| std::fs::read_dir(d).ok())
             .flatten()
             .flatten()
-            .filter(|e| e.path().join(crate::weights::CARD_FILE).exists())
+            .filter(|e| crate::weights::is_model_dir(&e.path()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
