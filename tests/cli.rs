@@ -633,6 +633,38 @@ fn a_class_probe_measures_realism() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no class probe there"));
 }
 
+/// Without --dataset, `probe train` is the attribute probe on renders: six
+/// heads, measured on other renders, written where -o says.
+#[test]
+fn the_attribute_probe_trains_on_renders() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.ok(&[
+        "probe",
+        "train",
+        "--count",
+        "200",
+        "--eval-count",
+        "100",
+        "--steps",
+        "20",
+        "--batch",
+        "16",
+        "-o",
+        "ap",
+    ]);
+    for attribute in ["petal_colour", "petal_count", "centre_colour", "position"] {
+        assert!(out.contains(attribute), "{attribute} missing from\n{out}");
+    }
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("ap/model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["kind"], "attribute-probe");
+    assert_eq!(card["heads"].as_array().unwrap().len(), 6);
+    let out = sandbox.ok(&["probe", "eval", "--dir", "ap", "--count", "100"]);
+    assert!(out.contains("petal_shape"), "{out}");
+}
+
 #[test]
 fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
     let sandbox = Sandbox::new();
