@@ -273,6 +273,18 @@ impl LoadedProbe {
         Ok(logits.topk(k, 1, true, true).1.to_device(Device::Cpu))
     }
 
+    /// How many of `images` a class probe puts in their class `truth` ([B]
+    /// label indices) first, and within its five best guesses.
+    pub fn class_hits(&self, images: &Tensor, truth: &Tensor) -> Result<(usize, usize)> {
+        let best = self.top_k(images, CLASS_HEAD, 5)?;
+        let truth = truth.to_device(Device::Cpu).unsqueeze(1);
+        let count = |hit: Tensor| hit.sum(Kind::Int64).int64_value(&[]) as usize;
+        Ok((
+            count(best.narrow(1, 0, 1).eq_tensor(&truth)),
+            count(best.eq_tensor(&truth).any_dim(1, false)),
+        ))
+    }
+
     /// Whether this probe reads the classes of `set` (a class probe whose
     /// labels are the set's class names, in order).
     pub fn reads_classes_of(&self, set: &TrainingSet) -> bool {
@@ -315,6 +327,15 @@ impl LoadedProbe {
         let mut rng = Rng(0);
         for chunk in indices.chunks(batch.max(1)) {
             let images = set.image_batch(chunk, false, &mut rng);
+            if let [head] = self.card.heads.as_slice() {
+                if head.attribute == CLASS_HEAD {
+                    // One pass gives both top-1 and top-5.
+                    let (top1, five) = self.class_hits(&images, &targets(set, head, chunk)?)?;
+                    correct[0] += top1;
+                    top5 += five;
+                    continue;
+                }
+            }
             let predicted = self.predict(&images);
             for (h, head) in self.card.heads.iter().enumerate() {
                 let truth = Vec::<i64>::try_from(targets(set, head, chunk)?)?;
@@ -323,15 +344,6 @@ impl LoadedProbe {
                     .zip(&predicted[h])
                     .filter(|(a, b)| a == b)
                     .count();
-                if head.attribute == CLASS_HEAD {
-                    let best = self.top_k(&images, CLASS_HEAD, 5)?;
-                    let truth = Tensor::from_slice(&truth).unsqueeze(1);
-                    top5 += best
-                        .eq_tensor(&truth)
-                        .any_dim(1, false)
-                        .sum(Kind::Int64)
-                        .int64_value(&[]) as usize;
-                }
             }
         }
         let n = indices.len() as f64;

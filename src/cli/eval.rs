@@ -212,9 +212,7 @@ fn print_reads_per_phrasing(model: &Model, set: &TrainingSet) -> Result<()> {
                 reads
                     .iter()
                     .find(|m| m.name == format!("form_{label}"))
-                    .map_or("     -".to_string(), |m| {
-                        format!("{:>6.1}%", m.value * 100.0)
-                    })
+                    .map_or("     -".to_string(), |m| format!("{:>7}", m.shown()))
             })
             .collect::<Vec<_>>()
             .join(" ");

@@ -6,7 +6,7 @@ use super::colour::{caption_colour, dominant_colour};
 use super::statistics::frechet_distance;
 use super::{draw, embed, in_batches, metric, number, Metric};
 use crate::imageio;
-use crate::probe::{class_probe_held_out, LoadedProbe, CLASS_HEAD};
+use crate::probe::{class_probe_held_out, LoadedProbe};
 use crate::train::{noise, text_encoder::zero_shot_top1};
 use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
@@ -198,23 +198,13 @@ pub fn realism(
                 .collect::<Vec<_>>(),
         );
         let hits = |images: &Tensor| -> Result<(f64, f64)> {
-            let mut best = Vec::new();
-            for chunk in images.split(256, 0) {
-                best.push(probe.top_k(&chunk, CLASS_HEAD, 5)?);
+            let (mut top1, mut top5) = (0, 0);
+            for (chunk, truth) in images.split(256, 0).iter().zip(truth.split(256, 0)) {
+                let (one, five) = probe.class_hits(chunk, &truth)?;
+                top1 += one;
+                top5 += five;
             }
-            let best = Tensor::cat(&best, 0);
-            let truth = truth.unsqueeze(1);
             let n = photos.len() as f64;
-            let top1 = best
-                .narrow(1, 0, 1)
-                .eq_tensor(&truth)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-            let top5 = best
-                .eq_tensor(&truth)
-                .any_dim(1, false)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
             Ok((top1 as f64 / n, top5 as f64 / n))
         };
         let (g1, g5) = hits(&generated)?;
