@@ -27,8 +27,10 @@ STEPS=${STEPS:-10000}
 EVERY=${EVERY:-1000}
 SWEEP_S=${SWEEP_S:-420}
 EXTRA=${EXTRA:-}
-CONFIGS=${CONFIGS:-"standardised: --conditioning standardised
-raw: --conditioning raw
+CONFIGS=${CONFIGS:-"raw: --conditioning raw
+match-1: --conditioning raw --match-loss 1
+match-4: --conditioning raw --match-loss 4
+standardised: --conditioning standardised
 one-hot: --conditioning one-hot"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,

@@ -74,6 +74,10 @@ pub struct LearnConfig {
     pub wrong: Matching,
     pub fresh_noise_for_g: bool,
     pub seed: u64,
+    /// Weight of the text-matching term in G's loss (0: the paper; see
+    /// [`GanConfig::match_loss`]).
+    #[serde(default)]
+    pub match_loss: f64,
 }
 
 impl LearnConfig {
@@ -89,6 +93,7 @@ impl LearnConfig {
                 TextInput::Raw | TextInput::OneHot => TextScalingKind::Raw,
             },
             fresh_noise_for_g: self.fresh_noise_for_g,
+            match_loss: self.match_loss,
             ..GanConfig::paper(self.variant, dataset)
         }
     }
@@ -103,6 +108,9 @@ pub struct Point {
     pub d_real: f64,
     pub d_wrong: Option<f64>,
     pub d_fake: f64,
+    /// G's text-matching loss (with `--match-loss`), its mean over the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g_match: Option<f64>,
     pub checkerboard: f64,
     pub checkerboard_real: f64,
     /// Seconds of training so far (measurement excluded).
@@ -119,9 +127,13 @@ impl Point {
         if let Some(w) = self.d_wrong {
             s += &format!(" d_wrong={w:.3}");
         }
+        s += &format!(" d_fake={:.3}", self.d_fake);
+        if let Some(m) = self.g_match {
+            s += &format!(" match={m:.3}");
+        }
         s += &format!(
-            " d_fake={:.3} checker={:.2} checker_real={:.2} s={:.0}",
-            self.d_fake, self.checkerboard, self.checkerboard_real, self.seconds
+            " checker={:.2} checker_real={:.2} s={:.0}",
+            self.checkerboard, self.checkerboard_real, self.seconds
         );
         s
     }
@@ -220,7 +232,18 @@ pub fn prepare<'a>(
     model_config.image_encoder.embedding_dim = e;
     model_config.generator.embedding_dim = e;
     model_config.discriminator.embedding_dim = e;
-    let model = Model::new("learning-curve", &model_config, device, config.seed as i64)?;
+    if config.match_loss > 0.0 && inputs.text_model.is_none() {
+        bail!(
+            "the matching loss needs a text encoder's joint embedding (not one-hot conditioning)"
+        );
+    }
+    let mut model = Model::new("learning-curve", &model_config, device, config.seed as i64)?;
+    if let Some(text_model) = inputs.text_model {
+        // The joint embedding as trained: θ judges G's pictures for the
+        // matching loss.
+        model.text_encoder.vs.copy(&text_model.text_encoder.vs)?;
+        model.image_encoder.vs.copy(&text_model.image_encoder.vs)?;
+    }
     let nz = model_config.generator.nz as usize;
     let eval_z = noise(
         &mut Rng(config.seed ^ 0xC0FF_EE00_D15E_A5E5),
@@ -260,10 +283,12 @@ pub fn real_checkerboard(eval: &TrainingSet) -> Result<f64> {
     checkerboard(&eval.image_batch(&all, false, &mut Rng(0)))
 }
 
-/// Mean D scores over a window of steps, summed where they were computed.
+/// Mean D scores (and G's matching loss, where there is one) over a window
+/// of steps, summed where they were computed.
 #[derive(Default)]
 struct Window {
     sums: Option<Tensor>,
+    matching: Option<Tensor>,
     steps: u64,
     has_wrong: bool,
 }
@@ -281,21 +306,32 @@ impl Window {
             Some(s) => s + row,
             None => row,
         });
+        if let Some(m) = get("g_match") {
+            self.matching = Some(match self.matching.take() {
+                Some(s) => s + m,
+                None => m,
+            });
+        }
         self.steps += 1;
     }
 
-    /// (real, wrong, fake) means, and a fresh window.
-    fn take(&mut self) -> Result<(f64, Option<f64>, f64)> {
+    /// (real, wrong, fake, matching) means, and a fresh window.
+    fn take(&mut self) -> Result<(f64, Option<f64>, f64, Option<f64>)> {
         let sums = match self.sums.take() {
             Some(s) => Vec::<f64>::try_from(s.to_kind(Kind::Double).to_device(Device::Cpu))?,
             None => vec![f64::NAN; 3],
         };
         let n = self.steps.max(1) as f64;
+        let matching = self
+            .matching
+            .take()
+            .map(|m| m.to_kind(Kind::Double).double_value(&[]) / n);
         self.steps = 0;
         Ok((
             sums[0] / n,
             self.has_wrong.then(|| sums[1] / n),
             sums[2] / n,
+            matching,
         ))
     }
 }
@@ -330,7 +366,7 @@ pub fn run(
         // Reading D's scores back waits for the device, so it counts as training.
         let scores = at_line.then(|| window.take()).transpose()?;
         trained += started.elapsed().as_secs_f64();
-        if let Some((d_real, d_wrong, d_fake)) = scores {
+        if let Some((d_real, d_wrong, d_fake, g_match)) = scores {
             if !(d_real.is_finite() && d_fake.is_finite()) {
                 bail!("D's scores became non-finite by step {step}: training diverged");
             }
@@ -345,6 +381,7 @@ pub fn run(
                 d_real,
                 d_wrong,
                 d_fake,
+                g_match,
                 checkerboard: checkerboard(&images)?,
                 checkerboard_real,
                 seconds: trained,
@@ -405,6 +442,9 @@ pub fn export(
     prepared: &Prepared,
     eval_seed: u64,
 ) -> Result<()> {
+    if config.match_loss > 0.0 {
+        bail!("bench/pytorch_learn.py has no matching loss: export the paper's step (without --match-loss)");
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let trainer = &prepared.trainer;
     let model = &trainer.model;
@@ -513,6 +553,7 @@ pub fn score_images(
         d_real: foreign.d_real,
         d_wrong: foreign.d_wrong,
         d_fake: foreign.d_fake,
+        g_match: None,
         checkerboard: checkerboard(&images)?,
         checkerboard_real,
         seconds: foreign.seconds,

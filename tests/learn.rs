@@ -114,6 +114,20 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
     assert_ne!(raw[1]["d_fake"], first[1]["d_fake"]);
     let one_hot = lines(&learn(&sandbox, &["--conditioning", "one-hot"]));
     assert_curve(&one_hot, &["2", "4"]);
+    // With the matching loss each line says how well θ reads G's pictures
+    // as their texts, and G learns otherwise than raw's.
+    assert!(!raw[0].contains_key("match"));
+    let matched = lines(&learn(&sandbox, &["--match-loss", "1"]));
+    assert_curve(&matched, &["2", "4"]);
+    for p in &matched {
+        let m: f64 = p["match"].parse().unwrap();
+        assert!(m.is_finite() && m > 0.0, "{p:?}");
+    }
+    let mut pictures = matched.clone();
+    for p in &mut pictures {
+        p.remove("match");
+    }
+    assert_ne!(without_time(&raw), without_time(&pictures));
 }
 
 fn python() -> Option<PathBuf> {
@@ -259,6 +273,19 @@ fn bench_learn_refuses_what_it_cannot_run() {
     assert!(err.contains("raw, standardised, one-hot"), "{err}");
     let err = sandbox.fails(&["bench", "learn", "--lockstep"]);
     assert!(err.contains("--export"), "{err}");
+    let err = sandbox.fails(&[
+        "bench",
+        "learn",
+        "--match-loss",
+        "1",
+        "--conditioning",
+        "one-hot",
+    ]);
+    assert!(err.contains("one-hot"), "{err}");
+    let err = sandbox.fails(&["bench", "learn", "--match-loss=-1"]);
+    assert!(err.contains("0 or more"), "{err}");
+    let err = sandbox.fails(&["bench", "learn", "--match-loss", "1", "--export", "x"]);
+    assert!(err.contains("no matching loss"), "{err}");
     let err = sandbox.fails(&["bench", "learn-score", "nowhere"]);
     assert!(err.contains("nowhere/meta.json"), "{err}");
 }

@@ -4,7 +4,7 @@
 use super::eval::EVAL_SEED;
 use super::open_dataset;
 use super::output::progress_bar;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
@@ -28,6 +28,11 @@ pub struct LearnArgs {
     /// as the paper's Lua code does)
     #[arg(long)]
     pub reuse_fakes: bool,
+    /// Weight of a text-matching term in G's loss (0: the paper): the joint
+    /// embedding's frozen image encoder asks each picture to match its own
+    /// text better than the batch's other texts (AttnGAN's DAMSM idea)
+    #[arg(long, default_value_t = 0.0)]
+    pub match_loss: f64,
     /// Steps from scratch
     #[arg(long, default_value_t = 2000)]
     pub steps: u64,
@@ -147,7 +152,18 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         wrong: Matching::parse(&args.wrong)?,
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
+        match_loss: args.match_loss,
     };
+    // What cannot run is said before the renders are made.
+    if !(config.match_loss >= 0.0 && config.match_loss.is_finite()) {
+        bail!("--match-loss must be 0 or more (got {})", config.match_loss);
+    }
+    if config.match_loss > 0.0 && config.text == TextInput::OneHot {
+        bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
+    }
+    if config.match_loss > 0.0 && args.export.is_some() {
+        bail!("bench/pytorch_learn.py has no matching loss: export the paper's step (without --match-loss)");
+    }
     let probe = LoadedProbe::load(&args.probe, device)?;
     let text_model = if config.text == TextInput::OneHot {
         None
@@ -170,16 +186,16 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         text_model: text_model.as_ref(),
     };
     let mut prepared = learn::prepare(&config, &inputs, device)?;
-    let label = format!(
-        "gantry {} {}{}",
-        config.preset,
-        config.text.name(),
-        if config.fresh_noise_for_g {
-            ""
-        } else {
-            " reuse-fakes"
-        }
-    );
+    let mut label = format!("gantry {} {}", config.preset, config.text.name());
+    if !config.fresh_noise_for_g {
+        label += " reuse-fakes";
+    }
+    if config.match_loss > 0.0 {
+        label += &format!(" match {}", config.match_loss);
+    }
+    if config.seed != 0 {
+        label += &format!(" seed {}", config.seed);
+    }
     let mut tape = None;
     if let Some(dir) = &args.export {
         learn::export(dir, &config, &inputs, &prepared, EVAL_SEED)?;

@@ -143,6 +143,11 @@ pub enum TrainCommand {
         /// reusing the fakes of D's update
         #[arg(long)]
         fresh_noise: bool,
+        /// Weight of a text-matching term in G's loss (0: the paper): the
+        /// text encoder's frozen image encoder asks each picture to match its
+        /// own text better than the batch's other texts (AttnGAN's DAMSM idea)
+        #[arg(long, default_value_t = 0.0)]
+        match_loss: f64,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match. Where
         /// its card records the GAN's schedule, the run takes it up there (the
@@ -465,6 +470,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             instance_noise,
             conditioning,
             fresh_noise,
+            match_loss,
             init_from,
             restart_schedule,
         } => {
@@ -506,6 +512,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 instance_noise,
                 text_scaling,
                 fresh_noise_for_g: fresh_noise,
+                match_loss,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -546,6 +553,9 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             details.insert("conditioning".into(), text_scaling.name().into());
             trainer.model.card.schedule = Some(trainer.schedule());
             details.insert("fresh_noise_for_g".into(), fresh_noise.into());
+            if match_loss > 0.0 {
+                details.insert("match_loss".into(), match_loss.into());
+            }
             details.insert(
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),

@@ -115,6 +115,15 @@ pub struct GanConfig {
     /// reusing the fakes of D's update.
     #[serde(default)]
     pub fresh_noise_for_g: bool,
+    /// Weight of a text-matching term in G's loss (0 in the paper): the
+    /// joint embedding's image encoder θ, frozen, reads G's pictures for the
+    /// batch's texts, and the structured hinge loss the text encoder was
+    /// trained with asks each picture to match its own text better than the
+    /// other texts of the batch (of other classes) by a margin. D's score
+    /// tells G "real and matching or not"; this term tells it which way the
+    /// text differs, as AttnGAN's DAMSM loss does (Xu et al. 2018).
+    #[serde(default)]
+    pub match_loss: f64,
 }
 
 /// The kinds of [`Conditioning`] a run can ask for; the statistics of
@@ -168,6 +177,7 @@ impl GanConfig {
             instance_noise: 0.0,
             text_scaling: TextScalingKind::Raw,
             fresh_noise_for_g: false,
+            match_loss: 0.0,
         }
     }
 }
@@ -312,6 +322,16 @@ impl<'a> GanTrainer<'a> {
                     config.variant.name()
                 );
             }
+        }
+        if !(config.match_loss >= 0.0 && config.match_loss.is_finite()) {
+            bail!(
+                "the matching loss weight must be 0 or more (got {})",
+                config.match_loss
+            );
+        }
+        if config.match_loss > 0.0 {
+            // θ reads G's pictures as a fixed judge; it is not trained here.
+            model.image_encoder.vs.freeze();
         }
         match config.text_scaling {
             TextScalingKind::Raw => {
@@ -607,8 +627,21 @@ impl<'a> GanTrainer<'a> {
             .discriminator
             .net
             .forward_t(&fake_for_g, &g_text, true);
-        let g_loss = bce(&score_g, 1.0);
+        let mut g_loss = bce(&score_g, 1.0);
         self.phases.mark("D forward (G's images)");
+        if self.config.match_loss > 0.0 {
+            let pictures = fake.narrow(0, 0, b as i64);
+            let v = self.model.image_encoder.net.forward_t(&pictures, false);
+            let compat = v.matmul(&text.transpose(0, 1));
+            let classes: Vec<u32> = draws.batch.iter().map(|&i| self.data.classes[i]).collect();
+            let matching = super::text_encoder::symmetric_hinge_where(
+                &compat,
+                &other_classes(&classes, device),
+            );
+            losses.term("g_match", &matching);
+            g_loss = g_loss + matching * self.config.match_loss;
+            self.phases.mark("θ forward (G's images)");
+        }
         self.opt_g.zero_grad();
         g_loss.backward();
         self.phases.mark("G backward (through D)");
@@ -655,6 +688,17 @@ impl<'a> GanTrainer<'a> {
         let sheet = crate::sheet::contact_sheet(&cells, seeds, 2, 3);
         crate::imageio::write_png(path, &sheet, &[])
     }
+}
+
+/// [B, B] mask: 1 where the two images of the batch are of different
+/// classes (a picture is not asked to match its own text better than the text
+/// of another image of its class, which says the same).
+fn other_classes(classes: &[u32], device: Device) -> Tensor {
+    let c = Tensor::from_slice(&classes.iter().map(|&c| c as i64).collect::<Vec<_>>());
+    c.unsqueeze(1)
+        .ne_tensor(&c.unsqueeze(0))
+        .to_kind(tch::Kind::Float)
+        .to_device(device)
 }
 
 /// Eight fixed captions for the sample grids: four from training classes and

@@ -112,14 +112,21 @@ impl JointConfig {
 /// F(v_i, t_j) whose diagonal holds the matching pairs.
 pub fn symmetric_hinge(compat: &Tensor) -> Tensor {
     let b = compat.size()[0];
+    let off_diagonal = Tensor::ones([b, b], (Kind::Float, compat.device()))
+        - Tensor::eye(b, (Kind::Float, compat.device()));
+    symmetric_hinge_where(compat, &off_diagonal)
+}
+
+/// [`symmetric_hinge`] over the pairs (i, j) where `mask` is 1 (a mask of
+/// the off-diagonal pairs gives the plain loss); still divided by B².
+pub fn symmetric_hinge_where(compat: &Tensor, mask: &Tensor) -> Tensor {
+    let b = compat.size()[0];
     let diag = compat.diagonal(0, 0, 1);
     // Row i, column j: text j ranked against image i's own text.
     let by_image = (compat - diag.unsqueeze(1) + 1.0).relu();
     // F(v_j, t_i) is compat[j, i]: image j ranked against text i's own image.
     let by_text = (compat - diag.unsqueeze(0) + 1.0).relu();
-    let off_diagonal = Tensor::ones([b, b], (Kind::Float, compat.device()))
-        - Tensor::eye(b, (Kind::Float, compat.device()));
-    ((by_image + by_text) * off_diagonal).sum(Kind::Float) / (b * b) as f64
+    ((by_image + by_text) * mask).sum(Kind::Float) / (b * b) as f64
 }
 
 /// One linear read per content attribute (colour, shape, count, centre),
@@ -614,5 +621,40 @@ mod tests {
             1
         );
         assert_eq!(drop_words("", 0.5, &mut rng), "");
+    }
+
+    #[test]
+    fn the_masked_hinge_counts_only_the_pairs_its_mask_keeps() {
+        // Image 0 matches its own text by 3 over text 1 (no loss), image 1
+        // its own by 0.5 (loss 0.5 each way), image 2 not at all.
+        let compat = Tensor::from_slice(&[
+            4.0f32, 1.0, 0.0, //
+            1.0, 1.5, 2.0, //
+            0.0, 0.0, 0.0,
+        ])
+        .view([3, 3]);
+        let all = Tensor::ones([3, 3], (Kind::Float, Device::Cpu))
+            - Tensor::eye(3, (Kind::Float, Device::Cpu));
+        let plain = symmetric_hinge(&compat).double_value(&[]);
+        assert!((symmetric_hinge_where(&compat, &all).double_value(&[]) - plain).abs() < 1e-6);
+        // By hand: rows (image i against text j) and columns (text i against image j).
+        let by_hand = [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+            .iter()
+            .map(|&(i, j)| {
+                let f =
+                    |a: usize, b: usize| [[4.0, 1.0, 0.0], [1.0, 1.5, 2.0], [0.0, 0.0, 0.0]][a][b];
+                f64::max(0.0, f(i, j) - f(i, i) + 1.0) + f64::max(0.0, f(j, i) - f(i, i) + 1.0)
+            })
+            .sum::<f64>()
+            / 9.0;
+        assert!((plain - by_hand).abs() < 1e-6, "{plain} vs {by_hand}");
+        // Pairs left out of the mask (same class) add nothing: with only
+        // (1, 2) kept, text 2 against image 1's own text and image 1 against
+        // image 2 for text 2.
+        let mut only = vec![0f32; 9];
+        only[3 + 2] = 1.0;
+        let one = Tensor::from_slice(&only).view([3, 3]);
+        let expected = ((2.0 - 1.5 + 1.0) + (2.0 - 0.0 + 1.0)) / 9.0;
+        assert!((symmetric_hinge_where(&compat, &one).double_value(&[]) - expected).abs() < 1e-6);
     }
 }
