@@ -4,17 +4,25 @@ learn --jsonl FILE` and `gantry bench learn-score --jsonl FILE` append: one
 table per attribute, a column per curve (training / held-out classes, %).
 
     scripts/learn-table.py runs/curves.jsonl [colour shape ...]
+    scripts/learn-table.py --summary runs/curves.jsonl [colour shape ...]
+
+--summary prints one row per curve instead: each attribute at the last step
+and averaged over the last half of the steps (a single curve moves by ten
+points from one line to the next).
 """
 import json
 import sys
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    summary = "--summary" in args
+    args = [a for a in args if a != "--summary"]
+    if not args:
         sys.exit(__doc__)
-    attributes = sys.argv[2:] or ["colour", "shape", "count", "centre"]
+    path, attributes = args[0], args[1:] or ["colour", "shape", "count", "centre"]
     curves = {}
-    for line in open(sys.argv[1]):
+    for line in open(path):
         line = line.strip()
         if not line:
             continue
@@ -23,6 +31,9 @@ def main():
         curves.setdefault(point["label"], {})[point["step"]] = point
     labels = list(curves)
     steps = sorted({s for c in curves.values() for s in c})
+    if summary:
+        print_summary(curves, attributes)
+        return
     for attribute in attributes:
         print(f"\n{attribute} (training / held-out classes, %)\n")
         print("| step | " + " | ".join(labels) + " |")
@@ -51,6 +62,25 @@ def main():
             wrong = "-" if p.get("d_wrong") is None else f"{p['d_wrong']:.3f}"
             cells.append(f"{p['d_real']:.3f} / {wrong} / {p['d_fake']:.3f}, {p['checkerboard']:.1f} ({p['checkerboard_real']:.1f})")
         print(f"| {step} | " + " | ".join(cells) + " |")
+
+
+def print_summary(curves, attributes):
+    head = " | ".join(f"{a} at the last step | {a}, mean of the last half" for a in attributes)
+    print(f"| curve | last step | {head} |")
+    print("|---" * (2 + 2 * len(attributes)) + "|")
+    for label, points in curves.items():
+        steps = sorted(points)
+        late = [s for s in steps if s > steps[-1] / 2]
+        cells = []
+        for attribute in attributes:
+            def reading(step):
+                content = {n: (t, h) for n, t, h in points[step]["content"]}
+                return content[attribute]
+            last = reading(steps[-1])
+            mean = [sum(reading(s)[k] for s in late) / len(late) for k in (0, 1)]
+            cells.append(f"{last[0] * 100:.1f} / {last[1] * 100:.1f}")
+            cells.append(f"{mean[0] * 100:.1f} / {mean[1] * 100:.1f}")
+        print(f"| {label} | {steps[-1]} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ GAN_MIN=${GAN_MIN:-60}
 STYLE_MIN=${STYLE_MIN:-10}
 VARIANTS=${VARIANTS:-gan-int-cls gan gan-cls gan-int}
 LIMIT=${LIMIT:-}   # use at most this many images (smoke runs)
+# Extra `train gan` arguments for every GAN, e.g. the conditioning the
+# learning curve chose: GAN_ARGS="--fresh-noise --match-loss 4".
+read -r -a gan_args <<< "${GAN_ARGS:-}"
 
 mkdir -p "$RUNS"
 limit=()
@@ -41,10 +44,10 @@ tail -n 3 "$RUNS/pf-te.log" "$RUNS/ox-te.log"
 echo "== GANs ($GAN_MIN min, side by side)"
 for v in $VARIANTS; do
     gantry train gan "${pf[@]}" --text-encoder "$RUNS/pf-te/model" --variant "$v" --preset "$PRESET" \
-        --run "$RUNS/pf-$v" --time-limit "$GAN_MIN" > "$RUNS/pf-$v.log" 2>&1 &
+        "${gan_args[@]}" --run "$RUNS/pf-$v" --time-limit "$GAN_MIN" > "$RUNS/pf-$v.log" 2>&1 &
 done
 gantry train gan "${ox[@]}" --text-encoder "$RUNS/ox-te/model" --variant gan-int-cls --preset "$PRESET" \
-    --run "$RUNS/ox-gan-int-cls" --time-limit "$GAN_MIN" > "$RUNS/ox-gan-int-cls.log" 2>&1 &
+    "${gan_args[@]}" --run "$RUNS/ox-gan-int-cls" --time-limit "$GAN_MIN" > "$RUNS/ox-gan-int-cls.log" 2>&1 &
 wait
 for v in $VARIANTS; do tail -n 2 "$RUNS/pf-$v.log"; done
 tail -n 2 "$RUNS/ox-gan-int-cls.log"

@@ -1162,3 +1162,42 @@ fn the_matching_loss_pulls_g_towards_its_text_through_a_frozen_image_encoder() {
         .to_string();
     assert!(err.contains("matching loss"), "{err}");
 }
+
+#[test]
+fn train_gan_match_loss_is_logged_and_recorded_in_the_card() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let out = train(
+        &sandbox,
+        &[
+            &GAN_ARGS[..],
+            &["2", "--match-loss", "2", "--run", "matched"],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    let run = sandbox.path().join("matched");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model/model.json")).unwrap())
+            .unwrap();
+    assert_eq!(card["training"]["match_loss"], 2.0);
+    let log = std::fs::read_to_string(run.join("losses.jsonl")).unwrap();
+    assert!(log.contains("\"g_match\""), "{log}");
+    let out = train(
+        &sandbox,
+        &[
+            &GAN_ARGS[..],
+            &["2", "--match-loss=-1", "--run", "negative"],
+        ]
+        .concat(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--match-loss must be 0 or more"),
+        "{err}"
+    );
+    assert!(
+        !sandbox.path().join("negative").exists(),
+        "a refused run leaves no folder"
+    );
+}
