@@ -639,7 +639,7 @@ impl<'a> GanTrainer<'a> {
                 &other_classes(&classes, device),
             );
             losses.term("g_match", &matching);
-            g_loss = g_loss + matching * self.config.match_loss;
+            g_loss += matching * self.config.match_loss;
             self.phases.mark("θ forward (G's images)");
         }
         self.opt_g.zero_grad();
