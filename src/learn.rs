@@ -81,6 +81,24 @@ pub struct LearnConfig {
 }
 
 impl LearnConfig {
+    /// Refuses what cannot run, before any data is made: a bad matching
+    /// weight, or the matching term without a text encoder.
+    pub fn validate(&self) -> Result<()> {
+        crate::train::gan::check_match_loss(self.match_loss)?;
+        if self.match_loss > 0.0 && self.text == TextInput::OneHot {
+            bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
+        }
+        Ok(())
+    }
+
+    /// Refuses an export PyTorch could not follow.
+    pub fn validate_export(&self) -> Result<()> {
+        if self.match_loss > 0.0 {
+            bail!("bench/pytorch_learn.py has no matching loss: export the paper's step (without --match-loss)");
+        }
+        Ok(())
+    }
+
     fn gan(&self, dataset: &str) -> GanConfig {
         GanConfig {
             batch: self.batch,
@@ -232,11 +250,7 @@ pub fn prepare<'a>(
     model_config.image_encoder.embedding_dim = e;
     model_config.generator.embedding_dim = e;
     model_config.discriminator.embedding_dim = e;
-    if config.match_loss > 0.0 && inputs.text_model.is_none() {
-        bail!(
-            "the matching loss needs a text encoder's joint embedding (not one-hot conditioning)"
-        );
-    }
+    config.validate()?;
     let mut model = Model::new("learning-curve", &model_config, device, config.seed as i64)?;
     if let Some(text_model) = inputs.text_model {
         // The joint embedding as trained: θ judges G's pictures for the
@@ -288,9 +302,9 @@ pub fn real_checkerboard(eval: &TrainingSet) -> Result<f64> {
 #[derive(Default)]
 struct Window {
     sums: Option<Tensor>,
-    matching: Option<Tensor>,
     steps: u64,
     has_wrong: bool,
+    has_matching: bool,
 }
 
 impl Window {
@@ -300,18 +314,14 @@ impl Window {
             return;
         };
         self.has_wrong = losses.tensor("d_wrong").is_some();
+        self.has_matching = losses.tensor("g_match").is_some();
         let wrong = get("d_wrong").unwrap_or_else(|| real.zeros_like());
-        let row = Tensor::cat(&[real, wrong, fake], 0);
+        let matching = get("g_match").unwrap_or_else(|| real.zeros_like());
+        let row = Tensor::cat(&[real, wrong, fake, matching], 0);
         self.sums = Some(match self.sums.take() {
             Some(s) => s + row,
             None => row,
         });
-        if let Some(m) = get("g_match") {
-            self.matching = Some(match self.matching.take() {
-                Some(s) => s + m,
-                None => m,
-            });
-        }
         self.steps += 1;
     }
 
@@ -319,19 +329,15 @@ impl Window {
     fn take(&mut self) -> Result<(f64, Option<f64>, f64, Option<f64>)> {
         let sums = match self.sums.take() {
             Some(s) => Vec::<f64>::try_from(s.to_kind(Kind::Double).to_device(Device::Cpu))?,
-            None => vec![f64::NAN; 3],
+            None => vec![f64::NAN; 4],
         };
         let n = self.steps.max(1) as f64;
-        let matching = self
-            .matching
-            .take()
-            .map(|m| m.to_kind(Kind::Double).double_value(&[]) / n);
         self.steps = 0;
         Ok((
             sums[0] / n,
             self.has_wrong.then(|| sums[1] / n),
             sums[2] / n,
-            matching,
+            self.has_matching.then(|| sums[3] / n),
         ))
     }
 }
@@ -442,9 +448,7 @@ pub fn export(
     prepared: &Prepared,
     eval_seed: u64,
 ) -> Result<()> {
-    if config.match_loss > 0.0 {
-        bail!("bench/pytorch_learn.py has no matching loss: export the paper's step (without --match-loss)");
-    }
+    config.validate_export()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let trainer = &prepared.trainer;
     let model = &trainer.model;

@@ -276,6 +276,21 @@ pub fn is_model_dir(dir: &Path) -> bool {
     dir.join(CARD_FILE).exists() && read_card(dir).is_ok()
 }
 
+/// Names of the model folders in `search` (sorted, each once).
+pub fn model_names(search: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = search
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .filter(|e| is_model_dir(&e.path()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Reads and checks `model.json`.
 pub fn read_card(dir: &Path) -> Result<ModelCard> {
     let path = dir.join(CARD_FILE);
@@ -495,16 +510,7 @@ pub fn find_model(name: &str, search: &[PathBuf]) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    let mut available: Vec<String> = search
-        .iter()
-        .filter_map(|d| std::fs::read_dir(d).ok())
-        .flatten()
-        .flatten()
-        .filter(|e| is_model_dir(&e.path()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    available.sort();
-    available.dedup();
+    let available = model_names(search);
     let searched: Vec<String> = search.iter().map(|d| d.display().to_string()).collect();
     bail!(
         "model '{name}' not found (searched {}); available: {}. \

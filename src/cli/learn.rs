@@ -4,7 +4,7 @@
 use super::eval::EVAL_SEED;
 use super::open_dataset;
 use super::output::progress_bar;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
@@ -155,14 +155,9 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         match_loss: args.match_loss,
     };
     // What cannot run is said before the renders are made.
-    if !(config.match_loss >= 0.0 && config.match_loss.is_finite()) {
-        bail!("--match-loss must be 0 or more (got {})", config.match_loss);
-    }
-    if config.match_loss > 0.0 && config.text == TextInput::OneHot {
-        bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
-    }
-    if config.match_loss > 0.0 && args.export.is_some() {
-        bail!("bench/pytorch_learn.py has no matching loss: export the paper's step (without --match-loss)");
+    config.validate()?;
+    if args.export.is_some() {
+        config.validate_export()?;
     }
     let probe = LoadedProbe::load(&args.probe, device)?;
     let text_model = if config.text == TextInput::OneHot {

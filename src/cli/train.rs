@@ -478,9 +478,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
             gantry::model::ModelConfig::preset(&preset)?;
-            if !(match_loss >= 0.0 && match_loss.is_finite()) {
-                bail!("--match-loss must be 0 or more (got {match_loss})");
-            }
+            gantry::train::gan::check_match_loss(match_loss)?;
             let run = prepare_run(&common)?;
             let source_dir = env.find_model(&text_encoder)?;
             let source = Model::load_text_side(&source_dir, device).with_context(|| {

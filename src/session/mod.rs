@@ -693,19 +693,7 @@ impl Session {
 
     /// Names of models found in the search folders (for completion).
     pub fn model_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .paths
-            .model_dirs()
-            .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flatten()
-            .flatten()
-            .filter(|e| crate::weights::is_model_dir(&e.path()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        crate::weights::model_names(&self.paths.model_dirs())
     }
 
     /// Class vectors for `:classify`: the mean caption embedding of up to 10

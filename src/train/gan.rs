@@ -323,12 +323,7 @@ impl<'a> GanTrainer<'a> {
                 );
             }
         }
-        if !(config.match_loss >= 0.0 && config.match_loss.is_finite()) {
-            bail!(
-                "the matching loss weight must be 0 or more (got {})",
-                config.match_loss
-            );
-        }
+        check_match_loss(config.match_loss)?;
         if config.match_loss > 0.0 {
             // θ reads G's pictures as a fixed judge; it is not trained here.
             model.image_encoder.vs.freeze();
@@ -688,6 +683,15 @@ impl<'a> GanTrainer<'a> {
         let sheet = crate::sheet::contact_sheet(&cells, seeds, 2, 3);
         crate::imageio::write_png(path, &sheet, &[])
     }
+}
+
+/// Refuses a weight of the matching term that is negative or not a number
+/// (the command line asks this before reading any data).
+pub fn check_match_loss(weight: f64) -> Result<()> {
+    if !(weight >= 0.0 && weight.is_finite()) {
+        bail!("--match-loss must be 0 or more (got {weight}): it weighs the matching loss in G's loss");
+    }
+    Ok(())
 }
 
 /// [B, B] mask: 1 where the two images of the batch are of different
