@@ -1,4 +1,4 @@
-//! `gantry train text-encoder|gan|style-encoder` and `gantry bench train`.
+//! `gantry train text-encoder|gan|style-encoder|text-distil|pack` and `gantry bench train`.
 
 use super::open_dataset;
 use super::output::progress_bar;
@@ -191,6 +191,18 @@ pub enum TrainCommand {
         batch: usize,
         #[arg(long, default_value_t = 2e-4)]
         lr: f64,
+    },
+    /// Write a run's checkpoint compactly, to commit it or carry it to a
+    /// device and continue there: networks f16, optimizer second moments bf16,
+    /// no first moments (Adam's β1 = 0.5 refills them in a few steps). Put it
+    /// in a run folder as checkpoint.safetensors and `--resume` continues the
+    /// run at its step, learning rate and RNG
+    Pack {
+        /// The run folder whose checkpoint to pack
+        #[arg(long)]
+        run: PathBuf,
+        /// The file to write
+        out: PathBuf,
     },
 }
 
@@ -584,6 +596,21 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 ..DistilConfig::new("", "")
             },
         ),
+        TrainCommand::Pack { run, out } => {
+            let from = Run { dir: run }.checkpoint();
+            if !from.exists() {
+                bail!("{}: no checkpoint to pack", from.display());
+            }
+            let packed = train::checkpoint::pack(&from, &out)?;
+            println!(
+                "wrote {} (step {}): {:.1} MB, from {:.1} MB",
+                out.display(),
+                packed.step,
+                packed.bytes_after as f64 / 1e6,
+                packed.bytes_before as f64 / 1e6
+            );
+            Ok(())
+        }
         TrainCommand::StyleEncoder {
             common,
             model,

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use tch::{nn::VarStore, Device, Tensor};
+use tch::{nn::VarStore, Device, Kind, Tensor};
 
 const STATE_KEY: &str = "__state__";
 
@@ -22,6 +22,10 @@ pub struct Progress<C> {
     pub step: u64,
     pub rng: u64,
     pub elapsed_s: f64,
+    /// Written by [`pack`]: networks f16, second moments bf16, no first
+    /// moments (they start again at zero when the run resumes).
+    #[serde(default)]
+    pub packed: bool,
 }
 
 /// A var store's variables under `prefix/`, sorted by name, as checkpoints
@@ -106,6 +110,7 @@ pub fn save_parts(path: &Path, parts: &Parts, elapsed_s: f64) -> Result<()> {
         step: parts.position.step,
         rng: parts.position.rng.0,
         elapsed_s,
+        packed: false,
     };
     save(path, &tensors, &progress)
 }
@@ -126,7 +131,7 @@ pub fn resume(path: &Path, parts: Parts) -> Result<()> {
         restore(&named(vs, prefix), &tensors)?;
     }
     for (prefix, opt) in parts.optimizers {
-        opt.load_state(&tensors, prefix, progress.step as i64)?;
+        opt.load_state(&tensors, prefix, progress.step as i64, progress.packed)?;
     }
     *parts.position = Position {
         step: progress.step,
@@ -134,6 +139,67 @@ pub fn resume(path: &Path, parts: Parts) -> Result<()> {
         elapsed_before: progress.elapsed_s,
     };
     Ok(())
+}
+
+/// What [`pack`] wrote: bytes before and after, and the run's step.
+pub struct Packed {
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub step: u64,
+}
+
+/// Writes the checkpoint at `from` compactly to `to`, to commit it or carry it
+/// to a device and continue the run there: network weights as f16 (as the
+/// shipped models are), the optimizers' second moments as bf16 (the range of
+/// f32, so that small squared gradients do not vanish), and no first moments:
+/// Adam's β1 = 0.5 forgets them within a few steps, so they start again at
+/// zero. Copied into a run folder as its checkpoint, `--resume` continues
+/// from it at the same step, learning rate and RNG.
+pub fn pack(from: &Path, to: &Path) -> Result<Packed> {
+    let (tensors, mut progress): (HashMap<String, Tensor>, Progress<serde_json::Value>) =
+        load(from)?;
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let mut kept = Vec::new();
+    for name in names {
+        let t = &tensors[name];
+        if !t.is_floating_point() {
+            kept.push((name.clone(), t.shallow_clone()));
+            continue;
+        }
+        match optimizer_moment(name) {
+            Some(Moment::First) => {}
+            Some(Moment::Second) => kept.push((name.clone(), t.to_kind(Kind::BFloat16))),
+            None => kept.push((name.clone(), t.to_kind(Kind::Half))),
+        }
+    }
+    progress.packed = true;
+    save(to, &kept, &progress)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    Ok(Packed {
+        bytes_before: size(from),
+        bytes_after: size(to),
+        step: progress.step,
+    })
+}
+
+enum Moment {
+    First,
+    Second,
+}
+
+/// Which optimizer moment a checkpoint tensor is ([`Optimizer::state`]'s
+/// names: `PREFIX.first.PARAM`, `PREFIX.second.PARAM`), if it is one.
+fn optimizer_moment(name: &str) -> Option<Moment> {
+    let (prefix, rest) = name.split_once('.')?;
+    if prefix.contains('/') {
+        return None; // a network's variable: `network/layer.weight`
+    }
+    match rest.split_once('.')?.0 {
+        "first" => Some(Moment::First),
+        "second" => Some(Moment::Second),
+        _ => None,
+    }
 }
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &impl Serialize) -> Result<()> {

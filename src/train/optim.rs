@@ -176,16 +176,23 @@ impl Optimizer {
         out
     }
 
-    /// Restores the state written by [`Optimizer::state`].
+    /// Restores the state written by [`Optimizer::state`]. A packed
+    /// checkpoint (`checkpoint::pack`) has no first moments: they start at zero.
     pub fn load_state(
         &mut self,
         tensors: &HashMap<String, Tensor>,
         prefix: &str,
         steps: i64,
+        packed: bool,
     ) -> Result<()> {
         for (i, (name, p)) in self.params.iter().enumerate() {
             for (which, buffer) in [("first", &self.first), ("second", &self.second)] {
                 let key = format!("{prefix}.{which}.{name}");
+                let mut slot = self.slot(buffer, i);
+                if packed && which == "first" {
+                    let _ = slot.zero_();
+                    continue;
+                }
                 let src = tensors
                     .get(&key)
                     .ok_or_else(|| anyhow!("checkpoint has no optimizer state '{key}'"))?;
@@ -196,7 +203,6 @@ impl Optimizer {
                         p.size()
                     ));
                 }
-                let mut slot = self.slot(buffer, i);
                 tch::no_grad(|| slot.f_copy_(src))?;
             }
         }
