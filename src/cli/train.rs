@@ -192,8 +192,8 @@ pub enum TrainCommand {
         #[arg(long, default_value_t = 2e-4)]
         lr: f64,
     },
-    /// Write a run's checkpoint compactly, to commit it or carry it to a
-    /// device and continue there: networks f16, optimizer second moments bf16,
+    /// Write a run's checkpoint compactly, to carry the run to another
+    /// machine (a GPU and back) and continue it there: networks f16, optimizer second moments bf16,
     /// no first moments (Adam's β1 = 0.5 refills them in a few steps). Put it
     /// in a run folder as checkpoint.safetensors and `--resume` continues the
     /// run at its step, learning rate and RNG

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Continues the shipped models' runs, trained from scratch on one schedule
+# (paper.md §4: 600 epochs, lr halved every 100; `small` preset; the
+# conditioning the learning curve chose: raw φ(t) + --match-loss 4 + fresh
+# noise), for MIN minutes, on the CPU or on a lent GPU; then gives each model a
+# style encoder and evaluates it:
+#
+#   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
+#   DEVICE=cuda MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh      # a GPU window
+#
+# A run goes on from its run folder's checkpoint where there is one (the same
+# session, continued: exact), else from the shipped model where this run
+# trained it (its card records the matching term; --init-from takes up the
+# schedule there, Adam's moments start afresh), else from scratch. The
+# shipped model is the state kept between sessions: the tree that travels to a
+# GPU has room for no more (64 MiB with the binary).
+# With OUT set, the evaluations and the models (f16) are put there in pieces of
+# 15 MB (`cat NAME.* > NAME` joins them).
+# Afterwards: compare `$RUNS/NAME.eval.txt` with the shipped model's card and
+# ship a model only where it measures better (README, "Shipped models").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+G=${GANTRY:-target/release/gantry}
+DEVICE=${DEVICE:-cpu}
+RUNS=${RUNS:-runs}
+WHICH=${WHICH:-pf ox}
+MIN=${MIN:-60}
+STYLE_MIN=${STYLE_MIN:-5}
+EVAL_COUNT=${EVAL_COUNT:-2000}
+OUT=${OUT:-}
+LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
+# One libtorch thread per run on the CPU (the runs go side by side).
+[ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
+
+# Each run: the model it goes on from, and the `train gan` arguments it was
+# started with (a checkpoint resumes only under the same settings, dataset
+# path included: where Oxford-102 lies elsewhere, link it to this path).
+declare -A from args data
+from[pf]=${FROM_PF:-weights/procedural-flowers}
+data[pf]="--dataset procedural-flowers --opt grammar=rich"
+args[pf]="--text-encoder state/procedural-text-encoder --preset small --wrong image --fresh-noise --match-loss 4"
+from[ox]=${FROM_OX:-weights/oxford102}
+data[ox]="--dataset reed:../shared/datasets/oxford102"
+args[ox]="--text-encoder weights/oxford102 --preset small --fresh-noise --match-loss 4"
+declare -A folder=([pf]=procedural-flowers [ox]=oxford102)
+limit=()
+[ -n "$LIMIT" ] && limit=(--limit "$LIMIT")
+
+start=$(date +%s)
+say() { echo "[$(($(date +%s) - start)) s] $*"; }
+gantry() { "$G" --device "$DEVICE" "$@"; }
+bring_back() { # file-or-dir name
+    [ -n "$OUT" ] || return 0
+    mkdir -p "$OUT"
+    rm -f "$OUT/$2."*
+    if [ -d "$1" ]; then tar czf - -C "$1" .; else cat "$1"; fi | split -b 15M - "$OUT/$2."
+}
+
+for w in $WHICH; do
+    [ -n "${from[$w]:-}" ] || { echo "unknown run '$w' (pf or ox)" >&2; exit 2; }
+done
+
+say "GANs ($MIN min each, side by side): $WHICH on $DEVICE"
+for w in $WHICH; do
+    run=$RUNS/${folder[$w]}
+    mkdir -p "$run"
+    resume=()
+    if [ -f "$run/checkpoint.safetensors" ]; then
+        resume=(--resume)
+    elif grep -q '"match_loss": 4' "${from[$w]}/model.json" 2>/dev/null; then
+        resume=(--init-from "${from[$w]}")
+    fi
+    say "${folder[$w]}: ${resume[*]:-from scratch}"
+    # shellcheck disable=SC2086 # the arguments are words
+    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} --run "$run" "${resume[@]}" \
+        --time-limit "$MIN" --checkpoint-every 500 > "$run.log" 2>&1 &
+done
+wait
+
+for w in $WHICH; do tail -n 3 "$RUNS/${folder[$w]}.log"; done
+
+say "style encoders ($STYLE_MIN min each)"
+for w in $WHICH; do
+    run=$RUNS/${folder[$w]}
+    [ -f "$run/model/model.json" ] || continue
+    rm -rf "$run-style"
+    # shellcheck disable=SC2086 # the arguments are words
+    gantry train style-encoder ${data[$w]} "${limit[@]}" --model "$run/model" --run "$run-style" \
+        --steps 1000000 --time-limit "$STYLE_MIN" > "$run-style.log" 2>&1 &
+done
+wait
+
+say "eval ($EVAL_COUNT renders or captions each)"
+for w in $WHICH; do
+    run=$RUNS/${folder[$w]}
+    [ -f "$run-style/model/model.json" ] || continue
+    extra=(--count "$EVAL_COUNT")
+    [ "$w" = ox ] && extra=(--dataset reed:../shared/datasets/oxford102 --classifier weights/oxford102-classifier)
+    gantry eval "$run-style/model" "${extra[@]}" --dry-run > "$run.eval.txt" 2>&1 &
+done
+wait
+for w in $WHICH; do
+    run=$RUNS/${folder[$w]}
+    echo "== ${folder[$w]}"
+    cat "$run.eval.txt" 2>/dev/null
+    bring_back "$run.eval.txt" "${folder[$w]}.eval.txt"
+    if [ -n "$OUT" ] && [ -f "$run-style/model/model.json" ]; then
+        rm -rf "/tmp/ship/${folder[$w]}"
+        gantry model export "$run-style/model" "/tmp/ship/${folder[$w]}" --half > /dev/null &&
+            bring_back "/tmp/ship/${folder[$w]}" "${folder[$w]}-model.tgz"
+    fi
+done
+say "done"
