@@ -6,7 +6,7 @@
 # style encoder and evaluates it:
 #
 #   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
-#   DEVICE=cuda MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh      # a GPU window
+#   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
 # A run goes on from its run folder's checkpoint where there is one (the same
 # session, continued: exact), else from the shipped model where this run
@@ -21,8 +21,21 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-G=${GANTRY:-target/release/gantry}
 DEVICE=${DEVICE:-cpu}
+G=${GANTRY:-target/release/gantry}
+if [ "$DEVICE" != cpu ]; then
+    # On a lent GPU: the binary and its plugins carried as .device/gantry.txz
+    # (scripts/device-pack.sh: the tree with them must stay under 64 MiB), the
+    # machine's own libtorch, and no Oxford-102 (too large to travel: WHICH=pf).
+    # The binary and its plugins as scripts/device-pack.sh carries them.
+    if [ -z "${GANTRY:-}" ] && [ -f .device/gantry.txz ] && [ ! -x .device/gantry ]; then
+        mkdir -p /tmp/gantry-bin && tar xJf .device/gantry.txz -C /tmp/gantry-bin && GANTRY=/tmp/gantry-bin/gantry
+    fi
+    G=${GANTRY:-$PWD/.device/gantry}
+    PY=${PY:-/opt/torch/.venv/bin/python}
+    LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
+    export LD_LIBRARY_PATH GANTRY_DATA_DIR=/tmp/gd GANTRY_CONFIG_DIR=/tmp/gc GANTRY_THREADS=${GANTRY_THREADS:-4}
+fi
 RUNS=${RUNS:-runs}
 WHICH=${WHICH:-pf ox}
 MIN=${MIN:-60}

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Procedural-flowers GAN candidates trained side by side on the lent GPU, each
 # then given its style encoder, measured with `gantry eval` and exported f16
-# under $OUT (see README, "Training"). Run on the GPU machine after
-# copying the gantry binary and its plugin libraries into .device/ and the text
-# encoder to train on into .device/te/:
+# under $OUT (see README, "Training"). Run on the GPU machine with the binary
+# and its plugins carried as .device/gantry.txz (scripts/device-pack.sh); the
+# text encoder to train on is a folder of the tree (TE):
 #
-#   GAN_MIN=5 STYLE_MIN=1 scripts/device-pf.sh
+#   TE=state/procedural-text-encoder GAN_MIN=5 STYLE_MIN=1 scripts/device-pf.sh
 #
 # The candidates (name: extra `train gan` arguments) are in CANDIDATES, one per
 # line. Each stage is time-boxed, and the GAN models are under $OUT as soon as
@@ -17,8 +17,12 @@ PY=${PY:-/opt/torch/.venv/bin/python}
 # The machine's own libtorch, ahead of whatever the path already holds.
 LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
 export LD_LIBRARY_PATH
+# The binary and its plugins as scripts/device-pack.sh carries them.
+if [ -z "${GANTRY:-}" ] && [ -f .device/gantry.txz ] && [ ! -x .device/gantry ]; then
+    mkdir -p /tmp/gantry-bin && tar xJf .device/gantry.txz -C /tmp/gantry-bin && GANTRY=/tmp/gantry-bin/gantry
+fi
 G=${GANTRY:-$PWD/.device/gantry}
-TE=${TE:-.device/te}
+TE=${TE:-state/procedural-text-encoder}
 DEV=${DEV:-cuda}
 OUT=${OUT:-/tmp/out}
 RUNS=${RUNS:-/tmp/runs}
@@ -39,9 +43,13 @@ wrong-image-init: --wrong image --init-from weights/procedural-flowers
 wrong-class: --wrong class"}
 mkdir -p "$RUNS" "$OUT"
 # A text encoder sent without its G, D and S files (to keep the upload under
-# its limit) was saved over the shipped model's: its card lists those files.
+# its limit) was saved over the shipped model's where its card lists those
+# files (a text-side folder such as state/procedural-text-encoder lists none).
 for f in generator discriminator style_encoder; do
-    [ -f "$TE/$f.safetensors" ] || cp "weights/procedural-flowers/$f.safetensors" "$TE/"
+    listed=$($PY -c "import json, sys; print('$f' in json.load(open(sys.argv[1])).get('files', {}))" "$TE/model.json")
+    if [ "$listed" = True ] && [ ! -f "$TE/$f.safetensors" ]; then
+        cp "weights/procedural-flowers/$f.safetensors" "$TE/"
+    fi
 done
 start=$(date +%s)
 say() { echo "[$(($(date +%s) - start)) s] $*"; }

@@ -20,6 +20,10 @@ if [ -x "$PY" ]; then
     LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
     export LD_LIBRARY_PATH
 fi
+# The binary and its plugins as scripts/device-pack.sh carries them.
+if [ -z "${GANTRY:-}" ] && [ -f .device/gantry.txz ] && [ ! -x .device/gantry ]; then
+    mkdir -p /tmp/gantry-bin && tar xJf .device/gantry.txz -C /tmp/gantry-bin && GANTRY=/tmp/gantry-bin/gantry
+fi
 G=${GANTRY:-$PWD/.device/gantry}
 DEV=${DEV:-cuda}
 OUT=${OUT:-/tmp/out}
