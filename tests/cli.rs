@@ -454,6 +454,8 @@ fn eval_prints_the_table_and_writes_the_card() {
         "diversity",
         "style_auc",
         "r_precision_generated",
+        "checkerboard_generated",
+        "checkerboard_real",
     ] {
         assert!(out.contains(metric), "{metric} missing from\n{out}");
     }
@@ -628,6 +630,8 @@ fn a_class_probe_measures_realism() {
         value("realism_frechet_generated") > value("realism_frechet_real"),
         "{out}"
     );
+    // The checkerboard measure, of the pictures beside the photos'.
+    assert!(value("checkerboard_generated") > 0.0 && value("checkerboard_real") > 0.0);
     let out = eval(&["--classifier", "nowhere"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no class probe there"));

@@ -3,7 +3,7 @@
 //! realism with a class probe of the set's photos.
 
 use super::colour::{caption_colour, dominant_colour};
-use super::statistics::frechet_distance;
+use super::statistics::{checkerboards, frechet_distance};
 use super::{draw, embed, in_batches, metric, number, Metric};
 use crate::imageio;
 use crate::probe::{class_probe_held_out, LoadedProbe};
@@ -227,6 +227,7 @@ pub fn realism(
             ));
         }
         if !held_out_classes {
+            metrics.extend(checkerboards(&generated, &real)?);
             // Photos come class by class: the halves alternate, so both
             // hold every class in the same proportions.
             let half = (photos.len() / 2) as i64;

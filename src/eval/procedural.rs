@@ -3,7 +3,7 @@
 //! interpolation, diversity, the style AUC, and what the joint embedding
 //! reads of each attribute.
 
-use super::statistics::{entropy, roc_auc};
+use super::statistics::{checkerboards, entropy, roc_auc};
 use super::{draw, embed, in_batches, metric, Metric};
 use crate::imageio;
 use crate::probe::LoadedProbe;
@@ -236,6 +236,7 @@ pub fn procedural(
 
     // Style transfer: x̂ = G(S(x), φ(t)) with t of another petal colour.
     let real = set.image_batch(&(0..n).collect::<Vec<_>>(), false, &mut Rng(0));
+    metrics.extend(checkerboards(&generated, &real)?);
     let style = in_batches(&real, model.device, |x| {
         model.style_encoder.net.forward_t(x, false)
     });

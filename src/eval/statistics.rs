@@ -40,6 +40,28 @@ pub fn checkerboard(images: &Tensor) -> Result<f64> {
     Ok(peak / around.max(1e-12))
 }
 
+/// The checkerboard measure of pictures the model drew and of real images
+/// of the same data, as two metrics (evaluation.md: within 1.5x of real).
+pub fn checkerboards(generated: &Tensor, real: &Tensor) -> Result<Vec<super::Metric>> {
+    let (g, r) = (checkerboard(generated)?, checkerboard(real)?);
+    Ok(vec![
+        super::number(
+            "checkerboard_generated",
+            g,
+            format!(
+                "period-2 spectral power over its neighbours', {} pictures ({:.2}x real)",
+                generated.size()[0],
+                g / r.max(1e-12)
+            ),
+        ),
+        super::number(
+            "checkerboard_real",
+            r,
+            format!("the same on {} real images", real.size()[0]),
+        ),
+    ])
+}
+
 pub fn entropy(counts: &BTreeMap<String, usize>) -> f64 {
     let total: usize = counts.values().sum();
     counts
