@@ -96,15 +96,18 @@ def bce(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def update(g, d, opt_g, opt_d, d_loss, fake, t_all):
+def update(g, d, opt_g, opt_d, d_loss, fake, t_all, extra=None):
     """D's update on its loss, then G's through a frozen D on `fake` (G's
-    images for the texts `t_all`); returns G's loss."""
+    images for the texts `t_all`), plus `extra()` where given (a further term
+    of G's loss); returns G's loss."""
     opt_d.zero_grad()
     d_loss.backward()
     opt_d.step()
     for p in d.parameters():
         p.requires_grad_(False)
     g_loss = bce(d(fake, t_all), 1.0)
+    if extra is not None:
+        g_loss = g_loss + extra()
     opt_g.zero_grad()
     g_loss.backward()
     opt_g.step()

@@ -6,7 +6,9 @@ renders and caption embeddings that `gantry bench learn --export DIR` wrote,
 with the same step: D on (real, right), ½ (wrong, right), ½ (fake, right); G on
 the B embeddings plus B/2 interpolations; 4 caption embeddings averaged per
 image; a random horizontal flip; Adam 2e-4, β1 0.5, lr halved every 100
-epochs. At every line it draws the evaluation captions with their fixed z (G
+epochs; with `--match-loss W`, W times the matching term in G's loss (the
+exported image encoder θ, frozen, ranks each picture's text against other
+classes'). At every line it draws the evaluation captions with their fixed z (G
 in eval mode) into DIR/gen-STEP.u8 and appends D's mean scores to
 DIR/points.jsonl; `gantry bench learn-score DIR` reads them with the probe and
 prints lines in gantry's format, so the two curves sit side by side.
@@ -32,7 +34,47 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from pytorch_gan_int_cls import Discriminator, Generator, bce, update  # noqa: E402
+from pytorch_gan_int_cls import Discriminator, Generator, bce, conv, lrelu, update  # noqa: E402
+
+
+class Downsampler(nn.Module):
+    """gantry's image trunk (src/model/mod.rs, Downsampler): 64 -> 32 -> 16 ->
+    8 -> 4, strided 4x4 convolutions, batch norm from the second, LeakyReLU."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.down32 = conv(3, w, 4, 2, 1)
+        self.down16, self.down16_bn = conv(w, w * 2, 4, 2, 1), nn.BatchNorm2d(w * 2)
+        self.down8, self.down8_bn = conv(w * 2, w * 4, 4, 2, 1), nn.BatchNorm2d(w * 4)
+        self.down4, self.down4_bn = conv(w * 4, w * 8, 4, 2, 1), nn.BatchNorm2d(w * 8)
+
+    def forward(self, x):
+        h = lrelu(self.down32(x))
+        h = lrelu(self.down16_bn(self.down16(h)))
+        h = lrelu(self.down8_bn(self.down8(h)))
+        h = lrelu(self.down4_bn(self.down4(h)))
+        return h.flatten(1)
+
+
+class ImageEncoder(nn.Module):
+    """The joint embedding's image side θ (src/model/image_encoder.rs)."""
+
+    def __init__(self, width, emb):
+        super().__init__()
+        self.body = Downsampler(width)
+        self.projection = nn.Linear(width * 8 * 4 * 4, emb)
+
+    def forward(self, x):
+        return self.projection(self.body(x))
+
+
+def masked_hinge(compat, mask):
+    """gantry's symmetric_hinge_where: the DS-SJE hinge in both directions over
+    the pairs `mask` keeps, divided by B²."""
+    diag = compat.diagonal()
+    by_image = (compat - diag[:, None] + 1.0).relu()
+    by_text = (compat - diag[None, :] + 1.0).relu()
+    return ((by_image + by_text) * mask).sum() / compat.shape[0] ** 2
 
 
 def dcgan_init(module):
@@ -170,6 +212,17 @@ def main():
     else:
         dcgan_init(g)
         dcgan_init(d)
+    # The matching term (`--match-loss W`): the joint embedding's image
+    # encoder, frozen and in eval mode, asks each of G's pictures for the B
+    # real texts to match its own text better than other classes' texts.
+    match_w = learn.get("match_loss", 0.0)
+    ie = None
+    if match_w > 0:
+        ie = ImageEncoder(meta["image_encoder_width"], e).to(dev)
+        load_gantry(ie, os.path.join(args.dir, "image_encoder.safetensors"), "image_encoder")
+        ie.eval()
+        for p in ie.parameters():
+            p.requires_grad_(False)
     lr = learn["lr"]
     opt_g = torch.optim.Adam(g.parameters(), lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr, betas=(0.5, 0.999))
@@ -267,7 +320,17 @@ def main():
             fake_weight = 1.0
         s_fake = d(fake_d, t)
         d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
-        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all)
+        matched = {}
+        if ie is not None:
+            batch_classes = classes[idx]
+            other = (batch_classes[:, None] != batch_classes[None, :]).float().to(dev)
+
+            def matching():
+                matched["g_match"] = masked_hinge(ie(fake[:b]) @ t.T, other)
+                return match_w * matched["g_match"]
+        else:
+            matching = None
+        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all, matching)
         with torch.no_grad():
             scores = torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
                                   s_fake.sigmoid().mean()])
@@ -277,6 +340,8 @@ def main():
                     "d_real": scores[0].item(), "d_fake": scores[2].item()}
             if cls:
                 line["d_wrong"] = scores[1].item()
+            if "g_match" in matched:
+                line["g_match"] = matched["g_match"].item()
             step_log.write(json.dumps(line) + "\n")
         window += 1
         trained += time.perf_counter() - started

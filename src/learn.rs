@@ -91,10 +91,12 @@ impl LearnConfig {
         Ok(())
     }
 
-    /// Refuses an export PyTorch could not follow.
+    /// Refuses an export PyTorch could not follow: its matching term reads
+    /// the exported embeddings, which are rescaled when standardised, while
+    /// gantry's reads φ(t) as the joint embedding has it.
     pub fn validate_export(&self) -> Result<()> {
-        if self.match_loss > 0.0 {
-            bail!("bench/pytorch_learn.py has no matching loss: export the paper's step (without --match-loss)");
+        if self.match_loss > 0.0 && self.text == TextInput::Standardised {
+            bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
         }
         Ok(())
     }
@@ -418,6 +420,10 @@ pub struct ExportMeta {
     /// The evaluation renders, to make them again when scoring.
     pub eval_dataset: String,
     pub eval_seed: u64,
+    /// With the matching term: the base width of the image encoder θ, whose
+    /// weights are `image_encoder.safetensors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_encoder_width: Option<i64>,
 }
 
 fn write_f32(path: &Path, t: &Tensor) -> Result<()> {
@@ -496,7 +502,15 @@ pub fn export(
         interpolation_beta: gan.interpolation_beta,
         eval_dataset: inputs.eval.spec.clone(),
         eval_seed,
+        image_encoder_width: (config.match_loss > 0.0).then_some(arch.image_encoder.width),
     };
+    if config.match_loss > 0.0 {
+        crate::weights::save_var_store(
+            &model.image_encoder.vs,
+            &dir.join("image_encoder.safetensors"),
+            false,
+        )?;
+    }
     crate::weights::write_atomic(
         &dir.join("meta.json"),
         serde_json::to_string_pretty(&meta)?.as_bytes(),

@@ -217,16 +217,56 @@ fn lockstep_lines(stdout: &str) -> Vec<BTreeMap<String, String>> {
 
 #[test]
 fn pytorch_in_lockstep_takes_the_same_steps_as_gantry() {
-    let Some(python) = python() else {
-        eprintln!("SKIPPED: no .venv/bin/python with torch (./dev.sh sets it up)");
+    let sandbox = Sandbox::new();
+    in_lockstep(&sandbox, &[]);
+}
+
+/// The matching term too: PyTorch's G loss adds W times its own hinge over
+/// the exported image encoder's reading of G's pictures, and the two runs'
+/// losses (G's includes the term) agree step by step.
+#[test]
+fn pytorch_in_lockstep_takes_the_matching_term_as_gantry() {
+    let sandbox = Sandbox::new();
+    let Some(export) = in_lockstep(&sandbox, &["--match-loss", "4"]) else {
         return;
     };
-    let sandbox = Sandbox::new();
+    let matched = |file: &str| -> Vec<f64> {
+        std::fs::read_to_string(export.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["g_match"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (ours, theirs) = (
+        matched("steps.gantry.jsonl"),
+        matched("steps.pytorch.jsonl"),
+    );
+    assert_eq!(ours.len(), 4);
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!(
+            *a > 0.0 && (a - b).abs() <= 1e-4 * a.abs(),
+            "{ours:?} {theirs:?}"
+        );
+    }
+}
+
+/// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`
+/// arguments and checks that they take the same steps; returns the export
+/// folder (None where PyTorch is missing).
+fn in_lockstep(sandbox: &Sandbox, extra: &[&str]) -> Option<PathBuf> {
+    let Some(python) = python() else {
+        eprintln!("SKIPPED: no .venv/bin/python with torch (./dev.sh sets it up)");
+        return None;
+    };
     sandbox.tiny_model("te");
     let export = sandbox.path().join("lockstep");
     let ours = learn(
-        &sandbox,
-        &["--export", export.to_str().unwrap(), "--lockstep"],
+        sandbox,
+        &[&["--export", export.to_str().unwrap(), "--lockstep"], extra].concat(),
     );
     // gantry trained here too, and wrote where it started and every step.
     let ours = lines(&ours);
@@ -239,7 +279,7 @@ fn pytorch_in_lockstep_takes_the_same_steps_as_gantry() {
     ] {
         assert!(export.join(file).exists(), "{file}");
     }
-    let (stdout, scored) = pytorch_then_score(&python, &sandbox, &export);
+    let (stdout, scored) = pytorch_then_score(&python, sandbox, &export);
     assert!(stdout.contains("lockstep"), "{stdout}");
     // Same start, same draws, the same library underneath: the two runs'
     // losses agree step by step (a wrong loss weight, detach or init shows
@@ -264,6 +304,7 @@ fn pytorch_in_lockstep_takes_the_same_steps_as_gantry() {
             );
         }
     }
+    Some(export)
 }
 
 #[test]
@@ -284,8 +325,17 @@ fn bench_learn_refuses_what_it_cannot_run() {
     assert!(err.contains("one-hot"), "{err}");
     let err = sandbox.fails(&["bench", "learn", "--match-loss=-1"]);
     assert!(err.contains("0 or more"), "{err}");
-    let err = sandbox.fails(&["bench", "learn", "--match-loss", "1", "--export", "x"]);
-    assert!(err.contains("no matching loss"), "{err}");
+    let err = sandbox.fails(&[
+        "bench",
+        "learn",
+        "--match-loss",
+        "1",
+        "--conditioning",
+        "standardised",
+        "--export",
+        "x",
+    ]);
+    assert!(err.contains("needs raw conditioning"), "{err}");
     let err = sandbox.fails(&["bench", "learn-score", "nowhere"]);
     assert!(err.contains("nowhere/meta.json"), "{err}");
 }
