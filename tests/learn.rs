@@ -310,32 +310,32 @@ fn in_lockstep(sandbox: &Sandbox, extra: &[&str]) -> Option<PathBuf> {
 #[test]
 fn bench_learn_refuses_what_it_cannot_run() {
     let sandbox = Sandbox::new();
-    let err = sandbox.fails(&["bench", "learn", "--conditioning", "loud"]);
-    assert!(err.contains("raw, standardised, one-hot"), "{err}");
-    let err = sandbox.fails(&["bench", "learn", "--lockstep"]);
-    assert!(err.contains("--export"), "{err}");
-    let err = sandbox.fails(&[
-        "bench",
-        "learn",
-        "--match-loss",
-        "1",
-        "--conditioning",
-        "one-hot",
-    ]);
-    assert!(err.contains("one-hot"), "{err}");
-    let err = sandbox.fails(&["bench", "learn", "--match-loss=-1"]);
-    assert!(err.contains("0 or more"), "{err}");
-    let err = sandbox.fails(&[
-        "bench",
-        "learn",
-        "--match-loss",
-        "1",
-        "--conditioning",
-        "standardised",
-        "--export",
-        "x",
-    ]);
-    assert!(err.contains("needs raw conditioning"), "{err}");
+    for (args, expected) in [
+        (
+            &["--conditioning", "loud"][..],
+            "raw, standardised, one-hot",
+        ),
+        (&["--lockstep"], "--export"),
+        (
+            &["--match-loss", "1", "--conditioning", "one-hot"],
+            "one-hot",
+        ),
+        (&["--match-loss=-1"], "0 or more"),
+        (
+            &[
+                "--match-loss",
+                "1",
+                "--conditioning",
+                "standardised",
+                "--export",
+                "x",
+            ],
+            "needs raw conditioning",
+        ),
+    ] {
+        let err = sandbox.fails(&[&["bench", "learn"][..], args].concat());
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
     let err = sandbox.fails(&["bench", "learn-score", "nowhere"]);
     assert!(err.contains("nowhere/meta.json"), "{err}");
 }
