@@ -3,7 +3,7 @@
 //! to a temporary file and renamed into place, so that a run killed at any
 //! moment leaves the previous checkpoint or the new one, never half of one.
 
-use super::optim::Optimizer;
+use super::optim::{Moment, Optimizer};
 use crate::training_set::Rng;
 use crate::weights::write_atomic;
 use anyhow::{anyhow, bail, Context, Result};
@@ -148,8 +148,8 @@ pub struct Packed {
     pub step: u64,
 }
 
-/// Writes the checkpoint at `from` compactly to `to`, to commit it or carry it
-/// to a device and continue the run there: network weights as f16 (as the
+/// Writes the checkpoint at `from` compactly to `to`, to carry the run to
+/// another machine and continue it there: network weights as f16 (as the
 /// shipped models are), the optimizers' second moments as bf16 (the range of
 /// f32, so that small squared gradients do not vanish), and no first moments:
 /// Adam's β1 = 0.5 forgets them within a few steps, so they start again at
@@ -167,7 +167,7 @@ pub fn pack(from: &Path, to: &Path) -> Result<Packed> {
             kept.push((name.clone(), t.shallow_clone()));
             continue;
         }
-        match optimizer_moment(name) {
+        match super::optim::moment_of(name) {
             Some(Moment::First) => {}
             Some(Moment::Second) => kept.push((name.clone(), t.to_kind(Kind::BFloat16))),
             None => kept.push((name.clone(), t.to_kind(Kind::Half))),
@@ -181,25 +181,6 @@ pub fn pack(from: &Path, to: &Path) -> Result<Packed> {
         bytes_after: size(to),
         step: progress.step,
     })
-}
-
-enum Moment {
-    First,
-    Second,
-}
-
-/// Which optimizer moment a checkpoint tensor is ([`Optimizer::state`]'s
-/// names: `PREFIX.first.PARAM`, `PREFIX.second.PARAM`), if it is one.
-fn optimizer_moment(name: &str) -> Option<Moment> {
-    let (prefix, rest) = name.split_once('.')?;
-    if prefix.contains('/') {
-        return None; // a network's variable: `network/layer.weight`
-    }
-    match rest.split_once('.')?.0 {
-        "first" => Some(Moment::First),
-        "second" => Some(Moment::Second),
-        _ => None,
-    }
 }
 
 pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &impl Serialize) -> Result<()> {

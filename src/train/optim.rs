@@ -159,7 +159,8 @@ impl Optimizer {
         });
     }
 
-    /// The optimizer's state as named tensors under `prefix` (one pair per
+    /// The optimizer's state as named tensors under `prefix` (names that
+    /// [`moment_of`] reads back) (one pair per
     /// parameter, as the checkpoints have always stored it).
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
@@ -209,4 +210,24 @@ impl Optimizer {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// Which moment a tensor named by [`Optimizer::state`] is (`PREFIX.first.PARAM`
+/// or `PREFIX.second.PARAM`); None for any other name, such as a network's
+/// variable (`network/layer.weight`).
+pub fn moment_of(name: &str) -> Option<Moment> {
+    let (prefix, rest) = name.split_once('.')?;
+    if prefix.contains('/') {
+        return None;
+    }
+    match rest.split_once('.')?.0 {
+        "first" => Some(Moment::First),
+        "second" => Some(Moment::Second),
+        _ => None,
+    }
+}
+
+pub enum Moment {
+    First,
+    Second,
 }
