@@ -27,7 +27,6 @@ if [ "$DEVICE" != cpu ]; then
     # On a lent GPU: the binary and its plugins carried as .device/gantry.txz
     # (scripts/device-pack.sh: the tree with them must stay under 64 MiB), the
     # machine's own libtorch, and no Oxford-102 (too large to travel: WHICH=pf).
-    # The binary and its plugins as scripts/device-pack.sh carries them.
     if [ -z "${GANTRY:-}" ] && [ -f .device/gantry.txz ] && [ ! -x .device/gantry ]; then
         mkdir -p /tmp/gantry-bin && tar xJf .device/gantry.txz -C /tmp/gantry-bin && GANTRY=/tmp/gantry-bin/gantry
     fi
