@@ -6,7 +6,7 @@ use common::Sandbox;
 use gantry::dataset::Dataset;
 use gantry::host::{self, Registry};
 use gantry::model::ModelConfig;
-use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant};
+use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant, FRESH_ADAM_WARMUP};
 use gantry::train::optim::Optimizer;
 use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer, Matching};
 use gantry::training_set::{OnError, TrainingSet};
@@ -709,6 +709,16 @@ fn resuming_gives_the_same_weights_as_training_straight() {
     );
     assert!(sandbox.path().join("gan-halves/losses.png").exists());
 
+    // A continuation of that model with fresh Adam (--init-from takes up its
+    // schedule at step 6) warms its optimizers up over their own updates,
+    // which the checkpoint keeps: resumed, it warms up from where it stopped.
+    let continued = [&GAN_ARGS[..], &["10", "--init-from", "gan-straight/model"]].concat();
+    resumes_exactly(&sandbox, &continued, "continued", "2", &files);
+    assert_eq!(
+        log("continued-halves").unwrap(),
+        log("continued-straight").unwrap()
+    );
+
     // The text encoder resumes exactly too.
     let te = [
         "text-encoder",
@@ -987,7 +997,18 @@ fn a_continued_run_takes_up_the_schedule_where_the_model_left_it() {
         GanTrainer::new(tiny_model(), config.clone(), &set, e.shallow_clone()).unwrap();
     second.continue_schedule(&schedule).unwrap();
     chunked.extend(rates(&mut second, 5));
-    assert_eq!(chunked, uninterrupted);
+    // The schedule's rate, ramped up while the fresh optimizers warm up.
+    for (k, (got, scheduled)) in chunked.iter().zip(&uninterrupted).enumerate() {
+        let warmup = if k < 7 {
+            1.0
+        } else {
+            (k - 7 + 1) as f64 / FRESH_ADAM_WARMUP as f64
+        };
+        assert!(
+            (got - scheduled * warmup).abs() <= 1e-15,
+            "step {k}: lr {got}, schedule {scheduled} x warm-up {warmup}"
+        );
+    }
 
     // Another schedule is refused with the reason, not silently restarted.
     let other = GanConfig { lr: 1e-4, ..config };

@@ -536,11 +536,11 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                     "--init-from: taking up its schedule (--restart-schedule starts it again)",
                 )?;
                 eprintln!(
-                    "continuing the schedule at step {} (epoch {:.1} of {}, lr {:.3e})",
+                    "continuing the schedule at step {} (epoch {:.1} of {}); fresh Adam: the lr warms up to the schedule's over {} steps",
                     schedule.step,
                     schedule.epoch(),
                     trainer.config.epochs,
-                    trainer.learning_rate()
+                    gantry::train::gan::FRESH_ADAM_WARMUP
                 );
             }
             eprintln!(

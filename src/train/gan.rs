@@ -126,6 +126,11 @@ pub struct GanConfig {
     pub match_loss: f64,
 }
 
+/// Updates over which a fresh optimizer on trained weights ramps up to the
+/// scheduled learning rate ([`GanTrainer::warmup`]): 1/(1 − β2), the memory
+/// of Adam's second moments.
+pub const FRESH_ADAM_WARMUP: u64 = 1000;
+
 /// The kinds of [`Conditioning`] a run can ask for; the statistics of
 /// `Standardised` come from the run's own training captions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -407,11 +412,29 @@ impl<'a> GanTrainer<'a> {
         Ok(())
     }
 
-    /// The learning rate of the step about to be taken.
+    /// The learning rate of the step about to be taken: the schedule's,
+    /// times the warm-up of a fresh optimizer ([`Self::warmup`]).
     pub fn learning_rate(&self) -> f64 {
         let epoch = self.position.step / self.steps_per_epoch();
         let halvings = epoch / self.config.lr_halve_every_epochs.max(1);
-        self.config.lr * 0.5f64.powi(halvings.min(60) as i32)
+        self.config.lr * 0.5f64.powi(halvings.min(60) as i32) * self.warmup()
+    }
+
+    /// 1, except where the optimizers are younger than the weights (a run
+    /// that took up a trained model's schedule with fresh Adam): then the
+    /// learning rate ramps up linearly over [`FRESH_ADAM_WARMUP`] updates.
+    /// Fresh Adam's first updates are a full learning rate for every
+    /// weight, in the sign of one batch's gradient (its second moments have
+    /// seen one gradient, not their spread); on trained weights that is a
+    /// jolt, measured on Oxford-102 as a checkerboard rising from 1.72x to
+    /// 4.08x real within 15 steps. The count is the optimizers' own, kept
+    /// in the checkpoint, so a resumed run warms up exactly as a straight one.
+    pub fn warmup(&self) -> f64 {
+        let updates = self.opt_g.steps.max(0) as u64;
+        if updates >= self.position.step {
+            return 1.0;
+        }
+        ((updates + 1) as f64 / FRESH_ADAM_WARMUP as f64).min(1.0)
     }
 
     /// The caption embeddings [N, K, E] the run draws its text from.

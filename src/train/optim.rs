@@ -159,11 +159,13 @@ impl Optimizer {
         });
     }
 
-    /// The optimizer's state as named tensors under `prefix` (names that
-    /// [`moment_of`] reads back) (one pair per
-    /// parameter, as the checkpoints have always stored it).
+    /// The optimizer's state as named tensors under `prefix`: a pair of
+    /// moments per parameter (names that [`moment_of`] reads back), and the
+    /// number of updates taken (`PREFIX.steps`), which Adam's bias
+    /// correction counts and which a run started with a fresh optimizer on
+    /// trained weights differs from the run's step.
     pub fn state(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
+        let mut out = vec![(format!("{prefix}.steps"), Tensor::from_slice(&[self.steps]))];
         for (i, (name, _)) in self.params.iter().enumerate() {
             out.push((
                 format!("{prefix}.first.{name}"),
@@ -178,7 +180,9 @@ impl Optimizer {
     }
 
     /// Restores the state written by [`Optimizer::state`]. A packed
-    /// checkpoint (`checkpoint::pack`) has no first moments: they start at zero.
+    /// checkpoint (`checkpoint::pack`) has no first moments: they start at
+    /// zero. `steps` is the update count where the checkpoint does not keep
+    /// one (those written before it did were of optimizers as old as the run).
     pub fn load_state(
         &mut self,
         tensors: &HashMap<String, Tensor>,
@@ -186,6 +190,10 @@ impl Optimizer {
         steps: i64,
         packed: bool,
     ) -> Result<()> {
+        let steps = match tensors.get(&format!("{prefix}.steps")) {
+            Some(saved) => saved.f_int64_value(&[0])?,
+            None => steps,
+        };
         for (i, (name, p)) in self.params.iter().enumerate() {
             for (which, buffer) in [("first", &self.first), ("second", &self.second)] {
                 let key = format!("{prefix}.{which}.{name}");
