@@ -27,13 +27,8 @@ if [ "$DEVICE" != cpu ]; then
     # On a lent GPU: the binary and its plugins carried as .device/gantry.txz
     # (scripts/device-pack.sh: the tree with them must stay under 64 MiB), the
     # machine's own libtorch, and no Oxford-102 (too large to travel: WHICH=pf).
-    if [ -z "${GANTRY:-}" ] && [ -f .device/gantry.txz ] && [ ! -x .device/gantry ]; then
-        mkdir -p /tmp/gantry-bin && tar xJf .device/gantry.txz -C /tmp/gantry-bin && GANTRY=/tmp/gantry-bin/gantry
-    fi
-    G=${GANTRY:-$PWD/.device/gantry}
-    PY=${PY:-/opt/torch/.venv/bin/python}
-    LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
-    export LD_LIBRARY_PATH GANTRY_DATA_DIR=/tmp/gd GANTRY_CONFIG_DIR=/tmp/gc GANTRY_THREADS=${GANTRY_THREADS:-4}
+    # shellcheck source=device-env.sh
+    . scripts/device-env.sh
 fi
 RUNS=${RUNS:-runs}
 WHICH=${WHICH:-pf ox}

@@ -13,18 +13,8 @@
 # CONFIGS holds one configuration a line, "name: extra bench-learn arguments".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export GANTRY_DATA_DIR=/tmp/gd GANTRY_CONFIG_DIR=/tmp/gc GANTRY_THREADS=${GANTRY_THREADS:-4}
-PY=${PY:-/opt/torch/.venv/bin/python}
-if [ -x "$PY" ]; then
-    # The machine's own libtorch, ahead of whatever the path already holds.
-    LD_LIBRARY_PATH=$($PY -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")'):${LD_LIBRARY_PATH:-}
-    export LD_LIBRARY_PATH
-fi
-# The binary and its plugins as scripts/device-pack.sh carries them.
-if [ -z "${GANTRY:-}" ] && [ -f .device/gantry.txz ] && [ ! -x .device/gantry ]; then
-    mkdir -p /tmp/gantry-bin && tar xJf .device/gantry.txz -C /tmp/gantry-bin && GANTRY=/tmp/gantry-bin/gantry
-fi
-G=${GANTRY:-$PWD/.device/gantry}
+# shellcheck source=device-env.sh
+. scripts/device-env.sh
 DEV=${DEV:-cuda}
 OUT=${OUT:-/tmp/out}
 STEPS=${STEPS:-10000}
