@@ -144,7 +144,7 @@ pub fn class_probe_held_out(set: &TrainingSet) -> Vec<bool> {
 }
 
 /// Whether every sample carries every probed attribute (procedural flowers).
-fn has_probed_attributes(set: &TrainingSet) -> bool {
+pub fn has_probed_attributes(set: &TrainingSet) -> bool {
     !set.is_empty()
         && set
             .attributes

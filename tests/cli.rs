@@ -667,6 +667,33 @@ fn the_attribute_probe_trains_on_renders() {
     assert_eq!(card["heads"].as_array().unwrap().len(), 6);
     let out = sandbox.ok(&["probe", "eval", "--dir", "ap", "--count", "100"]);
     assert!(out.contains("petal_shape"), "{out}");
+    // Given photos, it is refused before they are read (the folder does not
+    // exist: reading it first would fail on that instead).
+    let err = sandbox.fails(&[
+        "probe",
+        "eval",
+        "--dir",
+        "ap",
+        "--dataset",
+        "imagefolder:no-such-folder",
+    ]);
+    assert!(err.contains("is an attribute probe"), "{err}");
+    // Likewise a class probe asked of procedural flowers, before training.
+    let err = sandbox.fails(&[
+        "probe",
+        "train",
+        "--dataset",
+        "procedural-flowers",
+        "--opt",
+        "count=64",
+        "--steps",
+        "1",
+        "-o",
+        "cls",
+    ]);
+    assert!(err.contains("has procedural attributes"), "{err}");
+    assert!(!err.contains("trained on"), "{err}");
+    assert!(!sandbox.path().join("cls").exists());
 }
 
 #[test]

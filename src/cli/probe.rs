@@ -137,6 +137,9 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
             let (set, train, held) = match &dataset {
                 Some(spec) => {
                     let set = photos(env, spec, &options)?;
+                    if gantry::probe::has_probed_attributes(&set) {
+                        bail!("{spec} has procedural attributes: train the attribute probe without --dataset");
+                    }
                     let (train, held) = class_split(&set);
                     (set, train, held)
                 }
@@ -173,9 +176,6 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
             );
             let out = match &dataset {
                 Some(spec) => {
-                    if probe.card.kind != "class-probe" {
-                        bail!("{spec} has procedural attributes: train the attribute probe without --dataset");
-                    }
                     probe.card.accuracy = probe.evaluate(&set, &held, 256)?;
                     probe.card.trained_on =
                         format!("{} (4 of every 5 photos of each class)", set.spec);
@@ -211,6 +211,12 @@ pub fn command(env: &Env, command: ProbeCommand) -> Result<()> {
             ..
         } => {
             let mut probe = gantry::probe::LoadedProbe::load(&dir, device)?;
+            if probe.card.kind != "class-probe" {
+                bail!(
+                    "{} is an attribute probe of procedural flowers: evaluate it without --dataset",
+                    dir.display()
+                );
+            }
             let set = photos(env, &spec, &options)?;
             if !probe.reads_classes_of(&set) {
                 bail!("{} is not a class probe of {spec}'s classes", dir.display());
