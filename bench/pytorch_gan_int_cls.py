@@ -46,7 +46,7 @@ class Generator(nn.Module):
     # the same arithmetic. The speed baseline leaves it off: plain eager.
     channels_last_on_cpu = False
 
-    def __init__(self, nz=100, nt=128, ngf=128, emb=1024):
+    def __init__(self, nz=100, nt=128, ngf=128, emb=1024, rgb_upsampling="transposed"):
         super().__init__()
         self.text = nn.Linear(emb, nt)
         self.up4, self.up4_bn = convt(nz + nt, ngf * 8, 4), nn.BatchNorm2d(ngf * 8)
@@ -55,7 +55,11 @@ class Generator(nn.Module):
         self.res8 = Residual(ngf * 4, ngf, F.relu)
         self.up16, self.up16_bn = convt(ngf * 4, ngf * 2, 4, 2, 1), nn.BatchNorm2d(ngf * 2)
         self.up32, self.up32_bn = convt(ngf * 2, ngf, 4, 2, 1), nn.BatchNorm2d(ngf)
-        self.rgb = convt(ngf, 3, 4, 2, 1)
+        # gantry's `rgb_upsampling` (src/model/generator.rs): the paper's 4x4
+        # transposed convolution, or nearest-neighbour upsampling and a 3x3
+        # convolution ("resize").
+        self.resize = rgb_upsampling == "resize"
+        self.rgb = conv(ngf, 3, 3, 1, 1) if self.resize else convt(ngf, 3, 4, 2, 1)
 
     def forward(self, z, t):
         h = torch.cat([z, lrelu(self.text(t))], 1)[:, :, None, None]
@@ -66,6 +70,8 @@ class Generator(nn.Module):
         h = self.res8(self.up8_bn(self.up8(h)))
         h = F.relu(self.up16_bn(self.up16(h)))
         h = F.relu(self.up32_bn(self.up32(h)))
+        if self.resize:
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
         return torch.tanh(self.rgb(h))
 
 

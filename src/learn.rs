@@ -12,7 +12,7 @@
 //! compute.
 
 use crate::eval::{checkerboard, draw, embed, full_caption};
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, RgbUpsampling};
 use crate::probe::LoadedProbe;
 use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
 use crate::train::text_encoder::Matching;
@@ -78,6 +78,10 @@ pub struct LearnConfig {
     /// [`GanConfig::match_loss`]).
     #[serde(default)]
     pub match_loss: f64,
+    /// How G's last layer upsamples to the pixels (the paper's transposed
+    /// convolution, or a resize-convolution).
+    #[serde(default)]
+    pub rgb_upsampling: RgbUpsampling,
 }
 
 impl LearnConfig {
@@ -220,6 +224,7 @@ pub fn prepare<'a>(
         bail!("--steps and --every must be at least 1");
     }
     let mut model_config = ModelConfig::preset(&config.preset)?;
+    model_config.generator.rgb_upsampling = config.rgb_upsampling;
     let (embeddings, eval_text) = match (config.text, inputs.text_model) {
         (TextInput::OneHot, _) => {
             let train = one_hot_attributes(inputs.train, inputs.probe)?;

@@ -254,6 +254,15 @@ fn pytorch_in_lockstep_takes_the_matching_term_as_gantry() {
     }
 }
 
+/// G's last layer as a resize-convolution (`--rgb-upsampling resize`):
+/// PyTorch's G upsamples by nearest neighbour and convolves as gantry's does,
+/// and the two runs take the same steps.
+#[test]
+fn pytorch_in_lockstep_draws_with_the_resize_layer_as_gantry() {
+    let sandbox = Sandbox::new();
+    in_lockstep(&sandbox, &["--rgb-upsampling", "resize"]);
+}
+
 /// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`
 /// arguments and checks that they take the same steps; returns the export
 /// folder (None where PyTorch is missing).

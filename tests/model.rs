@@ -2,7 +2,7 @@
 //! real human-written captions.
 
 mod common;
-use gantry::model::{ModelConfig, TextEncoder};
+use gantry::model::{ModelConfig, RgbUpsampling, TextEncoder};
 use gantry::text;
 use gantry::weights::Model;
 use tch::Device;
@@ -253,32 +253,39 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
     // text is standardised: every part of the folding matters.
     let config = ModelConfig::preset("tiny").unwrap();
     let e = config.generator.embedding_dim;
-    let mut fresh = Model::new("f", &config, Device::Cpu, 9).unwrap();
-    tch::no_grad(|| {
-        for (name, mut t) in fresh.generator.vs.variables() {
-            let n = t.size()[0];
-            let values = if name.ends_with("running_var") {
-                Tensor::rand([n], (Kind::Float, Device::Cpu)) * 1.5 + 0.5
-            } else if name.ends_with("running_mean") || name.ends_with("_bn.bias") {
-                Tensor::randn([n], (Kind::Float, Device::Cpu)) * 0.5
-            } else if name.ends_with("_bn.weight") {
-                Tensor::rand([n], (Kind::Float, Device::Cpu)) + 0.5
-            } else if t.dim() == 4 {
-                // DCGAN's N(0, 0.02) barely passes a signal untrained.
-                &t * 8.0
-            } else {
-                continue;
-            };
-            t.copy_(&values);
-        }
-    });
-    let stats = Conditioning::Standardised {
-        mean: (0..e).map(|i| 0.01 * (i % 7) as f32).collect(),
-        std: (0..e).map(|i| 0.02 + 0.01 * (i % 5) as f32).collect(),
+    let perturbed = |config: &ModelConfig| {
+        let mut fresh = Model::new("f", config, Device::Cpu, 9).unwrap();
+        tch::no_grad(|| {
+            for (name, mut t) in fresh.generator.vs.variables() {
+                let n = t.size()[0];
+                let values = if name.ends_with("running_var") {
+                    Tensor::rand([n], (Kind::Float, Device::Cpu)) * 1.5 + 0.5
+                } else if name.ends_with("running_mean") || name.ends_with("_bn.bias") {
+                    Tensor::randn([n], (Kind::Float, Device::Cpu)) * 0.5
+                } else if name.ends_with("_bn.weight") {
+                    Tensor::rand([n], (Kind::Float, Device::Cpu)) + 0.5
+                } else if t.dim() == 4 {
+                    // DCGAN's N(0, 0.02) barely passes a signal untrained.
+                    &t * 8.0
+                } else {
+                    continue;
+                };
+                t.copy_(&values);
+            }
+        });
+        let stats = Conditioning::Standardised {
+            mean: (0..e).map(|i| 0.01 * (i % 7) as f32).collect(),
+            std: (0..e).map(|i| 0.02 + 0.01 * (i % 5) as f32).collect(),
+        };
+        fresh.set_conditioning(stats).unwrap();
+        fresh
     };
-    fresh.set_conditioning(stats).unwrap();
-    let fresh_text = Tensor::randn([64, e], (Kind::Float, Device::Cpu)) * 0.02;
-    let mut cases = vec![("fresh, standardised", fresh, fresh_text)];
+    let fresh_text = || Tensor::randn([64, e], (Kind::Float, Device::Cpu)) * 0.02;
+    let mut cases = vec![("fresh, standardised", perturbed(&config), fresh_text())];
+    // The last layer as a nearest-neighbour upsampling and a 3x3 convolution.
+    let mut resize = config.clone();
+    resize.generator.rgb_upsampling = RgbUpsampling::Resize;
+    cases.push(("fresh, resize", perturbed(&resize), fresh_text()));
     // The shipped model, on real captions.
     let shipped =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/procedural-flowers");

@@ -669,6 +669,76 @@ fn init_from_starts_each_trainer_from_the_given_weights() {
     assert!(!sandbox.path().join("bad/model").exists());
 }
 
+/// `--rgb-upsampling resize` gives G a resize-convolution last layer: the card
+/// says so, the model draws, and a continuation must ask for the same layer.
+#[test]
+fn a_resize_layer_is_kept_in_the_card_and_continued_only_as_itself() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let gan = [&GAN_ARGS[..], &["2", "--rgb-upsampling", "resize"]].concat();
+    assert_ok(&train(&sandbox, &[&gan[..], &["--run", "r"]].concat()));
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("r/model/model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        card["architecture"]["generator"]["rgb_upsampling"], "resize",
+        "{card}"
+    );
+    let weights = trainable(&sandbox.path().join("r/model"), "generator.safetensors");
+    let (_, rgb) = weights
+        .iter()
+        .find(|(n, _)| n.contains("to_rgb"))
+        .expect("a to_rgb layer");
+    assert_eq!(
+        rgb.size(),
+        vec![3, 16, 3, 3],
+        "a 3x3 convolution of ngf maps"
+    );
+    let out = sandbox
+        .gantry()
+        .args([
+            "generate",
+            "a red flower",
+            "-m",
+            "r/model",
+            "-n",
+            "2",
+            "-o",
+            "pics",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(sandbox.path().join("pics").read_dir().unwrap().count() >= 2);
+
+    // Continued with the paper's layer, it is refused with the way out.
+    let paper = [
+        &GAN_ARGS[..],
+        &["4", "--init-from", "r/model", "--run", "p"],
+    ]
+    .concat();
+    let out = train(&sandbox, &paper);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rgb-upsampling resize"), "{err}");
+    assert!(!sandbox.path().join("p/model").exists());
+    let same = [
+        &GAN_ARGS[..],
+        &[
+            "4",
+            "--rgb-upsampling",
+            "resize",
+            "--init-from",
+            "r/model",
+            "--run",
+            "q",
+        ],
+    ]
+    .concat();
+    assert_ok(&train(&sandbox, &same));
+}
+
 /// Trains `args` for its --steps straight into `{name}-straight`, and in
 /// two invocations (--stop-after `half`, then --resume) into `{name}-halves`;
 /// asserts that `files` of the two model folders are byte-identical.

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
+use gantry::model::RgbUpsampling;
 use gantry::probe::LoadedProbe;
 use gantry::runtime::describe_device;
 use gantry::train::gan::Variant;
@@ -33,6 +34,11 @@ pub struct LearnArgs {
     /// text better than the batch's other texts (AttnGAN's DAMSM idea)
     #[arg(long, default_value_t = 0.0)]
     pub match_loss: f64,
+    /// How G's last layer upsamples to the 64x64 pixels: a 4x4 transposed
+    /// convolution (the paper) or a nearest-neighbour upsampling and a 3x3
+    /// convolution, which has no period-2 checkerboard built in
+    #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize"])]
+    pub rgb_upsampling: String,
     /// Steps from scratch
     #[arg(long, default_value_t = 2000)]
     pub steps: u64,
@@ -153,6 +159,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
         match_loss: args.match_loss,
+        rgb_upsampling: RgbUpsampling::parse(&args.rgb_upsampling)?,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;
@@ -187,6 +194,9 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
     }
     if config.match_loss > 0.0 {
         label += &format!(" match {}", config.match_loss);
+    }
+    if !config.rgb_upsampling.is_paper() {
+        label += &format!(" rgb {}", config.rgb_upsampling.name());
     }
     if config.seed != 0 {
         label += &format!(" seed {}", config.seed);

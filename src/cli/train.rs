@@ -148,6 +148,11 @@ pub enum TrainCommand {
         /// own text better than the batch's other texts (AttnGAN's DAMSM idea)
         #[arg(long, default_value_t = 0.0)]
         match_loss: f64,
+        /// How G's last layer upsamples to the 64x64 pixels: a 4x4 transposed
+        /// convolution (the paper) or a nearest-neighbour upsampling and a 3x3
+        /// convolution, which has no period-2 checkerboard built in
+        #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize"])]
+        rgb_upsampling: String,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match. Where
         /// its card records the GAN's schedule, the run takes it up there (the
@@ -483,10 +488,12 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             conditioning,
             fresh_noise,
             match_loss,
+            rgb_upsampling,
             init_from,
             restart_schedule,
         } => {
             let variant = Variant::parse(&variant)?;
+            let rgb_upsampling = gantry::model::RgbUpsampling::parse(&rgb_upsampling)?;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
             gantry::model::ModelConfig::preset(&preset)?;
@@ -501,6 +508,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let (model, schedule) = assemble::gan_model(
                 &run.name(),
                 &preset,
+                rgb_upsampling,
                 device,
                 common.seed as i64,
                 &source,

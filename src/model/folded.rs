@@ -11,7 +11,7 @@
 //! feature map saved per batch norm. On the CPU the larger maps are also
 //! kept channels-last, the layout oneDNN's transposed convolutions prefer.
 
-use super::generator::Generator;
+use super::generator::{Generator, ToRgb};
 use super::{channels_last, LeakyRelu, ResidualBlock, BN_EPS};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -114,6 +114,42 @@ impl SubPixelConv {
                             .select(2, i + 1)
                             .select(2, j + 1)
                             .copy_(&tap);
+                    }
+                }
+            }
+        }
+        Self {
+            weight: weight.reshape([c_out * 4, c_in, 3, 3]),
+        }
+    }
+
+    /// G's last layer as [`RgbUpsampling::Resize`](super::RgbUpsampling::Resize) has it: a 3x3
+    /// convolution (`weight` [C_out, C_in, 3, 3], padding 1) of the map
+    /// upsampled by nearest neighbour. That too is a 3x3 convolution of the
+    /// map itself with four phases: output pixel (2m + a, 2n + c) reads
+    /// upsampled pixel (2m + a + d, ...), d in {-1, 0, 1}, which is input
+    /// pixel m + ⌊(a + d)/2⌋, so the taps that land on the same input pixel
+    /// add up (and the zero padding lands on the zero padding). The same
+    /// values up to rounding, without the upsampled map.
+    fn from_resize_conv(conv_weight: &Tensor) -> Self {
+        let w = conv_weight.detach();
+        let [c_out, c_in, k, _] = w.size()[..] else {
+            unreachable!("a convolution's weight is 4-d")
+        };
+        assert_eq!(k, 3, "the resize layer has 3x3 kernels");
+        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], (w.kind(), w.device()));
+        for a in 0..2i64 {
+            for c in 0..2i64 {
+                for dy in -1..=1i64 {
+                    for dx in -1..=1i64 {
+                        let (i, j) = ((a + dy).div_euclid(2), (c + dx).div_euclid(2));
+                        let tap = w.select(2, dy + 1).select(2, dx + 1);
+                        let mut slot = weight
+                            .select(1, a)
+                            .select(1, c)
+                            .select(2, i + 1)
+                            .select(2, j + 1);
+                        let _ = slot.g_add_(&tap);
                     }
                 }
             }
@@ -240,7 +276,10 @@ impl Generator {
                 res8: FoldedResidual::new(&self.res8),
                 up16: FoldedConv::new(&self.up16.ws, &self.up16_bn, 2, 1, true),
                 up32: FoldedConv::new(&self.up32.ws, &self.up32_bn, 2, 1, true),
-                to_rgb: SubPixelConv::new(&self.to_rgb.ws),
+                to_rgb: match &self.to_rgb {
+                    ToRgb::Transposed(layer) => SubPixelConv::new(&layer.ws),
+                    ToRgb::Resize(layer) => SubPixelConv::from_resize_conv(&layer.ws),
+                },
                 device: self.text_projection.ws.device(),
                 kind: Kind::Float,
             }

@@ -3,13 +3,90 @@
 //! z (nz) and the text embedding squeezed to nt are concatenated to a
 //! (nz + nt) x 1 x 1 map and upsampled to a 64 x 64 RGB image in [-1, 1]:
 //! 4x4 (ngf*8, residual) -> 8x8 (ngf*4, residual) -> 16x16 -> 32x32 -> 64x64.
+//!
+//! Every upsampling is a 4x4 transposed convolution of stride 2, as in the
+//! paper. Optionally ([`RgbUpsampling::Resize`], not in the paper) the last
+//! one, to the 64x64 pixels, is a nearest-neighbour upsampling followed by a
+//! 3x3 convolution instead: a transposed convolution of stride 2 with a 4x4
+//! kernel gives the even and the odd output pixels different sets of
+//! weights, which draws a period-2 checkerboard unless training tunes the
+//! two into agreement (Odena, Dumoulin & Olah 2016, "Deconvolution and
+//! checkerboard artifacts"); after a nearest-neighbour upsampling every
+//! output pixel reads its neighbourhood through the same kernel.
 
 use super::{
-    batch_norm2d, channels_last, conv_transpose2d, linear, Activation, Conditioning, LeakyRelu,
-    ResidualBlock, TextScaling,
+    batch_norm2d, channels_last, conv2d, conv_transpose2d, linear, Activation, Conditioning,
+    LeakyRelu, ResidualBlock, TextScaling,
 };
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
+
+/// How G's last layer doubles the 32x32 map to the 64x64 pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RgbUpsampling {
+    /// A 4x4 transposed convolution of stride 2 (the paper).
+    #[default]
+    Transposed,
+    /// Nearest-neighbour upsampling, then a 3x3 convolution.
+    Resize,
+}
+
+/// The names `--rgb-upsampling` takes.
+pub const RGB_UPSAMPLING_NAMES: &str = "transposed (the paper), resize";
+
+impl RgbUpsampling {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "transposed" => Self::Transposed,
+            "resize" => Self::Resize,
+            _ => bail!("unknown RGB upsampling '{s}' ({RGB_UPSAMPLING_NAMES})"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Transposed => "transposed",
+            Self::Resize => "resize",
+        }
+    }
+
+    pub fn is_paper(&self) -> bool {
+        *self == Self::Transposed
+    }
+}
+
+/// G's last layer (no bias, no batch norm; tanh follows).
+#[derive(Debug)]
+pub(super) enum ToRgb {
+    /// Weight [ngf, 3, 4, 4].
+    Transposed(nn::ConvTranspose2D),
+    /// Weight [3, ngf, 3, 3], applied to the map upsampled to 64x64.
+    Resize(nn::Conv2D),
+}
+
+impl ToRgb {
+    fn new(p: nn::Path, ngf: i64, upsampling: RgbUpsampling) -> Self {
+        match upsampling {
+            RgbUpsampling::Transposed => Self::Transposed(conv_transpose2d(p, ngf, 3, 4, 2, 1)),
+            RgbUpsampling::Resize => Self::Resize(conv2d(p, ngf, 3, 3, 1, 1)),
+        }
+    }
+
+    fn forward(&self, h: &Tensor) -> Tensor {
+        match self {
+            Self::Transposed(layer) => h.apply(layer),
+            Self::Resize(layer) => {
+                let [.., height, width] = h.size()[..] else {
+                    unreachable!("G's maps are 4-d")
+                };
+                h.upsample_nearest2d([height * 2, width * 2], None, None)
+                    .apply(layer)
+            }
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +99,10 @@ pub struct GeneratorConfig {
     pub ngf: i64,
     /// Size of the text embedding φ(t).
     pub embedding_dim: i64,
+    /// How the last layer upsamples to the pixels (the paper's transposed
+    /// convolution where the card does not say).
+    #[serde(default, skip_serializing_if = "RgbUpsampling::is_paper")]
+    pub rgb_upsampling: RgbUpsampling,
 }
 
 #[derive(Debug)]
@@ -40,7 +121,7 @@ pub struct Generator {
     pub(super) up16_bn: nn::BatchNorm,
     pub(super) up32: nn::ConvTranspose2D,
     pub(super) up32_bn: nn::BatchNorm,
-    pub(super) to_rgb: nn::ConvTranspose2D,
+    pub(super) to_rgb: ToRgb,
 }
 
 impl Generator {
@@ -50,6 +131,7 @@ impl Generator {
             nt,
             ngf,
             embedding_dim,
+            rgb_upsampling,
         } = *config;
         Self {
             config: config.clone(),
@@ -66,7 +148,7 @@ impl Generator {
             up16_bn: batch_norm2d(p / "up16_bn", ngf * 2),
             up32: conv_transpose2d(p / "up32", ngf * 2, ngf, 4, 2, 1),
             up32_bn: batch_norm2d(p / "up32_bn", ngf),
-            to_rgb: conv_transpose2d(p / "to_rgb", ngf, 3, 4, 2, 1),
+            to_rgb: ToRgb::new(p / "to_rgb", ngf, rgb_upsampling),
         }
     }
 
@@ -91,6 +173,6 @@ impl Generator {
         let h = self.res8.forward_t(&h, train);
         let h = h.apply(&self.up16).apply_t(&self.up16_bn, train).relu();
         let h = h.apply(&self.up32).apply_t(&self.up32_bn, train).relu();
-        h.apply(&self.to_rgb).tanh()
+        self.to_rgb.forward(&h).tanh()
     }
 }
