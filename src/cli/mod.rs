@@ -76,8 +76,9 @@ pub enum Command {
     },
     /// Train the text encoder, the GAN, or the style encoder
     Train {
+        // Boxed: `train gan` has many options, the other commands few.
         #[command(subcommand)]
-        command: train::TrainCommand,
+        command: Box<train::TrainCommand>,
     },
     /// Measure a model: every metric of evaluation.md that applies (written into its card)
     Eval(eval::EvalArgs),
@@ -138,7 +139,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Model { command }) => model::command(&env, command),
         Some(Command::Dataset { command }) => dataset::command(&env, command),
         Some(Command::Probe { command }) => probe::command(&env, command),
-        Some(Command::Train { command }) => train::command(&env, command),
+        Some(Command::Train { command }) => train::command(&env, *command),
         Some(Command::Eval(args)) => eval::command(&env, args),
         Some(Command::Interp(args)) => draw::interp(&env, args),
         Some(Command::InterpZ(args)) => draw::interp_z(&env, args),
