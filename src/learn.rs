@@ -349,14 +349,16 @@ impl Window {
     }
 }
 
-/// Trains `prepared` to its last step, calling `on_point` at every line.
+/// Trains `prepared` to its last step, calling `on_point` at every line
+/// with the line and the pictures it read (the evaluation captions with
+/// their fixed z, [N, 3, 64, 64] in [-1, 1] as saved).
 /// With a [`Tape`], every step's draws and losses are written to it.
 pub fn run(
     config: &LearnConfig,
     inputs: &Inputs,
     prepared: &mut Prepared,
     mut tape: Option<&mut Tape>,
-    on_point: &mut dyn FnMut(&Point),
+    on_point: &mut dyn FnMut(&Point, &Tensor) -> Result<()>,
 ) -> Result<Vec<Point>> {
     crate::host::allocator::keep_freed_memory();
     let checkerboard_real = real_checkerboard(inputs.eval)?;
@@ -399,7 +401,7 @@ pub fn run(
                 checkerboard_real,
                 seconds: trained,
             };
-            on_point(&point);
+            on_point(&point, &images)?;
             points.push(point);
         }
     }

@@ -112,8 +112,21 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
     let raw = lines(&learn(&sandbox, &["--conditioning", "raw"]));
     assert_curve(&raw, &["2", "4"]);
     assert_ne!(raw[1]["d_fake"], first[1]["d_fake"]);
-    let one_hot = lines(&learn(&sandbox, &["--conditioning", "one-hot"]));
+    let one_hot = lines(&learn(
+        &sandbox,
+        &["--conditioning", "one-hot", "--samples", "pics"],
+    ));
     assert_curve(&one_hot, &["2", "4"]);
+    // --samples: each line's first pictures as a sheet to look at.
+    for step in ["00002", "00004"] {
+        let sheet = image::open(sandbox.path().join(format!("pics/step-{step}.png")))
+            .unwrap_or_else(|e| panic!("step {step}: {e}"));
+        // Two rows of eight 64x64 pictures, doubled, with their captions.
+        assert!(
+            sheet.width() >= 8 * 128 && sheet.height() >= 2 * 128,
+            "{step}"
+        );
+    }
     // With the matching loss each line says how well θ reads G's pictures
     // as their texts, and G learns otherwise than raw's.
     assert!(!raw[0].contains_key("match"));

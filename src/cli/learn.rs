@@ -80,6 +80,10 @@ pub struct LearnArgs {
     /// Also append each line as JSON to this file
     #[arg(long)]
     pub jsonl: Option<PathBuf>,
+    /// At each line, also write the first 16 evaluation pictures with their
+    /// captions as DIR/step-NNNNN.png (to look at what the numbers read)
+    #[arg(long, value_name = "DIR")]
+    pub samples: Option<PathBuf>,
     /// Write the prepared inputs for bench/pytorch_learn.py to this folder
     /// and stop before training
     #[arg(long)]
@@ -133,6 +137,34 @@ fn jsonl_writer(path: &Option<PathBuf>) -> Result<Option<std::fs::File>> {
                 .with_context(|| format!("opening {}", p.display()))
         })
         .transpose()
+}
+
+/// Pictures per `--samples` sheet.
+const SAMPLES_SHOWN: usize = 16;
+
+/// The first pictures of a line with their captions, as one contact sheet.
+fn write_samples(
+    dir: &Path,
+    step: u64,
+    images: &tch::Tensor,
+    captions: &[String],
+    label: &str,
+) -> Result<()> {
+    let shown = images.narrow(0, 0, (captions.len() as i64).min(images.size()[0]));
+    let cells: Vec<_> = gantry::imageio::images_from_tensor(&shown)?
+        .into_iter()
+        .zip(captions.iter().cloned())
+        .collect();
+    let sheet = gantry::sheet::contact_sheet(&cells, 8, 2, 4);
+    let path = dir.join(format!("step-{step:05}.png"));
+    let note = [
+        (
+            "Software".to_string(),
+            format!("gantry {}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("Comment".to_string(), format!("{label}, step {step}")),
+    ];
+    gantry::imageio::write_png(&path, &sheet, &note)
 }
 
 fn emit(point: &learn::Point, label: &str, jsonl: &mut Option<std::fs::File>) {
@@ -228,9 +260,28 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         tch::get_num_threads()
     );
     let mut jsonl = jsonl_writer(&args.jsonl)?;
-    learn::run(&config, &inputs, &mut prepared, tape.as_mut(), &mut |p| {
-        emit(p, &label, &mut jsonl)
-    })?;
+    if let Some(dir) = &args.samples {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let captions: Vec<String> = eval
+        .attributes
+        .iter()
+        .take(SAMPLES_SHOWN)
+        .map(gantry::eval::procedural::full_caption)
+        .collect::<Result<_>>()?;
+    learn::run(
+        &config,
+        &inputs,
+        &mut prepared,
+        tape.as_mut(),
+        &mut |point, images| {
+            emit(point, &label, &mut jsonl);
+            match &args.samples {
+                Some(dir) => write_samples(dir, point.step, images, &captions, &label),
+                None => Ok(()),
+            }
+        },
+    )?;
     if let (Some(tape), Some(dir)) = (tape, &args.export) {
         tape.finish()?;
         println!(
