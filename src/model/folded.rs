@@ -91,29 +91,27 @@ struct SubPixelConv {
 }
 
 impl SubPixelConv {
-    fn new(transposed_weight: &Tensor) -> Self {
-        let w = transposed_weight.detach();
-        let [c_in, c_out, k, _] = w.size()[..] else {
-            unreachable!("a transposed convolution's weight is 4-d")
-        };
-        assert_eq!(k, 4, "the sub-pixel form is for 4x4 kernels of stride 2");
-        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], (w.kind(), w.device()));
+    /// The convolution whose phase (a, c) reads input pixel (m + i, n + j)
+    /// through `tap(a, c, i, j)` ([C_out, C_in], None for no tap).
+    fn from_taps(
+        c_out: i64,
+        c_in: i64,
+        options: (Kind, Device),
+        tap: impl Fn(i64, i64, i64, i64) -> Option<Tensor>,
+    ) -> Self {
+        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], options);
         for a in 0..2i64 {
             for c in 0..2i64 {
                 for i in -1..=1i64 {
                     for j in -1..=1i64 {
-                        let (ky, kx) = (a + 1 - 2 * i, c + 1 - 2 * j);
-                        if !(0..4).contains(&ky) || !(0..4).contains(&kx) {
-                            continue;
+                        if let Some(tap) = tap(a, c, i, j) {
+                            weight
+                                .select(1, a)
+                                .select(1, c)
+                                .select(2, i + 1)
+                                .select(2, j + 1)
+                                .copy_(&tap);
                         }
-                        // [C_in, C_out] at tap (ky, kx), into [C_out, C_in].
-                        let tap = w.select(2, ky).select(2, kx).transpose(0, 1);
-                        weight
-                            .select(1, a)
-                            .select(1, c)
-                            .select(2, i + 1)
-                            .select(2, j + 1)
-                            .copy_(&tap);
                     }
                 }
             }
@@ -123,40 +121,41 @@ impl SubPixelConv {
         }
     }
 
-    /// G's last layer as [`RgbUpsampling::Resize`](super::RgbUpsampling::Resize) has it: a 3x3
-    /// convolution (`weight` [C_out, C_in, 3, 3], padding 1) of the map
-    /// upsampled by nearest neighbour. That too is a 3x3 convolution of the
-    /// map itself with four phases: output pixel (2m + a, 2n + c) reads
-    /// upsampled pixel (2m + a + d, ...), d in {-1, 0, 1}, which is input
-    /// pixel m + ⌊(a + d)/2⌋, so the taps that land on the same input pixel
-    /// add up (and the zero padding lands on the zero padding). The same
-    /// values up to rounding, without the upsampled map.
+    fn new(transposed_weight: &Tensor) -> Self {
+        let w = transposed_weight.detach();
+        let [c_in, c_out, k, _] = w.size()[..] else {
+            unreachable!("a transposed convolution's weight is 4-d")
+        };
+        assert_eq!(k, 4, "the sub-pixel form is for 4x4 kernels of stride 2");
+        Self::from_taps(c_out, c_in, (w.kind(), w.device()), |a, c, i, j| {
+            let (ky, kx) = (a + 1 - 2 * i, c + 1 - 2 * j);
+            // [C_in, C_out] at tap (ky, kx), into [C_out, C_in].
+            ((0..4).contains(&ky) && (0..4).contains(&kx))
+                .then(|| w.select(2, ky).select(2, kx).transpose(0, 1))
+        })
+    }
+
+    /// G's last layer as [`RgbUpsampling::Resize`](super::RgbUpsampling::Resize)
+    /// has it: a 3x3 convolution (`weight` [C_out, C_in, 3, 3], padding 1)
+    /// of the map upsampled by nearest neighbour. That too is a 3x3
+    /// convolution of the map itself with four phases: output pixel
+    /// (2m + a, 2n + c) reads upsampled pixel (2m + a + d, ...), d in
+    /// {-1, 0, 1}, which is input pixel m + ⌊(a + d)/2⌋, so the taps that land
+    /// on the same input pixel add up (and the zero padding lands on the zero
+    /// padding). The same values up to rounding, without the upsampled map.
     fn from_resize_conv(conv_weight: &Tensor) -> Self {
         let w = conv_weight.detach();
         let [c_out, c_in, k, _] = w.size()[..] else {
             unreachable!("a convolution's weight is 4-d")
         };
         assert_eq!(k, 3, "the resize layer has 3x3 kernels");
-        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], (w.kind(), w.device()));
-        for a in 0..2i64 {
-            for c in 0..2i64 {
-                for dy in -1..=1i64 {
-                    for dx in -1..=1i64 {
-                        let (i, j) = ((a + dy).div_euclid(2), (c + dx).div_euclid(2));
-                        let tap = w.select(2, dy + 1).select(2, dx + 1);
-                        let mut slot = weight
-                            .select(1, a)
-                            .select(1, c)
-                            .select(2, i + 1)
-                            .select(2, j + 1);
-                        let _ = slot.g_add_(&tap);
-                    }
-                }
-            }
-        }
-        Self {
-            weight: weight.reshape([c_out * 4, c_in, 3, 3]),
-        }
+        let offsets = |a: i64, i: i64| (-1..=1i64).filter(move |d| (a + d).div_euclid(2) == i);
+        Self::from_taps(c_out, c_in, (w.kind(), w.device()), |a, c, i, j| {
+            offsets(a, i)
+                .flat_map(|dy| offsets(c, j).map(move |dx| (dy, dx)))
+                .map(|(dy, dx)| w.select(2, dy + 1).select(2, dx + 1))
+                .reduce(|sum, tap| sum + tap)
+        })
     }
 
     fn to_kind(&self, kind: Kind) -> Self {
