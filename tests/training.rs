@@ -711,6 +711,11 @@ fn a_resize_layer_is_kept_in_the_card_and_continued_only_as_itself() {
         .unwrap();
     assert_ok(&out);
     assert!(sandbox.path().join("pics").read_dir().unwrap().count() >= 2);
+    let info = sandbox.ok(&["model", "info", "r/model"]);
+    assert!(
+        info.contains("G's last layer: nearest-neighbour upsampling"),
+        "{info}"
+    );
 
     // Continued with the paper's layer, it is refused with the way out.
     let paper = [

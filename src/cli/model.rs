@@ -185,6 +185,17 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
                 "text conditioning: {}",
                 card.architecture.conditioning.name()
             );
+            if !text_side_only {
+                let last_layer = match card.architecture.generator.rgb_upsampling {
+                    gantry::model::RgbUpsampling::Transposed => {
+                        "4x4 transposed convolution (the paper)"
+                    }
+                    gantry::model::RgbUpsampling::Resize => {
+                        "nearest-neighbour upsampling + 3x3 convolution (--rgb-upsampling resize)"
+                    }
+                };
+                println!("G's last layer: {last_layer}");
+            }
             if let Some(s) = &card.schedule {
                 println!(
                     "schedule: step {} (epoch {:.1} of {}), lr {} halved every {} epochs",
