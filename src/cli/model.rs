@@ -186,15 +186,8 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
                 card.architecture.conditioning.name()
             );
             if !text_side_only {
-                let last_layer = match card.architecture.generator.rgb_upsampling {
-                    gantry::model::RgbUpsampling::Transposed => {
-                        "4x4 transposed convolution (the paper)"
-                    }
-                    gantry::model::RgbUpsampling::Resize => {
-                        "nearest-neighbour upsampling + 3x3 convolution (--rgb-upsampling resize)"
-                    }
-                };
-                println!("G's last layer: {last_layer}");
+                let layer = card.architecture.generator.rgb_upsampling;
+                println!("G's last layer: {}", layer.describe());
             }
             if let Some(s) = &card.schedule {
                 println!(

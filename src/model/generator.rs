@@ -52,6 +52,16 @@ impl RgbUpsampling {
         }
     }
 
+    /// What the layer is, for people (`model info`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Transposed => "4x4 transposed convolution (the paper)",
+            Self::Resize => {
+                "nearest-neighbour upsampling + 3x3 convolution (--rgb-upsampling resize)"
+            }
+        }
+    }
+
     pub fn is_paper(&self) -> bool {
         *self == Self::Transposed
     }
