@@ -21,6 +21,24 @@ def convt(cin, cout, k, s=1, p=0):
     return nn.ConvTranspose2d(cin, cout, k, s, p, bias=False)
 
 
+class ResizeConv(nn.Conv2d):
+    """Nearest-neighbour upsampling by 2, then a 3x3 convolution (gantry's
+    `Upsample::Resize`, src/model/generator.rs); its weight keeps the name
+    the transposed convolution it replaces had."""
+
+    def __init__(self, cin, cout):
+        super().__init__(cin, cout, 3, 1, 1, bias=False)
+
+    def forward(self, x):
+        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def double(cin, cout, resize):
+    """One of G's doublings: the paper's 4x4 transposed convolution of
+    stride 2, or a resize-convolution."""
+    return ResizeConv(cin, cout) if resize else convt(cin, cout, 4, 2, 1)
+
+
 class Residual(nn.Module):
     def __init__(self, c, b, act):
         super().__init__()
@@ -46,20 +64,23 @@ class Generator(nn.Module):
     # the same arithmetic. The speed baseline leaves it off: plain eager.
     channels_last_on_cpu = False
 
-    def __init__(self, nz=100, nt=128, ngf=128, emb=1024, rgb_upsampling="transposed"):
+    def __init__(self, nz=100, nt=128, ngf=128, emb=1024, upsampling="transposed"):
         super().__init__()
         self.text = nn.Linear(emb, nt)
         self.up4, self.up4_bn = convt(nz + nt, ngf * 8, 4), nn.BatchNorm2d(ngf * 8)
         self.res4 = Residual(ngf * 8, ngf * 2, F.relu)
-        self.up8, self.up8_bn = convt(ngf * 8, ngf * 4, 4, 2, 1), nn.BatchNorm2d(ngf * 4)
+        # gantry's `upsampling` (src/model/generator.rs): the paper's 4x4
+        # transposed convolutions, or nearest-neighbour upsampling and a 3x3
+        # convolution at the last doubling ("resize-last") or at every one
+        # ("resize").
+        if upsampling not in ("transposed", "resize-last", "resize"):
+            raise SystemExit(f"unknown upsampling {upsampling!r}")
+        maps, last = upsampling == "resize", upsampling != "transposed"
+        self.up8, self.up8_bn = double(ngf * 8, ngf * 4, maps), nn.BatchNorm2d(ngf * 4)
         self.res8 = Residual(ngf * 4, ngf, F.relu)
-        self.up16, self.up16_bn = convt(ngf * 4, ngf * 2, 4, 2, 1), nn.BatchNorm2d(ngf * 2)
-        self.up32, self.up32_bn = convt(ngf * 2, ngf, 4, 2, 1), nn.BatchNorm2d(ngf)
-        # gantry's `rgb_upsampling` (src/model/generator.rs): the paper's 4x4
-        # transposed convolution, or nearest-neighbour upsampling and a 3x3
-        # convolution ("resize").
-        self.resize = rgb_upsampling == "resize"
-        self.rgb = conv(ngf, 3, 3, 1, 1) if self.resize else convt(ngf, 3, 4, 2, 1)
+        self.up16, self.up16_bn = double(ngf * 4, ngf * 2, maps), nn.BatchNorm2d(ngf * 2)
+        self.up32, self.up32_bn = double(ngf * 2, ngf, maps), nn.BatchNorm2d(ngf)
+        self.rgb = double(ngf, 3, last)
 
     def forward(self, z, t):
         h = torch.cat([z, lrelu(self.text(t))], 1)[:, :, None, None]
@@ -70,8 +91,6 @@ class Generator(nn.Module):
         h = self.res8(self.up8_bn(self.up8(h)))
         h = F.relu(self.up16_bn(self.up16(h)))
         h = F.relu(self.up32_bn(self.up32(h)))
-        if self.resize:
-            h = F.interpolate(h, scale_factor=2, mode="nearest")
         return torch.tanh(self.rgb(h))
 
 

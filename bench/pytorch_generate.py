@@ -89,7 +89,7 @@ def main():
     te, g = arch["text_encoder"], arch["generator"]
     text_encoder = TextEncoder(te["conv_channels"], te["rnn_dim"], te["embedding_dim"])
     generator = Generator(g["nz"], g["nt"], g["ngf"], g["embedding_dim"],
-                          g.get("rgb_upsampling", "transposed"))
+                          g.get("upsampling", "transposed"))
     load_gantry(text_encoder, os.path.join(args.model, "text_encoder.safetensors"), "text_encoder",
                 allow_f16=True)
     load_gantry(generator, os.path.join(args.model, "generator.safetensors"), "generator",

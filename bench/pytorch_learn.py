@@ -203,7 +203,7 @@ def main():
     eval_z = load(os.path.join(args.dir, "eval_z.f32"), torch.float32, (m, meta["nz"])).to(dev)
 
     g = Generator(nz=meta["nz"], nt=meta["nt"], ngf=meta["ngf"], emb=e,
-                  rgb_upsampling=learn.get("rgb_upsampling", "transposed")).to(dev)
+                  upsampling=learn.get("upsampling", "transposed")).to(dev)
     g.channels_last_on_cpu = True  # the layout gantry computes in (same arithmetic)
     d = Discriminator(ndf=meta["ndf"], nt=meta["nt"], emb=e).to(dev)
     lockstep = os.path.exists(os.path.join(args.dir, "tape.bin"))

@@ -6,7 +6,7 @@
 # style encoder and evaluates it:
 #
 #   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
-#   RGB=resize WHICH=pf ... scripts/continue.sh   # from scratch with a resize-conv last layer
+#   UPSAMPLING=resize WHICH=pf ... scripts/continue.sh   # from scratch with resize-convolutions
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
 # A run goes on from its run folder's checkpoint where there is one (the same
@@ -38,7 +38,7 @@ STYLE_MIN=${STYLE_MIN:-5}
 EVAL_COUNT=${EVAL_COUNT:-2000}
 OUT=${OUT:-}
 LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
-RGB=${RGB:-transposed}   # G's last layer for a run that starts from scratch (--rgb-upsampling)
+UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -74,26 +74,26 @@ say "GANs ($MIN min each, side by side): $WHICH on $DEVICE"
 for w in $WHICH; do
     run=$RUNS/${folder[$w]}
     mkdir -p "$run"
-    # G's last layer: the run folder's (kept beside it), else the shipped
-    # model's where the run goes on from it, else $RGB.
-    resume=() layer=$RGB
+    # G's upsampling: the run folder's (kept beside it), else the shipped
+    # model's where the run goes on from it, else $UPSAMPLING.
+    resume=() layer=$UPSAMPLING
     card="${from[$w]}/model.json"
     if [ -f "$run/checkpoint.safetensors" ]; then
         resume=(--resume)
-        layer=$(cat "$run.rgb" 2>/dev/null || echo transposed)
+        layer=$(cat "$run.upsampling" 2>/dev/null || echo transposed)
     elif grep -q '"match_loss": 4' "$card" 2>/dev/null; then
         resume=(--init-from "${from[$w]}")
-        layer=transposed
-        grep -q '"rgb_upsampling": "resize"' "$card" && layer=resize
-        if [ "$layer" != "$RGB" ]; then
-            echo "${folder[$w]}: the shipped model's last layer is $layer, RGB=$RGB asks for another: starting from scratch" >&2
-            resume=() layer=$RGB
+        layer=$(sed -n 's/.*"upsampling": "\([a-z-]*\)".*/\1/p' "$card" | head -1)
+        layer=${layer:-transposed}
+        if [ "$layer" != "$UPSAMPLING" ]; then
+            echo "${folder[$w]}: the shipped model upsamples by $layer, UPSAMPLING=$UPSAMPLING asks for another: starting from scratch" >&2
+            resume=() layer=$UPSAMPLING
         fi
     fi
-    echo "$layer" > "$run.rgb"
-    say "${folder[$w]}: ${resume[*]:-from scratch} (last layer: $layer)"
+    echo "$layer" > "$run.upsampling"
+    say "${folder[$w]}: ${resume[*]:-from scratch} (upsampling: $layer)"
     # shellcheck disable=SC2086 # the arguments are words
-    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} --rgb-upsampling "$layer" --run "$run" "${resume[@]}" \
+    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} --upsampling "$layer" --run "$run" "${resume[@]}" \
         --time-limit "$MIN" --checkpoint-every 500 > "$run.log" 2>&1 &
 done
 wait

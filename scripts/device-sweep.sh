@@ -13,8 +13,8 @@
 #
 # CONFIGS holds one configuration a line, "name: extra bench-learn arguments";
 # the default asks the open question of the checkerboard (README, "Learning
-# curve"): the matching term with the paper's last layer and with a
-# resize-convolution, three seeds each. Each configuration's lines and errors
+# curve"): the matching term with the paper's transposed convolutions and
+# with resize-convolutions at every doubling, three seeds each. Each configuration's lines and errors
 # go to one file, $OUT/sweep-NAME.txt (at most 8 files come back from $OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +30,9 @@ EXTRA=${EXTRA:---grammar rich}
 CONFIGS=${CONFIGS:-"match4-s0: --match-loss 4 --seed 0
 match4-s1: --match-loss 4 --seed 1
 match4-s2: --match-loss 4 --seed 2
-resize-s0: --match-loss 4 --rgb-upsampling resize --seed 0
-resize-s1: --match-loss 4 --rgb-upsampling resize --seed 1
-resize-s2: --match-loss 4 --rgb-upsampling resize --seed 2"}
+resize-s0: --match-loss 4 --upsampling resize --seed 0
+resize-s1: --match-loss 4 --upsampling resize --seed 1
+resize-s2: --match-loss 4 --upsampling resize --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

@@ -49,7 +49,7 @@ def main():
                 train, held = content[attribute]
                 cells.append(f"{train * 100:.1f} / {held * 100:.1f}")
             print(f"| {step} | " + " | ".join(cells) + " |")
-    print("\nD(real) / D(wrong) / D(fake), checkerboard (real renders beside)\n")
+    print("\nD(real) / D(wrong) / D(fake), grids of period 2 (checkerboard) / 4 / 8 (real renders beside)\n")
     print("| step | " + " | ".join(labels) + " |")
     print("|---" * (len(labels) + 1) + "|")
     for step in steps:
@@ -60,7 +60,11 @@ def main():
                 cells.append("")
                 continue
             wrong = "-" if p.get("d_wrong") is None else f"{p['d_wrong']:.3f}"
-            cells.append(f"{p['d_real']:.3f} / {wrong} / {p['d_fake']:.3f}, {p['checkerboard']:.1f} ({p['checkerboard_real']:.1f})")
+            # Lines from before the coarser grids were measured have none.
+            drawn = [p["checkerboard"], *p.get("grids", [])]
+            real = [p["checkerboard_real"], *p.get("grids_real", [])]
+            grids = " / ".join(f"{v:.1f}" for v in drawn) + " (" + " / ".join(f"{v:.1f}" for v in real) + ")"
+            cells.append(f"{p['d_real']:.3f} / {wrong} / {p['d_fake']:.3f}, {grids}")
         print(f"| {step} | " + " | ".join(cells) + " |")
 
 

@@ -3,7 +3,8 @@
 //! and at fixed steps a line of what G has learned: the probe's reading of
 //! petal colour, shape, count and centre on pictures drawn for full captions
 //! (training classes / held-out classes), D's mean scores over the steps since
-//! the last line, and the checkerboard measure beside the real renders'.
+//! the last line, and the grid measures (checkerboard, periods 4 and 8)
+//! beside the real renders'.
 //!
 //! Every training change is judged by this curve, from scratch. The same
 //! inputs can be exported for `bench/pytorch_learn.py`, whose pictures
@@ -11,8 +12,8 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::{checkerboard, draw, embed, full_caption};
-use crate::model::{ModelConfig, RgbUpsampling};
+use crate::eval::{checkerboard, draw, embed, full_caption, grid};
+use crate::model::{ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
 use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
 use crate::train::text_encoder::Matching;
@@ -78,10 +79,10 @@ pub struct LearnConfig {
     /// [`GanConfig::match_loss`]).
     #[serde(default)]
     pub match_loss: f64,
-    /// How G's last layer upsamples to the pixels (the paper's transposed
-    /// convolution, or a resize-convolution).
+    /// How G doubles its maps (the paper's transposed convolutions, or
+    /// resize-convolutions at the last doubling or at every one).
     #[serde(default)]
-    pub rgb_upsampling: RgbUpsampling,
+    pub upsampling: Upsampling,
 }
 
 impl LearnConfig {
@@ -137,6 +138,12 @@ pub struct Point {
     pub g_match: Option<f64>,
     pub checkerboard: f64,
     pub checkerboard_real: f64,
+    /// The coarser grids (periods 4 and 8, [`crate::eval::grid`]) of G's
+    /// pictures and of the real renders.
+    #[serde(default)]
+    pub grids: [f64; 2],
+    #[serde(default)]
+    pub grids_real: [f64; 2],
     /// Seconds of training so far (measurement excluded).
     pub seconds: f64,
 }
@@ -156,8 +163,14 @@ impl Point {
             s += &format!(" match={m:.3}");
         }
         s += &format!(
-            " checker={:.2} checker_real={:.2} s={:.0}",
-            self.checkerboard, self.checkerboard_real, self.seconds
+            " checker={:.2} checker_real={:.2} grid4={:.2} grid4_real={:.2} grid8={:.2} grid8_real={:.2} s={:.0}",
+            self.checkerboard,
+            self.checkerboard_real,
+            self.grids[0],
+            self.grids_real[0],
+            self.grids[1],
+            self.grids_real[1],
+            self.seconds
         );
         s
     }
@@ -224,7 +237,7 @@ pub fn prepare<'a>(
         bail!("--steps and --every must be at least 1");
     }
     let mut model_config = ModelConfig::preset(&config.preset)?;
-    model_config.generator.rgb_upsampling = config.rgb_upsampling;
+    model_config.generator.upsampling = config.upsampling;
     let (embeddings, eval_text) = match (config.text, inputs.text_model) {
         (TextInput::OneHot, _) => {
             let train = one_hot_attributes(inputs.train, inputs.probe)?;
@@ -298,10 +311,27 @@ pub fn content_accuracy(
         .collect())
 }
 
-/// The real renders' checkerboard measure, the baseline beside G's.
-pub fn real_checkerboard(eval: &TrainingSet) -> Result<f64> {
+/// The grid measures of one line's pictures: the checkerboard (period 2)
+/// and the coarser grids (periods 4 and 8).
+#[derive(Clone, Copy, Debug)]
+pub struct Grids {
+    pub checkerboard: f64,
+    pub coarser: [f64; 2],
+}
+
+impl Grids {
+    pub fn of(images: &Tensor) -> Result<Self> {
+        Ok(Self {
+            checkerboard: checkerboard(images)?,
+            coarser: [grid(images, 4)?, grid(images, 8)?],
+        })
+    }
+}
+
+/// The real renders' grid measures, the baseline beside G's.
+pub fn real_grids(eval: &TrainingSet) -> Result<Grids> {
     let all: Vec<usize> = (0..eval.len()).collect();
-    checkerboard(&eval.image_batch(&all, false, &mut Rng(0)))
+    Grids::of(&eval.image_batch(&all, false, &mut Rng(0)))
 }
 
 /// Mean D scores (and G's matching loss, where there is one) over a window
@@ -361,7 +391,7 @@ pub fn run(
     on_point: &mut dyn FnMut(&Point, &Tensor) -> Result<()>,
 ) -> Result<Vec<Point>> {
     crate::host::allocator::keep_freed_memory();
-    let checkerboard_real = real_checkerboard(inputs.eval)?;
+    let real = real_grids(inputs.eval)?;
     let mut window = Window::default();
     let mut points = Vec::new();
     let mut trained = 0.0;
@@ -390,6 +420,7 @@ pub fn run(
                 &prepared.eval_z,
                 &prepared.eval_text,
             ));
+            let grids = Grids::of(&images)?;
             let point = Point {
                 step,
                 content: content_accuracy(&images, inputs.eval, inputs.probe)?,
@@ -397,8 +428,10 @@ pub fn run(
                 d_wrong,
                 d_fake,
                 g_match,
-                checkerboard: checkerboard(&images)?,
-                checkerboard_real,
+                checkerboard: grids.checkerboard,
+                checkerboard_real: real.checkerboard,
+                grids: grids.coarser,
+                grids_real: real.coarser,
                 seconds: trained,
             };
             on_point(&point, &images)?;
@@ -558,7 +591,7 @@ pub fn score_images(
     foreign: &ForeignPoint,
     eval: &TrainingSet,
     probe: &LoadedProbe,
-    checkerboard_real: f64,
+    real: &Grids,
 ) -> Result<Point> {
     let path = dir.join(format!("gen-{:06}.u8", foreign.step));
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -572,6 +605,7 @@ pub fn score_images(
         );
     }
     let images = from_u8(&Tensor::from_slice(&bytes).view([eval.len() as i64, 3, 64, 64]));
+    let grids = Grids::of(&images)?;
     Ok(Point {
         step: foreign.step,
         content: content_accuracy(&images, eval, probe)?,
@@ -579,8 +613,10 @@ pub fn score_images(
         d_wrong: foreign.d_wrong,
         d_fake: foreign.d_fake,
         g_match: None,
-        checkerboard: checkerboard(&images)?,
-        checkerboard_real,
+        checkerboard: grids.checkerboard,
+        checkerboard_real: real.checkerboard,
+        grids: grids.coarser,
+        grids_real: real.coarser,
         seconds: foreign.seconds,
     })
 }

@@ -456,6 +456,10 @@ fn eval_prints_the_table_and_writes_the_card() {
         "r_precision_generated",
         "checkerboard_generated",
         "checkerboard_real",
+        "grid4_generated",
+        "grid4_real",
+        "grid8_generated",
+        "grid8_real",
     ] {
         assert!(out.contains(metric), "{metric} missing from\n{out}");
     }

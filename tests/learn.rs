@@ -83,9 +83,11 @@ fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
             let v: f64 = p[key].parse().unwrap();
             assert!((0.0..=1.0).contains(&v), "{key} = {v}");
         }
-        let checker: f64 = p["checker"].parse().unwrap();
-        let real: f64 = p["checker_real"].parse().unwrap();
-        assert!(checker > 0.0 && real > 0.0);
+        for grid in ["checker", "grid4", "grid8"] {
+            let drawn: f64 = p[grid].parse().unwrap();
+            let real: f64 = p[&format!("{grid}_real")].parse().unwrap();
+            assert!(drawn > 0.0 && real > 0.0, "{grid} = {drawn}, real {real}");
+        }
     }
 }
 
@@ -267,13 +269,13 @@ fn pytorch_in_lockstep_takes_the_matching_term_as_gantry() {
     }
 }
 
-/// G's last layer as a resize-convolution (`--rgb-upsampling resize`):
+/// Every doubling of G as a resize-convolution (`--upsampling resize`):
 /// PyTorch's G upsamples by nearest neighbour and convolves as gantry's does,
 /// and the two runs take the same steps.
 #[test]
 fn pytorch_in_lockstep_draws_with_the_resize_layer_as_gantry() {
     let sandbox = Sandbox::new();
-    in_lockstep(&sandbox, &["--rgb-upsampling", "resize"]);
+    in_lockstep(&sandbox, &["--upsampling", "resize"]);
 }
 
 /// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`

@@ -2,7 +2,7 @@
 //! real human-written captions.
 
 mod common;
-use gantry::model::{ModelConfig, RgbUpsampling, TextEncoder};
+use gantry::model::{ModelConfig, TextEncoder, Upsampling};
 use gantry::text;
 use gantry::weights::Model;
 use tch::Device;
@@ -282,10 +282,16 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
     };
     let fresh_text = || Tensor::randn([64, e], (Kind::Float, Device::Cpu)) * 0.02;
     let mut cases = vec![("fresh, standardised", perturbed(&config), fresh_text())];
-    // The last layer as a nearest-neighbour upsampling and a 3x3 convolution.
-    let mut resize = config.clone();
-    resize.generator.rgb_upsampling = RgbUpsampling::Resize;
-    cases.push(("fresh, resize", perturbed(&resize), fresh_text()));
+    // The last layer, or every doubling, as a nearest-neighbour upsampling
+    // and a 3x3 convolution (with its batch norm folded in).
+    for (what, upsampling) in [
+        ("fresh, resize-last", Upsampling::ResizeLast),
+        ("fresh, resize", Upsampling::Resize),
+    ] {
+        let mut resize = config.clone();
+        resize.generator.upsampling = upsampling;
+        cases.push((what, perturbed(&resize), fresh_text()));
+    }
     // The shipped model, on real captions.
     let shipped =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/procedural-flowers");

@@ -669,32 +669,32 @@ fn init_from_starts_each_trainer_from_the_given_weights() {
     assert!(!sandbox.path().join("bad/model").exists());
 }
 
-/// `--rgb-upsampling resize` gives G a resize-convolution last layer: the card
-/// says so, the model draws, and a continuation must ask for the same layer.
+/// `--upsampling resize` gives G resize-convolutions at every doubling: the
+/// card says so, the model draws, and a continuation must ask for the same.
 #[test]
 fn a_resize_layer_is_kept_in_the_card_and_continued_only_as_itself() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
-    let gan = [&GAN_ARGS[..], &["2", "--rgb-upsampling", "resize"]].concat();
+    let gan = [&GAN_ARGS[..], &["2", "--upsampling", "resize"]].concat();
     assert_ok(&train(&sandbox, &[&gan[..], &["--run", "r"]].concat()));
     let card: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(sandbox.path().join("r/model/model.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(
-        card["architecture"]["generator"]["rgb_upsampling"], "resize",
+        card["architecture"]["generator"]["upsampling"], "resize",
         "{card}"
     );
     let weights = trainable(&sandbox.path().join("r/model"), "generator.safetensors");
-    let (_, rgb) = weights
-        .iter()
-        .find(|(n, _)| n.contains("to_rgb"))
-        .expect("a to_rgb layer");
-    assert_eq!(
-        rgb.size(),
-        vec![3, 16, 3, 3],
-        "a 3x3 convolution of ngf maps"
-    );
+    let layer = |name: &str| {
+        let (_, w) = weights
+            .iter()
+            .find(|(n, _)| n.contains(name))
+            .unwrap_or_else(|| panic!("a {name} layer"));
+        w.size()
+    };
+    assert_eq!(layer("to_rgb"), vec![3, 16, 3, 3], "3x3 from ngf maps");
+    assert_eq!(layer("up32."), vec![16, 32, 3, 3], "3x3 from 2 ngf maps");
     let out = sandbox
         .gantry()
         .args([
@@ -713,7 +713,7 @@ fn a_resize_layer_is_kept_in_the_card_and_continued_only_as_itself() {
     assert!(sandbox.path().join("pics").read_dir().unwrap().count() >= 2);
     let info = sandbox.ok(&["model", "info", "r/model"]);
     assert!(
-        info.contains("G's last layer: nearest-neighbour upsampling"),
+        info.contains("G's upsampling: nearest-neighbour upsampling + 3x3 convolution at every"),
         "{info}"
     );
 
@@ -726,13 +726,13 @@ fn a_resize_layer_is_kept_in_the_card_and_continued_only_as_itself() {
     let out = train(&sandbox, &paper);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--rgb-upsampling resize"), "{err}");
+    assert!(err.contains("--upsampling resize"), "{err}");
     assert!(!sandbox.path().join("p/model").exists());
     let same = [
         &GAN_ARGS[..],
         &[
             "4",
-            "--rgb-upsampling",
+            "--upsampling",
             "resize",
             "--init-from",
             "r/model",

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
-use gantry::model::RgbUpsampling;
+use gantry::model::Upsampling;
 use gantry::probe::LoadedProbe;
 use gantry::runtime::describe_device;
 use gantry::train::gan::Variant;
@@ -34,11 +34,12 @@ pub struct LearnArgs {
     /// text better than the batch's other texts (AttnGAN's DAMSM idea)
     #[arg(long, default_value_t = 0.0)]
     pub match_loss: f64,
-    /// How G's last layer upsamples to the 64x64 pixels: a 4x4 transposed
-    /// convolution (the paper) or a nearest-neighbour upsampling and a 3x3
-    /// convolution, which has no period-2 checkerboard built in
-    #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize"])]
-    pub rgb_upsampling: String,
+    /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
+    /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
+    /// convolution, which draws no checkerboard of its own, at the last
+    /// doubling (resize-last) or at every one (resize)
+    #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize-last", "resize"])]
+    pub upsampling: String,
     /// Steps from scratch
     #[arg(long, default_value_t = 2000)]
     pub steps: u64,
@@ -191,7 +192,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
         match_loss: args.match_loss,
-        rgb_upsampling: RgbUpsampling::parse(&args.rgb_upsampling)?,
+        upsampling: Upsampling::parse(&args.upsampling)?,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;
@@ -227,8 +228,8 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
     if config.match_loss > 0.0 {
         label += &format!(" match {}", config.match_loss);
     }
-    if !config.rgb_upsampling.is_paper() {
-        label += &format!(" rgb {}", config.rgb_upsampling.name());
+    if !config.upsampling.is_paper() {
+        label += &format!(" upsampling {}", config.upsampling.name());
     }
     if config.seed != 0 {
         label += &format!(" seed {}", config.seed);
@@ -306,7 +307,7 @@ pub fn score(env: &Env, args: ScoreArgs) -> Result<()> {
     .with_context(|| format!("{}: not a learning-curve export", meta_path.display()))?;
     let probe = LoadedProbe::load(&args.probe, device)?;
     let eval = renders(env, meta.eval_seed, meta.eval_images)?;
-    let real = learn::real_checkerboard(&eval)?;
+    let real = learn::real_grids(&eval)?;
     let points = foreign_points(&args.dir)?;
     if points.is_empty() {
         anyhow::bail!(
@@ -321,7 +322,7 @@ pub fn score(env: &Env, args: ScoreArgs) -> Result<()> {
     );
     let mut jsonl = jsonl_writer(&args.jsonl)?;
     for foreign in &points {
-        let point = learn::score_images(&args.dir, foreign, &eval, &probe, real)?;
+        let point = learn::score_images(&args.dir, foreign, &eval, &probe, &real)?;
         emit(&point, &label, &mut jsonl);
     }
     let (ours, theirs) = (

@@ -186,8 +186,8 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
                 card.architecture.conditioning.name()
             );
             if !text_side_only {
-                let layer = card.architecture.generator.rgb_upsampling;
-                println!("G's last layer: {}", layer.describe());
+                let layer = card.architecture.generator.upsampling;
+                println!("G's upsampling: {}", layer.describe());
             }
             if let Some(s) = &card.schedule {
                 println!(

@@ -148,11 +148,12 @@ pub enum TrainCommand {
         /// own text better than the batch's other texts (AttnGAN's DAMSM idea)
         #[arg(long, default_value_t = 0.0)]
         match_loss: f64,
-        /// How G's last layer upsamples to the 64x64 pixels: a 4x4 transposed
-        /// convolution (the paper) or a nearest-neighbour upsampling and a 3x3
-        /// convolution, which has no period-2 checkerboard built in
-        #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize"])]
-        rgb_upsampling: String,
+        /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
+        /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
+        /// convolution, which draws no checkerboard of its own, at the last
+        /// doubling (resize-last) or at every one (resize)
+        #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize-last", "resize"])]
+        upsampling: String,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match. Where
         /// its card records the GAN's schedule, the run takes it up there (the
@@ -488,12 +489,12 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             conditioning,
             fresh_noise,
             match_loss,
-            rgb_upsampling,
+            upsampling,
             init_from,
             restart_schedule,
         } => {
             let variant = Variant::parse(&variant)?;
-            let rgb_upsampling = gantry::model::RgbUpsampling::parse(&rgb_upsampling)?;
+            let upsampling = gantry::model::Upsampling::parse(&upsampling)?;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
             gantry::model::ModelConfig::preset(&preset)?;
@@ -508,7 +509,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let (model, schedule) = assemble::gan_model(
                 &run.name(),
                 &preset,
-                rgb_upsampling,
+                upsampling,
                 device,
                 common.seed as i64,
                 &source,

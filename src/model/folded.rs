@@ -11,7 +11,7 @@
 //! feature map saved per batch norm. On the CPU the larger maps are also
 //! kept channels-last, the layout oneDNN's transposed convolutions prefer.
 
-use super::generator::{Generator, ToRgb};
+use super::generator::Generator;
 use super::{channels_last, LeakyRelu, ResidualBlock, BN_EPS};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -135,29 +135,6 @@ impl SubPixelConv {
         })
     }
 
-    /// G's last layer as [`RgbUpsampling::Resize`](super::RgbUpsampling::Resize)
-    /// has it: a 3x3 convolution (`weight` [C_out, C_in, 3, 3], padding 1)
-    /// of the map upsampled by nearest neighbour. That too is a 3x3
-    /// convolution of the map itself with four phases: output pixel
-    /// (2m + a, 2n + c) reads upsampled pixel (2m + a + d, ...), d in
-    /// {-1, 0, 1}, which is input pixel m + ⌊(a + d)/2⌋, so the taps that land
-    /// on the same input pixel add up (and the zero padding lands on the zero
-    /// padding). The same values up to rounding, without the upsampled map.
-    fn from_resize_conv(conv_weight: &Tensor) -> Self {
-        let w = conv_weight.detach();
-        let [c_out, c_in, k, _] = w.size()[..] else {
-            unreachable!("a convolution's weight is 4-d")
-        };
-        assert_eq!(k, 3, "the resize layer has 3x3 kernels");
-        let offsets = |a: i64, i: i64| (-1..=1i64).filter(move |d| (a + d).div_euclid(2) == i);
-        Self::from_taps(c_out, c_in, (w.kind(), w.device()), |a, c, i, j| {
-            offsets(a, i)
-                .flat_map(|dy| offsets(c, j).map(move |dx| (dy, dx)))
-                .map(|(dy, dx)| w.select(2, dy + 1).select(2, dx + 1))
-                .reduce(|sum, tap| sum + tap)
-        })
-    }
-
     fn to_kind(&self, kind: Kind) -> Self {
         Self {
             weight: self.weight.to_kind(kind),
@@ -271,14 +248,13 @@ impl Generator {
                     .reshape([c_out * kh * kw]),
                 up4_channels: c_out,
                 res4: FoldedResidual::new(&self.res4),
-                up8: FoldedConv::new(&self.up8.ws, &self.up8_bn, 2, 1, true),
+                // A resize-convolution is a transposed convolution with a
+                // tied kernel (see `Upsample`): folded as one.
+                up8: FoldedConv::new(&self.up8.transposed_weight(), &self.up8_bn, 2, 1, true),
                 res8: FoldedResidual::new(&self.res8),
-                up16: FoldedConv::new(&self.up16.ws, &self.up16_bn, 2, 1, true),
-                up32: FoldedConv::new(&self.up32.ws, &self.up32_bn, 2, 1, true),
-                to_rgb: match &self.to_rgb {
-                    ToRgb::Transposed(layer) => SubPixelConv::new(&layer.ws),
-                    ToRgb::Resize(layer) => SubPixelConv::from_resize_conv(&layer.ws),
-                },
+                up16: FoldedConv::new(&self.up16.transposed_weight(), &self.up16_bn, 2, 1, true),
+                up32: FoldedConv::new(&self.up32.transposed_weight(), &self.up32_bn, 2, 1, true),
+                to_rgb: SubPixelConv::new(&self.to_rgb.transposed_weight()),
                 device: self.text_projection.ws.device(),
                 kind: Kind::Float,
             }

@@ -5,14 +5,18 @@
 //! 4x4 (ngf*8, residual) -> 8x8 (ngf*4, residual) -> 16x16 -> 32x32 -> 64x64.
 //!
 //! Every upsampling is a 4x4 transposed convolution of stride 2, as in the
-//! paper. Optionally ([`RgbUpsampling::Resize`], not in the paper) the last
-//! one, to the 64x64 pixels, is a nearest-neighbour upsampling followed by a
-//! 3x3 convolution instead: a transposed convolution of stride 2 with a 4x4
-//! kernel gives the even and the odd output pixels different sets of
-//! weights, which draws a period-2 checkerboard unless training tunes the
-//! two into agreement (Odena, Dumoulin & Olah 2016, "Deconvolution and
-//! checkerboard artifacts"); after a nearest-neighbour upsampling every
-//! output pixel reads its neighbourhood through the same kernel.
+//! paper. Optionally ([`Upsampling`], not in the paper) the last one, to the
+//! 64x64 pixels, or every one after the first 4x4 map is a nearest-neighbour
+//! upsampling followed by a 3x3 convolution instead: a transposed
+//! convolution of stride 2 with a 4x4 kernel gives the even and the odd
+//! output pixels different sets of weights, which draws a period-2
+//! checkerboard unless training tunes the two into agreement (Odena,
+//! Dumoulin & Olah 2016, "Deconvolution and checkerboard artifacts"); after a
+//! nearest-neighbour upsampling every output pixel reads its neighbourhood
+//! through the same kernel. A transposed convolution left at 32x32 or below
+//! draws its pattern there, and the upsamplings after it double its period
+//! (a period-4 grid at 64x64 from the 32x32 map's checkerboard): hence the
+//! option for every layer.
 
 use super::{
     batch_norm2d, channels_last, conv2d, conv_transpose2d, linear, Activation, Conditioning,
@@ -22,42 +26,52 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-/// How G's last layer doubles the 32x32 map to the 64x64 pixels.
+/// How G doubles its maps from 4x4 up to the 64x64 pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum RgbUpsampling {
-    /// A 4x4 transposed convolution of stride 2 (the paper).
+pub enum Upsampling {
+    /// 4x4 transposed convolutions of stride 2 (the paper).
     #[default]
     Transposed,
-    /// Nearest-neighbour upsampling, then a 3x3 convolution.
+    /// The last layer (32x32 to the pixels) a nearest-neighbour upsampling
+    /// and a 3x3 convolution, the others transposed.
+    ResizeLast,
+    /// Every doubling (8x8, 16x16, 32x32, the pixels) a nearest-neighbour
+    /// upsampling and a 3x3 convolution.
     Resize,
 }
 
-/// The names `--rgb-upsampling` takes.
-pub const RGB_UPSAMPLING_NAMES: &str = "transposed (the paper), resize";
+/// The names `--upsampling` takes.
+pub const UPSAMPLING_NAMES: &str = "transposed (the paper), resize-last, resize";
 
-impl RgbUpsampling {
+impl Upsampling {
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "transposed" => Self::Transposed,
+            "resize-last" => Self::ResizeLast,
             "resize" => Self::Resize,
-            _ => bail!("unknown RGB upsampling '{s}' ({RGB_UPSAMPLING_NAMES})"),
+            _ => bail!("unknown upsampling '{s}' ({UPSAMPLING_NAMES})"),
         })
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Transposed => "transposed",
+            Self::ResizeLast => "resize-last",
             Self::Resize => "resize",
         }
     }
 
-    /// What the layer is, for people (`model info`).
+    /// What G's upsamplings are, for people (`model info`).
     pub fn describe(self) -> &'static str {
         match self {
-            Self::Transposed => "4x4 transposed convolution (the paper)",
+            Self::Transposed => "4x4 transposed convolutions (the paper)",
+            Self::ResizeLast => {
+                "4x4 transposed convolutions, the last (to the pixels) a nearest-neighbour \
+                 upsampling + 3x3 convolution (--upsampling resize-last)"
+            }
             Self::Resize => {
-                "nearest-neighbour upsampling + 3x3 convolution (--rgb-upsampling resize)"
+                "nearest-neighbour upsampling + 3x3 convolution at every doubling (--upsampling resize)"
             }
         }
     }
@@ -65,35 +79,79 @@ impl RgbUpsampling {
     pub fn is_paper(&self) -> bool {
         *self == Self::Transposed
     }
+
+    /// The layer that doubles a map: the last (to the pixels) or another.
+    fn layer(self, last: bool) -> Layer {
+        match (self, last) {
+            (Self::Transposed, _) | (Self::ResizeLast, false) => Layer::Transposed,
+            (Self::ResizeLast, true) | (Self::Resize, _) => Layer::Resize,
+        }
+    }
 }
 
-/// G's last layer (no bias, no batch norm; tanh follows).
+#[derive(Clone, Copy)]
+enum Layer {
+    Transposed,
+    Resize,
+}
+
+/// One doubling of G's maps (no bias: a batch norm follows, or for the last
+/// layer tanh).
+///
+/// A resize-convolution is itself a 4x4 transposed convolution of stride 2
+/// and padding 1, one whose kernel is tied: output pixel 2m + a reads
+/// upsampled pixels 2m + a + d, d in {-1, 0, 1}, which are input pixels
+/// m + ⌊(a + d)/2⌋, and the transposed convolution reads input m + i through
+/// tap a + 1 − 2i; so along each axis the 3x3 kernel's taps (k0, k1, k2)
+/// become the 4x4 kernel's (k2, k1 + k2, k0 + k1, k0). G computes it that
+/// way: the same values up to rounding, at the transposed convolution's cost
+/// (four taps an output pixel instead of nine) and without the upsampled map;
+/// the learned weight stays the 3x3 kernel.
 #[derive(Debug)]
-pub(super) enum ToRgb {
-    /// Weight [ngf, 3, 4, 4].
+pub(super) enum Upsample {
+    /// Weight [C_in, C_out, 4, 4], stride 2, padding 1.
     Transposed(nn::ConvTranspose2D),
-    /// Weight [3, ngf, 3, 3], applied to the map upsampled to 64x64.
+    /// Weight [C_out, C_in, 3, 3], of the map upsampled twice over by
+    /// nearest neighbour.
     Resize(nn::Conv2D),
 }
 
-impl ToRgb {
-    fn new(p: nn::Path, ngf: i64, upsampling: RgbUpsampling) -> Self {
-        match upsampling {
-            RgbUpsampling::Transposed => Self::Transposed(conv_transpose2d(p, ngf, 3, 4, 2, 1)),
-            RgbUpsampling::Resize => Self::Resize(conv2d(p, ngf, 3, 3, 1, 1)),
+impl Upsample {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, upsampling: Upsampling, last: bool) -> Self {
+        match upsampling.layer(last) {
+            Layer::Transposed => Self::Transposed(conv_transpose2d(p, c_in, c_out, 4, 2, 1)),
+            Layer::Resize => Self::Resize(conv2d(p, c_in, c_out, 3, 1, 1)),
+        }
+    }
+
+    /// The 4x4 transposed convolution's weight [C_in, C_out, 4, 4] this
+    /// doubling is (see the type's comment), with its gradient.
+    pub(super) fn transposed_weight(&self) -> Tensor {
+        match self {
+            Self::Transposed(layer) => layer.ws.shallow_clone(),
+            Self::Resize(layer) => {
+                // Row y of `tie` says which of the 3 taps add up to tap y of 4.
+                let tie = Tensor::from_slice(&[0f32, 0., 1., 0., 1., 1., 1., 1., 0., 1., 0., 0.])
+                    .view([4, 3])
+                    .to_kind(layer.ws.kind())
+                    .to_device(layer.ws.device());
+                tie.matmul(&layer.ws).matmul(&tie.tr()).transpose(0, 1)
+            }
         }
     }
 
     fn forward(&self, h: &Tensor) -> Tensor {
         match self {
             Self::Transposed(layer) => h.apply(layer),
-            Self::Resize(layer) => {
-                let [.., height, width] = h.size()[..] else {
-                    unreachable!("G's maps are 4-d")
-                };
-                h.upsample_nearest2d([height * 2, width * 2], None, None)
-                    .apply(layer)
-            }
+            Self::Resize(_) => h.conv_transpose2d(
+                &self.transposed_weight(),
+                None::<&Tensor>,
+                [2, 2],
+                [1, 1],
+                [0, 0],
+                1,
+                [1, 1],
+            ),
         }
     }
 }
@@ -109,10 +167,10 @@ pub struct GeneratorConfig {
     pub ngf: i64,
     /// Size of the text embedding φ(t).
     pub embedding_dim: i64,
-    /// How the last layer upsamples to the pixels (the paper's transposed
-    /// convolution where the card does not say).
-    #[serde(default, skip_serializing_if = "RgbUpsampling::is_paper")]
-    pub rgb_upsampling: RgbUpsampling,
+    /// How G doubles its maps (the paper's transposed convolutions where
+    /// the card does not say).
+    #[serde(default, skip_serializing_if = "Upsampling::is_paper")]
+    pub upsampling: Upsampling,
 }
 
 #[derive(Debug)]
@@ -124,14 +182,14 @@ pub struct Generator {
     pub(super) up4: nn::ConvTranspose2D,
     pub(super) up4_bn: nn::BatchNorm,
     pub(super) res4: ResidualBlock,
-    pub(super) up8: nn::ConvTranspose2D,
+    pub(super) up8: Upsample,
     pub(super) up8_bn: nn::BatchNorm,
     pub(super) res8: ResidualBlock,
-    pub(super) up16: nn::ConvTranspose2D,
+    pub(super) up16: Upsample,
     pub(super) up16_bn: nn::BatchNorm,
-    pub(super) up32: nn::ConvTranspose2D,
+    pub(super) up32: Upsample,
     pub(super) up32_bn: nn::BatchNorm,
-    pub(super) to_rgb: ToRgb,
+    pub(super) to_rgb: Upsample,
 }
 
 impl Generator {
@@ -141,7 +199,7 @@ impl Generator {
             nt,
             ngf,
             embedding_dim,
-            rgb_upsampling,
+            upsampling,
         } = *config;
         Self {
             config: config.clone(),
@@ -151,14 +209,14 @@ impl Generator {
             up4: conv_transpose2d(p / "up4", nz + nt, ngf * 8, 4, 1, 0),
             up4_bn: batch_norm2d(p / "up4_bn", ngf * 8),
             res4: ResidualBlock::new(p / "res4", ngf * 8, ngf * 2, Activation::Relu),
-            up8: conv_transpose2d(p / "up8", ngf * 8, ngf * 4, 4, 2, 1),
+            up8: Upsample::new(p / "up8", ngf * 8, ngf * 4, upsampling, false),
             up8_bn: batch_norm2d(p / "up8_bn", ngf * 4),
             res8: ResidualBlock::new(p / "res8", ngf * 4, ngf, Activation::Relu),
-            up16: conv_transpose2d(p / "up16", ngf * 4, ngf * 2, 4, 2, 1),
+            up16: Upsample::new(p / "up16", ngf * 4, ngf * 2, upsampling, false),
             up16_bn: batch_norm2d(p / "up16_bn", ngf * 2),
-            up32: conv_transpose2d(p / "up32", ngf * 2, ngf, 4, 2, 1),
+            up32: Upsample::new(p / "up32", ngf * 2, ngf, upsampling, false),
             up32_bn: batch_norm2d(p / "up32_bn", ngf),
-            to_rgb: ToRgb::new(p / "to_rgb", ngf, rgb_upsampling),
+            to_rgb: Upsample::new(p / "to_rgb", ngf, 3, upsampling, true),
         }
     }
 
@@ -179,10 +237,48 @@ impl Generator {
         // Channels-last from the first 4x4 map on (see `channels_last`).
         let h = channels_last(&h.apply(&self.up4)).apply_t(&self.up4_bn, train);
         let h = self.res4.forward_t(&h, train);
-        let h = h.apply(&self.up8).apply_t(&self.up8_bn, train);
+        let h = self.up8.forward(&h).apply_t(&self.up8_bn, train);
         let h = self.res8.forward_t(&h, train);
-        let h = h.apply(&self.up16).apply_t(&self.up16_bn, train).relu();
-        let h = h.apply(&self.up32).apply_t(&self.up32_bn, train).relu();
+        let h = self.up16.forward(&h).apply_t(&self.up16_bn, train).relu();
+        let h = self.up32.forward(&h).apply_t(&self.up32_bn, train).relu();
         self.to_rgb.forward(&h).tanh()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// The tied transposed convolution G computes is the resize-convolution
+    /// it stands for: upsampling by nearest neighbour, then the 3x3 kernel
+    /// (zero-padded), border pixels included.
+    #[test]
+    fn a_resize_doubling_is_nearest_upsampling_then_its_3x3_kernel() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layer = Upsample::new(vs.root() / "up", 5, 7, Upsampling::Resize, false);
+        let Upsample::Resize(conv) = &layer else {
+            panic!("resize asked, {layer:?} made")
+        };
+        let h = Tensor::randn([2, 5, 6, 9], (Kind::Float, Device::Cpu));
+        let ours = tch::no_grad(|| layer.forward(&h));
+        let theirs = tch::no_grad(|| {
+            h.upsample_nearest2d([12, 18], None, None).conv2d::<Tensor>(
+                &conv.ws,
+                None,
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                1,
+            )
+        });
+        assert_eq!(ours.size(), vec![2, 7, 12, 18]);
+        let apart = (&ours - &theirs).abs().max().double_value(&[]);
+        assert!(apart < 1e-5, "{apart}");
+        // The last layer follows --upsampling resize-last; the others not.
+        let last = Upsample::new(vs.root() / "l", 5, 3, Upsampling::ResizeLast, true);
+        let map = Upsample::new(vs.root() / "m", 5, 3, Upsampling::ResizeLast, false);
+        assert!(matches!(last, Upsample::Resize(_)) && matches!(map, Upsample::Transposed(_)));
     }
 }
