@@ -148,6 +148,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--upsampling", default="transposed",
+                    choices=["transposed", "resize-last", "resize"],
+                    help="how G doubles its maps (gantry's --upsampling)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile G and D (the warm-up steps then include compiling)")
     args = ap.parse_args()
@@ -155,7 +158,7 @@ def main():
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    g, d = Generator().to(dev), Discriminator().to(dev)
+    g, d = Generator(upsampling=args.upsampling).to(dev), Discriminator().to(dev)
     if args.compile:
         g, d = torch.compile(g), torch.compile(d)
     print(f"# params G {sum(p.numel() for p in g.parameters())} D {sum(p.numel() for p in d.parameters())}")

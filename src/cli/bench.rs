@@ -2,9 +2,10 @@
 
 use super::{open_dataset, open_runtime};
 use anyhow::{bail, Result};
+use clap::builder::PossibleValuesParser;
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::model::ModelConfig;
+use gantry::model::{ModelConfig, Upsampling, UPSAMPLINGS};
 use gantry::runtime::{describe_device, Runtime};
 use gantry::weights::Model;
 
@@ -51,6 +52,9 @@ pub enum BenchCommand {
         /// phases: where a step's time goes
         #[arg(long)]
         phases: bool,
+        /// How G doubles its maps (see `gantry train gan --help`)
+        #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
+        upsampling: String,
     },
     /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
     /// a line of probe-read content accuracy, D's scores and the
@@ -118,15 +122,18 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             steps,
             warmup,
             phases,
+            upsampling,
         } => {
             if batch < 2 || batch % 2 != 0 {
                 bail!("--batch must be even and at least 2");
             }
             let device = env.device()?;
-            let config = ModelConfig::preset(&preset)?;
+            let mut config = ModelConfig::preset(&preset)?;
+            config.generator.upsampling = Upsampling::parse(&upsampling)?;
             let speed = gantry::bench::train_gan(&config, device, batch, steps, warmup, phases)?;
             eprintln!(
-                    "# gan-int-cls step, preset {preset}, batch {batch} (+{} interpolated), {steps} steps on {}, {} threads",
+                    "# gan-int-cls step, preset {preset}{}, batch {batch} (+{} interpolated), {steps} steps on {}, {} threads",
+                    if upsampling == "transposed" { String::new() } else { format!(" upsampling {upsampling}") },
                     batch / 2,
                     describe_device(device),
                     tch::get_num_threads()

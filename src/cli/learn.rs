@@ -5,10 +5,11 @@ use super::eval::EVAL_SEED;
 use super::open_dataset;
 use super::output::progress_bar;
 use anyhow::{Context, Result};
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
-use gantry::model::Upsampling;
+use gantry::model::{Upsampling, UPSAMPLINGS};
 use gantry::probe::LoadedProbe;
 use gantry::runtime::describe_device;
 use gantry::train::gan::Variant;
@@ -38,7 +39,7 @@ pub struct LearnArgs {
     /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
     /// convolution, which draws no checkerboard of its own, at the last
     /// doubling (resize-last) or at every one (resize)
-    #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize-last", "resize"])]
+    #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
     pub upsampling: String,
     /// Steps from scratch
     #[arg(long, default_value_t = 2000)]

@@ -3,8 +3,10 @@
 use super::open_dataset;
 use super::output::progress_bar;
 use anyhow::{bail, Context, Result};
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use gantry::env::Env;
+use gantry::model::UPSAMPLINGS;
 use gantry::runtime::describe_device;
 use gantry::train::distil::{self, DistilConfig, DistilTrainer};
 use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
@@ -152,7 +154,7 @@ pub enum TrainCommand {
         /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
         /// convolution, which draws no checkerboard of its own, at the last
         /// doubling (resize-last) or at every one (resize)
-        #[arg(long, default_value = "transposed", value_parser = ["transposed", "resize-last", "resize"])]
+        #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
         upsampling: String,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match. Where

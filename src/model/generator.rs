@@ -41,8 +41,8 @@ pub enum Upsampling {
     Resize,
 }
 
-/// The names `--upsampling` takes.
-pub const UPSAMPLING_NAMES: &str = "transposed (the paper), resize-last, resize";
+/// The names `--upsampling` takes, the paper's first.
+pub const UPSAMPLINGS: [&str; 3] = ["transposed", "resize-last", "resize"];
 
 impl Upsampling {
     pub fn parse(s: &str) -> Result<Self> {
@@ -50,7 +50,7 @@ impl Upsampling {
             "transposed" => Self::Transposed,
             "resize-last" => Self::ResizeLast,
             "resize" => Self::Resize,
-            _ => bail!("unknown upsampling '{s}' ({UPSAMPLING_NAMES})"),
+            _ => bail!("unknown upsampling '{s}' ({})", UPSAMPLINGS.join(", ")),
         })
     }
 

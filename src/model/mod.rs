@@ -13,7 +13,7 @@ pub mod text_encoder;
 
 pub use conditioning::{Conditioning, TextScaling};
 pub use discriminator::{Discriminator, DiscriminatorConfig};
-pub use generator::{Generator, GeneratorConfig, Upsampling};
+pub use generator::{Generator, GeneratorConfig, Upsampling, UPSAMPLINGS};
 pub use image_encoder::{ImageEncoder, ImageEncoderConfig};
 pub use style_encoder::{StyleEncoder, StyleEncoderConfig};
 pub use text_encoder::{TextEncoder, TextEncoderConfig};
