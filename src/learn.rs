@@ -3,7 +3,7 @@
 //! and at fixed steps a line of what G has learned: the probe's reading of
 //! petal colour, shape, count and centre on pictures drawn for full captions
 //! (training classes / held-out classes), D's mean scores over the steps since
-//! the last line, and the grid measures (checkerboard, periods 4 and 8)
+//! the last line, and the grid measures (checkerboard, periods 4, 8, 16)
 //! beside the real renders'.
 //!
 //! Every training change is judged by this curve, from scratch. The same
@@ -138,12 +138,12 @@ pub struct Point {
     pub g_match: Option<f64>,
     pub checkerboard: f64,
     pub checkerboard_real: f64,
-    /// The coarser grids (periods 4 and 8, [`crate::eval::grid`]) of G's
+    /// The coarser grids (periods 4, 8 and 16: [`COARSER_GRIDS`]) of G's
     /// pictures and of the real renders.
     #[serde(default)]
-    pub grids: [f64; 2],
+    pub grids: Vec<f64>,
     #[serde(default)]
-    pub grids_real: [f64; 2],
+    pub grids_real: Vec<f64>,
     /// Seconds of training so far (measurement excluded).
     pub seconds: f64,
 }
@@ -163,15 +163,13 @@ impl Point {
             s += &format!(" match={m:.3}");
         }
         s += &format!(
-            " checker={:.2} checker_real={:.2} grid4={:.2} grid4_real={:.2} grid8={:.2} grid8_real={:.2} s={:.0}",
-            self.checkerboard,
-            self.checkerboard_real,
-            self.grids[0],
-            self.grids_real[0],
-            self.grids[1],
-            self.grids_real[1],
-            self.seconds
+            " checker={:.2} checker_real={:.2}",
+            self.checkerboard, self.checkerboard_real
         );
+        for ((period, drawn), real) in COARSER_GRIDS.iter().zip(&self.grids).zip(&self.grids_real) {
+            s += &format!(" grid{period}={drawn:.2} grid{period}_real={real:.2}");
+        }
+        s += &format!(" s={:.0}", self.seconds);
         s
     }
 }
@@ -311,19 +309,25 @@ pub fn content_accuracy(
         .collect())
 }
 
+/// The periods of the coarser grids a line reads beside the checkerboard.
+pub const COARSER_GRIDS: [usize; 3] = [4, 8, 16];
+
 /// The grid measures of one line's pictures: the checkerboard (period 2)
-/// and the coarser grids (periods 4 and 8).
-#[derive(Clone, Copy, Debug)]
+/// and the coarser grids ([`COARSER_GRIDS`]).
+#[derive(Clone, Debug)]
 pub struct Grids {
     pub checkerboard: f64,
-    pub coarser: [f64; 2],
+    pub coarser: Vec<f64>,
 }
 
 impl Grids {
     pub fn of(images: &Tensor) -> Result<Self> {
         Ok(Self {
             checkerboard: checkerboard(images)?,
-            coarser: [grid(images, 4)?, grid(images, 8)?],
+            coarser: COARSER_GRIDS
+                .iter()
+                .map(|&period| grid(images, period))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -431,7 +435,7 @@ pub fn run(
                 checkerboard: grids.checkerboard,
                 checkerboard_real: real.checkerboard,
                 grids: grids.coarser,
-                grids_real: real.coarser,
+                grids_real: real.coarser.clone(),
                 seconds: trained,
             };
             on_point(&point, &images)?;
@@ -616,7 +620,7 @@ pub fn score_images(
         checkerboard: grids.checkerboard,
         checkerboard_real: real.checkerboard,
         grids: grids.coarser,
-        grids_real: real.coarser,
+        grids_real: real.coarser.clone(),
         seconds: foreign.seconds,
     })
 }

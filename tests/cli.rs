@@ -460,6 +460,8 @@ fn eval_prints_the_table_and_writes_the_card() {
         "grid4_real",
         "grid8_generated",
         "grid8_real",
+        "grid16_generated",
+        "grid16_real",
     ] {
         assert!(out.contains(metric), "{metric} missing from\n{out}");
     }

@@ -83,7 +83,7 @@ fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
             let v: f64 = p[key].parse().unwrap();
             assert!((0.0..=1.0).contains(&v), "{key} = {v}");
         }
-        for grid in ["checker", "grid4", "grid8"] {
+        for grid in ["checker", "grid4", "grid8", "grid16"] {
             let drawn: f64 = p[grid].parse().unwrap();
             let real: f64 = p[&format!("{grid}_real")].parse().unwrap();
             assert!(drawn > 0.0 && real > 0.0, "{grid} = {drawn}, real {real}");
