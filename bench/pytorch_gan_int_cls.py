@@ -24,13 +24,22 @@ def convt(cin, cout, k, s=1, p=0):
 class ResizeConv(nn.Conv2d):
     """Nearest-neighbour upsampling by 2, then a 3x3 convolution (gantry's
     `Upsample::Resize`, src/model/generator.rs); its weight keeps the name
-    the transposed convolution it replaces had."""
+    the transposed convolution it replaces had. Computed as gantry computes
+    it, as the 4x4 transposed convolution of stride 2 whose kernel is tied
+    (per axis the taps k0, k1, k2 become k2, k1 + k2, k0 + k1, k0): the same
+    values as F.interpolate + the 3x3 convolution up to rounding, and the
+    same arithmetic as gantry's, so the lockstep compares like with like."""
+
+    # Row y says which of the 3x3 kernel's taps add up to tap y of 4.
+    TIE = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0., 0.]])
 
     def __init__(self, cin, cout):
         super().__init__(cin, cout, 3, 1, 1, bias=False)
 
     def forward(self, x):
-        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
+        tie = self.TIE.to(self.weight)
+        w = (tie @ self.weight @ tie.T).transpose(0, 1)
+        return F.conv_transpose2d(x, w, stride=2, padding=1)
 
 
 def double(cin, cout, resize):
