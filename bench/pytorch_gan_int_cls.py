@@ -22,30 +22,41 @@ def convt(cin, cout, k, s=1, p=0):
 
 
 class ResizeConv(nn.Conv2d):
-    """Nearest-neighbour upsampling by 2, then a 3x3 convolution (gantry's
-    `Upsample::Resize`, src/model/generator.rs); its weight keeps the name
-    the transposed convolution it replaces had. Computed as gantry computes
-    it, as the 4x4 transposed convolution of stride 2 whose kernel is tied
-    (per axis the taps k0, k1, k2 become k2, k1 + k2, k0 + k1, k0): the same
-    values as F.interpolate + the 3x3 convolution up to rounding, and the
-    same arithmetic as gantry's, so the lockstep compares like with like."""
+    """A fixed upsampling by 2 (nearest neighbour or bilinear), then a 3x3
+    convolution (gantry's `Upsample::Resize`, src/model/generator.rs); its
+    weight keeps the name the transposed convolution it replaces had.
+    Computed as gantry computes it, as the transposed convolution of stride 2
+    whose kernel is tied: tap k of K = len(taps) + 2 along each axis is
+    sum_d g_d * taps[k + d - 2], padding len(taps) // 2 (nearest: the taps
+    k0, k1, k2 become k2, k1 + k2, k0 + k1, k0). The same values as
+    F.interpolate + the 3x3 convolution up to rounding (bilinear's borders
+    aside: zeros beyond the map, as in gantry), and the same arithmetic as
+    gantry's, so the lockstep compares like with like."""
 
-    # Row y says which of the 3x3 kernel's taps add up to tap y of 4.
-    TIE = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0., 0.]])
+    TAPS = {"nearest": [1., 1.], "bilinear": [.25, .75, .75, .25]}
 
-    def __init__(self, cin, cout):
+    def __init__(self, cin, cout, filter="nearest"):
         super().__init__(cin, cout, 3, 1, 1, bias=False)
+        taps = self.TAPS[filter]
+        k = len(taps) + 2
+        # Row k says how much of each of the 3x3 kernel's taps adds up to tap k.
+        self.tie = torch.tensor([[taps[y + d - 2] if 0 <= y + d - 2 < len(taps) else 0.
+                                  for d in range(3)] for y in range(k)])
+        self.pad = len(taps) // 2
 
     def forward(self, x):
-        tie = self.TIE.to(self.weight)
+        tie = self.tie.to(self.weight)
         w = (tie @ self.weight @ tie.T).transpose(0, 1)
-        return F.conv_transpose2d(x, w, stride=2, padding=1)
+        return F.conv_transpose2d(x, w, stride=2, padding=self.pad)
 
 
-def double(cin, cout, resize):
+def double(cin, cout, filter):
     """One of G's doublings: the paper's 4x4 transposed convolution of
-    stride 2, or a resize-convolution."""
-    return ResizeConv(cin, cout) if resize else convt(cin, cout, 4, 2, 1)
+    stride 2 (filter None), or a resize-convolution."""
+    return ResizeConv(cin, cout, filter) if filter else convt(cin, cout, 4, 2, 1)
+
+
+UPSAMPLINGS = ["transposed", "resize-last", "resize", "bilinear"]
 
 
 class Residual(nn.Module):
@@ -81,10 +92,13 @@ class Generator(nn.Module):
         # gantry's `upsampling` (src/model/generator.rs): the paper's 4x4
         # transposed convolutions, or nearest-neighbour upsampling and a 3x3
         # convolution at the last doubling ("resize-last") or at every one
-        # ("resize").
-        if upsampling not in ("transposed", "resize-last", "resize"):
+        # ("resize"), or bilinear upsampling and a 3x3 convolution at every
+        # one ("bilinear").
+        if upsampling not in UPSAMPLINGS:
             raise SystemExit(f"unknown upsampling {upsampling!r}")
-        maps, last = upsampling == "resize", upsampling != "transposed"
+        maps, last = {"transposed": (None, None), "resize-last": (None, "nearest"),
+                      "resize": ("nearest", "nearest"),
+                      "bilinear": ("bilinear", "bilinear")}[upsampling]
         self.up8, self.up8_bn = double(ngf * 8, ngf * 4, maps), nn.BatchNorm2d(ngf * 4)
         self.res8 = Residual(ngf * 4, ngf, F.relu)
         self.up16, self.up16_bn = double(ngf * 4, ngf * 2, maps), nn.BatchNorm2d(ngf * 2)
@@ -158,7 +172,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--upsampling", default="transposed",
-                    choices=["transposed", "resize-last", "resize"],
+                    choices=UPSAMPLINGS,
                     help="how G doubles its maps (gantry's --upsampling)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile G and D (the warm-up steps then include compiling)")

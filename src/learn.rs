@@ -12,7 +12,7 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::{checkerboard, draw, embed, full_caption, grid};
+use crate::eval::{draw, embed, full_caption, grids};
 use crate::model::{ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
 use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
@@ -148,7 +148,36 @@ pub struct Point {
     pub seconds: f64,
 }
 
+/// D's scores over a line's window: real, wrong (a matching-aware D), fake,
+/// and G's matching loss (with `--match-loss`).
+type Scores = (f64, Option<f64>, f64, Option<f64>);
+
 impl Point {
+    /// A line's point from D's `scores`, the probe's `content` reading and
+    /// the `grids` of G's pictures beside the `real` renders'.
+    fn new(
+        step: u64,
+        content: Vec<(String, f64, f64)>,
+        (d_real, d_wrong, d_fake, g_match): Scores,
+        grids: Grids,
+        real: &Grids,
+        seconds: f64,
+    ) -> Self {
+        Self {
+            step,
+            content,
+            d_real,
+            d_wrong,
+            d_fake,
+            g_match,
+            checkerboard: grids.checkerboard,
+            checkerboard_real: real.checkerboard,
+            grids: grids.coarser,
+            grids_real: real.coarser.clone(),
+            seconds,
+        }
+    }
+
     pub fn line(&self) -> String {
         let mut s = format!("learn step={}", self.step);
         for (name, train, held) in &self.content {
@@ -322,12 +351,12 @@ pub struct Grids {
 
 impl Grids {
     pub fn of(images: &Tensor) -> Result<Self> {
+        let periods: Vec<usize> = std::iter::once(2).chain(COARSER_GRIDS).collect();
+        let mut all = grids(images, &periods)?;
+        let checkerboard = all.remove(0);
         Ok(Self {
-            checkerboard: checkerboard(images)?,
-            coarser: COARSER_GRIDS
-                .iter()
-                .map(|&period| grid(images, period))
-                .collect::<Result<_>>()?,
+            checkerboard,
+            coarser: all,
         })
     }
 }
@@ -367,7 +396,7 @@ impl Window {
     }
 
     /// (real, wrong, fake, matching) means, and a fresh window.
-    fn take(&mut self) -> Result<(f64, Option<f64>, f64, Option<f64>)> {
+    fn take(&mut self) -> Result<Scores> {
         let sums = match self.sums.take() {
             Some(s) => Vec::<f64>::try_from(s.to_kind(Kind::Double).to_device(Device::Cpu))?,
             None => vec![f64::NAN; 4],
@@ -415,7 +444,8 @@ pub fn run(
         // Reading D's scores back waits for the device, so it counts as training.
         let scores = at_line.then(|| window.take()).transpose()?;
         trained += started.elapsed().as_secs_f64();
-        if let Some((d_real, d_wrong, d_fake, g_match)) = scores {
+        if let Some(scores) = scores {
+            let (d_real, _, d_fake, _) = scores;
             if !(d_real.is_finite() && d_fake.is_finite()) {
                 bail!("D's scores became non-finite by step {step}: training diverged");
             }
@@ -424,20 +454,14 @@ pub fn run(
                 &prepared.eval_z,
                 &prepared.eval_text,
             ));
-            let grids = Grids::of(&images)?;
-            let point = Point {
+            let point = Point::new(
                 step,
-                content: content_accuracy(&images, inputs.eval, inputs.probe)?,
-                d_real,
-                d_wrong,
-                d_fake,
-                g_match,
-                checkerboard: grids.checkerboard,
-                checkerboard_real: real.checkerboard,
-                grids: grids.coarser,
-                grids_real: real.coarser.clone(),
-                seconds: trained,
-            };
+                content_accuracy(&images, inputs.eval, inputs.probe)?,
+                scores,
+                Grids::of(&images)?,
+                &real,
+                trained,
+            );
             on_point(&point, &images)?;
             points.push(point);
         }
@@ -609,20 +633,14 @@ pub fn score_images(
         );
     }
     let images = from_u8(&Tensor::from_slice(&bytes).view([eval.len() as i64, 3, 64, 64]));
-    let grids = Grids::of(&images)?;
-    Ok(Point {
-        step: foreign.step,
-        content: content_accuracy(&images, eval, probe)?,
-        d_real: foreign.d_real,
-        d_wrong: foreign.d_wrong,
-        d_fake: foreign.d_fake,
-        g_match: None,
-        checkerboard: grids.checkerboard,
-        checkerboard_real: real.checkerboard,
-        grids: grids.coarser,
-        grids_real: real.coarser.clone(),
-        seconds: foreign.seconds,
-    })
+    Ok(Point::new(
+        foreign.step,
+        content_accuracy(&images, eval, probe)?,
+        (foreign.d_real, foreign.d_wrong, foreign.d_fake, None),
+        Grids::of(&images)?,
+        real,
+        foreign.seconds,
+    ))
 }
 
 /// Lockstep: the fresh G and D (`init_generator.safetensors`,

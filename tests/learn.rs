@@ -269,13 +269,15 @@ fn pytorch_in_lockstep_takes_the_matching_term_as_gantry() {
     }
 }
 
-/// Every doubling of G as a resize-convolution (`--upsampling resize`):
-/// PyTorch's G upsamples by nearest neighbour and convolves as gantry's does,
-/// and the two runs take the same steps.
+/// Every doubling of G as a resize-convolution (`--upsampling resize`, and
+/// `bilinear`): PyTorch's G upsamples and convolves as gantry's does, and the
+/// two runs take the same steps.
 #[test]
-fn pytorch_in_lockstep_draws_with_the_resize_layer_as_gantry() {
-    let sandbox = Sandbox::new();
-    in_lockstep(&sandbox, &["--upsampling", "resize"]);
+fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
+    for upsampling in ["resize", "bilinear"] {
+        let sandbox = Sandbox::new();
+        in_lockstep(&sandbox, &["--upsampling", upsampling]);
+    }
 }
 
 /// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`

@@ -282,11 +282,12 @@ fn folded_generator_draws_the_pixels_of_the_network_it_folds() {
     };
     let fresh_text = || Tensor::randn([64, e], (Kind::Float, Device::Cpu)) * 0.02;
     let mut cases = vec![("fresh, standardised", perturbed(&config), fresh_text())];
-    // The last layer, or every doubling, as a nearest-neighbour upsampling
-    // and a 3x3 convolution (with its batch norm folded in).
+    // The last layer, or every doubling, as a nearest-neighbour (or
+    // bilinear) upsampling and a 3x3 convolution (with its batch norm folded in).
     for (what, upsampling) in [
         ("fresh, resize-last", Upsampling::ResizeLast),
         ("fresh, resize", Upsampling::Resize),
+        ("fresh, bilinear", Upsampling::Bilinear),
     ] {
         let mut resize = config.clone();
         resize.generator.upsampling = upsampling;

@@ -153,7 +153,8 @@ pub enum TrainCommand {
         /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
         /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
         /// convolution, which draws no checkerboard of its own, at the last
-        /// doubling (resize-last) or at every one (resize)
+        /// doubling (resize-last) or at every one (resize), or a bilinear
+        /// upsampling and a 3x3 convolution at every one (bilinear)
         #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
         upsampling: String,
         /// Start G, D and S from this model's weights (fresh optimizer state)

@@ -28,47 +28,76 @@ pub const GRID_PERIODS: [usize; 4] = [2, 4, 8, 16];
 /// mean), over the mean power of the frequencies next to each. Period 2 is
 /// [`checkerboard`].
 pub fn grid(images: &Tensor, period: usize) -> Result<f64> {
-    let size = images.size();
-    let p = period as i64;
-    if size.len() != 4 || size[0] == 0 || p < 2 || size[2] < 2 * p || size[3] < 2 * p {
-        bail!("grid measure of period {period}: expected [N, C, H, W] images of at least {0}x{0}, got {size:?}", 2 * p);
-    }
-    if size[2] % p != 0 || size[3] % p != 0 {
-        bail!(
-            "grid measure of period {period}: {}x{} images are not whole periods",
-            size[2],
-            size[3]
-        );
-    }
-    let (h, w) = (size[2] as usize, size[3] as usize);
-    let grey = images
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .mean_dim(1, false, Kind::Float);
-    let grey = &grey - grey.mean_dim([1i64, 2].as_slice(), true, Kind::Float);
-    let power = grey
-        .fft_fft2(None::<&[i64]>, [1i64, 2].as_slice(), "backward")
-        .abs()
-        .square()
-        .mean_dim(0, false, Kind::Float);
-    let power = Vec::<f32>::try_from(power.reshape([-1]))?;
-    let at = |y: isize, x: isize| {
-        let (y, x) = (y.rem_euclid(h as isize), x.rem_euclid(w as isize));
-        power[y as usize * w + x as usize] as f64
-    };
-    let (sy, sx) = ((h / period) as isize, (w / period) as isize);
-    let (mut peak, mut around) = (0.0, 0.0);
-    for a in 0..period as isize {
-        for b in 0..period as isize {
-            if a % 2 == 0 && b % 2 == 0 {
-                continue;
-            }
-            let (y, x) = (a * sy, b * sx);
-            peak += at(y, x);
-            around += (at(y - 1, x) + at(y + 1, x) + at(y, x - 1) + at(y, x + 1)) / 4.0;
+    Spectrum::of(images)?.grid(period)
+}
+
+/// [`grid`] at each of `periods`, from one spectrum.
+pub fn grids(images: &Tensor, periods: &[usize]) -> Result<Vec<f64>> {
+    let spectrum = Spectrum::of(images)?;
+    periods.iter().map(|&p| spectrum.grid(p)).collect()
+}
+
+/// The mean grey-level power spectrum of images `[N, C, H, W]`, which every
+/// grid measure reads.
+struct Spectrum {
+    power: Vec<f32>,
+    h: usize,
+    w: usize,
+}
+
+impl Spectrum {
+    fn of(images: &Tensor) -> Result<Self> {
+        let size = images.size();
+        if size.len() != 4 || size[0] == 0 {
+            bail!("grid measure: expected [N, C, H, W] images, got {size:?}");
         }
+        let grey =
+            images
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .mean_dim(1, false, Kind::Float);
+        let grey = &grey - grey.mean_dim([1i64, 2].as_slice(), true, Kind::Float);
+        let power = grey
+            .fft_fft2(None::<&[i64]>, [1i64, 2].as_slice(), "backward")
+            .abs()
+            .square()
+            .mean_dim(0, false, Kind::Float);
+        Ok(Self {
+            power: Vec::<f32>::try_from(power.reshape([-1]))?,
+            h: size[2] as usize,
+            w: size[3] as usize,
+        })
     }
-    Ok(peak / around.max(1e-12))
+
+    fn grid(&self, period: usize) -> Result<f64> {
+        let (h, w) = (self.h, self.w);
+        if period < 2 || h < 2 * period || w < 2 * period {
+            bail!(
+                "grid measure of period {period}: expected images of at least {0}x{0}, got {h}x{w}",
+                2 * period
+            );
+        }
+        if h % period != 0 || w % period != 0 {
+            bail!("grid measure of period {period}: {h}x{w} images are not whole periods");
+        }
+        let at = |y: isize, x: isize| {
+            let (y, x) = (y.rem_euclid(h as isize), x.rem_euclid(w as isize));
+            self.power[y as usize * w + x as usize] as f64
+        };
+        let (sy, sx) = ((h / period) as isize, (w / period) as isize);
+        let (mut peak, mut around) = (0.0, 0.0);
+        for a in 0..period as isize {
+            for b in 0..period as isize {
+                if a % 2 == 0 && b % 2 == 0 {
+                    continue;
+                }
+                let (y, x) = (a * sy, b * sx);
+                peak += at(y, x);
+                around += (at(y - 1, x) + at(y + 1, x) + at(y, x - 1) + at(y, x + 1)) / 4.0;
+            }
+        }
+        Ok(peak / around.max(1e-12))
+    }
 }
 
 /// The grid measures of pictures the model drew and of real images of the
@@ -76,8 +105,12 @@ pub fn grid(images: &Tensor, period: usize) -> Result<f64> {
 /// 1.5x of real) and the coarser grids of [`GRID_PERIODS`].
 pub fn checkerboards(generated: &Tensor, real: &Tensor) -> Result<Vec<super::Metric>> {
     let mut metrics = Vec::new();
-    for period in GRID_PERIODS {
-        let (g, r) = (grid(generated, period)?, grid(real, period)?);
+    let (generated_grids, real_grids) = (
+        grids(generated, &GRID_PERIODS)?,
+        grids(real, &GRID_PERIODS)?,
+    );
+    for (i, period) in GRID_PERIODS.into_iter().enumerate() {
+        let (g, r) = (generated_grids[i], real_grids[i]);
         let name = match period {
             2 => "checkerboard".to_string(),
             _ => format!("grid{period}"),
@@ -223,15 +256,11 @@ mod tests {
                 .upsample_nearest2d([64, 64], None, None)
                 * 0.05
         };
-        let read = |images: &Tensor| -> Vec<f64> {
-            GRID_PERIODS
-                .iter()
-                .map(|&p| grid(images, p).unwrap())
-                .collect()
-        };
+        let read = |images: &Tensor| grids(images, &GRID_PERIODS).unwrap();
         let plain = read(&smooth);
         assert!(plain.iter().all(|&v| (0.8..1.25).contains(&v)), "{plain:?}");
         assert_eq!(checkerboard(&smooth).unwrap(), plain[0]);
+        assert_eq!(grid(&smooth, 8).unwrap(), plain[2]);
         for (which, size) in [(0, 64), (1, 32), (2, 16), (3, 8)] {
             let values = read(&(&smooth + checker(size)));
             for (k, &v) in values.iter().enumerate() {

@@ -11,7 +11,7 @@
 //! feature map saved per batch norm. On the CPU the larger maps are also
 //! kept channels-last, the layout oneDNN's transposed convolutions prefer.
 
-use super::generator::Generator;
+use super::generator::{Generator, Upsample};
 use super::{channels_last, LeakyRelu, ResidualBlock, BN_EPS};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -76,11 +76,12 @@ impl FoldedConv {
     }
 }
 
-/// G's last layer, a 4x4 transposed convolution of stride 2 and padding 1
-/// (no bias, no batch norm), as a 3x3 convolution with four outputs per
-/// channel followed by a pixel shuffle: output pixel (2m + a, 2n + c) reads
-/// input pixels (m + i, n + j), i, j in {-1, 0, 1}, through tap
-/// (a + 1 − 2i, c + 1 − 2j) of the 4x4 kernel where that tap exists. With
+/// G's last layer, a transposed convolution of stride 2 (no bias, no batch
+/// norm; 4x4 with padding 1, or 6x6 with padding 2 for a bilinear
+/// doubling), as a 3x3 convolution with four outputs per channel followed
+/// by a pixel shuffle: output pixel (2m + a, 2n + c) reads input pixels
+/// (m + i, n + j), i, j in {-1, 0, 1}, through tap
+/// (a + P − 2i, c + P − 2j) of the kernel where that tap exists. With
 /// three output channels the transposed convolution keeps few lanes busy;
 /// the convolution is about 1.6x faster on the CPU (same values up to
 /// rounding).
@@ -91,26 +92,30 @@ struct SubPixelConv {
 }
 
 impl SubPixelConv {
-    /// The convolution whose phase (a, c) reads input pixel (m + i, n + j)
-    /// through `tap(a, c, i, j)` ([C_out, C_in], None for no tap).
-    fn from_taps(
-        c_out: i64,
-        c_in: i64,
-        options: (Kind, Device),
-        tap: impl Fn(i64, i64, i64, i64) -> Option<Tensor>,
-    ) -> Self {
-        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], options);
+    fn new(transposed_weight: &Tensor, padding: i64) -> Self {
+        let w = transposed_weight.detach();
+        let [c_in, c_out, k, _] = w.size()[..] else {
+            unreachable!("a transposed convolution's weight is 4-d")
+        };
+        // Taps a + P − 2i reach P − 2 ..= P + 3: every tap of the kernel.
+        assert!(
+            padding <= 2 && k <= padding + 4,
+            "the sub-pixel form reads 3x3 input pixels: a {k}x{k} kernel of padding {padding} does not fit"
+        );
+        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], (w.kind(), w.device()));
         for a in 0..2i64 {
             for c in 0..2i64 {
                 for i in -1..=1i64 {
                     for j in -1..=1i64 {
-                        if let Some(tap) = tap(a, c, i, j) {
+                        let (ky, kx) = (a + padding - 2 * i, c + padding - 2 * j);
+                        if (0..k).contains(&ky) && (0..k).contains(&kx) {
+                            // [C_in, C_out] at tap (ky, kx), into [C_out, C_in].
                             weight
                                 .select(1, a)
                                 .select(1, c)
                                 .select(2, i + 1)
                                 .select(2, j + 1)
-                                .copy_(&tap);
+                                .copy_(&w.select(2, ky).select(2, kx).transpose(0, 1));
                         }
                     }
                 }
@@ -119,20 +124,6 @@ impl SubPixelConv {
         Self {
             weight: weight.reshape([c_out * 4, c_in, 3, 3]),
         }
-    }
-
-    fn new(transposed_weight: &Tensor) -> Self {
-        let w = transposed_weight.detach();
-        let [c_in, c_out, k, _] = w.size()[..] else {
-            unreachable!("a transposed convolution's weight is 4-d")
-        };
-        assert_eq!(k, 4, "the sub-pixel form is for 4x4 kernels of stride 2");
-        Self::from_taps(c_out, c_in, (w.kind(), w.device()), |a, c, i, j| {
-            let (ky, kx) = (a + 1 - 2 * i, c + 1 - 2 * j);
-            // [C_in, C_out] at tap (ky, kx), into [C_out, C_in].
-            ((0..4).contains(&ky) && (0..4).contains(&kx))
-                .then(|| w.select(2, ky).select(2, kx).transpose(0, 1))
-        })
     }
 
     fn to_kind(&self, kind: Kind) -> Self {
@@ -145,6 +136,11 @@ impl SubPixelConv {
         x.conv2d::<Tensor>(&self.weight, None, [1, 1], [1, 1], [1, 1], 1)
             .pixel_shuffle(2)
     }
+}
+
+/// One of G's doublings with the batch norm after it folded in.
+fn fold_up(up: &Upsample, bn: &nn::BatchNorm) -> FoldedConv {
+    FoldedConv::new(&up.transposed_weight(), bn, 2, up.padding(), true)
 }
 
 /// (s, β − s·μ) of a batch norm in evaluation mode.
@@ -250,11 +246,11 @@ impl Generator {
                 res4: FoldedResidual::new(&self.res4),
                 // A resize-convolution is a transposed convolution with a
                 // tied kernel (see `Upsample`): folded as one.
-                up8: FoldedConv::new(&self.up8.transposed_weight(), &self.up8_bn, 2, 1, true),
+                up8: fold_up(&self.up8, &self.up8_bn),
                 res8: FoldedResidual::new(&self.res8),
-                up16: FoldedConv::new(&self.up16.transposed_weight(), &self.up16_bn, 2, 1, true),
-                up32: FoldedConv::new(&self.up32.transposed_weight(), &self.up32_bn, 2, 1, true),
-                to_rgb: SubPixelConv::new(&self.to_rgb.transposed_weight()),
+                up16: fold_up(&self.up16, &self.up16_bn),
+                up32: fold_up(&self.up32, &self.up32_bn),
+                to_rgb: SubPixelConv::new(&self.to_rgb.transposed_weight(), self.to_rgb.padding()),
                 device: self.text_projection.ws.device(),
                 kind: Kind::Float,
             }

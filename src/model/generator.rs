@@ -7,16 +7,18 @@
 //! Every upsampling is a 4x4 transposed convolution of stride 2, as in the
 //! paper. Optionally ([`Upsampling`], not in the paper) the last one, to the
 //! 64x64 pixels, or every one after the first 4x4 map is a nearest-neighbour
-//! upsampling followed by a 3x3 convolution instead: a transposed
-//! convolution of stride 2 with a 4x4 kernel gives the even and the odd
-//! output pixels different sets of weights, which draws a period-2
+//! (or bilinear) upsampling followed by a 3x3 convolution instead: a
+//! transposed convolution of stride 2 with a 4x4 kernel gives the even and
+//! the odd output pixels different sets of weights, which draws a period-2
 //! checkerboard unless training tunes the two into agreement (Odena,
-//! Dumoulin & Olah 2016, "Deconvolution and checkerboard artifacts"); after a
-//! nearest-neighbour upsampling every output pixel reads its neighbourhood
-//! through the same kernel. A transposed convolution left at 32x32 or below
-//! draws its pattern there, and the upsamplings after it double its period
-//! (a period-4 grid at 64x64 from the 32x32 map's checkerboard): hence the
-//! option for every layer.
+//! Dumoulin & Olah 2016, "Deconvolution and checkerboard artifacts"); after
+//! a fixed upsampling every output pixel reads its neighbourhood through the
+//! same kernel. A transposed convolution left at 32x32 or below draws its
+//! pattern there, and the upsamplings after it double its period (a period-4
+//! grid at 64x64 from the 32x32 map's checkerboard): hence the option for
+//! every layer. Nearest neighbour copies each pixel into a 2x2 block, which
+//! shows as blocky, axis-aligned streaks; bilinear weights the two nearest
+//! pixels 3/4 and 1/4 along each axis, the usual remedy.
 
 use super::{
     batch_norm2d, channels_last, conv2d, conv_transpose2d, linear, Activation, Conditioning,
@@ -39,10 +41,12 @@ pub enum Upsampling {
     /// Every doubling (8x8, 16x16, 32x32, the pixels) a nearest-neighbour
     /// upsampling and a 3x3 convolution.
     Resize,
+    /// Every doubling a bilinear upsampling and a 3x3 convolution.
+    Bilinear,
 }
 
 /// The names `--upsampling` takes, the paper's first.
-pub const UPSAMPLINGS: [&str; 3] = ["transposed", "resize-last", "resize"];
+pub const UPSAMPLINGS: [&str; 4] = ["transposed", "resize-last", "resize", "bilinear"];
 
 impl Upsampling {
     pub fn parse(s: &str) -> Result<Self> {
@@ -50,6 +54,7 @@ impl Upsampling {
             "transposed" => Self::Transposed,
             "resize-last" => Self::ResizeLast,
             "resize" => Self::Resize,
+            "bilinear" => Self::Bilinear,
             _ => bail!("unknown upsampling '{s}' ({})", UPSAMPLINGS.join(", ")),
         })
     }
@@ -59,6 +64,7 @@ impl Upsampling {
             Self::Transposed => "transposed",
             Self::ResizeLast => "resize-last",
             Self::Resize => "resize",
+            Self::Bilinear => "bilinear",
         }
     }
 
@@ -73,6 +79,9 @@ impl Upsampling {
             Self::Resize => {
                 "nearest-neighbour upsampling + 3x3 convolution at every doubling (--upsampling resize)"
             }
+            Self::Bilinear => {
+                "bilinear upsampling + 3x3 convolution at every doubling (--upsampling bilinear)"
+            }
         }
     }
 
@@ -80,78 +89,128 @@ impl Upsampling {
         *self == Self::Transposed
     }
 
-    /// The layer that doubles a map: the last (to the pixels) or another.
-    fn layer(self, last: bool) -> Layer {
+    /// The fixed upsampling before a 3x3 convolution that doubles a map,
+    /// the last (to the pixels) or another; None for a transposed convolution.
+    fn filter(self, last: bool) -> Option<Filter> {
         match (self, last) {
-            (Self::Transposed, _) | (Self::ResizeLast, false) => Layer::Transposed,
-            (Self::ResizeLast, true) | (Self::Resize, _) => Layer::Resize,
+            (Self::Transposed, _) | (Self::ResizeLast, false) => None,
+            (Self::ResizeLast, true) | (Self::Resize, _) => Some(Filter::Nearest),
+            (Self::Bilinear, _) => Some(Filter::Bilinear),
         }
     }
 }
 
-#[derive(Clone, Copy)]
-enum Layer {
-    Transposed,
-    Resize,
+/// A fixed upsampling by 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Filter {
+    Nearest,
+    Bilinear,
+}
+
+impl Filter {
+    /// Its taps along one axis as a transposed convolution of stride 2:
+    /// upsampled pixel u reads input pixel m through tap u + 1 − 2m for
+    /// bilinear (2m reads m − 1 and m by 1/4 and 3/4, 2m + 1 reads m and
+    /// m + 1 by 3/4 and 1/4; zero beyond the border), u − 2m for nearest.
+    fn taps(self) -> &'static [f32] {
+        match self {
+            Self::Nearest => &[1.0, 1.0],
+            Self::Bilinear => &[0.25, 0.75, 0.75, 0.25],
+        }
+    }
+
+    /// The padding of the 3x3 convolution's tied transposed convolution.
+    fn padding(self) -> i64 {
+        self.taps().len() as i64 / 2
+    }
+
+    /// [K, 3]: row k says how much of each of the 3x3 kernel's taps along
+    /// one axis adds up to tap k of the tied transposed convolution (see
+    /// [`Upsample`]).
+    fn tie(self, kind: tch::Kind, device: tch::Device) -> Tensor {
+        let taps = self.taps();
+        let k = taps.len() + 2;
+        let tie: Vec<f32> = (0..k)
+            .flat_map(|y| (0..3).map(move |d| (y + d).checked_sub(2).and_then(|i| taps.get(i))))
+            .map(|tap| tap.copied().unwrap_or(0.0))
+            .collect();
+        Tensor::from_slice(&tie)
+            .view([k as i64, 3])
+            .to_kind(kind)
+            .to_device(device)
+    }
 }
 
 /// One doubling of G's maps (no bias: a batch norm follows, or for the last
 /// layer tanh).
 ///
-/// A resize-convolution is itself a 4x4 transposed convolution of stride 2
-/// and padding 1, one whose kernel is tied: output pixel 2m + a reads
-/// upsampled pixels 2m + a + d, d in {-1, 0, 1}, which are input pixels
-/// m + ⌊(a + d)/2⌋, and the transposed convolution reads input m + i through
-/// tap a + 1 − 2i; so along each axis the 3x3 kernel's taps (k0, k1, k2)
-/// become the 4x4 kernel's (k2, k1 + k2, k0 + k1, k0). G computes it that
-/// way: the same values up to rounding, at the transposed convolution's cost
-/// (four taps an output pixel instead of nine) and without the upsampled map;
-/// the learned weight stays the 3x3 kernel.
+/// A resize-convolution is itself a transposed convolution of stride 2, one
+/// whose kernel is tied. Upsampled pixel u reads input pixel m through the
+/// filter's tap u + q − 2m (q = 0 for nearest neighbour, 1 for bilinear) and
+/// output pixel o reads upsampled pixels o + d − 1 through the 3x3 kernel's
+/// tap d, so o reads input m through Σ_d g_d f_(k + d − 2) with
+/// k = o + P − 2m: along each axis a transposed convolution of
+/// K = taps + 2 taps and padding P = taps / 2 (nearest: 4x4, padding 1, the
+/// 3x3 taps (k0, k1, k2) becoming (k2, k1 + k2, k0 + k1, k0); bilinear: 6x6,
+/// padding 2). G computes it that way: the same values up to rounding
+/// (bilinear's border pixels aside, which read the zero padding through the
+/// filter too), at a transposed convolution's cost and without the
+/// upsampled map; the learned weight stays the 3x3 kernel.
 #[derive(Debug)]
 pub(super) enum Upsample {
     /// Weight [C_in, C_out, 4, 4], stride 2, padding 1.
     Transposed(nn::ConvTranspose2D),
     /// Weight [C_out, C_in, 3, 3], of the map upsampled twice over by
-    /// nearest neighbour.
-    Resize(nn::Conv2D),
+    /// `filter`.
+    Resize { conv: nn::Conv2D, filter: Filter },
 }
 
 impl Upsample {
     fn new(p: nn::Path, c_in: i64, c_out: i64, upsampling: Upsampling, last: bool) -> Self {
-        match upsampling.layer(last) {
-            Layer::Transposed => Self::Transposed(conv_transpose2d(p, c_in, c_out, 4, 2, 1)),
-            Layer::Resize => Self::Resize(conv2d(p, c_in, c_out, 3, 1, 1)),
+        match upsampling.filter(last) {
+            None => Self::Transposed(conv_transpose2d(p, c_in, c_out, 4, 2, 1)),
+            Some(filter) => Self::Resize {
+                conv: conv2d(p, c_in, c_out, 3, 1, 1),
+                filter,
+            },
         }
     }
 
-    /// The 4x4 transposed convolution's weight [C_in, C_out, 4, 4] this
+    /// The transposed convolution's weight [C_in, C_out, K, K] this
     /// doubling is (see the type's comment), with its gradient.
     pub(super) fn transposed_weight(&self) -> Tensor {
         match self {
             Self::Transposed(layer) => layer.ws.shallow_clone(),
-            Self::Resize(layer) => {
-                // Row y of `tie` says which of the 3 taps add up to tap y of 4.
-                let tie = Tensor::from_slice(&[0f32, 0., 1., 0., 1., 1., 1., 1., 0., 1., 0., 0.])
-                    .view([4, 3])
-                    .to_kind(layer.ws.kind())
-                    .to_device(layer.ws.device());
-                tie.matmul(&layer.ws).matmul(&tie.tr()).transpose(0, 1)
+            Self::Resize { conv, filter } => {
+                let tie = filter.tie(conv.ws.kind(), conv.ws.device());
+                tie.matmul(&conv.ws).matmul(&tie.tr()).transpose(0, 1)
             }
+        }
+    }
+
+    /// The padding of [`Self::transposed_weight`]'s convolution (stride 2).
+    pub(super) fn padding(&self) -> i64 {
+        match self {
+            Self::Transposed(_) => 1,
+            Self::Resize { filter, .. } => filter.padding(),
         }
     }
 
     fn forward(&self, h: &Tensor) -> Tensor {
         match self {
             Self::Transposed(layer) => h.apply(layer),
-            Self::Resize(_) => h.conv_transpose2d(
-                &self.transposed_weight(),
-                None::<&Tensor>,
-                [2, 2],
-                [1, 1],
-                [0, 0],
-                1,
-                [1, 1],
-            ),
+            Self::Resize { .. } => {
+                let p = self.padding();
+                h.conv_transpose2d(
+                    &self.transposed_weight(),
+                    None::<&Tensor>,
+                    [2, 2],
+                    [p, p],
+                    [0, 0],
+                    1,
+                    [1, 1],
+                )
+            }
         }
     }
 }
@@ -258,9 +317,10 @@ mod tests {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = Upsample::new(vs.root() / "up", 5, 7, Upsampling::Resize, false);
-        let Upsample::Resize(conv) = &layer else {
+        let Upsample::Resize { conv, filter } = &layer else {
             panic!("resize asked, {layer:?} made")
         };
+        assert_eq!(*filter, Filter::Nearest);
         let h = Tensor::randn([2, 5, 6, 9], (Kind::Float, Device::Cpu));
         let ours = tch::no_grad(|| layer.forward(&h));
         let theirs = tch::no_grad(|| {
@@ -279,6 +339,54 @@ mod tests {
         // The last layer follows --upsampling resize-last; the others not.
         let last = Upsample::new(vs.root() / "l", 5, 3, Upsampling::ResizeLast, true);
         let map = Upsample::new(vs.root() / "m", 5, 3, Upsampling::ResizeLast, false);
-        assert!(matches!(last, Upsample::Resize(_)) && matches!(map, Upsample::Transposed(_)));
+        assert!(matches!(last, Upsample::Resize { .. }) && matches!(map, Upsample::Transposed(_)));
+    }
+
+    /// A bilinear doubling is bilinear upsampling (PyTorch's, corners not
+    /// aligned), then the 3x3 kernel: exactly so inside, and at the border
+    /// the upsampling reads zeros beyond the map (where PyTorch's repeats
+    /// the edge) and the kernel reads the upsampled map beyond its edge.
+    #[test]
+    fn a_bilinear_doubling_is_bilinear_upsampling_then_its_3x3_kernel() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let layer = Upsample::new(vs.root() / "up", 5, 7, Upsampling::Bilinear, true);
+        let Upsample::Resize { conv, filter } = &layer else {
+            panic!("bilinear asked, {layer:?} made")
+        };
+        assert_eq!(*filter, Filter::Bilinear);
+        let h = Tensor::randn([2, 5, 6, 9], (Kind::Float, Device::Cpu));
+        let ours = tch::no_grad(|| layer.forward(&h));
+        assert_eq!(ours.size(), vec![2, 7, 12, 18]);
+        let kernel = |g: &Tensor| g.conv2d::<Tensor>(&conv.ws, None, [1, 1], [0, 0], [1, 1], 1);
+        let apart = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+        // Everywhere: the upsampling as a transposed convolution with zeros
+        // beyond the map, one pixel past each edge kept for the kernel.
+        let f = Tensor::from_slice(&[0.25f32, 0.75, 0.75, 0.25]);
+        let f2 = f
+            .outer(&f)
+            .view([1, 1, 4, 4])
+            .expand([5, 1, 4, 4], false)
+            .contiguous();
+        let widened = tch::no_grad(|| {
+            kernel(&h.conv_transpose2d(&f2, None::<&Tensor>, [2, 2], [0, 0], [0, 0], 5, [1, 1]))
+        });
+        assert_eq!(widened.size(), vec![2, 7, 12, 18]);
+        assert!(apart(&ours, &widened) < 1e-5, "{}", apart(&ours, &widened));
+        // Inside (two pixels in from each edge): PyTorch's bilinear.
+        let theirs = tch::no_grad(|| {
+            kernel(&h.upsample_bilinear2d([12, 18], false, None, None).pad(
+                [1, 1, 1, 1],
+                "constant",
+                None,
+            ))
+        });
+        let inside = |t: &Tensor| t.narrow(2, 2, 8).narrow(3, 2, 14);
+        let d = apart(&inside(&ours), &inside(&theirs));
+        assert!(d < 1e-5, "{d}");
+        assert!(
+            apart(&ours, &theirs) > 1e-3,
+            "the border differs, as documented"
+        );
     }
 }
