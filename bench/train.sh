@@ -9,7 +9,7 @@
 # THREADS defaults to 2 (both programs), ROUNDS to 3, STEPS to 10 timed steps
 # after 2 untimed. The preset is reed (the PyTorch script's only one).
 # GANTRY=path/to/gantry times another build (e.g. an older one, for a before).
-# UPSAMPLING=resize (or resize-last) times both with that --upsampling.
+# UPSAMPLING=resize (or resize-last, bilinear) times both with that --upsampling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}

@@ -12,10 +12,13 @@
 # learned; pass the other's grammar in EXTRA).
 #
 # CONFIGS holds one configuration a line, "name: extra bench-learn arguments";
-# the default asks the open question of the checkerboard (README, "Learning
-# curve"): the matching term with the paper's transposed convolutions and
-# with resize-convolutions at every doubling, three seeds each. Each configuration's lines and errors
-# go to one file, $OUT/sweep-NAME.txt (at most 8 files come back from $OUT).
+# the default asks the open question of the checkerboard (README, "The
+# checkerboard: how G upsamples"): the matching term with the paper's
+# transposed convolutions, with resize-convolutions at every doubling and with
+# bilinear ones, three seeds each. At most 8 files come back from $OUT, so
+# every configuration writes to the same two: its lines and errors, prefixed
+# with its name, to $OUT/sweep.txt as they come, and its points to
+# $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=device-env.sh
@@ -32,7 +35,10 @@ match4-s1: --match-loss 4 --seed 1
 match4-s2: --match-loss 4 --seed 2
 resize-s0: --match-loss 4 --upsampling resize --seed 0
 resize-s1: --match-loss 4 --upsampling resize --seed 1
-resize-s2: --match-loss 4 --upsampling resize --seed 2"}
+resize-s2: --match-loss 4 --upsampling resize --seed 2
+bilinear-s0: --match-loss 4 --upsampling bilinear --seed 0
+bilinear-s1: --match-loss 4 --upsampling bilinear --seed 1
+bilinear-s2: --match-loss 4 --upsampling bilinear --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).
@@ -44,16 +50,18 @@ pids=()
 while IFS=: read -r name args; do
     [ -n "$name" ] || continue
     # shellcheck disable=SC2086 # the arguments are words on purpose
-    timeout "$SWEEP_S" "$G" --device "$DEV" bench learn --steps "$STEPS" --every "$EVERY" \
-        $args $EXTRA >"$OUT/sweep-$name.txt" 2>&1 &
+    (timeout "$SWEEP_S" "$G" --device "$DEV" bench learn --steps "$STEPS" --every "$EVERY" \
+        --jsonl "$OUT/sweep.jsonl" $args $EXTRA 2>&1 |
+        sed -u "s/^/$name: /" >>"$OUT/sweep.txt") &
     pids+=($!)
 done <<<"$CONFIGS"
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 echo "sweep done in $(($(date +%s) - start)) s (exit $status)"
-for f in "$OUT"/sweep-*.txt; do
-    echo "== $(basename "$f" .txt)"
-    grep '^learn ' "$f" | tail -n 3
-    grep -h 'error' "$f" | tail -n 2
-done
+while IFS=: read -r name _; do
+    [ -n "$name" ] || continue
+    echo "== $name"
+    grep "^$name: learn " "$OUT/sweep.txt" | tail -n 3
+    grep "^$name: .*error" "$OUT/sweep.txt" | tail -n 2
+done <<<"$CONFIGS"
 exit $status

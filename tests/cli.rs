@@ -154,6 +154,45 @@ fn unknown_model_preset_and_device_are_clear_errors() {
     assert!(err.contains("already exists"), "{err}");
 }
 
+/// `model init --upsampling` makes a model whose card, `model info` and
+/// drawing all have the layer asked for.
+#[test]
+fn model_init_makes_the_upsampling_asked_for() {
+    let sandbox = Sandbox::new();
+    let said = sandbox.ok(&[
+        "model",
+        "init",
+        "b",
+        "--preset",
+        "tiny",
+        "--upsampling",
+        "bilinear",
+    ]);
+    assert!(said.contains("upsampling bilinear"), "{said}");
+    let card = std::fs::read_to_string(sandbox.path().join("data/models/b/model.json")).unwrap();
+    let card: serde_json::Value = serde_json::from_str(&card).unwrap();
+    assert_eq!(card["architecture"]["generator"]["upsampling"], "bilinear");
+    let info = sandbox.ok(&["model", "info", "b"]);
+    assert!(
+        info.contains("G's upsampling: bilinear upsampling"),
+        "{info}"
+    );
+    let drawn = sandbox.ok(&[
+        "generate",
+        "a red flower",
+        "-m",
+        "b",
+        "-n",
+        "1",
+        "-o",
+        "out",
+    ]);
+    let file = drawn.lines().next().expect("one picture listed");
+    assert!(sandbox.path().join(file).is_file(), "{drawn}");
+    let err = sandbox.fails(&["model", "init", "c", "--upsampling", "cubic"]);
+    assert!(err.contains("cubic") && err.contains("bilinear"), "{err}");
+}
+
 #[test]
 fn damaged_weights_are_errors_naming_the_file() {
     let sandbox = Sandbox::new();

@@ -176,7 +176,10 @@ fn emit(point: &learn::Point, label: &str, jsonl: &mut Option<std::fs::File>) {
     if let Some(f) = jsonl {
         let mut value = serde_json::to_value(point).unwrap_or_default();
         value["label"] = label.into();
-        let _ = writeln!(f, "{value}");
+        // One write a line: runs side by side may append to the same file.
+        if let Err(e) = f.write_all(format!("{value}\n").as_bytes()) {
+            eprintln!("warning: --jsonl line not written: {e}");
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 
 use super::open_dataset;
 use anyhow::{bail, Result};
+use clap::builder::PossibleValuesParser;
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::model::{ModelConfig, PRESETS};
+use gantry::model::{ModelConfig, Upsampling, PRESETS, UPSAMPLINGS};
 use gantry::weights::{read_card, Model};
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ pub enum ModelCommand {
         /// Seed of the initialisation
         #[arg(long, default_value_t = 0)]
         seed: i64,
+        /// How G doubles its maps (see `gantry train gan --help`)
+        #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
+        upsampling: String,
         /// Store weights as f16
         #[arg(long)]
         half: bool,
@@ -118,10 +122,12 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
             preset,
             out,
             seed,
+            upsampling,
             half,
             force,
         } => {
-            let config = ModelConfig::preset(&preset)?;
+            let mut config = ModelConfig::preset(&preset)?;
+            config.generator.upsampling = Upsampling::parse(&upsampling)?;
             let dir = out.unwrap_or_else(|| env.paths.models_dir().join(&name));
             if dir.exists() && !force {
                 bail!(
@@ -131,8 +137,12 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
             }
             let mut model = Model::new(&name, &config, tch::Device::Cpu, seed)?;
             model.save(&dir, half)?;
+            let layers = match config.generator.upsampling {
+                Upsampling::Transposed => String::new(),
+                other => format!(", upsampling {}", other.name()),
+            };
             println!(
-                "wrote untrained model '{name}' (preset {preset}) to {}",
+                "wrote untrained model '{name}' (preset {preset}{layers}) to {}",
                 dir.display()
             );
             Ok(())
