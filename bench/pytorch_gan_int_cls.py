@@ -25,29 +25,35 @@ class ResizeConv(nn.Conv2d):
     """A fixed upsampling by 2 (nearest neighbour or bilinear), then a 3x3
     convolution (gantry's `Upsample::Resize`, src/model/generator.rs); its
     weight keeps the name the transposed convolution it replaces had.
-    Computed as gantry computes it, as the transposed convolution of stride 2
-    whose kernel is tied: tap k of K = len(taps) + 2 along each axis is
-    sum_d g_d * taps[k + d - 2], padding len(taps) // 2 (nearest: the taps
-    k0, k1, k2 become k2, k1 + k2, k0 + k1, k0). The same values as
-    F.interpolate + the 3x3 convolution up to rounding (bilinear's borders
-    aside: zeros beyond the map, as in gantry), and the same arithmetic as
-    gantry's, so the lockstep compares like with like."""
+    Computed as gantry computes it, as the 4x4 transposed convolution of
+    stride 2 whose kernel is tied (per axis the taps k0, k1, k2 become k2,
+    k1 + k2, k0 + k1, k0): the same values as F.interpolate + the 3x3
+    convolution up to rounding, and the same arithmetic as gantry's, so the
+    lockstep compares like with like. Bilinear upsampling is nearest
+    neighbour's followed by a [1, 2, 1]/4 blur per axis, which commutes with
+    the 3x3 convolution: the blur comes after it, per channel, zero-padded
+    (as in gantry, the same as F.interpolate(bilinear) + the convolution
+    away from the border)."""
 
-    TAPS = {"nearest": [1., 1.], "bilinear": [.25, .75, .75, .25]}
+    # Row y says which of the 3x3 kernel's taps add up to tap y of 4.
+    TIE = torch.tensor([[0., 0., 1.], [0., 1., 1.], [1., 1., 0.], [1., 0., 0.]])
+    BLUR = torch.outer(torch.tensor([.25, .5, .25]), torch.tensor([.25, .5, .25]))
 
     def __init__(self, cin, cout, filter="nearest"):
         super().__init__(cin, cout, 3, 1, 1, bias=False)
-        taps = self.TAPS[filter]
-        k = len(taps) + 2
-        # Row k says how much of each of the 3x3 kernel's taps adds up to tap k.
-        self.tie = torch.tensor([[taps[y + d - 2] if 0 <= y + d - 2 < len(taps) else 0.
-                                  for d in range(3)] for y in range(k)])
-        self.pad = len(taps) // 2
+        if filter not in ("nearest", "bilinear"):
+            raise SystemExit(f"unknown filter {filter!r}")
+        self.blurs = filter == "bilinear"
 
     def forward(self, x):
-        tie = self.tie.to(self.weight)
+        tie = self.TIE.to(self.weight)
         w = (tie @ self.weight @ tie.T).transpose(0, 1)
-        return F.conv_transpose2d(x, w, stride=2, padding=self.pad)
+        y = F.conv_transpose2d(x, w, stride=2, padding=1)
+        if self.blurs:
+            c = y.shape[1]
+            blur = self.BLUR.to(y)[None, None].expand(c, 1, 3, 3).contiguous()
+            y = F.conv2d(y, blur, padding=1, groups=c)
+        return y
 
 
 def double(cin, cout, filter):
