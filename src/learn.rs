@@ -12,7 +12,7 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::{draw, embed, full_caption, grids};
+use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
 use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
@@ -339,7 +339,7 @@ pub fn content_accuracy(
 }
 
 /// The periods of the coarser grids a line reads beside the checkerboard.
-pub const COARSER_GRIDS: [usize; 3] = [4, 8, 16];
+pub const COARSER_GRIDS: [usize; 3] = [GRID_PERIODS[1], GRID_PERIODS[2], GRID_PERIODS[3]];
 
 /// The grid measures of one line's pictures: the checkerboard (period 2)
 /// and the coarser grids ([`COARSER_GRIDS`]).
@@ -351,8 +351,7 @@ pub struct Grids {
 
 impl Grids {
     pub fn of(images: &Tensor) -> Result<Self> {
-        let periods: Vec<usize> = std::iter::once(2).chain(COARSER_GRIDS).collect();
-        let mut all = grids(images, &periods)?;
+        let mut all = grids(images, &GRID_PERIODS)?;
         let checkerboard = all.remove(0);
         Ok(Self {
             checkerboard,

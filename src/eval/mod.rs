@@ -28,7 +28,7 @@ pub use procedural::{
     content_accuracy, embedding_reads, embedding_reads_with, full_caption, phrased_caption,
     procedural, style_encoders, ContentRate, CONTENT, HELD_OUT_PHRASINGS,
 };
-pub use statistics::{checkerboard, frechet_distance, grid, grids, roc_auc};
+pub use statistics::{checkerboard, frechet_distance, grid, grids, roc_auc, GRID_PERIODS};
 
 use crate::text;
 use crate::weights::Model;

@@ -109,8 +109,11 @@ pub fn checkerboards(generated: &Tensor, real: &Tensor) -> Result<Vec<super::Met
         grids(generated, &GRID_PERIODS)?,
         grids(real, &GRID_PERIODS)?,
     );
-    for (i, period) in GRID_PERIODS.into_iter().enumerate() {
-        let (g, r) = (generated_grids[i], real_grids[i]);
+    for ((period, g), r) in GRID_PERIODS
+        .into_iter()
+        .zip(generated_grids)
+        .zip(real_grids)
+    {
         let name = match period {
             2 => "checkerboard".to_string(),
             _ => format!("grid{period}"),
