@@ -8,7 +8,8 @@ table per attribute, a column per curve (training / held-out classes, %).
 
 --summary prints one row per curve instead: each attribute at the last step
 and averaged over the last half of the steps (a single curve moves by ten
-points from one line to the next).
+points from one line to the next), and so the diversity of each caption's
+pictures under z (background / position, 1.0 = as varied as the data).
 """
 import json
 import sys
@@ -49,7 +50,10 @@ def main():
                 train, held = content[attribute]
                 cells.append(f"{train * 100:.1f} / {held * 100:.1f}")
             print(f"| {step} | " + " | ".join(cells) + " |")
-    print("\nD(real) / D(wrong) / D(fake), grids of period 2 (checkerboard) / 4 / 8 (real renders beside)\n")
+    print(
+        "\nD(real) / D(wrong) / D(fake), grids of period 2 (checkerboard) / 4 / 8 (real renders beside),"
+        " diversity background / position\n"
+    )
     print("| step | " + " | ".join(labels) + " |")
     print("|---" * (len(labels) + 1) + "|")
     for step in steps:
@@ -64,14 +68,21 @@ def main():
             drawn = [p["checkerboard"], *p.get("grids", [])]
             real = [p["checkerboard_real"], *p.get("grids_real", [])]
             grids = " / ".join(f"{v:.1f}" for v in drawn) + " (" + " / ".join(f"{v:.1f}" for v in real) + ")"
-            cells.append(f"{p['d_real']:.3f} / {wrong} / {p['d_fake']:.3f}, {grids}")
+            cells.append(f"{p['d_real']:.3f} / {wrong} / {p['d_fake']:.3f}, {grids}{diversity(p)}")
         print(f"| {step} | " + " | ".join(cells) + " |")
+
+
+def diversity(point):
+    """", background / position" where the line measured it (older lines and
+    other programs' curves did not)."""
+    fractions = point.get("diversity") or []
+    return ", " + " / ".join(f"{f:.2f}" for _, f in fractions) if fractions else ""
 
 
 def print_summary(curves, attributes):
     head = " | ".join(f"{a} at the last step | {a}, mean of the last half" for a in attributes)
-    print(f"| curve | last step | {head} |")
-    print("|---" * (2 + 2 * len(attributes)) + "|")
+    print(f"| curve | last step | {head} | diversity, mean of the last half |")
+    print("|---" * (3 + 2 * len(attributes)) + "|")
     for label, points in curves.items():
         steps = sorted(points)
         late = [s for s in steps if s > steps[-1] / 2]
@@ -84,6 +95,12 @@ def print_summary(curves, attributes):
             mean = [sum(reading(s)[k] for s in late) / len(late) for k in (0, 1)]
             cells.append(f"{last[0] * 100:.1f} / {last[1] * 100:.1f}")
             cells.append(f"{mean[0] * 100:.1f} / {mean[1] * 100:.1f}")
+        measured = [points[s]["diversity"] for s in late if points[s].get("diversity")]
+        if measured:
+            means = [sum(d[k][1] for d in measured) / len(measured) for k in range(len(measured[0]))]
+            cells.append(" / ".join(f"{m:.2f}" for m in means))
+        else:
+            cells.append("-")
         print(f"| {label} | {steps[-1]} | " + " | ".join(cells) + " |")
 
 

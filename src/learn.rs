@@ -144,6 +144,13 @@ pub struct Point {
     pub grids: Vec<f64>,
     #[serde(default)]
     pub grids_real: Vec<f64>,
+    /// How varied G's pictures of one caption are under fresh z, per style
+    /// attribute ([`DIVERSE`]): the entropy of what the probe reads over 64 z
+    /// as a fraction of the data's (1.0 = as varied, 0 = collapsed). Empty
+    /// where only one picture per caption was drawn (another program's
+    /// curve).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diversity: Vec<(String, f64)>,
     /// Seconds of training so far (measurement excluded).
     pub seconds: f64,
 }
@@ -153,14 +160,15 @@ pub struct Point {
 type Scores = (f64, Option<f64>, f64, Option<f64>);
 
 impl Point {
-    /// A line's point from D's `scores`, the probe's `content` reading and
-    /// the `grids` of G's pictures beside the `real` renders'.
+    /// A line's point from D's `scores`, the probe's `content` reading, the
+    /// `grids` of G's pictures beside the `real` renders' and their
+    /// `diversity` (where measured).
     fn new(
         step: u64,
         content: Vec<(String, f64, f64)>,
         (d_real, d_wrong, d_fake, g_match): Scores,
-        grids: Grids,
-        real: &Grids,
+        (grids, real): (Grids, &Grids),
+        diversity: Vec<(String, f64)>,
         seconds: f64,
     ) -> Self {
         Self {
@@ -174,6 +182,7 @@ impl Point {
             checkerboard_real: real.checkerboard,
             grids: grids.coarser,
             grids_real: real.coarser.clone(),
+            diversity,
             seconds,
         }
     }
@@ -197,6 +206,9 @@ impl Point {
         );
         for ((period, drawn), real) in COARSER_GRIDS.iter().zip(&self.grids).zip(&self.grids_real) {
             s += &format!(" grid{period}={drawn:.2} grid{period}_real={real:.2}");
+        }
+        for (attribute, fraction) in &self.diversity {
+            s += &format!(" diverse_{attribute}={fraction:.2}");
         }
         s += &format!(" s={:.0}", self.seconds);
         s
@@ -341,6 +353,35 @@ pub fn content_accuracy(
 /// The periods of the coarser grids a line reads beside the checkerboard.
 pub const COARSER_GRIDS: [usize; 3] = [GRID_PERIODS[1], GRID_PERIODS[2], GRID_PERIODS[3]];
 
+/// The style attributes whose variety under z a line reads: G collapsing to
+/// one picture per caption shows as their entropy falling.
+pub const DIVERSE: [&str; 2] = ["background", "position"];
+
+/// [`DIVERSE`]'s fractions for G's pictures of `eval`'s first captions
+/// (`text`), with the same z at every line so lines compare.
+pub fn diversity(
+    model: &Model,
+    text: &Tensor,
+    eval: &TrainingSet,
+    probe: &LoadedProbe,
+    seed: u64,
+) -> Result<Vec<(String, f64)>> {
+    let mut rng = Rng(seed ^ 0xD1FE_4511_7E00_0001);
+    let captions = 16.min(eval.len());
+    let fractions = crate::eval::diversity(
+        eval,
+        probe,
+        DIVERSE,
+        captions,
+        crate::eval::procedural::under_fresh_z(model, text, &mut rng),
+    )?;
+    Ok(DIVERSE
+        .iter()
+        .zip(fractions)
+        .map(|(a, f)| (a.to_string(), f))
+        .collect())
+}
+
 /// The grid measures of one line's pictures: the checkerboard (period 2)
 /// and the coarser grids ([`COARSER_GRIDS`]).
 #[derive(Clone, Debug)]
@@ -457,8 +498,14 @@ pub fn run(
                 step,
                 content_accuracy(&images, inputs.eval, inputs.probe)?,
                 scores,
-                Grids::of(&images)?,
-                &real,
+                (Grids::of(&images)?, &real),
+                diversity(
+                    &prepared.trainer.model,
+                    &prepared.eval_text,
+                    inputs.eval,
+                    inputs.probe,
+                    config.seed,
+                )?,
                 trained,
             );
             on_point(&point, &images)?;
@@ -636,8 +683,8 @@ pub fn score_images(
         foreign.step,
         content_accuracy(&images, eval, probe)?,
         (foreign.d_real, foreign.d_wrong, foreign.d_fake, None),
-        Grids::of(&images)?,
-        real,
+        (Grids::of(&images)?, real),
+        Vec::new(),
         foreign.seconds,
     ))
 }

@@ -88,6 +88,11 @@ fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
             let real: f64 = p[&format!("{grid}_real")].parse().unwrap();
             assert!(drawn > 0.0 && real > 0.0, "{grid} = {drawn}, real {real}");
         }
+        // How varied each caption's pictures are under z, as the data's.
+        for style in ["background", "position"] {
+            let fraction: f64 = p[&format!("diverse_{style}")].parse().unwrap();
+            assert!((0.0..=1.5).contains(&fraction), "{style}: {fraction}");
+        }
     }
 }
 

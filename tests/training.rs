@@ -9,7 +9,7 @@ use gantry::model::ModelConfig;
 use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant, FRESH_ADAM_WARMUP};
 use gantry::train::optim::Optimizer;
 use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer, Matching};
-use gantry::training_set::{OnError, TrainingSet};
+use gantry::training_set::{OnError, Rng, TrainingSet};
 use gantry::weights::Model;
 use tch::{Device, Kind, Tensor};
 
@@ -1372,4 +1372,29 @@ fn train_gan_match_loss_is_logged_and_recorded_in_the_card() {
         !sandbox.path().join("negative").exists(),
         "a refused run leaves no folder"
     );
+}
+
+#[test]
+fn diversity_reads_the_data_as_varied_and_one_picture_per_caption_as_collapsed() {
+    let set = flowers(256);
+    let probe = gantry::probe::LoadedProbe::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/probe"),
+        Device::Cpu,
+    )
+    .unwrap();
+    let per = gantry::eval::procedural::PICTURES_PER_CAPTION;
+    let renders = |indices: Vec<usize>| set.image_batch(&indices, false, &mut Rng(0));
+    let measure = |pictures_of: &dyn Fn(usize) -> Tensor| {
+        gantry::eval::diversity(&set, &probe, ["background", "position"], 4, pictures_of).unwrap()
+    };
+    // A "G" that draws the data itself, another render for every z, is as
+    // varied as the data.
+    let data = measure(&|c| renders((0..per).map(|k| (c * per + k) % set.len()).collect()));
+    assert!(data.iter().all(|&f| f > 0.85 && f < 1.2), "{data:?}");
+    // One that draws one picture per caption whatever z is has collapsed.
+    let collapsed = measure(&|c| renders(vec![c; per]));
+    assert_eq!(collapsed, [0.0, 0.0]);
+    // Between them: two pictures per caption.
+    let two = measure(&|c| renders((0..per).map(|k| c * 2 + k % 2).collect()));
+    assert!(two.iter().all(|&f| f < 0.6), "{two:?}");
 }

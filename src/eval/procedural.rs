@@ -318,26 +318,17 @@ pub fn procedural(
         "background bin the same along the row",
     ));
 
-    // Diversity: background entropy over 64 z per caption, relative to the data's.
-    let mut data_counts = BTreeMap::new();
-    for a in &set.attributes {
-        *data_counts.entry(a["background"].clone()).or_insert(0) += 1;
-    }
-    let data_entropy = entropy(&data_counts);
-    let mut ratios = Vec::new();
-    for c in 0..16.min(n) {
-        let z = noise(&mut rng, 64, nz, model.device);
-        let t = text.get(c as i64).unsqueeze(0).expand([64, -1], false);
-        let images = draw(model, &z, &t);
-        let mut counts = BTreeMap::new();
-        for b in probe.read(&images, "background")? {
-            *counts.entry(b).or_insert(0) += 1;
-        }
-        ratios.push(entropy(&counts) / data_entropy);
-    }
+    let captions = 16.min(n);
+    let [diversity] = diversity(
+        set,
+        probe,
+        ["background"],
+        captions,
+        under_fresh_z(model, &text, &mut rng),
+    )?;
     metrics.push(metric(
         "diversity",
-        ratios.iter().sum::<f64>() / ratios.len() as f64,
+        diversity,
         "background entropy over 64 z / the data's (1.0 = as varied)",
     ));
 
@@ -411,6 +402,64 @@ pub fn procedural(
 type Style = (String, String);
 
 /// What the probe reads as each image's style.
+/// How many pictures of one caption [`diversity`] reads.
+pub const PICTURES_PER_CAPTION: usize = 64;
+
+/// How varied the pictures of one caption are: for each of `captions`
+/// captions, the pictures `pictures_of(c)` draws of it
+/// ([`PICTURES_PER_CAPTION`] of them, each under its own z), and the entropy
+/// of what the probe reads of each of `attributes` over them as a fraction of
+/// its entropy over `set` (1.0 = as varied as the data, 0 = one value
+/// whatever z is). The mean fraction per attribute, in order.
+pub fn diversity<const A: usize>(
+    set: &TrainingSet,
+    probe: &LoadedProbe,
+    attributes: [&str; A],
+    captions: usize,
+    mut pictures_of: impl FnMut(usize) -> Tensor,
+) -> Result<[f64; A]> {
+    if captions == 0 {
+        bail!("no captions to measure diversity on");
+    }
+    let data = attributes.map(|attribute| {
+        let mut counts = BTreeMap::new();
+        for a in &set.attributes {
+            *counts
+                .entry(a.get(attribute).cloned().unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        entropy(&counts)
+    });
+    let mut sums = [0.0; A];
+    for c in 0..captions {
+        let pictures = pictures_of(c);
+        for (a, &attribute) in attributes.iter().enumerate() {
+            let mut counts = BTreeMap::new();
+            for value in probe.read(&pictures, attribute)? {
+                *counts.entry(value).or_insert(0) += 1;
+            }
+            sums[a] += entropy(&counts) / data[a];
+        }
+    }
+    Ok(sums.map(|s| s / captions as f64))
+}
+
+/// G's pictures of caption `c` (row `c` of `text`, φ of the captions) under
+/// [`PICTURES_PER_CAPTION`] fresh z from `rng`: what [`diversity`] reads of G.
+pub fn under_fresh_z<'a>(
+    model: &'a Model,
+    text: &'a Tensor,
+    rng: &'a mut Rng,
+) -> impl FnMut(usize) -> Tensor + 'a {
+    let nz = model.card.architecture.generator.nz as usize;
+    let per = PICTURES_PER_CAPTION as i64;
+    move |c| {
+        let z = noise(rng, PICTURES_PER_CAPTION, nz, model.device);
+        let t = text.get(c as i64).unsqueeze(0).expand([per, -1], false);
+        draw(model, &z, &t)
+    }
+}
+
 fn read_style(probe: &LoadedProbe, images: &Tensor) -> Result<Vec<Style>> {
     let bg = probe.read(images, "background")?;
     let pos = probe.read(images, "position")?;
