@@ -11,7 +11,7 @@
 //! feature map saved per batch norm. On the CPU the larger maps are also
 //! kept channels-last, the layout oneDNN's transposed convolutions prefer.
 
-use super::generator::{blur, Generator, Upsample};
+use super::generator::{Blur, Generator, Upsample};
 use super::{channels_last, LeakyRelu, ResidualBlock, BN_EPS};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -30,9 +30,9 @@ struct FoldedConv {
     stride: i64,
     padding: i64,
     transposed: bool,
-    /// [`blur`] between the convolution and the bias (a bilinear doubling:
+    /// A [`Blur`] between the convolution and the bias (a bilinear doubling:
     /// the batch norm's scale commutes with the blur, its shift is added after).
-    blur: bool,
+    blur: Option<Blur>,
 }
 
 impl FoldedConv {
@@ -58,7 +58,7 @@ impl FoldedConv {
             stride,
             padding,
             transposed,
-            blur: false,
+            blur: None,
         }
     }
 
@@ -66,22 +66,22 @@ impl FoldedConv {
         Self {
             weight: self.weight.to_kind(kind),
             bias: self.bias.to_kind(kind),
+            blur: self.blur.as_ref().map(|b| b.to_kind(kind)),
             ..*self
         }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
         let (s, p) = ([self.stride; 2], [self.padding; 2]);
-        let bias = (!self.blur).then_some(&self.bias);
+        let bias = self.blur.is_none().then_some(&self.bias);
         let y = if self.transposed {
             x.conv_transpose2d(&self.weight, bias, s, p, [0, 0], 1, [1, 1])
         } else {
             x.conv2d(&self.weight, bias, s, p, [1, 1], 1)
         };
-        if self.blur {
-            blur(&y) + self.bias.view([1, -1, 1, 1])
-        } else {
-            y
+        match &self.blur {
+            Some(blur) => blur.forward(&y) + self.bias.view([1, -1, 1, 1]),
+            None => y,
         }
     }
 }
@@ -98,7 +98,7 @@ impl FoldedConv {
 struct SubPixelConv {
     /// [C_out · 4, C_in, 3, 3], channel c·4 + 2a + c' for phase (a, c').
     weight: Tensor,
-    blur: bool,
+    blur: Option<Blur>,
 }
 
 impl SubPixelConv {
@@ -129,14 +129,14 @@ impl SubPixelConv {
         }
         Self {
             weight: weight.reshape([c_out * 4, c_in, 3, 3]),
-            blur: up.blurs(),
+            blur: up.blur().cloned(),
         }
     }
 
     fn to_kind(&self, kind: Kind) -> Self {
         Self {
             weight: self.weight.to_kind(kind),
-            blur: self.blur,
+            blur: self.blur.as_ref().map(|b| b.to_kind(kind)),
         }
     }
 
@@ -144,18 +144,14 @@ impl SubPixelConv {
         let y = x
             .conv2d::<Tensor>(&self.weight, None, [1, 1], [1, 1], [1, 1], 1)
             .pixel_shuffle(2);
-        if self.blur {
-            blur(&y)
-        } else {
-            y
-        }
+        Blur::after(self.blur.as_ref(), y)
     }
 }
 
 /// One of G's doublings with the batch norm after it folded in.
 fn fold_up(up: &Upsample, bn: &nn::BatchNorm) -> FoldedConv {
     FoldedConv {
-        blur: up.blurs(),
+        blur: up.blur().cloned(),
         ..FoldedConv::new(&up.transposed_weight(), bn, 2, 1, true)
     }
 }

@@ -26,7 +26,7 @@ use super::{
 };
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// How G doubles its maps from 4x4 up to the 64x64 pixels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,18 +110,56 @@ pub(super) enum Filter {
 /// Bilinear upsampling by 2 (corners not aligned) is nearest-neighbour
 /// upsampling followed by this blur: [1, 2, 1]/4 along each axis turns the
 /// copies x_m, x_m into (x_(m−1) + 3x_m)/4, (3x_m + x_(m+1))/4. Per channel
-/// (a depthwise 3x3 convolution), zero beyond the map.
-pub(super) fn blur(h: &Tensor) -> Tensor {
-    let c = h.size()[1];
-    let taps = Tensor::from_slice(&[0.25f32, 0.5, 0.25])
-        .to_kind(h.kind())
-        .to_device(h.device());
-    let kernel = taps
-        .outer(&taps)
-        .view([1, 1, 3, 3])
-        .expand([c, 1, 3, 3], false)
-        .contiguous();
-    h.conv2d::<Tensor>(&kernel, None, [1, 1], [1, 1], [1, 1], c)
+/// (a depthwise 3x3 convolution), zero beyond the map. The kernel is made
+/// once, with the layer; it is fixed, not a weight.
+#[derive(Debug)]
+pub(super) struct Blur {
+    /// [C, 1, 3, 3]: the same 3x3 kernel for each of C channels.
+    kernel: Tensor,
+}
+
+impl Blur {
+    pub(super) fn new(channels: i64, device: tch::Device) -> Self {
+        let taps = Tensor::from_slice(&[0.25f32, 0.5, 0.25]).to_device(device);
+        let kernel = taps
+            .outer(&taps)
+            .view([1, 1, 3, 3])
+            .expand([channels, 1, 3, 3], false)
+            .contiguous();
+        Self { kernel }
+    }
+
+    pub(super) fn to_kind(&self, kind: Kind) -> Self {
+        Self {
+            kernel: self.kernel.to_kind(kind),
+        }
+    }
+
+    pub(super) fn forward(&self, h: &Tensor) -> Tensor {
+        let kernel = if self.kernel.kind() == h.kind() {
+            self.kernel.shallow_clone()
+        } else {
+            self.kernel.to_kind(h.kind())
+        };
+        let channels = kernel.size()[0];
+        h.conv2d::<Tensor>(&kernel, None, [1, 1], [1, 1], [1, 1], channels)
+    }
+
+    /// `h` through `blur` where there is one (a bilinear doubling), else `h`.
+    pub(super) fn after(blur: Option<&Blur>, h: Tensor) -> Tensor {
+        match blur {
+            Some(blur) => blur.forward(&h),
+            None => h,
+        }
+    }
+}
+
+impl Clone for Blur {
+    fn clone(&self) -> Self {
+        Self {
+            kernel: self.kernel.shallow_clone(),
+        }
+    }
 }
 
 /// One doubling of G's maps (no bias: a batch norm follows, or for the last
@@ -137,7 +175,7 @@ pub(super) fn blur(h: &Tensor) -> Tensor {
 /// (four taps an output pixel instead of nine) and without the upsampled map;
 /// the learned weight stays the 3x3 kernel.
 ///
-/// Bilinear upsampling is nearest neighbour's followed by [`blur`], and the
+/// Bilinear upsampling is nearest neighbour's followed by a [`Blur`], and the
 /// blur, a convolution too, commutes with the 3x3 kernel: a bilinear
 /// doubling is the nearest one, then the blur. The same values as bilinear
 /// upsampling then the 3x3 kernel away from the border (at the border the
@@ -149,8 +187,11 @@ pub(super) enum Upsample {
     /// Weight [C_in, C_out, 4, 4], stride 2, padding 1.
     Transposed(nn::ConvTranspose2D),
     /// Weight [C_out, C_in, 3, 3], of the map upsampled twice over by
-    /// `filter`.
-    Resize { conv: nn::Conv2D, filter: Filter },
+    /// nearest neighbour, then (bilinear) blurred.
+    Resize {
+        conv: nn::Conv2D,
+        blur: Option<Blur>,
+    },
 }
 
 impl Upsample {
@@ -158,8 +199,8 @@ impl Upsample {
         match upsampling.filter(last) {
             None => Self::Transposed(conv_transpose2d(p, c_in, c_out, 4, 2, 1)),
             Some(filter) => Self::Resize {
+                blur: (filter == Filter::Bilinear).then(|| Blur::new(c_out, p.device())),
                 conv: conv2d(p, c_in, c_out, 3, 1, 1),
-                filter,
             },
         }
     }
@@ -181,15 +222,12 @@ impl Upsample {
         }
     }
 
-    /// Whether [`blur`] follows the transposed convolution (a bilinear doubling).
-    pub(super) fn blurs(&self) -> bool {
-        matches!(
-            self,
-            Self::Resize {
-                filter: Filter::Bilinear,
-                ..
-            }
-        )
+    /// The [`Blur`] after the transposed convolution (a bilinear doubling).
+    pub(super) fn blur(&self) -> Option<&Blur> {
+        match self {
+            Self::Resize { blur, .. } => blur.as_ref(),
+            Self::Transposed(_) => None,
+        }
     }
 
     fn forward(&self, h: &Tensor) -> Tensor {
@@ -205,11 +243,7 @@ impl Upsample {
                 [1, 1],
             ),
         };
-        if self.blurs() {
-            blur(&h)
-        } else {
-            h
-        }
+        Blur::after(self.blur(), h)
     }
 }
 
@@ -315,10 +349,10 @@ mod tests {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = Upsample::new(vs.root() / "up", 5, 7, Upsampling::Resize, false);
-        let Upsample::Resize { conv, filter } = &layer else {
+        let Upsample::Resize { conv, blur } = &layer else {
             panic!("resize asked, {layer:?} made")
         };
-        assert_eq!(*filter, Filter::Nearest);
+        assert!(blur.is_none());
         let h = Tensor::randn([2, 5, 6, 9], (Kind::Float, Device::Cpu));
         let ours = tch::no_grad(|| layer.forward(&h));
         let theirs = tch::no_grad(|| {
@@ -348,10 +382,10 @@ mod tests {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
         let layer = Upsample::new(vs.root() / "up", 5, 7, Upsampling::Bilinear, true);
-        let Upsample::Resize { conv, filter } = &layer else {
+        let Upsample::Resize { conv, blur } = &layer else {
             panic!("bilinear asked, {layer:?} made")
         };
-        assert_eq!(*filter, Filter::Bilinear);
+        assert!(blur.is_some());
         let h = Tensor::randn([2, 5, 6, 9], (Kind::Float, Device::Cpu));
         let ours = tch::no_grad(|| layer.forward(&h));
         assert_eq!(ours.size(), vec![2, 7, 12, 18]);
