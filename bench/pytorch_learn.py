@@ -9,7 +9,8 @@ image; a random horizontal flip; Adam 2e-4, β1 0.5, lr halved every 100
 epochs; with `--match-loss W`, W times the matching term in G's loss (the
 exported image encoder θ, frozen, ranks each picture's text against other
 classes'). At every line it draws the evaluation captions with their fixed z (G
-in eval mode) into DIR/gen-STEP.u8 and appends D's mean scores to
+in eval mode) into DIR/gen-STEP.u8, the first captions under 64 z each into
+DIR/div-STEP.u8 (the diversity reading), and appends D's mean scores to
 DIR/points.jsonl; `gantry bench learn-score DIR` reads them with the probe and
 prints lines in gantry's format, so the two curves sit side by side.
 
@@ -174,6 +175,14 @@ class Tape:
         return step
 
 
+def write_pictures(path, images):
+    """Images in [-1, 1] as u8 RGB, written whole or not at all."""
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+    with open(path + ".tmp", "wb") as f:
+        f.write(bytes(pixels.contiguous().untyped_storage()))
+    os.replace(path + ".tmp", path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -201,6 +210,11 @@ def main():
     emb = load(os.path.join(args.dir, "embeddings.f32"), torch.float32, (n, k, e)).to(dev)
     eval_text = load(os.path.join(args.dir, "eval_text.f32"), torch.float32, (m, e)).to(dev)
     eval_z = load(os.path.join(args.dir, "eval_z.f32"), torch.float32, (m, meta["nz"])).to(dev)
+    # Diversity: the first captions, each under its own block of z (older exports have none).
+    diverse, per = meta.get("diverse_captions", 0), meta.get("pictures_per_caption", 0)
+    if diverse:
+        diverse_z = load(os.path.join(args.dir, "diverse_z.f32"), torch.float32,
+                         (diverse * per, meta["nz"])).to(dev)
 
     g = Generator(nz=meta["nz"], nt=meta["nt"], ngf=meta["ngf"], emb=e,
                   upsampling=learn.get("upsampling", "transposed")).to(dev)
@@ -351,12 +365,13 @@ def main():
             with torch.no_grad():
                 drawn = torch.cat([g(eval_z[i:i + 256], eval_text[i:i + 256])
                                    for i in range(0, m, 256)])
+                write_pictures(os.path.join(args.dir, f"gen-{step:06d}.u8"), drawn)
+                if diverse:
+                    varied = torch.cat([g(diverse_z[c * per:(c + 1) * per],
+                                          eval_text[c:c + 1].expand(per, -1))
+                                        for c in range(diverse)])
+                    write_pictures(os.path.join(args.dir, f"div-{step:06d}.u8"), varied)
             g.train()
-            pixels = ((drawn.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-            tmp = os.path.join(args.dir, f"gen-{step:06d}.u8.tmp")
-            with open(tmp, "wb") as f:
-                f.write(bytes(pixels.contiguous().untyped_storage()))
-            os.replace(tmp, os.path.join(args.dir, f"gen-{step:06d}.u8"))
             mean = (sums / window).tolist()
             point = {"step": step, "d_real": mean[0], "d_wrong": mean[1] if cls else None,
                      "d_fake": mean[2], "seconds": trained}

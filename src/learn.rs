@@ -12,6 +12,7 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
+use crate::eval::procedural::PICTURES_PER_CAPTION;
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
@@ -265,6 +266,8 @@ pub struct Prepared<'a> {
     pub trainer: GanTrainer<'a>,
     pub eval_text: Tensor,
     pub eval_z: Tensor,
+    /// The z of each line's diversity reading ([`diverse_z`]).
+    pub diverse_z: Tensor,
 }
 
 pub fn prepare<'a>(
@@ -326,10 +329,12 @@ pub fn prepare<'a>(
     );
     let gan = config.gan(&inputs.train.spec);
     let trainer = GanTrainer::new(model, gan, inputs.train, embeddings)?;
+    let diverse_z = diverse_z(config.seed, nz, device);
     Ok(Prepared {
         trainer,
         eval_text,
         eval_z,
+        diverse_z,
     })
 }
 
@@ -357,29 +362,48 @@ pub const COARSER_GRIDS: [usize; 3] = [GRID_PERIODS[1], GRID_PERIODS[2], GRID_PE
 /// one picture per caption shows as their entropy falling.
 pub const DIVERSE: [&str; 2] = ["background", "position"];
 
-/// [`DIVERSE`]'s fractions for G's pictures of `eval`'s first captions
-/// (`text`), with the same z at every line so lines compare.
+/// How many of the evaluation captions (the first) a line's diversity reads.
+pub const DIVERSE_CAPTIONS: usize = 16;
+
+/// The z a line's diversity draws with, the same at every line so lines
+/// compare: [`DIVERSE_CAPTIONS`] · [`PICTURES_PER_CAPTION`] rows, caption
+/// c's pictures from rows c · 64 on.
+pub fn diverse_z(seed: u64, nz: usize, device: Device) -> Tensor {
+    let mut rng = Rng(seed ^ 0xD1FE_4511_7E00_0001);
+    let per_caption: Vec<Tensor> = (0..DIVERSE_CAPTIONS)
+        .map(|_| noise(&mut rng, PICTURES_PER_CAPTION, nz, device))
+        .collect();
+    Tensor::cat(&per_caption, 0)
+}
+
+/// [`DIVERSE`]'s fractions for the pictures `pictures_of(c)` of `eval`'s
+/// first captions, each under its row block of [`diverse_z`].
 pub fn diversity(
-    model: &Model,
-    text: &Tensor,
     eval: &TrainingSet,
     probe: &LoadedProbe,
-    seed: u64,
+    pictures_of: impl FnMut(usize) -> Tensor,
 ) -> Result<Vec<(String, f64)>> {
-    let mut rng = Rng(seed ^ 0xD1FE_4511_7E00_0001);
-    let captions = 16.min(eval.len());
-    let fractions = crate::eval::diversity(
-        eval,
-        probe,
-        DIVERSE,
-        captions,
-        crate::eval::procedural::under_fresh_z(model, text, &mut rng),
-    )?;
+    let captions = DIVERSE_CAPTIONS.min(eval.len());
+    let fractions = crate::eval::diversity(eval, probe, DIVERSE, captions, pictures_of)?;
     Ok(DIVERSE
         .iter()
         .zip(fractions)
         .map(|(a, f)| (a.to_string(), f))
         .collect())
+}
+
+/// G's pictures of evaluation caption `c` (row `c` of `text`) under its
+/// block of `z` ([`diverse_z`]).
+fn g_pictures<'a>(
+    model: &'a Model,
+    text: &'a Tensor,
+    z: &'a Tensor,
+) -> impl FnMut(usize) -> Tensor + 'a {
+    let per = PICTURES_PER_CAPTION as i64;
+    move |c| {
+        let t = text.get(c as i64).unsqueeze(0).expand([per, -1], false);
+        draw(model, &z.narrow(0, c as i64 * per, per), &t)
+    }
 }
 
 /// The grid measures of one line's pictures: the checkerboard (period 2)
@@ -500,11 +524,13 @@ pub fn run(
                 scores,
                 (Grids::of(&images)?, &real),
                 diversity(
-                    &prepared.trainer.model,
-                    &prepared.eval_text,
                     inputs.eval,
                     inputs.probe,
-                    config.seed,
+                    g_pictures(
+                        &prepared.trainer.model,
+                        &prepared.eval_text,
+                        &prepared.diverse_z,
+                    ),
                 )?,
                 trained,
             );
@@ -538,6 +564,13 @@ pub struct ExportMeta {
     /// weights are `image_encoder.safetensors`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_encoder_width: Option<i64>,
+    /// The diversity reading: G draws the first `diverse_captions`
+    /// evaluation captions under `pictures_per_caption` z each
+    /// (`diverse_z.f32`) into `div-STEP.u8`. Absent in older exports.
+    #[serde(default)]
+    pub diverse_captions: usize,
+    #[serde(default)]
+    pub pictures_per_caption: usize,
 }
 
 fn write_f32(path: &Path, t: &Tensor) -> Result<()> {
@@ -599,6 +632,7 @@ pub fn export(
         &scaling.apply(&prepared.eval_text),
     )?;
     write_f32(&dir.join("eval_z.f32"), &prepared.eval_z)?;
+    write_f32(&dir.join("diverse_z.f32"), &prepared.diverse_z)?;
     let gan = &trainer.config;
     let meta = ExportMeta {
         learn: config.clone(),
@@ -617,6 +651,8 @@ pub fn export(
         eval_dataset: inputs.eval.spec.clone(),
         eval_seed,
         image_encoder_width: (config.match_loss > 0.0).then_some(arch.image_encoder.width),
+        diverse_captions: DIVERSE_CAPTIONS.min(inputs.eval.len()),
+        pictures_per_caption: PICTURES_PER_CAPTION,
     };
     if config.match_loss > 0.0 {
         crate::weights::save_var_store(
@@ -658,33 +694,59 @@ fn from_u8(pixels: &Tensor) -> Tensor {
     pixels.to_kind(Kind::Float) / 127.5 - 1.0
 }
 
+/// `count` pictures of 3x64x64 as u8 RGB, back in [-1, 1].
+fn read_pictures(path: &Path, count: usize) -> Result<Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let expected = count * 3 * 64 * 64;
+    if bytes.len() != expected {
+        bail!(
+            "{}: {} bytes, expected {expected} ({count} pictures of 3x64x64)",
+            path.display(),
+            bytes.len(),
+        );
+    }
+    Ok(from_u8(&Tensor::from_slice(&bytes).view([
+        count as i64,
+        3,
+        64,
+        64,
+    ])))
+}
+
 /// Reads the pictures another program drew at one line (u8 RGB,
-/// [M, 3, 64, 64]) and scores them as [`run`] scores gantry's.
+/// [M, 3, 64, 64] in `gen-STEP.u8`; with `diverse_captions`, also each of
+/// those captions under [`PICTURES_PER_CAPTION`] z in `div-STEP.u8`) and
+/// scores them as [`run`] scores gantry's.
 pub fn score_images(
     dir: &Path,
     foreign: &ForeignPoint,
     eval: &TrainingSet,
     probe: &LoadedProbe,
     real: &Grids,
+    diverse_captions: usize,
 ) -> Result<Point> {
-    let path = dir.join(format!("gen-{:06}.u8", foreign.step));
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let expected = eval.len() * 3 * 64 * 64;
-    if bytes.len() != expected {
-        bail!(
-            "{}: {} bytes, expected {expected} ({} pictures of 3x64x64)",
-            path.display(),
-            bytes.len(),
-            eval.len()
-        );
-    }
-    let images = from_u8(&Tensor::from_slice(&bytes).view([eval.len() as i64, 3, 64, 64]));
+    let images = read_pictures(&dir.join(format!("gen-{:06}.u8", foreign.step)), eval.len())?;
+    let diverse = dir.join(format!("div-{:06}.u8", foreign.step));
+    let diversity = if diverse_captions > 0 && diverse.exists() {
+        if diverse_captions != DIVERSE_CAPTIONS.min(eval.len()) {
+            bail!(
+                "{}: {diverse_captions} captions drawn for diversity, this gantry reads {}",
+                dir.display(),
+                DIVERSE_CAPTIONS.min(eval.len())
+            );
+        }
+        let pictures = read_pictures(&diverse, diverse_captions * PICTURES_PER_CAPTION)?;
+        let per = PICTURES_PER_CAPTION as i64;
+        self::diversity(eval, probe, |c| pictures.narrow(0, c as i64 * per, per))?
+    } else {
+        Vec::new()
+    };
     Ok(Point::new(
         foreign.step,
         content_accuracy(&images, eval, probe)?,
         (foreign.d_real, foreign.d_wrong, foreign.d_fake, None),
         (Grids::of(&images)?, real),
-        Vec::new(),
+        diversity,
         foreign.seconds,
     ))
 }

@@ -227,7 +227,15 @@ fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
     assert!((0.5..1.5).contains(&rms), "exported text RMS {rms}");
 
     let (_, scored) = pytorch_then_score(&python, &sandbox, &export);
-    assert_curve(&lines(&scored), &["2", "4"]);
+    let theirs = lines(&scored);
+    assert_curve(&theirs, &["2", "4"]);
+    // PyTorch drew each of the first captions under the exported z too.
+    assert!(
+        theirs
+            .iter()
+            .all(|p| p.contains_key("diverse_background") && p.contains_key("diverse_position")),
+        "{scored}"
+    );
 }
 
 /// `lockstep key=value ...` lines of stdout.
@@ -342,6 +350,10 @@ fn in_lockstep(sandbox: &Sandbox, extra: &[&str]) -> Option<PathBuf> {
                 (a1 - b1).abs() <= 3.0 && (a2 - b2).abs() <= 3.0,
                 "{attribute}: gantry {a:?} pytorch {b:?}"
             );
+        }
+        for style in ["diverse_background", "diverse_position"] {
+            let (x, y): (f64, f64) = (a[style].parse().unwrap(), b[style].parse().unwrap());
+            assert!((x - y).abs() <= 0.1, "{style}: gantry {a:?} pytorch {b:?}");
         }
     }
     Some(export)

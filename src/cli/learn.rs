@@ -327,7 +327,14 @@ pub fn score(env: &Env, args: ScoreArgs) -> Result<()> {
     );
     let mut jsonl = jsonl_writer(&args.jsonl)?;
     for foreign in &points {
-        let point = learn::score_images(&args.dir, foreign, &eval, &probe, &real)?;
+        let point = learn::score_images(
+            &args.dir,
+            foreign,
+            &eval,
+            &probe,
+            &real,
+            meta.diverse_captions,
+        )?;
         emit(&point, &label, &mut jsonl);
     }
     let (ours, theirs) = (
