@@ -145,8 +145,8 @@ pub struct Point {
     pub grids: Vec<f64>,
     #[serde(default)]
     pub grids_real: Vec<f64>,
-    /// How varied G's pictures of one caption are under fresh z, per style
-    /// attribute ([`DIVERSE`]): the entropy of what the probe reads over 64 z
+    /// How varied G's pictures of one caption are under 64 z, per style
+    /// attribute ([`DIVERSE`]): the entropy of what the probe reads over them
     /// as a fraction of the data's (1.0 = as varied, 0 = collapsed). Empty
     /// where only one picture per caption was drawn (another program's
     /// curve).
