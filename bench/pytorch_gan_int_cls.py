@@ -123,16 +123,30 @@ class Generator(nn.Module):
         return torch.tanh(self.rgb(h))
 
 
+def minibatch_std(h, group=4):
+    """h with one more channel: the spread of each feature over a group of
+    images (i, i + B/g, ...), averaged over features and positions; gantry's
+    `minibatch_std` (Karras et al. 2018)."""
+    b, c, hh, ww = h.shape
+    g = next(k for k in range(min(group, b), 0, -1) if b % k == 0)
+    y = h.view(g, b // g, c, hh, ww)
+    y = y - y.mean(0, keepdim=True)
+    spread = (y.square().mean(0) + 1e-8).sqrt().mean((1, 2, 3), keepdim=True)
+    return torch.cat([h, spread.repeat(g, 1, hh, ww)], 1)
+
+
 class Discriminator(nn.Module):
-    def __init__(self, ndf=64, nt=128, emb=1024):
+    def __init__(self, ndf=64, nt=128, emb=1024, minibatch_std=False):
         super().__init__()
+        self.minibatch_std = minibatch_std
         self.d32 = conv(3, ndf, 4, 2, 1)
         self.d16, self.d16_bn = conv(ndf, ndf * 2, 4, 2, 1), nn.BatchNorm2d(ndf * 2)
         self.d8, self.d8_bn = conv(ndf * 2, ndf * 4, 4, 2, 1), nn.BatchNorm2d(ndf * 4)
         self.d4, self.d4_bn = conv(ndf * 4, ndf * 8, 4, 2, 1), nn.BatchNorm2d(ndf * 8)
         self.res4 = Residual(ndf * 8, ndf * 2, lrelu)
         self.text, self.text_bn = nn.Linear(emb, nt), nn.BatchNorm1d(nt)
-        self.joint, self.joint_bn = conv(ndf * 8 + nt, ndf * 8, 1), nn.BatchNorm2d(ndf * 8)
+        spread = 1 if minibatch_std else 0
+        self.joint, self.joint_bn = conv(ndf * 8 + spread + nt, ndf * 8, 1), nn.BatchNorm2d(ndf * 8)
         self.score = conv(ndf * 8, 1, 4)
 
     def forward(self, x, t):
@@ -141,6 +155,8 @@ class Discriminator(nn.Module):
         h = self.d8_bn(self.d8(h))
         h = self.d4_bn(self.d4(h))
         h = self.res4(h)
+        if self.minibatch_std:
+            h = minibatch_std(h)
         t = lrelu(self.text_bn(self.text(t)))[:, :, None, None].expand(-1, -1, 4, 4)
         h = lrelu(self.joint_bn(self.joint(torch.cat([h, t], 1))))
         return self.score(h).view(-1)

@@ -219,7 +219,8 @@ def main():
     g = Generator(nz=meta["nz"], nt=meta["nt"], ngf=meta["ngf"], emb=e,
                   upsampling=learn.get("upsampling", "transposed")).to(dev)
     g.channels_last_on_cpu = True  # the layout gantry computes in (same arithmetic)
-    d = Discriminator(ndf=meta["ndf"], nt=meta["nt"], emb=e).to(dev)
+    d = Discriminator(ndf=meta["ndf"], nt=meta["nt"], emb=e,
+                      minibatch_std=learn.get("minibatch_std", False)).to(dev)
     lockstep = os.path.exists(os.path.join(args.dir, "tape.bin"))
     if lockstep:
         load_gantry(g, os.path.join(args.dir, "init_generator.safetensors"), "generator")

@@ -14,7 +14,7 @@
 
 use crate::eval::procedural::PICTURES_PER_CAPTION;
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
-use crate::model::{ModelConfig, Upsampling};
+use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
 use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
 use crate::train::text_encoder::Matching;
@@ -84,6 +84,9 @@ pub struct LearnConfig {
     /// resize-convolutions at the last doubling or at every one).
     #[serde(default)]
     pub upsampling: Upsampling,
+    /// D reads the batch's spread (see [`crate::model::discriminator`]).
+    #[serde(default)]
+    pub minibatch_std: bool,
 }
 
 impl LearnConfig {
@@ -100,6 +103,28 @@ impl LearnConfig {
     /// Refuses an export PyTorch could not follow: its matching term reads
     /// the exported embeddings, which are rescaled when standardised, while
     /// gantry's reads φ(t) as the joint embedding has it.
+    /// The curve's name in tables: the `program` that trained it and what
+    /// sets it apart from the default curve.
+    pub fn label(&self, program: &str) -> String {
+        let mut label = format!("{program} {} {}", self.preset, self.text.name());
+        if !self.fresh_noise_for_g {
+            label += " reuse-fakes";
+        }
+        if self.match_loss > 0.0 {
+            label += &format!(" match {}", self.match_loss);
+        }
+        if !self.upsampling.is_paper() {
+            label += &format!(" upsampling {}", self.upsampling.name());
+        }
+        if self.minibatch_std {
+            label += " minibatch-std";
+        }
+        if self.seed != 0 {
+            label += &format!(" seed {}", self.seed);
+        }
+        label
+    }
+
     pub fn validate_export(&self) -> Result<()> {
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
@@ -278,8 +303,10 @@ pub fn prepare<'a>(
     if config.every == 0 || config.steps == 0 {
         bail!("--steps and --every must be at least 1");
     }
-    let mut model_config = ModelConfig::preset(&config.preset)?;
-    model_config.generator.upsampling = config.upsampling;
+    let mut model_config = ModelConfig::preset(&config.preset)?.with_layers(Layers {
+        upsampling: config.upsampling,
+        minibatch_std: config.minibatch_std,
+    });
     let (embeddings, eval_text) = match (config.text, inputs.text_model) {
         (TextInput::OneHot, _) => {
             let train = one_hot_attributes(inputs.train, inputs.probe)?;

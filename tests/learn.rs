@@ -292,13 +292,17 @@ fn pytorch_in_lockstep_takes_the_matching_term_as_gantry() {
 }
 
 /// Every doubling of G as a resize-convolution (`--upsampling resize`, and
-/// `bilinear`): PyTorch's G upsamples and convolves as gantry's does, and the
+/// `bilinear`, with D reading the batch's spread): PyTorch's layers do what gantry's do, and the
 /// two runs take the same steps.
 #[test]
 fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
-    for upsampling in ["resize", "bilinear"] {
+    // Bilinear with D reading the batch's spread: both sides' layers at once.
+    for extra in [
+        &["--upsampling", "resize"][..],
+        &["--upsampling", "bilinear", "--minibatch-std"],
+    ] {
         let sandbox = Sandbox::new();
-        in_lockstep(&sandbox, &["--upsampling", upsampling]);
+        in_lockstep(&sandbox, extra);
     }
 }
 

@@ -669,6 +669,44 @@ fn init_from_starts_each_trainer_from_the_given_weights() {
     assert!(!sandbox.path().join("bad/model").exists());
 }
 
+/// `--minibatch-std`: D reads the batch's spread; the card and `model info`
+/// say so, D's joint layer reads one channel more, and a continuation must
+/// ask for the same.
+#[test]
+fn minibatch_std_is_kept_in_the_card_and_continued_only_as_itself() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let gan = [&GAN_ARGS[..], &["2", "--minibatch-std"]].concat();
+    assert_ok(&train(&sandbox, &[&gan[..], &["--run", "m"]].concat()));
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("m/model/model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["architecture"]["discriminator"]["minibatch_std"], true);
+    let joint = trainable(&sandbox.path().join("m/model"), "discriminator.safetensors")
+        .into_iter()
+        .find(|(n, _)| n.contains("joint.weight"))
+        .expect("D's joint layer")
+        .1;
+    // tiny: ndf 8, so 8 · 8 features, the spread, and nt = 16 text channels.
+    assert_eq!(joint.size(), vec![64, 64 + 1 + 16, 1, 1]);
+    let info = sandbox.ok(&["model", "info", "m/model"]);
+    assert!(info.contains("D reads the batch's spread"), "{info}");
+
+    let without = [
+        &GAN_ARGS[..],
+        &["3", "--init-from", "m/model", "--run", "p"],
+    ]
+    .concat();
+    let out = train(&sandbox, &without);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pass --minibatch-std"), "{err}");
+    assert!(!sandbox.path().join("p/model").exists());
+    let with = [&gan[..], &["--init-from", "m/model", "--run", "q"]].concat();
+    assert_ok(&train(&sandbox, &with));
+}
+
 /// `--upsampling resize` gives G resize-convolutions at every doubling: the
 /// card says so, the model draws, and a continuation must ask for the same.
 #[test]

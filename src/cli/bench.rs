@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use clap::builder::PossibleValuesParser;
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::model::{ModelConfig, Upsampling, UPSAMPLINGS};
+use gantry::model::{Layers, ModelConfig, Upsampling, UPSAMPLINGS};
 use gantry::runtime::{describe_device, Runtime};
 use gantry::weights::Model;
 
@@ -55,6 +55,9 @@ pub enum BenchCommand {
         /// How G doubles its maps (see `gantry train gan --help`)
         #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
         upsampling: String,
+        /// D reads the batch's spread (see `gantry train gan --help`)
+        #[arg(long)]
+        minibatch_std: bool,
     },
     /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
     /// a line of probe-read content accuracy, D's scores and the
@@ -123,17 +126,21 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             warmup,
             phases,
             upsampling,
+            minibatch_std,
         } => {
             if batch < 2 || batch % 2 != 0 {
                 bail!("--batch must be even and at least 2");
             }
             let device = env.device()?;
-            let mut config = ModelConfig::preset(&preset)?;
-            config.generator.upsampling = Upsampling::parse(&upsampling)?;
+            let layers = Layers {
+                upsampling: Upsampling::parse(&upsampling)?,
+                minibatch_std,
+            };
+            let config = ModelConfig::preset(&preset)?.with_layers(layers);
             let speed = gantry::bench::train_gan(&config, device, batch, steps, warmup, phases)?;
             eprintln!(
                     "# gan-int-cls step, preset {preset}{}, batch {batch} (+{} interpolated), {steps} steps on {}, {} threads",
-                    if upsampling == "transposed" { String::new() } else { format!(" upsampling {upsampling}") },
+                    layers.describe(),
                     batch / 2,
                     describe_device(device),
                     tch::get_num_threads()

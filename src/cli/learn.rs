@@ -42,6 +42,11 @@ pub struct LearnArgs {
     /// upsampling and a 3x3 convolution at every one (bilinear)
     #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
     pub upsampling: String,
+    /// D also reads how much its features spread over groups of four
+    /// images (minibatch standard deviation, Karras et al. 2018): a G that
+    /// draws one picture whatever z is stands out
+    #[arg(long)]
+    pub minibatch_std: bool,
     /// Steps from scratch
     #[arg(long, default_value_t = 2000)]
     pub steps: u64,
@@ -198,6 +203,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         seed: args.seed,
         match_loss: args.match_loss,
         upsampling: Upsampling::parse(&args.upsampling)?,
+        minibatch_std: args.minibatch_std,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;
@@ -226,19 +232,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         text_model: text_model.as_ref(),
     };
     let mut prepared = learn::prepare(&config, &inputs, device)?;
-    let mut label = format!("gantry {} {}", config.preset, config.text.name());
-    if !config.fresh_noise_for_g {
-        label += " reuse-fakes";
-    }
-    if config.match_loss > 0.0 {
-        label += &format!(" match {}", config.match_loss);
-    }
-    if !config.upsampling.is_paper() {
-        label += &format!(" upsampling {}", config.upsampling.name());
-    }
-    if config.seed != 0 {
-        label += &format!(" seed {}", config.seed);
-    }
+    let label = config.label("gantry");
     let mut tape = None;
     if let Some(dir) = &args.export {
         learn::export(dir, &config, &inputs, &prepared, EVAL_SEED)?;
@@ -320,7 +314,7 @@ pub fn score(env: &Env, args: ScoreArgs) -> Result<()> {
             args.dir.display()
         );
     }
-    let label = format!("pytorch {} {}", meta.learn.preset, meta.learn.text.name());
+    let label = meta.learn.label("pytorch");
     eprintln!(
         "# learning curve: {label}, read from {}",
         args.dir.display()

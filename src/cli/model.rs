@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use clap::builder::PossibleValuesParser;
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::model::{ModelConfig, Upsampling, PRESETS, UPSAMPLINGS};
+use gantry::model::{Layers, ModelConfig, Upsampling, PRESETS, UPSAMPLINGS};
 use gantry::weights::{read_card, Model};
 use std::path::PathBuf;
 
@@ -35,6 +35,9 @@ pub enum ModelCommand {
         /// How G doubles its maps (see `gantry train gan --help`)
         #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
         upsampling: String,
+        /// D reads the batch's spread (see `gantry train gan --help`)
+        #[arg(long)]
+        minibatch_std: bool,
         /// Store weights as f16
         #[arg(long)]
         half: bool,
@@ -123,11 +126,14 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
             out,
             seed,
             upsampling,
+            minibatch_std,
             half,
             force,
         } => {
-            let mut config = ModelConfig::preset(&preset)?;
-            config.generator.upsampling = Upsampling::parse(&upsampling)?;
+            let config = ModelConfig::preset(&preset)?.with_layers(Layers {
+                upsampling: Upsampling::parse(&upsampling)?,
+                minibatch_std,
+            });
             let dir = out.unwrap_or_else(|| env.paths.models_dir().join(&name));
             if dir.exists() && !force {
                 bail!(
@@ -137,12 +143,9 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
             }
             let mut model = Model::new(&name, &config, tch::Device::Cpu, seed)?;
             model.save(&dir, half)?;
-            let layers = match config.generator.upsampling {
-                Upsampling::Transposed => String::new(),
-                other => format!(", upsampling {}", other.name()),
-            };
             println!(
-                "wrote untrained model '{name}' (preset {preset}{layers}) to {}",
+                "wrote untrained model '{name}' (preset {preset}{}) to {}",
+                config.layers().describe(),
                 dir.display()
             );
             Ok(())
@@ -198,6 +201,9 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
             if !text_side_only {
                 let layer = card.architecture.generator.upsampling;
                 println!("G's upsampling: {}", layer.describe());
+                if card.architecture.discriminator.minibatch_std {
+                    println!("D reads the batch's spread (minibatch standard deviation)");
+                }
             }
             if let Some(s) = &card.schedule {
                 println!(

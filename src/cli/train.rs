@@ -157,6 +157,11 @@ pub enum TrainCommand {
         /// upsampling and a 3x3 convolution at every one (bilinear)
         #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
         upsampling: String,
+        /// D also reads how much its features spread over groups of four
+        /// images (minibatch standard deviation, Karras et al. 2018): a G
+        /// that draws one picture whatever z is stands out
+        #[arg(long)]
+        minibatch_std: bool,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match. Where
         /// its card records the GAN's schedule, the run takes it up there (the
@@ -493,11 +498,15 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             fresh_noise,
             match_loss,
             upsampling,
+            minibatch_std,
             init_from,
             restart_schedule,
         } => {
             let variant = Variant::parse(&variant)?;
-            let upsampling = gantry::model::Upsampling::parse(&upsampling)?;
+            let layers = gantry::model::Layers {
+                upsampling: gantry::model::Upsampling::parse(&upsampling)?,
+                minibatch_std,
+            };
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let wrong = Matching::parse(&wrong)?;
             gantry::model::ModelConfig::preset(&preset)?;
@@ -512,7 +521,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let (model, schedule) = assemble::gan_model(
                 &run.name(),
                 &preset,
-                upsampling,
+                layers,
                 device,
                 common.seed as i64,
                 &source,

@@ -3,6 +3,12 @@
 //! The image is downsampled to a 4x4 map (ndf*8 channels, residual); the text
 //! embedding, squeezed to nt, is replicated over that grid and concatenated in
 //! depth; a 1x1 and a 4x4 convolution give one score per (image, text) pair.
+//!
+//! With `minibatch_std` (not in the paper; Karras et al. 2018, §3), D also
+//! reads how much its 4x4 features spread over groups of four images of the
+//! batch, as one more channel beside the text: a G that draws the same
+//! picture whatever z is makes batches that spread less than real ones, which
+//! D can then tell apart.
 
 use super::{
     batch_norm1d, batch_norm2d, conv2d, linear, Activation, Conditioning, LeakyRelu, ResidualBlock,
@@ -20,6 +26,31 @@ pub struct DiscriminatorConfig {
     pub nt: i64,
     /// Size of the text embedding φ(t).
     pub embedding_dim: i64,
+    /// D reads the batch's spread ([`minibatch_std`]) beside the text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub minibatch_std: bool,
+}
+
+/// How many images share one spread reading.
+pub const MINIBATCH_STD_GROUP: i64 = 4;
+
+/// `h` [B, C, H, W] with one more channel: the standard deviation of each
+/// feature over a group of images (images i, i + B/g, ..., g of them; g =
+/// [`MINIBATCH_STD_GROUP`] or the largest divisor of B below it), averaged
+/// over features and positions, the same value over the whole map of every
+/// image of the group.
+pub fn minibatch_std(h: &Tensor) -> Tensor {
+    let (b, c, height, width) = h.size4().expect("D's feature map is 4-d");
+    let g = (1..=MINIBATCH_STD_GROUP.min(b))
+        .rev()
+        .find(|g| b % g == 0)
+        .unwrap_or(1);
+    let y = h.view([g, b / g, c, height, width]);
+    let y = &y - y.mean_dim(0, true, None);
+    let spread = (y.square().mean_dim(0, false, None) + 1e-8).sqrt();
+    let spread = spread.mean_dim([1, 2, 3].as_slice(), true, None);
+    let spread = spread.repeat([g, 1, height, width]);
+    Tensor::cat(&[h.shallow_clone(), spread], 1)
 }
 
 #[derive(Debug)]
@@ -48,7 +79,9 @@ impl Discriminator {
             ndf,
             nt,
             embedding_dim,
+            minibatch_std,
         } = *config;
+        let spread = minibatch_std as i64;
         Self {
             config: config.clone(),
             down32: conv2d(p / "down32", 3, ndf, 4, 2, 1),
@@ -62,7 +95,7 @@ impl Discriminator {
             text_scaling: TextScaling::new(conditioning, p.device()),
             text_projection: linear(p / "text_projection", embedding_dim, nt),
             text_projection_bn: batch_norm1d(p / "text_projection_bn", nt),
-            joint: conv2d(p / "joint", ndf * 8 + nt, ndf * 8, 1, 1, 0),
+            joint: conv2d(p / "joint", ndf * 8 + spread + nt, ndf * 8, 1, 1, 0),
             joint_bn: batch_norm2d(p / "joint_bn", ndf * 8),
             score: conv2d(p / "score", ndf * 8, 1, 4, 1, 0),
         }
@@ -87,6 +120,11 @@ impl Discriminator {
         let h = h.apply(&self.down8).apply_t(&self.down8_bn, train);
         let h = h.apply(&self.down4).apply_t(&self.down4_bn, train);
         let h = self.res4.forward_t(&h, train);
+        let h = if self.config.minibatch_std {
+            minibatch_std(&h)
+        } else {
+            h
+        };
 
         let (batch, _, height, width) = h.size4().expect("D's feature map is 4-d");
         let t = self
@@ -106,5 +144,52 @@ impl Discriminator {
     /// The probability that (image, text) is a real, matching pair.
     pub fn score(&self, images: &Tensor, text: &Tensor) -> Tensor {
         self.forward_t(images, text, false).sigmoid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// The spread channel reads each group of images (i, i + B/4, ...): zero
+    /// where the group's images are the same, the features' spread where
+    /// they are not, over the whole 4x4 map; the features pass unchanged.
+    #[test]
+    fn the_spread_channel_reads_each_group_of_the_batch() {
+        let same = Tensor::randn([1, 5, 4, 4], (Kind::Float, Device::Cpu));
+        let varied = Tensor::randn([4, 5, 4, 4], (Kind::Float, Device::Cpu));
+        // B = 8: groups {0, 2, 4, 6} (all `same`) and {1, 3, 5, 7} (varied).
+        let h = Tensor::stack(
+            &(0..8)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        same.get(0)
+                    } else {
+                        varied.get(i / 2)
+                    }
+                })
+                .collect::<Vec<_>>(),
+            0,
+        );
+        let out = minibatch_std(&h);
+        assert_eq!(out.size(), vec![8, 6, 4, 4]);
+        assert!(out.narrow(1, 0, 5).equal(&h));
+        let spread = out.select(1, 5);
+        let expected = (&varied - varied.mean_dim(0, true, None))
+            .square()
+            .mean_dim(0, false, None)
+            .sqrt()
+            .mean(Kind::Float)
+            .double_value(&[]);
+        for i in 0..8 {
+            let map = spread.get(i);
+            let (lo, hi) = (map.min().double_value(&[]), map.max().double_value(&[]));
+            assert!((hi - lo) < 1e-6, "one value over the map");
+            let want = if i % 2 == 0 { 0.0 } else { expected };
+            assert!((lo - want).abs() < 1e-3, "image {i}: {lo}, want {want}");
+        }
+        // A batch that four does not divide takes the largest divisor below it.
+        assert_eq!(minibatch_std(&h.narrow(0, 0, 6)).size(), vec![6, 6, 4, 4]);
     }
 }

@@ -37,6 +37,30 @@ pub struct ModelConfig {
     pub conditioning: Conditioning,
 }
 
+/// The choices of G's and D's layers a run makes beside its preset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layers {
+    /// How G doubles its maps.
+    pub upsampling: Upsampling,
+    /// D reads the batch's spread ([`discriminator::minibatch_std`]).
+    pub minibatch_std: bool,
+}
+
+impl Layers {
+    /// What sets these apart from the paper's layers, as a run's header
+    /// says it: "" for the paper's, else ", upsampling resize, minibatch-std".
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if !self.upsampling.is_paper() {
+            s += &format!(", upsampling {}", self.upsampling.name());
+        }
+        if self.minibatch_std {
+            s += ", minibatch-std";
+        }
+        s
+    }
+}
+
 /// The presets: `reed` is paper.md exactly; the others are narrower copies
 /// of the same architecture for CPU training and for tests.
 pub const PRESETS: &[(&str, &str)] = &[
@@ -55,6 +79,21 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 impl ModelConfig {
+    /// These sizes with `layers`' choices.
+    pub fn with_layers(mut self, layers: Layers) -> Self {
+        self.generator.upsampling = layers.upsampling;
+        self.discriminator.minibatch_std = layers.minibatch_std;
+        self
+    }
+
+    /// The layer choices these sizes were made with.
+    pub fn layers(&self) -> Layers {
+        Layers {
+            upsampling: self.generator.upsampling,
+            minibatch_std: self.discriminator.minibatch_std,
+        }
+    }
+
     /// Looks up a preset by name; the error lists the known ones.
     pub fn preset(name: &str) -> anyhow::Result<Self> {
         let (text, width, ngf, ndf, nt, embedding_dim) = match name {
@@ -89,6 +128,7 @@ impl ModelConfig {
                 ndf,
                 nt,
                 embedding_dim,
+                minibatch_std: false,
             },
             style_encoder: StyleEncoderConfig { width: ndf, nz },
             conditioning: Conditioning::Raw,

@@ -3,7 +3,7 @@
 //! only parses options and reports.
 
 use super::{hardware, Outcome, Trainer};
-use crate::model::{ModelConfig, Upsampling};
+use crate::model::{Layers, ModelConfig};
 use crate::training_set::TrainingSet;
 use crate::weights::{Model, Schedule};
 use anyhow::{bail, Result};
@@ -32,22 +32,20 @@ pub fn joint_model(
     Ok(model)
 }
 
-/// A model for a GAN run: G and D of `preset` (G doubling its maps as
-/// `upsampling` says) sized to `source`'s text encoder, whose text and image encoders (and metrics, vocabulary and
+/// A model for a GAN run: G and D of `preset` (with `layers`' choices) sized to `source`'s text encoder, whose text and image encoders (and metrics, vocabulary and
 /// training history) it takes. With `init`, G, D, S and the conditioning
 /// come from that model, its training becomes this one's history, and its
 /// schedule is returned for the run to take up.
 pub fn gan_model(
     name: &str,
     preset: &str,
-    upsampling: Upsampling,
+    layers: Layers,
     device: Device,
     seed: i64,
     source: &Model,
     init: Option<&Model>,
 ) -> Result<(Model, Option<Schedule>)> {
-    let mut config = ModelConfig::preset(preset)?;
-    config.generator.upsampling = upsampling;
+    let mut config = ModelConfig::preset(preset)?.with_layers(layers);
     let e = source.card.architecture.text_encoder.embedding_dim;
     config.text_encoder = source.card.architecture.text_encoder.clone();
     config.image_encoder = source.card.architecture.image_encoder.clone();
@@ -65,12 +63,32 @@ pub fn gan_model(
     if init.card.architecture.generator != model.card.architecture.generator
         || init.card.architecture.discriminator != model.card.architecture.discriminator
     {
-        let theirs = init.card.architecture.generator.upsampling;
-        if theirs != upsampling {
+        let theirs = init.card.architecture.layers();
+        if theirs.upsampling != layers.upsampling {
             bail!(
                 "its G upsamples by '{}', this run's by '{}': pass --upsampling {0} to continue it",
-                theirs.name(),
-                upsampling.name()
+                theirs.upsampling.name(),
+                layers.upsampling.name()
+            );
+        }
+        if theirs.minibatch_std != layers.minibatch_std {
+            bail!(
+                "its D {} the batch's spread, this run's {}: {} --minibatch-std to continue it",
+                if theirs.minibatch_std {
+                    "reads"
+                } else {
+                    "does not read"
+                },
+                if layers.minibatch_std {
+                    "does"
+                } else {
+                    "does not"
+                },
+                if theirs.minibatch_std {
+                    "pass"
+                } else {
+                    "leave out"
+                },
             );
         }
         bail!("its G and D are not preset {preset} over this text encoder");
