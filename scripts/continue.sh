@@ -7,6 +7,7 @@
 #
 #   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
 #   UPSAMPLING=resize WHICH=pf ... scripts/continue.sh   # from scratch with resize-convolutions
+#   UPSAMPLING=bilinear MINIBATCH_STD=1 ... scripts/continue.sh   # and D reading the batch's spread
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
 # A run goes on from its run folder's checkpoint where there is one (the same
@@ -39,6 +40,9 @@ EVAL_COUNT=${EVAL_COUNT:-2000}
 OUT=${OUT:-}
 LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
 UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
+MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
+# The layer arguments a run from scratch is started with.
+layers_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -74,26 +78,31 @@ say "GANs ($MIN min each, side by side): $WHICH on $DEVICE"
 for w in $WHICH; do
     run=$RUNS/${folder[$w]}
     mkdir -p "$run"
-    # G's upsampling: the run folder's (kept beside it), else the shipped
-    # model's where the run goes on from it, else $UPSAMPLING.
-    resume=() layer=$UPSAMPLING
+    # G's and D's layers: the run folder's (kept beside it), else the shipped
+    # model's where the run goes on from it, else the ones asked for.
+    resume=() layers=$layers_asked
     card="${from[$w]}/model.json"
     if [ -f "$run/checkpoint.safetensors" ]; then
         resume=(--resume)
-        layer=$(cat "$run.upsampling" 2>/dev/null || echo transposed)
+        if [ -f "$run.layers" ]; then
+            layers=$(cat "$run.layers")
+        else # a run folder from before D's layers were recorded
+            layers="--upsampling $(cat "$run.upsampling" 2>/dev/null || echo transposed)"
+        fi
     elif grep -q '"match_loss": 4' "$card" 2>/dev/null; then
         resume=(--init-from "${from[$w]}")
         layer=$(sed -n 's/.*"upsampling": "\([a-z-]*\)".*/\1/p' "$card" | head -1)
-        layer=${layer:-transposed}
-        if [ "$layer" != "$UPSAMPLING" ]; then
-            echo "${folder[$w]}: the shipped model upsamples by $layer, UPSAMPLING=$UPSAMPLING asks for another: starting from scratch" >&2
-            resume=() layer=$UPSAMPLING
+        layers="--upsampling ${layer:-transposed}"
+        grep -q '"minibatch_std": true' "$card" && layers="$layers --minibatch-std"
+        if [ "$layers" != "$layers_asked" ]; then
+            echo "${folder[$w]}: the shipped model's layers are '$layers', '$layers_asked' asked for: starting from scratch" >&2
+            resume=() layers=$layers_asked
         fi
     fi
-    echo "$layer" > "$run.upsampling"
-    say "${folder[$w]}: ${resume[*]:-from scratch} (upsampling: $layer)"
+    echo "$layers" > "$run.layers"
+    say "${folder[$w]}: ${resume[*]:-from scratch} ($layers)"
     # shellcheck disable=SC2086 # the arguments are words
-    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} --upsampling "$layer" --run "$run" "${resume[@]}" \
+    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $layers --run "$run" "${resume[@]}" \
         --time-limit "$MIN" --checkpoint-every 500 > "$run.log" 2>&1 &
 done
 wait

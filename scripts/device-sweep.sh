@@ -14,8 +14,10 @@
 # CONFIGS holds one configuration a line, "name: extra bench-learn arguments";
 # the default asks the open question of the checkerboard (README, "The
 # checkerboard: how G upsamples"): the matching term with the paper's
-# transposed convolutions, with resize-convolutions at every doubling and with
-# bilinear ones, three seeds each. At most 8 files come back from $OUT, so
+# transposed convolutions, with resize-convolutions at every doubling, with
+# bilinear ones, and with bilinear ones and D reading the batch's spread
+# (--minibatch-std, against the bilinear G's loss of diversity: read the
+# diverse_* fields), three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -38,7 +40,10 @@ resize-s1: --match-loss 4 --upsampling resize --seed 1
 resize-s2: --match-loss 4 --upsampling resize --seed 2
 bilinear-s0: --match-loss 4 --upsampling bilinear --seed 0
 bilinear-s1: --match-loss 4 --upsampling bilinear --seed 1
-bilinear-s2: --match-loss 4 --upsampling bilinear --seed 2"}
+bilinear-s2: --match-loss 4 --upsampling bilinear --seed 2
+bilinear-mbstd-s0: --match-loss 4 --upsampling bilinear --minibatch-std --seed 0
+bilinear-mbstd-s1: --match-loss 4 --upsampling bilinear --minibatch-std --seed 1
+bilinear-mbstd-s2: --match-loss 4 --upsampling bilinear --minibatch-std --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).
