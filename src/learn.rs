@@ -504,15 +504,16 @@ impl Window {
 }
 
 /// Trains `prepared` to its last step, calling `on_point` at every line
-/// with the line and the pictures it read (the evaluation captions with
-/// their fixed z, [N, 3, 64, 64] in [-1, 1] as saved).
+/// with the line, the pictures it read (the evaluation captions with
+/// their fixed z, [N, 3, 64, 64] in [-1, 1] as saved) and the first
+/// caption's pictures under the diversity reading's 64 z.
 /// With a [`Tape`], every step's draws and losses are written to it.
 pub fn run(
     config: &LearnConfig,
     inputs: &Inputs,
     prepared: &mut Prepared,
     mut tape: Option<&mut Tape>,
-    on_point: &mut dyn FnMut(&Point, &Tensor) -> Result<()>,
+    on_point: &mut dyn FnMut(&Point, &Tensor, &Tensor) -> Result<()>,
 ) -> Result<Vec<Point>> {
     crate::host::allocator::keep_freed_memory();
     let real = real_grids(inputs.eval)?;
@@ -545,23 +546,27 @@ pub fn run(
                 &prepared.eval_z,
                 &prepared.eval_text,
             ));
+            let mut g_pictures = g_pictures(
+                &prepared.trainer.model,
+                &prepared.eval_text,
+                &prepared.diverse_z,
+            );
+            let mut first = Tensor::new();
             let point = Point::new(
                 step,
                 content_accuracy(&images, inputs.eval, inputs.probe)?,
                 scores,
                 (Grids::of(&images)?, &real),
-                diversity(
-                    inputs.eval,
-                    inputs.probe,
-                    g_pictures(
-                        &prepared.trainer.model,
-                        &prepared.eval_text,
-                        &prepared.diverse_z,
-                    ),
-                )?,
+                diversity(inputs.eval, inputs.probe, |c| {
+                    let pictures = g_pictures(c);
+                    if c == 0 {
+                        first = as_saved(&pictures);
+                    }
+                    pictures
+                })?,
                 trained,
             );
-            on_point(&point, &images)?;
+            on_point(&point, &images, &first)?;
             points.push(point);
         }
     }

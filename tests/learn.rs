@@ -133,14 +133,15 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
         &["--conditioning", "one-hot", "--samples", "pics"],
     ));
     assert_curve(&one_hot, &["2", "4"]);
-    // --samples: each line's first pictures as a sheet to look at.
-    for step in ["00002", "00004"] {
-        let sheet = image::open(sandbox.path().join(format!("pics/step-{step}.png")))
-            .unwrap_or_else(|e| panic!("step {step}: {e}"));
+    // --samples: each line's first pictures as a sheet to look at, and the
+    // first caption's under sixteen z.
+    for name in ["00002", "00004", "00002-z", "00004-z"] {
+        let sheet = image::open(sandbox.path().join(format!("pics/step-{name}.png")))
+            .unwrap_or_else(|e| panic!("step {name}: {e}"));
         // Two rows of eight 64x64 pictures, doubled, with their captions.
         assert!(
             sheet.width() >= 8 * 128 && sheet.height() >= 2 * 128,
-            "{step}"
+            "{name}"
         );
     }
     // With the matching loss each line says how well θ reads G's pictures

@@ -150,9 +150,10 @@ fn jsonl_writer(path: &Option<PathBuf>) -> Result<Option<std::fs::File>> {
 /// Pictures per `--samples` sheet.
 const SAMPLES_SHOWN: usize = 16;
 
-/// The first pictures of a line with their captions, as one contact sheet.
-fn write_samples(
-    dir: &Path,
+/// The first pictures of `images` with their `captions` as one contact
+/// sheet at `path`.
+fn write_sheet(
+    path: &Path,
     step: u64,
     images: &tch::Tensor,
     captions: &[String],
@@ -164,7 +165,6 @@ fn write_samples(
         .zip(captions.iter().cloned())
         .collect();
     let sheet = gantry::sheet::contact_sheet(&cells, 8, 2, 4);
-    let path = dir.join(format!("step-{step:05}.png"));
     let note = [
         (
             "Software".to_string(),
@@ -172,7 +172,7 @@ fn write_samples(
         ),
         ("Comment".to_string(), format!("{label}, step {step}")),
     ];
-    gantry::imageio::write_png(&path, &sheet, &note)
+    gantry::imageio::write_png(path, &sheet, &note)
 }
 
 fn emit(point: &learn::Point, label: &str, jsonl: &mut Option<std::fs::File>) {
@@ -274,12 +274,19 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         &inputs,
         &mut prepared,
         tape.as_mut(),
-        &mut |point, images| {
+        &mut |point, images, varied| {
             emit(point, &label, &mut jsonl);
-            match &args.samples {
-                Some(dir) => write_samples(dir, point.step, images, &captions, &label),
-                None => Ok(()),
-            }
+            let Some(dir) = &args.samples else {
+                return Ok(());
+            };
+            let path = dir.join(format!("step-{:05}.png", point.step));
+            write_sheet(&path, point.step, images, &captions, &label)?;
+            // The first caption under other z: how varied G's pictures are.
+            let under_z: Vec<String> = (1..=SAMPLES_SHOWN)
+                .map(|k| format!("z {k}: {}", captions[0]))
+                .collect();
+            let path = dir.join(format!("step-{:05}-z.png", point.step));
+            write_sheet(&path, point.step, varied, &under_z, &label)
         },
     )?;
     if let (Some(tape), Some(dir)) = (tape, &args.export) {
