@@ -303,12 +303,27 @@ impl LoadedProbe {
 
     /// The label a head predicts for each image, as text.
     pub fn read(&self, images: &Tensor, attribute: &str) -> Result<Vec<String>> {
-        let h = self.head_index(attribute)?;
+        let [labels] = self.read_each(images, [attribute])?;
+        Ok(labels)
+    }
+
+    /// [`Self::read`] for several heads from one pass over the images.
+    pub fn read_each<const A: usize>(
+        &self,
+        images: &Tensor,
+        attributes: [&str; A],
+    ) -> Result<[Vec<String>; A]> {
+        let mut heads = [0; A];
+        for (h, attribute) in heads.iter_mut().zip(attributes) {
+            *h = self.head_index(attribute)?;
+        }
         let predictions = self.predict(images);
-        Ok(predictions[h]
-            .iter()
-            .map(|&i| self.card.heads[h].labels[i as usize].clone())
-            .collect())
+        Ok(heads.map(|h| {
+            predictions[h]
+                .iter()
+                .map(|&i| self.card.heads[h].labels[i as usize].clone())
+                .collect()
+        }))
     }
 
     /// Accuracy per attribute on samples `indices` of a set of real images

@@ -296,8 +296,7 @@ pub fn procedural(
         zs.push(z1);
     }
     let rows = draw(model, &Tensor::cat(&zs, 0), &Tensor::cat(&texts, 0));
-    let colour = probe.read(&rows, "petal_colour")?;
-    let bg = probe.read(&rows, "background")?;
+    let [colour, bg] = probe.read_each(&rows, ["petal_colour", "background"])?;
     let s = steps as usize;
     let mut endpoints = 0;
     let mut steady = 0;
@@ -432,13 +431,13 @@ pub fn diversity<const A: usize>(
     });
     let mut sums = [0.0; A];
     for c in 0..captions {
-        let pictures = pictures_of(c);
-        for (a, &attribute) in attributes.iter().enumerate() {
+        let read = probe.read_each(&pictures_of(c), attributes)?;
+        for ((sum, values), data) in sums.iter_mut().zip(read).zip(&data) {
             let mut counts = BTreeMap::new();
-            for value in probe.read(&pictures, attribute)? {
+            for value in values {
                 *counts.entry(value).or_insert(0) += 1;
             }
-            sums[a] += entropy(&counts) / data[a];
+            *sum += entropy(&counts) / data;
         }
     }
     Ok(sums.map(|s| s / captions as f64))
@@ -461,8 +460,7 @@ pub fn under_fresh_z<'a>(
 }
 
 fn read_style(probe: &LoadedProbe, images: &Tensor) -> Result<Vec<Style>> {
-    let bg = probe.read(images, "background")?;
-    let pos = probe.read(images, "position")?;
+    let [bg, pos] = probe.read_each(images, ["background", "position"])?;
     Ok(bg.into_iter().zip(pos).collect())
 }
 
