@@ -8,6 +8,7 @@
 #   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
 #   UPSAMPLING=resize WHICH=pf ... scripts/continue.sh   # from scratch with resize-convolutions
 #   UPSAMPLING=bilinear MINIBATCH_STD=1 ... scripts/continue.sh   # and D reading the batch's spread
+#   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
 # A run goes on from its run folder's checkpoint where there is one (the same
@@ -41,6 +42,7 @@ OUT=${OUT:-}
 LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
 UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
 MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
+SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The layer arguments a run from scratch is started with.
 layers_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 # One libtorch thread per run on the CPU (the runs go side by side).
@@ -102,7 +104,7 @@ for w in $WHICH; do
     echo "$layers" > "$run.layers"
     say "${folder[$w]}: ${resume[*]:-from scratch} ($layers)"
     # shellcheck disable=SC2086 # the arguments are words
-    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $layers --run "$run" "${resume[@]}" \
+    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $layers ${SEED:+--seed "$SEED"} --run "$run" "${resume[@]}" \
         --time-limit "$MIN" --checkpoint-every 500 > "$run.log" 2>&1 &
 done
 wait

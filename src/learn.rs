@@ -12,7 +12,7 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::procedural::PICTURES_PER_CAPTION;
+use crate::eval::procedural::{caption_under, PICTURES_PER_CAPTION};
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
@@ -427,10 +427,7 @@ fn g_pictures<'a>(
     z: &'a Tensor,
 ) -> impl FnMut(usize) -> Tensor + 'a {
     let per = PICTURES_PER_CAPTION as i64;
-    move |c| {
-        let t = text.get(c as i64).unsqueeze(0).expand([per, -1], false);
-        draw(model, &z.narrow(0, c as i64 * per, per), &t)
-    }
+    move |c| caption_under(model, text, c, &z.narrow(0, c as i64 * per, per))
 }
 
 /// The grid measures of one line's pictures: the checkerboard (period 2)

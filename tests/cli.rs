@@ -491,6 +491,7 @@ fn eval_prints_the_table_and_writes_the_card() {
         "style_kept_generated",
         "interp_endpoints",
         "diversity",
+        "diversity_position",
         "style_auc",
         "r_precision_generated",
         "checkerboard_generated",

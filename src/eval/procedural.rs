@@ -318,17 +318,22 @@ pub fn procedural(
     ));
 
     let captions = 16.min(n);
-    let [diversity] = diversity(
+    let [background, position] = diversity(
         set,
         probe,
-        ["background"],
+        ["background", "position"],
         captions,
         under_fresh_z(model, &text, &mut rng),
     )?;
     metrics.push(metric(
         "diversity",
-        diversity,
+        background,
         "background entropy over 64 z / the data's (1.0 = as varied)",
+    ));
+    metrics.push(metric(
+        "diversity_position",
+        position,
+        "position entropy over the same 64 z / the data's (1.0 = as varied)",
     ));
 
     // Style AUC: cosine of S(x1), S(x2) for same vs different (background, position).
@@ -400,7 +405,6 @@ pub fn procedural(
 /// (background, position) of an image.
 type Style = (String, String);
 
-/// What the probe reads as each image's style.
 /// How many pictures of one caption [`diversity`] reads.
 pub const PICTURES_PER_CAPTION: usize = 64;
 
@@ -451,14 +455,26 @@ pub fn under_fresh_z<'a>(
     rng: &'a mut Rng,
 ) -> impl FnMut(usize) -> Tensor + 'a {
     let nz = model.card.architecture.generator.nz as usize;
-    let per = PICTURES_PER_CAPTION as i64;
     move |c| {
-        let z = noise(rng, PICTURES_PER_CAPTION, nz, model.device);
-        let t = text.get(c as i64).unsqueeze(0).expand([per, -1], false);
-        draw(model, &z, &t)
+        caption_under(
+            model,
+            text,
+            c,
+            &noise(rng, PICTURES_PER_CAPTION, nz, model.device),
+        )
     }
 }
 
+/// G's pictures of caption `c` (row `c` of `text`) under each row of `z`.
+pub fn caption_under(model: &Model, text: &Tensor, c: usize, z: &Tensor) -> Tensor {
+    let t = text
+        .get(c as i64)
+        .unsqueeze(0)
+        .expand([z.size()[0], -1], false);
+    draw(model, z, &t)
+}
+
+/// What the probe reads as each image's style.
 fn read_style(probe: &LoadedProbe, images: &Tensor) -> Result<Vec<Style>> {
     let [bg, pos] = probe.read_each(images, ["background", "position"])?;
     Ok(bg.into_iter().zip(pos).collect())
