@@ -230,8 +230,10 @@ def main():
         dcgan_init(d)
     # The matching term (`--match-loss W`): the joint embedding's image
     # encoder, frozen and in eval mode, asks each of G's pictures for the B
-    # real texts to match its own text better than other classes' texts.
+    # real texts to match its own text better than other classes' texts
+    # (`--match-negatives image`: than every other picture's text).
     match_w = learn.get("match_loss", 0.0)
+    negatives_by_class = learn.get("match_negatives", "class") == "class"
     ie = None
     if match_w > 0:
         ie = ImageEncoder(meta["image_encoder_width"], e).to(dev)
@@ -338,8 +340,11 @@ def main():
         d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
         matched = {}
         if ie is not None:
-            batch_classes = classes[idx]
-            other = (batch_classes[:, None] != batch_classes[None, :]).float().to(dev)
+            if negatives_by_class:
+                batch_classes = classes[idx]
+                other = (batch_classes[:, None] != batch_classes[None, :]).float().to(dev)
+            else:
+                other = 1.0 - torch.eye(b, device=dev)
 
             def matching():
                 matched["g_match"] = masked_hinge(ie(fake[:b]) @ t.T, other)

@@ -8,6 +8,7 @@
 #   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
 #   UPSAMPLING=resize WHICH=pf ... scripts/continue.sh   # from scratch with resize-convolutions
 #   UPSAMPLING=bilinear MINIBATCH_STD=1 ... scripts/continue.sh   # and D reading the batch's spread
+#   MATCH_NEGATIVES=image ... scripts/continue.sh   # G's matching term against every other picture's text
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -42,9 +43,12 @@ OUT=${OUT:-}
 LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
 UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
 MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
+MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--match-negatives)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
-# The layer arguments a run from scratch is started with.
-layers_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
+# The arguments a run from scratch is started with that a run must keep:
+# G's and D's layers and the matching term's negatives.
+options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
+[ "$MATCH_NEGATIVES" = class ] || options_asked="$options_asked --match-negatives $MATCH_NEGATIVES"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -80,31 +84,36 @@ say "GANs ($MIN min each, side by side): $WHICH on $DEVICE"
 for w in $WHICH; do
     run=$RUNS/${folder[$w]}
     mkdir -p "$run"
-    # G's and D's layers: the run folder's (kept beside it), else the shipped
-    # model's where the run goes on from it, else the ones asked for.
-    resume=() layers=$layers_asked
+    # G's and D's layers and the matching negatives: the run folder's (kept
+    # beside it), else the shipped model's where the run goes on from it,
+    # else the ones asked for.
+    resume=() options=$options_asked
     card="${from[$w]}/model.json"
     if [ -f "$run/checkpoint.safetensors" ]; then
         resume=(--resume)
-        if [ -f "$run.layers" ]; then
-            layers=$(cat "$run.layers")
+        if [ -f "$run.options" ]; then
+            options=$(cat "$run.options")
+        elif [ -f "$run.layers" ]; then # a run folder from before the negatives were kept
+            options=$(cat "$run.layers")
         else # a run folder from before D's layers were recorded
-            layers="--upsampling $(cat "$run.upsampling" 2>/dev/null || echo transposed)"
+            options="--upsampling $(cat "$run.upsampling" 2>/dev/null || echo transposed)"
         fi
     elif grep -q '"match_loss": 4' "$card" 2>/dev/null; then
         resume=(--init-from "${from[$w]}")
         layer=$(sed -n 's/.*"upsampling": "\([a-z-]*\)".*/\1/p' "$card" | head -1)
-        layers="--upsampling ${layer:-transposed}"
-        grep -q '"minibatch_std": true' "$card" && layers="$layers --minibatch-std"
-        if [ "$layers" != "$layers_asked" ]; then
-            echo "${folder[$w]}: the shipped model's layers are '$layers', '$layers_asked' asked for: starting from scratch" >&2
-            resume=() layers=$layers_asked
+        options="--upsampling ${layer:-transposed}"
+        grep -q '"minibatch_std": true' "$card" && options="$options --minibatch-std"
+        negatives=$(sed -n 's/.*"match_negatives": "\([a-z]*\)".*/\1/p' "$card" | head -1)
+        [ "${negatives:-class}" = class ] || options="$options --match-negatives $negatives"
+        if [ "$options" != "$options_asked" ]; then
+            echo "${folder[$w]}: the shipped model was trained with '$options', '$options_asked' asked for: starting from scratch" >&2
+            resume=() options=$options_asked
         fi
     fi
-    echo "$layers" > "$run.layers"
-    say "${folder[$w]}: ${resume[*]:-from scratch} ($layers)"
+    echo "$options" > "$run.options"
+    say "${folder[$w]}: ${resume[*]:-from scratch} ($options)"
     # shellcheck disable=SC2086 # the arguments are words
-    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $layers ${SEED:+--seed "$SEED"} --run "$run" "${resume[@]}" \
+    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $options ${SEED:+--seed "$SEED"} --run "$run" "${resume[@]}" \
         --time-limit "$MIN" --checkpoint-every 500 > "$run.log" 2>&1 &
 done
 wait

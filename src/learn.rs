@@ -80,6 +80,9 @@ pub struct LearnConfig {
     /// [`GanConfig::match_loss`]).
     #[serde(default)]
     pub match_loss: f64,
+    /// The matching term's negatives ([`GanConfig::match_negatives`]).
+    #[serde(default)]
+    pub match_negatives: Matching,
     /// How G doubles its maps (the paper's transposed convolutions, or
     /// resize-convolutions at the last doubling or at every one).
     #[serde(default)]
@@ -100,9 +103,6 @@ impl LearnConfig {
         Ok(())
     }
 
-    /// Refuses an export PyTorch could not follow: its matching term reads
-    /// the exported embeddings, which are rescaled when standardised, while
-    /// gantry's reads φ(t) as the joint embedding has it.
     /// The curve's name in tables: the `program` that trained it and what
     /// sets it apart from the default curve.
     pub fn label(&self, program: &str) -> String {
@@ -112,6 +112,9 @@ impl LearnConfig {
         }
         if self.match_loss > 0.0 {
             label += &format!(" match {}", self.match_loss);
+            if self.match_negatives != Matching::Class {
+                label += &format!(" against {}", self.match_negatives.name());
+            }
         }
         if !self.upsampling.is_paper() {
             label += &format!(" upsampling {}", self.upsampling.name());
@@ -125,6 +128,9 @@ impl LearnConfig {
         label
     }
 
+    /// Refuses an export PyTorch could not follow: its matching term reads
+    /// the exported embeddings, which are rescaled when standardised, while
+    /// gantry's reads φ(t) as the joint embedding has it.
     pub fn validate_export(&self) -> Result<()> {
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
@@ -145,6 +151,7 @@ impl LearnConfig {
             },
             fresh_noise_for_g: self.fresh_noise_for_g,
             match_loss: self.match_loss,
+            match_negatives: self.match_negatives,
             ..GanConfig::paper(self.variant, dataset)
         }
     }

@@ -1381,7 +1381,15 @@ fn train_gan_match_loss_is_logged_and_recorded_in_the_card() {
         &sandbox,
         &[
             &GAN_ARGS[..],
-            &["2", "--match-loss", "2", "--run", "matched"],
+            &[
+                "2",
+                "--match-loss",
+                "2",
+                "--match-negatives",
+                "image",
+                "--run",
+                "matched",
+            ],
         ]
         .concat(),
     );
@@ -1391,6 +1399,7 @@ fn train_gan_match_loss_is_logged_and_recorded_in_the_card() {
         serde_json::from_str(&std::fs::read_to_string(run.join("model/model.json")).unwrap())
             .unwrap();
     assert_eq!(card["training"]["match_loss"], 2.0);
+    assert_eq!(card["training"]["match_negatives"], "image");
     let log = std::fs::read_to_string(run.join("losses.jsonl")).unwrap();
     assert!(log.contains("\"g_match\""), "{log}");
     let out = train(
@@ -1409,6 +1418,20 @@ fn train_gan_match_loss_is_logged_and_recorded_in_the_card() {
     assert!(
         !sandbox.path().join("negative").exists(),
         "a refused run leaves no folder"
+    );
+    // Negatives for a term that is off are refused, not ignored.
+    let out = train(
+        &sandbox,
+        &[
+            &GAN_ARGS[..],
+            &["2", "--match-negatives", "image", "--run", "unmatched"],
+        ]
+        .concat(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("needs --match-loss"),
+        "{err}"
     );
 }
 

@@ -35,6 +35,13 @@ pub struct LearnArgs {
     /// text better than the batch's other texts (AttnGAN's DAMSM idea)
     #[arg(long, default_value_t = 0.0)]
     pub match_loss: f64,
+    /// Which of the batch's other texts the matching term ranks each
+    /// picture's own text above: other classes' (as the paper's loss), or
+    /// every other picture's (where a class fixes only part of a caption,
+    /// as procedural flowers' colour and shape, so that G is also asked
+    /// for the count and the centre)
+    #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+    pub match_negatives: String,
     /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
     /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
     /// convolution, which draws no checkerboard of its own, at the last
@@ -202,6 +209,10 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
         match_loss: args.match_loss,
+        match_negatives: gantry::train::gan::match_negatives(
+            &args.match_negatives,
+            args.match_loss,
+        )?,
         upsampling: Upsampling::parse(&args.upsampling)?,
         minibatch_std: args.minibatch_std,
     };

@@ -150,6 +150,13 @@ pub enum TrainCommand {
         /// own text better than the batch's other texts (AttnGAN's DAMSM idea)
         #[arg(long, default_value_t = 0.0)]
         match_loss: f64,
+        /// Which of the batch's other texts the matching term ranks each
+        /// picture's own text above: other classes' (as the paper's loss), or
+        /// every other picture's (where a class fixes only part of a caption,
+        /// as procedural flowers' colour and shape, so that G is also asked
+        /// for the count and the centre)
+        #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+        match_negatives: String,
         /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
         /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
         /// convolution, which draws no checkerboard of its own, at the last
@@ -497,6 +504,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             conditioning,
             fresh_noise,
             match_loss,
+            match_negatives,
             upsampling,
             minibatch_std,
             init_from,
@@ -511,6 +519,8 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let wrong = Matching::parse(&wrong)?;
             gantry::model::ModelConfig::preset(&preset)?;
             gantry::train::gan::check_match_loss(match_loss)?;
+            let match_negatives =
+                gantry::train::gan::match_negatives(&match_negatives, match_loss)?;
             let run = prepare_run(&common)?;
             let source_dir = env.find_model(&text_encoder)?;
             let source = Model::load_text_side(&source_dir, device).with_context(|| {
@@ -547,6 +557,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 text_scaling,
                 fresh_noise_for_g: fresh_noise,
                 match_loss,
+                match_negatives,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -589,6 +600,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             details.insert("fresh_noise_for_g".into(), fresh_noise.into());
             if match_loss > 0.0 {
                 details.insert("match_loss".into(), match_loss.into());
+                details.insert("match_negatives".into(), match_negatives.name().into());
             }
             details.insert(
                 "text_encoder".into(),

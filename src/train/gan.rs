@@ -22,7 +22,7 @@
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
-use super::text_encoder::Matching;
+use super::text_encoder::{off_diagonal, Matching};
 use super::{bce, checkpoint, noise, Run, RunLength, StepLosses, Trainer};
 use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
 use crate::training_set::{Crop, Rng, TrainingSet};
@@ -124,6 +124,15 @@ pub struct GanConfig {
     /// text differs, as AttnGAN's DAMSM loss does (Xu et al. 2018).
     #[serde(default)]
     pub match_loss: f64,
+    /// Which of the batch's other texts the matching term ranks each
+    /// picture's own text above: those of other classes (as the paper's
+    /// loss, [`Matching::Class`]), or every other picture's
+    /// ([`Matching::Image`], as a text encoder trained with `--match image`
+    /// was: where a class fixes only some of what a caption states, as
+    /// procedural flowers' colour and shape, the texts of the same class are
+    /// the only ones that differ in the rest alone).
+    #[serde(default)]
+    pub match_negatives: Matching,
 }
 
 /// Updates over which a fresh optimizer on trained weights ramps up to the
@@ -183,6 +192,7 @@ impl GanConfig {
             text_scaling: TextScalingKind::Raw,
             fresh_noise_for_g: false,
             match_loss: 0.0,
+            match_negatives: Matching::Class,
         }
     }
 }
@@ -651,11 +661,15 @@ impl<'a> GanTrainer<'a> {
             let pictures = fake.narrow(0, 0, b as i64);
             let v = self.model.image_encoder.net.forward_t(&pictures, false);
             let compat = v.matmul(&text.transpose(0, 1));
-            let classes: Vec<u32> = draws.batch.iter().map(|&i| self.data.classes[i]).collect();
-            let matching = super::text_encoder::symmetric_hinge_where(
-                &compat,
-                &other_classes(&classes, device),
-            );
+            let negatives = match self.config.match_negatives {
+                Matching::Class => {
+                    let classes: Vec<u32> =
+                        draws.batch.iter().map(|&i| self.data.classes[i]).collect();
+                    other_classes(&classes, device)
+                }
+                Matching::Image => off_diagonal(b as i64, device),
+            };
+            let matching = super::text_encoder::symmetric_hinge_where(&compat, &negatives);
             losses.term("g_match", &matching);
             g_loss += matching * self.config.match_loss;
             self.phases.mark("θ forward (G's images)");
@@ -706,6 +720,16 @@ impl<'a> GanTrainer<'a> {
         let sheet = crate::sheet::contact_sheet(&cells, seeds, 2, 3);
         crate::imageio::write_png(path, &sheet, &[])
     }
+}
+
+/// The matching term's negatives named on the command line (`class`,
+/// `image`); `image` without the term is refused rather than ignored.
+pub fn match_negatives(name: &str, match_loss: f64) -> Result<Matching> {
+    let negatives = Matching::parse(name)?;
+    if negatives != Matching::Class && match_loss == 0.0 {
+        bail!("--match-negatives {name} chooses the matching term's negatives: it needs --match-loss W (above 0)");
+    }
+    Ok(negatives)
 }
 
 /// Refuses a weight of the matching term that is negative or not a number

@@ -111,10 +111,12 @@ impl JointConfig {
 /// The symmetric structured hinge loss on a compatibility matrix F[i, j] =
 /// F(v_i, t_j) whose diagonal holds the matching pairs.
 pub fn symmetric_hinge(compat: &Tensor) -> Tensor {
-    let b = compat.size()[0];
-    let off_diagonal = Tensor::ones([b, b], (Kind::Float, compat.device()))
-        - Tensor::eye(b, (Kind::Float, compat.device()));
-    symmetric_hinge_where(compat, &off_diagonal)
+    symmetric_hinge_where(compat, &off_diagonal(compat.size()[0], compat.device()))
+}
+
+/// [B, B] mask: 1 for every pair of two different items of the batch.
+pub fn off_diagonal(b: i64, device: Device) -> Tensor {
+    Tensor::ones([b, b], (Kind::Float, device)) - Tensor::eye(b, (Kind::Float, device))
 }
 
 /// [`symmetric_hinge`] over the pairs (i, j) where `mask` is 1 (a mask of
