@@ -23,6 +23,9 @@
 # Afterwards: compare `$RUNS/NAME.eval.txt` with the shipped model's card and
 # ship a model only where it measures better (README, "Shipped models").
 set -uo pipefail
+# The whole script is read before it runs (the braces), so that editing it
+# while a long run is under way cannot change what that run does next.
+{
 cd "$(dirname "$0")/.."
 
 DEVICE=${DEVICE:-cpu}
@@ -152,3 +155,5 @@ for w in $WHICH; do
     fi
 done
 say "done"
+exit
+}

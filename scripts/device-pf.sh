@@ -11,6 +11,9 @@
 # line. Each stage is time-boxed, and the GAN models are under $OUT as soon as
 # they are trained, so a run cut short still brings them back.
 set -uo pipefail
+# The whole script is read before it runs (the braces), so that editing it
+# while a long run is under way cannot change what that run does next.
+{
 cd "$(dirname "$0")/.."
 # shellcheck source=device-env.sh
 . scripts/device-env.sh
@@ -130,3 +133,5 @@ done
 pack_logs
 ls -la "$OUT"
 say "done"
+exit
+}
