@@ -286,6 +286,36 @@ fn ctrl_c_cuts_an_interpolation_row_short() {
     t.alive();
 }
 
+/// A line typed while a job runs is not lost: it waits its turn and runs
+/// when the job ends; Ctrl-C cancels the job and drops what was typed
+/// ahead. (A slow device again, so that the lines arrive mid-job.)
+#[test]
+fn lines_typed_during_a_job_run_after_it() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("m");
+    let Some(t) = Tmux::start_with(&sandbox, "GANTRY_FAILPOINT=slow-draw", "-m m") else {
+        return;
+    };
+    t.wait_for("model m");
+    t.line(r#":interp "a red flower" "a blue flower" 64"#);
+    t.wait_for("Ctrl-C cancels");
+    t.line("a white flower");
+    t.wait_for("queued 1 line");
+    let screen = t.wait_for("#2.1");
+    assert!(screen.contains("› a white flower"), "{screen}");
+    // Ctrl-C: the job and the queue both stop.
+    t.line(r#":interp "a red flower" "a blue flower" 64"#);
+    t.wait_for("Ctrl-C cancels");
+    t.line("a black flower");
+    t.wait_for("queued 1 line");
+    t.send(&["C-c"]);
+    t.wait_for("error: cancelled");
+    std::thread::sleep(Duration::from_millis(1500));
+    let screen = t.screen();
+    assert!(!screen.contains("› a black flower"), "{screen}");
+    t.alive();
+}
+
 /// The first PNG in `dir` (a `:save` of one picture).
 fn saved_png(dir: &std::path::Path) -> std::path::PathBuf {
     let start = Instant::now();

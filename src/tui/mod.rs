@@ -33,6 +33,46 @@ const LIVE_PAUSE: Duration = Duration::from_millis(350);
 
 type Job = JoinHandle<(Session, Result<Outcome>)>;
 
+/// The running job: its thread, its progress, and its cancel flag.
+type Running = (
+    Job,
+    gantry::session::Progress,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+);
+
+/// Runs `line` on the session in a worker thread; the session goes with it
+/// and comes back when the job ends.
+fn start_job(mut s: Session, line: String, app: &mut App, previewed: &mut String) -> Running {
+    append_history(&s, &line);
+    let progress = s.progress.clone();
+    progress.done.store(0, Ordering::SeqCst);
+    progress.total.store(0, Ordering::SeqCst);
+    let cancel = s.cancel.clone();
+    app.busy = Some(Busy {
+        line: line.clone(),
+        started: Instant::now(),
+        done: 0,
+        total: 0,
+    });
+    app.preview = None;
+    previewed.clear();
+    let handle = std::thread::spawn(move || {
+        let outcome = s.execute(&line);
+        (s, outcome)
+    });
+    (handle, progress, cancel)
+}
+
+/// What the notice says of lines typed while a job runs.
+fn queued_notice(queued: usize) -> String {
+    let lines = if queued == 1 {
+        "1 line".to_string()
+    } else {
+        format!("{queued} lines")
+    };
+    format!("queued {lines}: they run in turn after this job (Ctrl-C cancels it and drops them)")
+}
+
 /// Restores the terminal however the REPL ends (error or panic included).
 struct TerminalGuard;
 
@@ -178,11 +218,9 @@ pub fn run(session: Session) -> Result<()> {
     let mut images = Images::default();
     sync(&mut app, &session, &mut images, &picker);
     let mut session = Some(session);
-    let mut job: Option<(
-        Job,
-        gantry::session::Progress,
-        std::sync::Arc<std::sync::atomic::AtomicBool>,
-    )> = None;
+    let mut job: Option<Running> = None;
+    // Lines entered while a job runs: typed ahead, they run in turn.
+    let mut queued = std::collections::VecDeque::<String>::new();
     let mut previewed = String::new();
     // SIGTERM or SIGHUP (a closed terminal, a `kill`): stop the job between
     // chunks and leave, restoring the terminal (in raw mode Ctrl-C is a key,
@@ -236,6 +274,15 @@ pub fn run(session: Session) -> Result<()> {
                 app.busy = None;
             }
         }
+        // The next line typed ahead, once the session is back.
+        if job.is_none() && session.is_some() {
+            if let Some(line) = queued.pop_front() {
+                if let Some(s) = session.take() {
+                    app.notice = (!queued.is_empty()).then(|| queued_notice(queued.len()));
+                    job = Some(start_job(s, line, &mut app, &mut previewed));
+                }
+            }
+        }
         if let (Some((_, progress, _)), Some(busy)) = (&job, &mut app.busy) {
             busy.done = progress.done.load(Ordering::SeqCst);
             busy.total = progress.total.load(Ordering::SeqCst);
@@ -276,6 +323,9 @@ pub fn run(session: Session) -> Result<()> {
                     if let Some((_, _, cancel)) = &job {
                         cancel.store(true, Ordering::SeqCst);
                         app.notice = Some("cancelling...".into());
+                        // Ctrl-C stops what was asked for, not just its
+                        // first line; the dropped lines are in the history.
+                        queued.clear();
                     }
                 }
                 Action::Complete => match &session {
@@ -308,29 +358,10 @@ pub fn run(session: Session) -> Result<()> {
                     None => app.notice = Some("busy: Ctrl-C cancels the running job".into()),
                 },
                 Action::Execute(line) => match session.take() {
-                    Some(mut s) => {
-                        append_history(&s, &line);
-                        let progress = s.progress.clone();
-                        progress.done.store(0, Ordering::SeqCst);
-                        progress.total.store(0, Ordering::SeqCst);
-                        let cancel = s.cancel.clone();
-                        app.busy = Some(Busy {
-                            line: line.clone(),
-                            started: Instant::now(),
-                            done: 0,
-                            total: 0,
-                        });
-                        app.preview = None;
-                        previewed.clear();
-                        let handle = std::thread::spawn(move || {
-                            let outcome = s.execute(&line);
-                            (s, outcome)
-                        });
-                        job = Some((handle, progress, cancel));
-                    }
+                    Some(s) => job = Some(start_job(s, line, &mut app, &mut previewed)),
                     None => {
-                        app.notice =
-                            Some("busy: wait for the running job, or Ctrl-C to cancel it".into())
+                        queued.push_back(line);
+                        app.notice = Some(queued_notice(queued.len()));
                     }
                 },
             },
