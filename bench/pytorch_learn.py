@@ -252,7 +252,8 @@ def main():
     interp = variant in ("gan-int", "gan-int-cls")
     beta = meta["interpolation_beta"]
     averaged = min(meta["captions_averaged"], k)
-    by_class = learn["wrong"] == "class"
+    wrong_mode = learn["wrong"]  # class | image | sibling
+    by_class = wrong_mode == "class"
     fresh = learn["fresh_noise_for_g"]
     steps = args.steps or learn["steps"]
     every = learn["every"]
@@ -266,10 +267,40 @@ def main():
         x[flip.to(dev)] = x[flip.to(dev)].flip(3)
         return x
 
+    if wrong_mode == "sibling":
+        # Siblings: the training images by content (colour, shape, count,
+        # centre), and for each content and attribute the contents that
+        # differ from it in that attribute alone.
+        content = load(os.path.join(args.dir, "content.u32"), torch.int32, (n, 4)).tolist()
+        members = {}
+        for i in train.tolist():
+            members.setdefault(tuple(content[i]), []).append(i)
+        keys = sorted(members)
+        neighbours = {key: [[o for o in keys if o[a] != key[a]
+                             and all(o[j] == key[j] for j in range(4) if j != a)]
+                            for a in range(4)] for key in keys}
+
+    def sibling_of(src):
+        # A random attribute that has siblings, a random sibling content, a
+        # random image of it (None where the image has no sibling).
+        key = tuple(content[src])
+        for a in torch.randperm(4, generator=gen).tolist():
+            others = neighbours[key][a]
+            if others:
+                group = members[others[torch.randint(len(others), (1,), generator=gen).item()]]
+                return group[torch.randint(len(group), (1,), generator=gen).item()]
+        return None
+
     def wrong_of(idx):
-        # For each image another training image (of another class).
+        # For each image another training image: of another class, any other,
+        # or a sibling (any other where it has none).
         out = torch.empty_like(idx)
         for i, src in enumerate(idx.tolist()):
+            if wrong_mode == "sibling":
+                j = sibling_of(src)
+                if j is not None:
+                    out[i] = j
+                    continue
             while True:
                 j = train[torch.randint(len(train), (1,), generator=gen)].item()
                 if (classes[j] != classes[src]) if by_class else (j != src):
@@ -294,7 +325,8 @@ def main():
     points = open(os.path.join(args.dir, "points.jsonl"), "w")
     start = "gantry's initial G and D and gantry's draws (lockstep)" if lockstep else "scratch"
     print(f"# pytorch {torch.__version__}: {variant} from {start}, batch {b}, {steps} steps, "
-          f"{len(train)} training images, {dev}, {torch.get_num_threads()} threads", flush=True)
+          f"{len(train)} training images, wrong images: {wrong_mode}, {dev}, "
+          f"{torch.get_num_threads()} threads", flush=True)
     for step in range(1, steps + 1):
         started = time.perf_counter()
         epoch = (step - 1) // per_epoch

@@ -19,7 +19,10 @@
 # (--minibatch-std, against the bilinear G's loss of diversity: read the
 # diverse_* fields), and with bilinear ones and G's matching term ranking
 # every other picture's text (--match-negatives image, for the petal count
-# and the centre), three seeds each. At most 8 files come back from $OUT, so
+# and the centre), and with bilinear ones and D's wrong images siblings
+# (--wrong sibling: each differs from its right image in one content
+# attribute alone, so D must check the count and the centre), three seeds
+# each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -48,7 +51,10 @@ bilinear-mbstd-s1: --match-loss 4 --upsampling bilinear --minibatch-std --seed 1
 bilinear-mbstd-s2: --match-loss 4 --upsampling bilinear --minibatch-std --seed 2
 bilinear-negimage-s0: --match-loss 4 --match-negatives image --upsampling bilinear --seed 0
 bilinear-negimage-s1: --match-loss 4 --match-negatives image --upsampling bilinear --seed 1
-bilinear-negimage-s2: --match-loss 4 --match-negatives image --upsampling bilinear --seed 2"}
+bilinear-negimage-s2: --match-loss 4 --match-negatives image --upsampling bilinear --seed 2
+bilinear-sibling-s0: --match-loss 4 --upsampling bilinear --wrong sibling --seed 0
+bilinear-sibling-s1: --match-loss 4 --upsampling bilinear --wrong sibling --seed 1
+bilinear-sibling-s2: --match-loss 4 --upsampling bilinear --wrong sibling --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

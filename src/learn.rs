@@ -16,7 +16,7 @@ use crate::eval::procedural::{caption_under, PICTURES_PER_CAPTION};
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
-use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant};
+use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant, WrongImages};
 use crate::train::text_encoder::Matching;
 use crate::train::{embed_captions, noise, Trainer};
 use crate::training_set::{Crop, Rng, TrainingSet};
@@ -73,7 +73,7 @@ pub struct LearnConfig {
     pub batch: usize,
     pub lr: f64,
     pub variant: Variant,
-    pub wrong: Matching,
+    pub wrong: WrongImages,
     pub fresh_noise_for_g: bool,
     pub seed: u64,
     /// Weight of the text-matching term in G's loss (0: the paper; see
@@ -109,6 +109,9 @@ impl LearnConfig {
         let mut label = format!("{program} {} {}", self.preset, self.text.name());
         if !self.fresh_noise_for_g {
             label += " reuse-fakes";
+        }
+        if self.wrong != WrongImages::Class {
+            label += &format!(" wrong {}", self.wrong.name());
         }
         if self.match_loss > 0.0 {
             label += &format!(" match {}", self.match_loss);
@@ -625,6 +628,32 @@ fn write_u8(path: &Path, t: &Tensor) -> Result<()> {
     crate::weights::write_atomic(path, &v)
 }
 
+/// Each image's content attributes as numbers ([N, 4] u32, each the value's
+/// rank among its attribute's values), for PyTorch to draw siblings from.
+fn write_content(path: &Path, set: &TrainingSet) -> Result<()> {
+    let value = |i: usize, a: &str| {
+        set.attributes[i]
+            .get(a)
+            .with_context(|| format!("{} has no {a}", set.names[i]))
+    };
+    let mut bytes = Vec::with_capacity(set.len() * 16);
+    let mut ranks = Vec::new();
+    for (a, _) in crate::eval::CONTENT {
+        let values: std::collections::BTreeSet<&String> =
+            (0..set.len()).map(|i| value(i, a)).collect::<Result<_>>()?;
+        ranks.push(values.into_iter().collect::<Vec<_>>());
+    }
+    for i in 0..set.len() {
+        for ((a, _), values) in crate::eval::CONTENT.iter().zip(&ranks) {
+            let rank = values
+                .binary_search(&value(i, a)?)
+                .expect("every value ranked");
+            bytes.extend_from_slice(&(rank as u32).to_le_bytes());
+        }
+    }
+    crate::weights::write_atomic(path, &bytes)
+}
+
 /// Writes a prepared run's inputs for `bench/pytorch_learn.py`: the training
 /// renders (u8, [N, 3, 64, 64]), their classes and training split, the
 /// caption embeddings as G and D read them (conditioning applied: PyTorch
@@ -659,6 +688,9 @@ pub fn export(
         .flat_map(|&i| (i as u32).to_le_bytes())
         .collect();
     crate::weights::write_atomic(&dir.join("train_index.u32"), &split)?;
+    if config.wrong == WrongImages::Sibling {
+        write_content(&dir.join("content.u32"), train)?;
+    }
     write_f32(
         &dir.join("embeddings.f32"),
         &scaling.apply(trainer.embeddings()),

@@ -208,11 +208,26 @@ fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
         &[
             "--conditioning",
             "standardised",
+            "--wrong",
+            "sibling",
             "--export",
             export.to_str().unwrap(),
         ],
     );
     assert!(out.contains("pytorch_learn.py"), "{out}");
+    // PyTorch draws sibling wrong images from each render's content
+    // (colour, shape, count, centre as ranks among their values).
+    let content = std::fs::read(export.join("content.u32")).unwrap();
+    assert_eq!(content.len(), 300 * 4 * 4);
+    let ranks: Vec<u32> = content
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    for (a, most) in [8, 3, 6, 4].into_iter().enumerate() {
+        let seen: std::collections::BTreeSet<u32> =
+            ranks.iter().skip(a).step_by(4).copied().collect();
+        assert_eq!(seen, (0..most).collect(), "attribute {a} ranks");
+    }
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["learn"]["text"], "standardised");
@@ -227,7 +242,8 @@ fn pytorch_trains_on_the_exported_inputs_and_its_curve_reads_like_gantrys() {
     let rms = (values.iter().map(|v| (v * v) as f64).sum::<f64>() / values.len() as f64).sqrt();
     assert!((0.5..1.5).contains(&rms), "exported text RMS {rms}");
 
-    let (_, scored) = pytorch_then_score(&python, &sandbox, &export);
+    let (trained, scored) = pytorch_then_score(&python, &sandbox, &export);
+    assert!(trained.contains("wrong images: sibling"), "{trained}");
     let theirs = lines(&scored);
     assert_curve(&theirs, &["2", "4"]);
     // PyTorch drew each of the first captions under the exported z too.

@@ -6,7 +6,9 @@ use common::Sandbox;
 use gantry::dataset::Dataset;
 use gantry::host::{self, Registry};
 use gantry::model::ModelConfig;
-use gantry::train::gan::{GanConfig, GanTrainer, StepTrace, Variant, FRESH_ADAM_WARMUP};
+use gantry::train::gan::{
+    GanConfig, GanTrainer, StepTrace, Variant, WrongImages, FRESH_ADAM_WARMUP,
+};
 use gantry::train::optim::Optimizer;
 use gantry::train::text_encoder::{symmetric_hinge, JointConfig, JointTrainer, Matching};
 use gantry::training_set::{OnError, Rng, TrainingSet};
@@ -58,7 +60,7 @@ fn wrong_images_come_from_other_classes_or_any_other_image() {
     let train = set.split(false);
     let batch = &train[..64];
     let mut same_class = 0;
-    for wrong in [Matching::Class, Matching::Image] {
+    for wrong in [WrongImages::Class, WrongImages::Image] {
         let model = tiny_model();
         let e = embeddings(&model, &set);
         let config = GanConfig {
@@ -74,7 +76,7 @@ fn wrong_images_come_from_other_classes_or_any_other_image() {
                 if set.classes[i] == set.classes[j] {
                     assert_eq!(
                         wrong,
-                        Matching::Image,
+                        WrongImages::Image,
                         "class mode drew image {j} of {i}'s class"
                     );
                     same_class += 1;
@@ -88,6 +90,90 @@ fn wrong_images_come_from_other_classes_or_any_other_image() {
     assert!(
         same_class > 5,
         "image mode never drew from the same class ({same_class})"
+    );
+}
+
+/// The content attributes (colour, shape, count, centre) in which two
+/// images differ.
+fn differing_content(set: &TrainingSet, i: usize, j: usize) -> Vec<&'static str> {
+    [
+        "petal_colour",
+        "petal_shape",
+        "petal_count",
+        "centre_colour",
+    ]
+    .into_iter()
+    .filter(|a| set.attributes[i][*a] != set.attributes[j][*a])
+    .collect()
+}
+
+#[test]
+fn sibling_wrong_images_differ_in_one_content_attribute_of_each_kind() {
+    let set = flowers(400);
+    let train = set.split(false);
+    let model = tiny_model();
+    let e = embeddings(&model, &set);
+    let config = GanConfig {
+        wrong: WrongImages::Sibling,
+        ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+    };
+    let mut trainer = GanTrainer::new(model, config, &set, e).unwrap();
+    let mut by_attribute = std::collections::BTreeMap::new();
+    let mut draws = 0;
+    for start in (0..640).step_by(64) {
+        let batch: Vec<usize> = (start..start + 64)
+            .map(|k| train[k % train.len()])
+            .collect();
+        for (&i, j) in batch.iter().zip(trainer.wrong_images(&batch)) {
+            assert!(train.contains(&j), "wrong images are training images");
+            assert_ne!(i, j);
+            let differ = differing_content(&set, i, j);
+            // An image with no sibling among 400 renders gets any other.
+            if differ.len() == 1 {
+                *by_attribute.entry(differ[0]).or_insert(0) += 1;
+            }
+            draws += 1;
+        }
+    }
+    let siblings: usize = by_attribute.values().sum();
+    assert!(
+        siblings * 10 >= draws * 9,
+        "only {siblings} of {draws} wrong images were siblings"
+    );
+    // Each attribute is the one that differs about a quarter of the time.
+    for attribute in [
+        "petal_colour",
+        "petal_shape",
+        "petal_count",
+        "centre_colour",
+    ] {
+        let n = by_attribute.get(attribute).copied().unwrap_or(0);
+        assert!(
+            n * 8 >= siblings,
+            "{attribute} differed in {n} of {siblings} siblings: {by_attribute:?}"
+        );
+    }
+}
+
+#[test]
+fn sibling_wrong_images_are_refused_without_content_attributes() {
+    let mut set = flowers(200);
+    for attributes in &mut set.attributes {
+        attributes.clear();
+    }
+    let model = tiny_model();
+    let e = embeddings(&model, &set);
+    let config = GanConfig {
+        wrong: WrongImages::Sibling,
+        ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+    };
+    let err = GanTrainer::new(model, config, &set, e)
+        .err()
+        .expect("refused");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("--wrong sibling") && message.contains("content attributes"),
+        "{message}"
     );
 }
 

@@ -12,8 +12,7 @@ use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
 use gantry::model::{Upsampling, UPSAMPLINGS};
 use gantry::probe::LoadedProbe;
 use gantry::runtime::describe_device;
-use gantry::train::gan::Variant;
-use gantry::train::text_encoder::Matching;
+use gantry::train::gan::{Variant, WrongImages};
 use gantry::training_set::{OnError, TrainingSet};
 use gantry::weights::Model;
 use std::io::Write;
@@ -70,8 +69,9 @@ pub struct LearnArgs {
     /// gan, gan-cls, gan-int or gan-int-cls
     #[arg(long, default_value = "gan-int-cls")]
     pub variant: String,
-    /// Where D's wrong images come from
-    #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+    /// Where D's wrong images come from: other classes (the paper), any other
+    /// image, or siblings (images that differ in one content attribute alone)
+    #[arg(long, default_value = "class", value_parser = WrongImages::NAMES)]
     pub wrong: String,
     /// The model whose text encoder gives φ(t)
     #[arg(long, default_value = "procedural-flowers")]
@@ -205,7 +205,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         batch: args.batch,
         lr: args.lr,
         variant: Variant::parse(&args.variant)?,
-        wrong: Matching::parse(&args.wrong)?,
+        wrong: WrongImages::parse(&args.wrong)?,
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
         match_loss: args.match_loss,
@@ -259,7 +259,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         }
     }
     eprintln!(
-        "# learning curve: {label}, {} from scratch, batch {}, {} steps, {} training renders ({} in training classes), {} evaluation captions, {} on {}, {} threads",
+        "# learning curve: {label}, {} from scratch, batch {}, {} steps, {} training renders ({} in training classes), {} evaluation captions, wrong images: {}, {}, {} threads",
         config.variant.name(),
         config.batch,
         config.steps,

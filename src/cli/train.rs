@@ -9,7 +9,7 @@ use gantry::env::Env;
 use gantry::model::UPSAMPLINGS;
 use gantry::runtime::describe_device;
 use gantry::train::distil::{self, DistilConfig, DistilTrainer};
-use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant};
+use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant, WrongImages};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
 use gantry::train::{self, assemble, Control, Observer, Outcome, Run, Trainer};
@@ -124,9 +124,11 @@ pub enum TrainCommand {
         #[arg(long, default_value_t = 100)]
         lr_halve_every: u64,
         /// Where D's wrong images (the CLS term) come from: other classes (the
-        /// paper), or any other image (D then checks every attribute captions
-        /// state, not only the class)
-        #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+        /// paper), any other image (D then checks every attribute captions
+        /// state, not only the class), or siblings, images that differ in one
+        /// content attribute alone (data with attributes, e.g. procedural
+        /// flowers: D must check the count and the centre, not the colour alone)
+        #[arg(long, default_value = "class", value_parser = WrongImages::NAMES)]
         wrong: String,
         /// D's target for real pairs: 1 is the paper; 0.9 is one-sided label
         /// smoothing (D less certain of real images, G's gradient less flat)
@@ -516,7 +518,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 minibatch_std,
             };
             let text_scaling = TextScalingKind::parse(&conditioning)?;
-            let wrong = Matching::parse(&wrong)?;
+            let wrong = WrongImages::parse(&wrong)?;
             gantry::model::ModelConfig::preset(&preset)?;
             gantry::train::gan::check_match_loss(match_loss)?;
             let match_negatives =

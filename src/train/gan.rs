@@ -15,13 +15,15 @@
 //! image D sees gets Gaussian noise (`instance_noise`).
 //!
 //! The wrong images are of other classes, as in the paper; with
-//! [`Matching::Image`] they are any other training image instead, for data
+//! [`WrongImages::Image`] they are any other training image instead, for data
 //! whose captions state more than the class (on procedural flowers the centre
 //! colour and petal count: with wrong images of other classes alone, D never
-//! has to check them against the text).
+//! has to check them against the text), and with [`WrongImages::Sibling`]
+//! images that differ in one content attribute alone.
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
+use super::siblings::Siblings;
 use super::text_encoder::{off_diagonal, Matching};
 use super::{bce, checkpoint, noise, Run, RunLength, StepLosses, Trainer};
 use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
@@ -73,6 +75,45 @@ impl Variant {
     }
 }
 
+/// Where D's wrong images (the matching-aware term) come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WrongImages {
+    /// Images of other classes (the paper).
+    #[default]
+    Class,
+    /// Any other training image: D then checks everything captions state,
+    /// where a class fixes only part of it.
+    Image,
+    /// A sibling of each image: one whose content attributes all agree with
+    /// it but one (data with attributes, e.g. procedural flowers). Other
+    /// images differ in the petal colour seven times in eight, so a D that
+    /// reads the colour alone rejects nearly all of them; a sibling differs
+    /// in the colour, the shape, the count or the centre alone.
+    Sibling,
+}
+
+impl WrongImages {
+    pub const NAMES: [&'static str; 3] = ["class", "image", "sibling"];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "class" => Self::Class,
+            "image" => Self::Image,
+            "sibling" => Self::Sibling,
+            _ => bail!("unknown wrong images '{s}' (class, image, sibling)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Class => "class",
+            Self::Image => "image",
+            Self::Sibling => "sibling",
+        }
+    }
+}
+
 /// Everything that defines a GAN run (saved in its checkpoint; a resume
 /// must match it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,9 +133,9 @@ pub struct GanConfig {
     pub interpolation_beta: f64,
     pub seed: u64,
     /// Where the wrong images of the CLS term come from: other classes (the
-    /// paper) or any other image.
+    /// paper), any other image, or siblings.
     #[serde(default)]
-    pub wrong: Matching,
+    pub wrong: WrongImages,
     /// D's target for (real image, right text): 1 in the paper; below 1 is
     /// one-sided label smoothing (Salimans et al. 2016), which keeps D from
     /// growing certain of real images and so keeps G's gradient informative.
@@ -186,7 +227,7 @@ impl GanConfig {
             captions_averaged: 4,
             interpolation_beta: 0.5,
             seed: 0,
-            wrong: Matching::Class,
+            wrong: WrongImages::Class,
             real_label: paper_real_label(),
             instance_noise: 0.0,
             text_scaling: TextScalingKind::Raw,
@@ -243,6 +284,8 @@ pub struct GanTrainer<'a> {
     sample_captions: Vec<(String, Tensor)>,
     /// Where each step's time goes, when `bench train --phases` asks.
     pub phases: PhaseClock,
+    /// The training images' siblings, for [`WrongImages::Sibling`].
+    siblings: Option<Siblings>,
 }
 
 /// Wall time between marks in a step, the device synchronised at each mark
@@ -329,7 +372,7 @@ impl<'a> GanTrainer<'a> {
                 config.instance_noise
             );
         }
-        if config.variant.cls() && config.wrong == Matching::Class {
+        if config.variant.cls() && config.wrong == WrongImages::Class {
             let first = data.classes[train[0]];
             if train.iter().all(|&i| data.classes[i] == first) {
                 bail!(
@@ -338,6 +381,9 @@ impl<'a> GanTrainer<'a> {
                 );
             }
         }
+        let siblings = (config.variant.cls() && config.wrong == WrongImages::Sibling)
+            .then(|| Siblings::new(data, &train, "--wrong sibling"))
+            .transpose()?;
         check_match_loss(config.match_loss)?;
         if config.match_loss > 0.0 {
             // θ reads G's pictures as a fixed judge; it is not trained here.
@@ -376,6 +422,7 @@ impl<'a> GanTrainer<'a> {
             last_trace: None,
             phases: PhaseClock::default(),
             sample_captions,
+            siblings,
             config,
         })
     }
@@ -490,21 +537,28 @@ impl<'a> GanTrainer<'a> {
         batch
     }
 
-    /// For each image, another training image: of a different class, or
-    /// with [`Matching::Image`] any other one.
+    /// For each image, another training image: of a different class, any
+    /// other one, or a sibling (any other one where it has none).
     pub fn wrong_images(&mut self, batch: &[usize]) -> Vec<usize> {
-        let by_class = self.config.wrong == Matching::Class;
+        let by_class = self.config.wrong == WrongImages::Class;
         batch
             .iter()
-            .map(|&i| loop {
-                let j = self.train[self.position.rng.below(self.train.len())];
-                let differs = if by_class {
-                    self.data.classes[j] != self.data.classes[i]
-                } else {
-                    j != i
-                };
-                if differs {
-                    break j;
+            .map(|&i| {
+                if let Some(siblings) = &self.siblings {
+                    if let Some(j) = siblings.pick(i, &[], &mut self.position.rng) {
+                        return j;
+                    }
+                }
+                loop {
+                    let j = self.train[self.position.rng.below(self.train.len())];
+                    let differs = if by_class {
+                        self.data.classes[j] != self.data.classes[i]
+                    } else {
+                        j != i
+                    };
+                    if differs {
+                        break j;
+                    }
                 }
             })
             .collect()

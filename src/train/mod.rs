@@ -9,6 +9,7 @@ pub mod distil;
 pub mod gan;
 pub mod log;
 pub mod optim;
+pub mod siblings;
 pub mod style;
 pub mod text_encoder;
 

@@ -20,6 +20,7 @@
 
 use super::checkpoint::Position;
 use super::optim::Optimizer;
+use super::siblings::Siblings;
 use super::{checkpoint, Run, RunLength, StepLosses, Trainer};
 use crate::text;
 use crate::training_set::{Rng, TrainingSet};
@@ -227,8 +228,8 @@ pub struct JointTrainer<'a> {
     data: &'a TrainingSet,
     by_class: BTreeMap<u32, Vec<usize>>,
     train: Vec<usize>,
-    /// Training images by their content attributes (for hard negatives).
-    by_content: BTreeMap<Vec<String>, Vec<usize>>,
+    /// Each image's siblings (for hard negatives).
+    siblings: Option<Siblings>,
     opt_text: Optimizer,
     opt_image: Optimizer,
     /// The attribute reads and their optimizer, with `attribute_loss` > 0.
@@ -255,21 +256,13 @@ impl<'a> JointTrainer<'a> {
             Matching::Image => config.batch_classes.min(train.len()),
         }
         .max(2);
-        let mut by_content: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
-        if config.hard_negatives {
-            if config.matching != Matching::Image {
-                bail!("hard negatives need image matching (--match image)");
-            }
-            for &i in &train {
-                let key = content_key(data, i).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "hard negatives need the content attributes of every image ({} has none: not procedural flowers?)",
-                        data.names[i]
-                    )
-                })?;
-                by_content.entry(key).or_default().push(i);
-            }
+        if config.hard_negatives && config.matching != Matching::Image {
+            bail!("hard negatives need image matching (--match image)");
         }
+        let siblings = config
+            .hard_negatives
+            .then(|| Siblings::new(data, &train, "hard negatives"))
+            .transpose()?;
         if !(config.lr_decay > 0.0 && config.lr_decay <= 1.0) {
             bail!(
                 "the learning-rate decay per epoch must be in (0, 1] (got {})",
@@ -304,7 +297,7 @@ impl<'a> JointTrainer<'a> {
         };
         Ok(Self {
             attribute_heads,
-            by_content,
+            siblings,
             model,
             data,
             by_class,
@@ -346,13 +339,13 @@ impl<'a> JointTrainer<'a> {
                     pool.swap(k, j);
                 }
                 pool.truncate(anchors);
-                if self.config.hard_negatives {
+                if let Some(siblings) = &self.siblings {
                     let mut batch = pool.clone();
                     for &anchor in &pool {
                         if batch.len() == b {
                             break;
                         }
-                        if let Some(s) = self.sibling(anchor, &batch) {
+                        if let Some(s) = siblings.pick(anchor, &batch, &mut self.position.rng) {
                             batch.push(s);
                         }
                     }
@@ -368,37 +361,6 @@ impl<'a> JointTrainer<'a> {
                 pool
             }
         }
-    }
-
-    /// A training image whose content attributes equal `anchor`'s in all but
-    /// one (chosen at random), not already in `taken`.
-    fn sibling(&mut self, anchor: usize, taken: &[usize]) -> Option<usize> {
-        let key = content_key(self.data, anchor)?;
-        let mut attributes: Vec<usize> = (0..key.len()).collect();
-        self.position.rng.shuffle(&mut attributes);
-        for a in attributes {
-            let others: Vec<&Vec<usize>> = self
-                .by_content
-                .iter()
-                .filter(|(k, _)| {
-                    k[a] != key[a]
-                        && k.iter()
-                            .zip(&key)
-                            .enumerate()
-                            .all(|(j, (x, y))| j == a || x == y)
-                })
-                .map(|(_, v)| v)
-                .collect();
-            if others.is_empty() {
-                continue;
-            }
-            let members = others[self.position.rng.below(others.len())];
-            let pick = members[self.position.rng.below(members.len())];
-            if !taken.contains(&pick) {
-                return Some(pick);
-            }
-        }
-        None
     }
 
     pub fn joint_step(&mut self) -> Result<StepLosses> {
@@ -467,13 +429,6 @@ impl<'a> JointTrainer<'a> {
 }
 
 /// A sample's content attributes (what captions state), where it has them.
-fn content_key(data: &TrainingSet, i: usize) -> Option<Vec<String>> {
-    crate::eval::CONTENT
-        .iter()
-        .map(|(a, _)| data.attributes[i].get(*a).cloned())
-        .collect()
-}
-
 /// Zero-shot top-1 (paper.md §1): each image of the chosen split is given the
 /// class whose captions score highest on average, class(v) = argmax_y
 /// mean_{t ∈ T(y)} F(v, t), among the split's classes. At most
