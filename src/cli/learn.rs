@@ -2,17 +2,16 @@
 //! learn-score` (the same lines for PyTorch's pictures).
 
 use super::eval::EVAL_SEED;
+use super::gan_args::{GanArgs, GanChoices};
 use super::open_dataset;
 use super::output::progress_bar;
 use anyhow::{Context, Result};
-use clap::builder::PossibleValuesParser;
 use clap::Args;
 use gantry::env::Env;
 use gantry::learn::{self, ForeignPoint, Inputs, LearnConfig, TextInput};
-use gantry::model::{Upsampling, UPSAMPLINGS};
+
 use gantry::probe::LoadedProbe;
 use gantry::runtime::describe_device;
-use gantry::train::gan::{Variant, WrongImages};
 use gantry::training_set::{OnError, TrainingSet};
 use gantry::weights::Model;
 use std::io::Write;
@@ -29,50 +28,14 @@ pub struct LearnArgs {
     /// as the paper's Lua code does)
     #[arg(long)]
     pub reuse_fakes: bool,
-    /// Weight of a text-matching term in G's loss (0: the paper): the joint
-    /// embedding's frozen image encoder asks each picture to match its own
-    /// text better than the batch's other texts (AttnGAN's DAMSM idea)
-    #[arg(long, default_value_t = 0.0)]
-    pub match_loss: f64,
-    /// Which of the batch's other texts the matching term ranks each
-    /// picture's own text above: other classes' (as the paper's loss), or
-    /// every other picture's (where a class fixes only part of a caption,
-    /// as procedural flowers' colour and shape, so that G is also asked
-    /// for the count and the centre)
-    #[arg(long, default_value = "class", value_parser = ["class", "image"])]
-    pub match_negatives: String,
-    /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
-    /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
-    /// convolution, which draws no checkerboard of its own, at the last
-    /// doubling (resize-last) or at every one (resize), or a bilinear
-    /// upsampling and a 3x3 convolution at every one (bilinear)
-    #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
-    pub upsampling: String,
-    /// D also reads how much its features spread over groups of four
-    /// images (minibatch standard deviation, Karras et al. 2018): a G that
-    /// draws one picture whatever z is stands out
-    #[arg(long)]
-    pub minibatch_std: bool,
+    #[command(flatten)]
+    pub gan: GanArgs,
     /// Steps from scratch
     #[arg(long, default_value_t = 2000)]
     pub steps: u64,
     /// A line every this many steps
     #[arg(long, default_value_t = 200)]
     pub every: u64,
-    /// Architecture preset of G and D
-    #[arg(long, default_value = "small")]
-    pub preset: String,
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 2e-4)]
-    pub lr: f64,
-    /// gan, gan-cls, gan-int or gan-int-cls
-    #[arg(long, default_value = "gan-int-cls")]
-    pub variant: String,
-    /// Where D's wrong images come from: other classes (the paper), any other
-    /// image, or siblings (images that differ in one content attribute alone)
-    #[arg(long, default_value = "class", value_parser = WrongImages::NAMES)]
-    pub wrong: String,
     /// The model whose text encoder gives φ(t)
     #[arg(long, default_value = "procedural-flowers")]
     pub text_encoder: String,
@@ -197,24 +160,27 @@ fn emit(point: &learn::Point, label: &str, jsonl: &mut Option<std::fs::File>) {
 
 pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
     let device = env.device()?;
+    let GanChoices {
+        variant,
+        wrong,
+        match_negatives,
+        layers,
+    } = args.gan.choices()?;
     let config = LearnConfig {
-        preset: args.preset.clone(),
+        preset: args.gan.preset.clone(),
         text: TextInput::parse(&args.conditioning)?,
         steps: args.steps,
         every: args.every,
-        batch: args.batch,
-        lr: args.lr,
-        variant: Variant::parse(&args.variant)?,
-        wrong: WrongImages::parse(&args.wrong)?,
+        batch: args.gan.batch,
+        lr: args.gan.lr,
+        variant,
+        wrong,
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
-        match_loss: args.match_loss,
-        match_negatives: gantry::train::gan::match_negatives(
-            &args.match_negatives,
-            args.match_loss,
-        )?,
-        upsampling: Upsampling::parse(&args.upsampling)?,
-        minibatch_std: args.minibatch_std,
+        match_loss: args.gan.match_loss,
+        match_negatives,
+        upsampling: layers.upsampling,
+        minibatch_std: layers.minibatch_std,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

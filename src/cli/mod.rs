@@ -5,6 +5,7 @@ pub mod bench;
 pub mod dataset;
 pub mod draw;
 pub mod eval;
+pub mod gan_args;
 pub mod learn;
 pub mod model;
 pub mod output;

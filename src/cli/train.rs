@@ -1,15 +1,14 @@
 //! `gantry train text-encoder|gan|style-encoder|text-distil|pack` and `gantry bench train`.
 
+use super::gan_args::{GanArgs, GanChoices};
 use super::open_dataset;
 use super::output::progress_bar;
 use anyhow::{bail, Context, Result};
-use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use gantry::env::Env;
-use gantry::model::UPSAMPLINGS;
 use gantry::runtime::describe_device;
 use gantry::train::distil::{self, DistilConfig, DistilTrainer};
-use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind, Variant, WrongImages};
+use gantry::train::gan::{GanConfig, GanTrainer, TextScalingKind};
 use gantry::train::style::{StyleConfig, StyleTrainer};
 use gantry::train::text_encoder::{zero_shot_top1, JointConfig, JointTrainer, Matching};
 use gantry::train::{self, assemble, Control, Observer, Outcome, Run, Trainer};
@@ -108,28 +107,13 @@ pub enum TrainCommand {
         /// Model folder (or name) whose text encoder to use (from `train text-encoder`)
         #[arg(long)]
         text_encoder: String,
-        /// gan, gan-cls, gan-int or gan-int-cls
-        #[arg(long, default_value = "gan-int-cls")]
-        variant: String,
-        /// Architecture preset of G and D: reed, small, tiny
-        #[arg(long, default_value = "small")]
-        preset: String,
+        #[command(flatten)]
+        gan: GanArgs,
         #[arg(long, default_value_t = 600)]
         epochs: u64,
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        #[arg(long, default_value_t = 2e-4)]
-        lr: f64,
         /// Halve the learning rate every this many epochs
         #[arg(long, default_value_t = 100)]
         lr_halve_every: u64,
-        /// Where D's wrong images (the CLS term) come from: other classes (the
-        /// paper), any other image (D then checks every attribute captions
-        /// state, not only the class), or siblings, images that differ in one
-        /// content attribute alone (data with attributes, e.g. procedural
-        /// flowers: D must check the count and the centre, not the colour alone)
-        #[arg(long, default_value = "class", value_parser = WrongImages::NAMES)]
-        wrong: String,
         /// D's target for real pairs: 1 is the paper; 0.9 is one-sided label
         /// smoothing (D less certain of real images, G's gradient less flat)
         #[arg(long, default_value_t = 1.0)]
@@ -147,30 +131,6 @@ pub enum TrainCommand {
         /// reusing the fakes of D's update
         #[arg(long)]
         fresh_noise: bool,
-        /// Weight of a text-matching term in G's loss (0: the paper): the
-        /// text encoder's frozen image encoder asks each picture to match its
-        /// own text better than the batch's other texts (AttnGAN's DAMSM idea)
-        #[arg(long, default_value_t = 0.0)]
-        match_loss: f64,
-        /// Which of the batch's other texts the matching term ranks each
-        /// picture's own text above: other classes' (as the paper's loss), or
-        /// every other picture's (where a class fixes only part of a caption,
-        /// as procedural flowers' colour and shape, so that G is also asked
-        /// for the count and the centre)
-        #[arg(long, default_value = "class", value_parser = ["class", "image"])]
-        match_negatives: String,
-        /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
-        /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
-        /// convolution, which draws no checkerboard of its own, at the last
-        /// doubling (resize-last) or at every one (resize), or a bilinear
-        /// upsampling and a 3x3 convolution at every one (bilinear)
-        #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
-        upsampling: String,
-        /// D also reads how much its features spread over groups of four
-        /// images (minibatch standard deviation, Karras et al. 2018): a G
-        /// that draws one picture whatever z is stands out
-        #[arg(long)]
-        minibatch_std: bool,
         /// Start G, D and S from this model's weights (fresh optimizer state)
         /// instead of a fresh initialisation; architectures must match. Where
         /// its card records the GAN's schedule, the run takes it up there (the
@@ -494,35 +454,30 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
         TrainCommand::Gan {
             common,
             text_encoder,
-            variant,
-            preset,
+            gan: options,
             epochs,
-            batch,
-            lr,
             lr_halve_every,
-            wrong,
             real_label,
             instance_noise,
             conditioning,
             fresh_noise,
-            match_loss,
-            match_negatives,
-            upsampling,
-            minibatch_std,
             init_from,
             restart_schedule,
         } => {
-            let variant = Variant::parse(&variant)?;
-            let layers = gantry::model::Layers {
-                upsampling: gantry::model::Upsampling::parse(&upsampling)?,
-                minibatch_std,
-            };
+            let GanChoices {
+                variant,
+                wrong,
+                match_negatives,
+                layers,
+            } = options.choices()?;
+            let GanArgs {
+                preset,
+                batch,
+                lr,
+                match_loss,
+                ..
+            } = options;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
-            let wrong = WrongImages::parse(&wrong)?;
-            gantry::model::ModelConfig::preset(&preset)?;
-            gantry::train::gan::check_match_loss(match_loss)?;
-            let match_negatives =
-                gantry::train::gan::match_negatives(&match_negatives, match_loss)?;
             let run = prepare_run(&common)?;
             let source_dir = env.find_model(&text_encoder)?;
             let source = Model::load_text_side(&source_dir, device).with_context(|| {

@@ -1,0 +1,81 @@
+//! The GAN options `train gan` and `bench learn` share, said once: the
+//! learning curve asks its questions with the very flags a training run
+//! takes.
+
+use clap::builder::PossibleValuesParser;
+use clap::Args;
+use gantry::model::{Layers, Upsampling, UPSAMPLINGS};
+use gantry::train::gan::{match_negatives, Variant, WrongImages};
+use gantry::train::text_encoder::Matching;
+
+#[derive(Args)]
+pub struct GanArgs {
+    /// gan, gan-cls, gan-int or gan-int-cls
+    #[arg(long, default_value = "gan-int-cls")]
+    pub variant: String,
+    /// Architecture preset of G and D: reed, small, tiny
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    /// Real images per step (G draws half as many again, interpolated)
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Adam's learning rate (β1 0.5) for G and D
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// Where D's wrong images (the CLS term) come from: other classes (the
+    /// paper), any other image (D then checks every attribute captions
+    /// state, not only the class), or siblings, images that differ in one
+    /// content attribute alone (data with attributes, e.g. procedural
+    /// flowers: D must check the count and the centre, not the colour alone)
+    #[arg(long, default_value = "class", value_parser = WrongImages::NAMES)]
+    pub wrong: String,
+    /// Weight of a text-matching term in G's loss (0: the paper): the text
+    /// encoder's frozen image encoder asks each picture to match its own
+    /// text better than the batch's other texts (AttnGAN's DAMSM idea)
+    #[arg(long, default_value_t = 0.0)]
+    pub match_loss: f64,
+    /// Which of the batch's other texts the matching term ranks each
+    /// picture's own text above: other classes' (as the paper's loss), or
+    /// every other picture's (where a class fixes only part of a caption,
+    /// as procedural flowers' colour and shape, so that G is also asked for
+    /// the count and the centre)
+    #[arg(long, default_value = "class", value_parser = ["class", "image"])]
+    pub match_negatives: String,
+    /// How G doubles its maps up to the 64x64 pixels: 4x4 transposed
+    /// convolutions (the paper), or a nearest-neighbour upsampling and a 3x3
+    /// convolution, which draws no checkerboard of its own, at the last
+    /// doubling (resize-last) or at every one (resize), or a bilinear
+    /// upsampling and a 3x3 convolution at every one (bilinear)
+    #[arg(long, default_value = "transposed", value_parser = PossibleValuesParser::new(UPSAMPLINGS))]
+    pub upsampling: String,
+    /// D also reads how much its features spread over groups of four images
+    /// (minibatch standard deviation, Karras et al. 2018): a G that draws one
+    /// picture whatever z is stands out
+    #[arg(long)]
+    pub minibatch_std: bool,
+}
+
+/// [`GanArgs`] read: the words parsed, what does not go together refused
+/// (before any data is read).
+pub struct GanChoices {
+    pub variant: Variant,
+    pub wrong: WrongImages,
+    pub match_negatives: Matching,
+    pub layers: Layers,
+}
+
+impl GanArgs {
+    pub fn choices(&self) -> anyhow::Result<GanChoices> {
+        gantry::model::ModelConfig::preset(&self.preset)?;
+        gantry::train::gan::check_match_loss(self.match_loss)?;
+        Ok(GanChoices {
+            variant: Variant::parse(&self.variant)?,
+            wrong: WrongImages::parse(&self.wrong)?,
+            match_negatives: match_negatives(&self.match_negatives, self.match_loss)?,
+            layers: Layers {
+                upsampling: Upsampling::parse(&self.upsampling)?,
+                minibatch_std: self.minibatch_std,
+            },
+        })
+    }
+}
