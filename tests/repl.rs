@@ -313,6 +313,9 @@ fn lines_typed_during_a_job_run_after_it() {
     std::thread::sleep(Duration::from_millis(1500));
     let screen = t.screen();
     assert!(!screen.contains("› a black flower"), "{screen}");
+    // The dropped line is kept in the history file, for Up in a later session.
+    let history = std::fs::read_to_string(sandbox.path().join("data/history")).unwrap();
+    assert!(history.contains("a black flower"), "{history}");
     t.alive();
 }
 

@@ -22,7 +22,7 @@ use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 use ratatui_image::Resize;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,7 +43,6 @@ type Running = (
 /// Runs `line` on the session in a worker thread; the session goes with it
 /// and comes back when the job ends.
 fn start_job(mut s: Session, line: String, app: &mut App, previewed: &mut String) -> Running {
-    append_history(&s, &line);
     let progress = s.progress.clone();
     progress.done.store(0, Ordering::SeqCst);
     progress.total.store(0, Ordering::SeqCst);
@@ -91,8 +90,8 @@ fn history_file(session: &Session) -> PathBuf {
     session.paths.data_dir.join("history")
 }
 
-fn load_history(session: &Session) -> Vec<String> {
-    std::fs::read_to_string(history_file(session))
+fn load_history(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
         .map(|t| {
             t.lines()
                 .filter(|l| !l.is_empty())
@@ -102,8 +101,9 @@ fn load_history(session: &Session) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn append_history(session: &Session, line: &str) {
-    let path = history_file(session);
+/// Writes an entered line to the history file (as it is entered: a line
+/// typed ahead of a running job is kept even where Ctrl-C drops it).
+fn append_history(path: &Path, line: &str) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -211,8 +211,9 @@ pub fn run(session: Session) -> Result<()> {
     enable_raw_mode().context("the terminal refused raw mode")?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
 
+    let history = history_file(&session);
     let mut app = App {
-        history: load_history(&session),
+        history: load_history(&history),
         ..Default::default()
     };
     let mut images = Images::default();
@@ -324,7 +325,8 @@ pub fn run(session: Session) -> Result<()> {
                         cancel.store(true, Ordering::SeqCst);
                         app.notice = Some("cancelling...".into());
                         // Ctrl-C stops what was asked for, not just its
-                        // first line; the dropped lines are in the history.
+                        // first line; the dropped lines are in the history
+                        // (Up recalls them, here and in the next session).
                         queued.clear();
                     }
                 }
@@ -357,13 +359,16 @@ pub fn run(session: Session) -> Result<()> {
                     }
                     None => app.notice = Some("busy: Ctrl-C cancels the running job".into()),
                 },
-                Action::Execute(line) => match session.take() {
-                    Some(s) => job = Some(start_job(s, line, &mut app, &mut previewed)),
-                    None => {
-                        queued.push_back(line);
-                        app.notice = Some(queued_notice(queued.len()));
+                Action::Execute(line) => {
+                    append_history(&history, &line);
+                    match session.take() {
+                        Some(s) => job = Some(start_job(s, line, &mut app, &mut previewed)),
+                        None => {
+                            queued.push_back(line);
+                            app.notice = Some(queued_notice(queued.len()));
+                        }
                     }
-                },
+                }
             },
             Event::Resize(_, _) => terminal.autoresize()?,
             _ => {}
