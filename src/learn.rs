@@ -119,16 +119,21 @@ impl LearnConfig {
                 label += &format!(" against {}", self.match_negatives.name());
             }
         }
-        if !self.upsampling.is_paper() {
-            label += &format!(" upsampling {}", self.upsampling.name());
-        }
-        if self.minibatch_std {
-            label += " minibatch-std";
+        for word in self.layers().words() {
+            label += &format!(" {word}");
         }
         if self.seed != 0 {
             label += &format!(" seed {}", self.seed);
         }
         label
+    }
+
+    /// G's and D's layers.
+    pub fn layers(&self) -> Layers {
+        Layers {
+            upsampling: self.upsampling,
+            minibatch_std: self.minibatch_std,
+        }
     }
 
     /// Refuses an export PyTorch could not follow: its matching term reads
@@ -313,10 +318,7 @@ pub fn prepare<'a>(
     if config.every == 0 || config.steps == 0 {
         bail!("--steps and --every must be at least 1");
     }
-    let mut model_config = ModelConfig::preset(&config.preset)?.with_layers(Layers {
-        upsampling: config.upsampling,
-        minibatch_std: config.minibatch_std,
-    });
+    let mut model_config = ModelConfig::preset(&config.preset)?.with_layers(config.layers());
     let (embeddings, eval_text) = match (config.text, inputs.text_model) {
         (TextInput::OneHot, _) => {
             let train = one_hot_attributes(inputs.train, inputs.probe)?;

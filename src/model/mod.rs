@@ -47,17 +47,23 @@ pub struct Layers {
 }
 
 impl Layers {
-    /// What sets these apart from the paper's layers, as a run's header
-    /// says it: "" for the paper's, else ", upsampling resize, minibatch-std".
-    pub fn describe(&self) -> String {
-        let mut s = String::new();
+    /// What sets these apart from the paper's layers, in words: none for
+    /// the paper's, else e.g. ["upsampling resize", "minibatch-std"].
+    pub fn words(&self) -> Vec<String> {
+        let mut words = Vec::new();
         if !self.upsampling.is_paper() {
-            s += &format!(", upsampling {}", self.upsampling.name());
+            words.push(format!("upsampling {}", self.upsampling.name()));
         }
         if self.minibatch_std {
-            s += ", minibatch-std";
+            words.push("minibatch-std".to_string());
         }
-        s
+        words
+    }
+
+    /// The [`Self::words`] as a run's header says them: "" for the paper's
+    /// layers, else ", upsampling resize, minibatch-std".
+    pub fn describe(&self) -> String {
+        self.words().iter().map(|w| format!(", {w}")).collect()
     }
 }
 
