@@ -205,6 +205,32 @@ fn source_runs_scripts_and_reports_file_and_line() {
 }
 
 #[test]
+fn a_script_that_sources_itself_is_refused_once_with_its_loop() {
+    let sandbox = Sandbox::new();
+    let mut s = session(&sandbox);
+    let a = sandbox.path().join("a.gantry");
+    let b = sandbox.path().join("b.gantry");
+    std::fs::write(&a, format!(":n 2\n:source {}\n", b.display())).unwrap();
+    std::fs::write(&b, format!(":source {}\n", a.display())).unwrap();
+    let err = format!(
+        "{:#}",
+        s.execute(&format!(":source {}", a.display())).unwrap_err()
+    );
+    assert!(err.contains("a script sources itself"), "{err}");
+    assert!(
+        err.contains("a.gantry -> ") && err.contains("b.gantry -> "),
+        "{err}"
+    );
+    // Where the loop closed: a.gantry:2, b.gantry:1, once each.
+    assert_eq!(err.matches("a.gantry:2:").count(), 1, "{err}");
+    assert_eq!(err.matches("b.gantry:1:").count(), 1, "{err}");
+    // The session is not left inside the scripts: a good one runs after.
+    std::fs::write(&b, ":n 3\n").unwrap();
+    s.execute(&format!(":source {}", b.display())).unwrap();
+    assert_eq!(s.n, 3);
+}
+
+#[test]
 fn classify_and_score_rank_with_the_joint_embedding() {
     let sandbox = Sandbox::new();
     let mut s = session(&sandbox);

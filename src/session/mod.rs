@@ -160,8 +160,8 @@ pub struct Session {
     pub progress: Progress,
     pub history: Vec<String>,
     pub last_latency_ms: Option<f64>,
-    /// Scripts being run by `:source`, to refuse loops.
-    source_depth: usize,
+    /// The scripts being run by `:source`, outermost first (to refuse loops).
+    sourcing: Vec<PathBuf>,
     /// Class vectors for `:classify`, built on first use.
     class_vectors: Option<(Vec<String>, tch::Tensor)>,
     /// The gantry executable that probes plugins before `:plugin install`.
@@ -213,7 +213,7 @@ impl Session {
             progress: Progress::default(),
             history: Vec::new(),
             last_latency_ms: None,
-            source_depth: 0,
+            sourcing: Vec::new(),
             class_vectors: None,
             probe_exe: std::env::current_exe()
                 .ok()
@@ -773,12 +773,23 @@ impl Session {
     /// Runs a script file line by line; stops at the first error with
     /// `FILE:LINE: message`. Blank lines and `#` comments are skipped.
     pub fn source(&mut self, path: &Path) -> Result<usize> {
-        if self.source_depth >= 8 {
-            bail!("scripts nested more than 8 deep (does one :source itself?)");
+        // A script that sources itself, directly or through others, is
+        // refused where the loop closes (one message, not a chain of eight).
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(first) = self.sourcing.iter().position(|p| *p == canonical) {
+            let chain: Vec<String> = self.sourcing[first..]
+                .iter()
+                .chain([&canonical])
+                .map(|p| p.display().to_string())
+                .collect();
+            bail!("a script sources itself: {}", chain.join(" -> "));
+        }
+        if self.sourcing.len() >= 8 {
+            bail!("scripts nested more than 8 deep");
         }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
-        self.source_depth += 1;
+        self.sourcing.push(canonical);
         let mut ran = 0;
         let result = (|| {
             for (i, line) in text.lines().enumerate() {
@@ -796,7 +807,7 @@ impl Session {
             }
             Ok(ran)
         })();
-        self.source_depth -= 1;
+        self.sourcing.pop();
         result
     }
 }
