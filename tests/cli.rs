@@ -563,6 +563,12 @@ fn eval_of_a_text_encoder_reads_its_embedding() {
     // Other data cannot measure a text encoder without G: said, not panicked.
     let err = sandbox.fails(&["eval", "te", "--dataset", "imagefolder:te"]);
     assert!(err.contains("holds only a text encoder"), "{err}");
+    // Style transfer needs G: refused before anything is measured.
+    let err = sandbox.fails(&["eval", "te", "--encoder", "optimize"]);
+    assert!(
+        err.contains("--encoder") && err.contains("only a text encoder"),
+        "{err}"
+    );
 }
 
 /// A captioned folder of "photos": four classes, each a colour with a

@@ -54,22 +54,46 @@ pub struct EvalArgs {
     pub seed: u64,
 }
 
+/// What `gantry eval` measures, decided once from the model and the data.
+#[derive(Clone, Copy, PartialEq)]
+enum Subject {
+    /// A text encoder whose G was never trained (state/procedural-text-encoder,
+    /// a `train text-encoder` run): what its joint embedding reads, on
+    /// procedural flowers only.
+    TextEncoder,
+    /// G on procedural flowers: the probe reads its pictures exactly.
+    Procedural,
+    /// G on captioned photos (Oxford-102, CUB): retrieval, colour and realism.
+    Captioned,
+}
+
 pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
     let device = env.device()?;
     let dir = env.find_model(&args.model)?;
     let procedural = args.dataset.split(':').next() == Some("procedural-flowers");
-    // A text encoder whose G was never trained (state/procedural-text-encoder,
-    // a `train text-encoder` run) is measured by what its joint embedding
-    // reads; everything else needs G.
-    let text_side_only = read_card(&dir)?.text_side_only();
-    if text_side_only && !procedural {
-        bail!(
+    let subject = match (read_card(&dir)?.text_side_only(), procedural) {
+        (true, true) => Subject::TextEncoder,
+        (true, false) => bail!(
             "{} holds only a text encoder: it is measured on procedural flowers (what its embedding reads), not on {}",
             dir.display(),
             args.dataset
-        );
+        ),
+        (false, true) => Subject::Procedural,
+        (false, false) => Subject::Captioned,
+    };
+    // Style transfer is read by the attribute probe: procedural flowers only.
+    // Plugins named are found before anything is measured.
+    match subject {
+        _ if args.encoders.is_empty() => {}
+        Subject::TextEncoder => bail!(
+            "--encoder measures style transfer through G: {} holds only a text encoder",
+            dir.display()
+        ),
+        Subject::Captioned => bail!("--encoder measures style transfer on procedural flowers only (the probe reads the background and the position kept)"),
+        Subject::Procedural => {}
     }
-    let model = if text_side_only {
+    let style_encoders = style_encoders(env, &args.encoders)?;
+    let model = if subject == Subject::TextEncoder {
         Model::load_text_side(&dir, device)?
     } else {
         Model::load(&dir, device)?
@@ -96,75 +120,44 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
     );
 
     let mut metrics: Vec<Metric> = Vec::new();
-    if text_side_only {
-        eprintln!("text encoder only: what its embedding reads on every render");
-        metrics.extend(eval::embedding_reads(&model, &set, set.len())?);
-        metrics.extend(eval::embedding_reads_with(
-            &model,
-            &set,
-            set.len(),
-            "phrasing_embedding_reads",
-            &eval::phrased_caption,
-        )?);
-        print_reads_per_phrasing(&model, &set)?;
-    } else if procedural {
-        let probe = LoadedProbe::load(&args.probe, device)?;
-        metrics.extend(eval::procedural(&model, &probe, &set, args.seed)?);
-    }
-    if !text_side_only {
-        metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
-    }
-    if !text_side_only && !procedural {
-        let path = args
-            .classifier
-            .clone()
-            .unwrap_or_else(|| super::probe::default_classifier(&args.dataset));
-        if path.join("model.json").exists() {
-            let probe = LoadedProbe::load(&path, device)?;
-            if probe.reads_classes_of(&set) {
-                metrics.extend(eval::realism(&model, &set, &probe, args.seed)?);
-            } else if args.classifier.is_some() {
-                bail!(
-                    "{} does not read the classes of {}",
-                    path.display(),
-                    set.spec
-                );
-            }
-        } else if args.classifier.is_some() {
-            bail!("{}: no class probe there", path.display());
-        } else {
-            eprintln!(
-                "realism not measured: no class probe at {} (gantry probe train --dataset {})",
-                path.display(),
-                args.dataset
-            );
+    let model = match subject {
+        Subject::TextEncoder => {
+            eprintln!("text encoder only: what its embedding reads on every render");
+            metrics.extend(eval::embedding_reads(&model, &set, set.len())?);
+            metrics.extend(eval::embedding_reads_with(
+                &model,
+                &set,
+                set.len(),
+                "phrasing_embedding_reads",
+                &eval::phrased_caption,
+            )?);
+            print_reads_per_phrasing(&model, &set)?;
+            model
         }
-    }
-    let mut model = model;
-    if procedural && !text_side_only && !args.encoders.is_empty() {
-        let registry = env.registry().clone();
-        let mut choices = vec![StyleEncoderChoice::Learned];
-        for name in &args.encoders {
-            if name == "learned" {
-                continue;
+        Subject::Procedural => {
+            let probe = LoadedProbe::load(&args.probe, device)?;
+            metrics.extend(eval::procedural(&model, &probe, &set, args.seed)?);
+            metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
+            if args.encoders.is_empty() {
+                model
+            } else {
+                let runtime = Runtime::new(model, Sampler::BuiltinGaussian);
+                metrics.extend(eval::style_encoders(
+                    &runtime,
+                    &probe,
+                    &set,
+                    &style_encoders,
+                    args.encoder_count,
+                )?);
+                runtime.into_model()
             }
-            let plugin = registry
-                .find(PluginKind::StyleEncoder, name)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("no style-encoder plugin named '{name}'"))?;
-            choices.push(StyleEncoderChoice::Plugin(plugin));
         }
-        let probe = LoadedProbe::load(&args.probe, device)?;
-        let runtime = Runtime::new(model, Sampler::BuiltinGaussian);
-        metrics.extend(eval::style_encoders(
-            &runtime,
-            &probe,
-            &set,
-            &choices,
-            args.encoder_count,
-        )?);
-        model = runtime.into_model();
-    }
+        Subject::Captioned => {
+            metrics.extend(eval::captioned(&model, &set, args.queries, args.seed)?);
+            metrics.extend(realism(&args, &model, &set, device)?);
+            model
+        }
+    };
 
     println!("{:<36} {:>8}  note", "metric", "value");
     for m in &metrics {
@@ -184,6 +177,7 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
             .iter()
             .map(|m| (m.name.clone(), m.value.into()))
             .collect();
+        let mut model = model;
         model
             .card
             .metrics
@@ -195,6 +189,58 @@ pub fn command(env: &Env, args: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The learned S and the style-encoder plugins `--encoder` names.
+fn style_encoders(env: &Env, names: &[String]) -> Result<Vec<StyleEncoderChoice>> {
+    let registry = env.registry();
+    let mut choices = vec![StyleEncoderChoice::Learned];
+    for name in names.iter().filter(|n| *n != "learned") {
+        let plugin = registry
+            .find(PluginKind::StyleEncoder, name)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no style-encoder plugin named '{name}'"))?;
+        choices.push(StyleEncoderChoice::Plugin(plugin));
+    }
+    Ok(choices)
+}
+
+/// Realism of captioned photos, read by the dataset's class probe (the one
+/// `--classifier` names, else weights/NAME-classifier where it exists; none
+/// there is said, not an error).
+fn realism(
+    args: &EvalArgs,
+    model: &Model,
+    set: &TrainingSet,
+    device: tch::Device,
+) -> Result<Vec<Metric>> {
+    let path = args
+        .classifier
+        .clone()
+        .unwrap_or_else(|| super::probe::default_classifier(&args.dataset));
+    if !path.join("model.json").exists() {
+        if args.classifier.is_some() {
+            bail!("{}: no class probe there", path.display());
+        }
+        eprintln!(
+            "realism not measured: no class probe at {} (gantry probe train --dataset {})",
+            path.display(),
+            args.dataset
+        );
+        return Ok(Vec::new());
+    }
+    let probe = LoadedProbe::load(&path, device)?;
+    if probe.reads_classes_of(set) {
+        eval::realism(model, set, &probe, args.seed)
+    } else if args.classifier.is_some() {
+        bail!(
+            "{} does not read the classes of {}",
+            path.display(),
+            set.spec
+        )
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// What the embedding reads in each held-out sentence form on its own (every
