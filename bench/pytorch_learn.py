@@ -293,10 +293,11 @@ def main():
 
     def wrong_of(idx):
         # For each image another training image: of another class, any other,
-        # or a sibling (any other where it has none).
+        # or at the even places a sibling (any other at the odd places and
+        # where it has none).
         out = torch.empty_like(idx)
         for i, src in enumerate(idx.tolist()):
-            if wrong_mode == "sibling":
+            if wrong_mode == "sibling" and i % 2 == 0:
                 j = sibling_of(src)
                 if j is not None:
                     out[i] = j
