@@ -37,7 +37,8 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// Lays `cells` (image, caption) out in `columns` columns, each image
 /// scaled up `scale` times, captions wrapped under them in at most
-/// `caption_lines` lines.
+/// `caption_lines` lines (as many as the longest caption needs: a sheet of
+/// short labels has no empty band under them).
 pub fn contact_sheet(
     cells: &[(Image, String)],
     columns: usize,
@@ -48,6 +49,13 @@ pub fn contact_sheet(
     let rows = cells.len().div_ceil(columns).max(1);
     let image_side = cells.first().map_or(64, |(i, _)| i.width.max(i.height)) * scale;
     let cell_w = image_side + 2 * PAD;
+    let chars_per_line = (image_side / GLYPH) as usize;
+    let needed = cells
+        .iter()
+        .map(|(_, caption)| wrap(caption, chars_per_line).len())
+        .max()
+        .unwrap_or(0);
+    let caption_lines = caption_lines.min(needed);
     let cell_h = image_side + 2 * PAD + caption_lines as u32 * (GLYPH + 2);
     let width = cell_w * columns as u32;
     let height = cell_h * rows as u32;
@@ -71,7 +79,6 @@ pub fn contact_sheet(
                 );
             }
         }
-        let chars_per_line = (image_side / GLYPH) as usize;
         let mut lines = wrap(caption, chars_per_line);
         if lines.len() > caption_lines {
             lines.truncate(caption_lines);
@@ -124,13 +131,23 @@ mod tests {
             height: 4,
             rgb: vec![200; 48],
         };
-        let cells = vec![(image.clone(), "hi".to_string()), (image, String::new())];
+        let cells = vec![
+            (image.clone(), "hi".to_string()),
+            (image.clone(), String::new()),
+        ];
         let sheet = contact_sheet(&cells, 2, 8, 2);
-        // 2 columns of (32 + 8) px; one row of 32 + 8 + 2 * 10 px.
-        assert_eq!((sheet.width, sheet.height), (80, 60));
+        // 2 columns of (32 + 8) px; one row of 32 + 8 + 1 * 10 px: one
+        // line is all the longest caption needs.
+        assert_eq!((sheet.width, sheet.height), (80, 50));
+        // A caption of three lines (4 characters a line) gets the two allowed.
+        let long = vec![
+            (image.clone(), "one two six".to_string()),
+            (image.clone(), String::new()),
+        ];
+        assert_eq!(contact_sheet(&long, 2, 8, 2).height, 60);
         // Some caption pixels are lit under the first image only.
         let lit = |x0: u32| {
-            (36..60).any(|y| (x0..x0 + 32).any(|x| sheet.rgb[((y * 80 + x) * 3) as usize] == 230))
+            (36..50).any(|y| (x0..x0 + 32).any(|x| sheet.rgb[((y * 80 + x) * 3) as usize] == 230))
         };
         assert!(lit(4));
         assert!(!lit(44));
