@@ -81,8 +81,9 @@ def diversity(point):
 
 def print_summary(curves, attributes):
     head = " | ".join(f"{a} at the last step | {a}, mean of the last half" for a in attributes)
-    print(f"| curve | last step | {head} | diversity, mean of the last half |")
-    print("|---" * (3 + 2 * len(attributes)) + "|")
+    print(f"| curve | last step | {head} | diversity, mean of the last half "
+          "| D rejects colour / shape / count / centre, mean of the last half |")
+    print("|---" * (4 + 2 * len(attributes)) + "|")
     for label, points in curves.items():
         steps = sorted(points)
         late = [s for s in steps if s > steps[-1] / 2]
@@ -98,6 +99,13 @@ def print_summary(curves, attributes):
         measured = [points[s]["diversity"] for s in late if points[s].get("diversity")]
         if measured:
             means = [sum(d[k][1] for d in measured) / len(measured) for k in range(len(measured[0]))]
+            cells.append(" / ".join(f"{m:.2f}" for m in means))
+        else:
+            cells.append("-")
+        # What D checks (lines since d_rejects was measured).
+        rejects = [points[s]["d_rejects"] for s in late if points[s].get("d_rejects")]
+        if rejects:
+            means = [sum(r[k][1] for r in rejects) / len(rejects) for k in range(len(rejects[0]))]
             cells.append(" / ".join(f"{m:.2f}" for m in means))
         else:
             cells.append("-")

@@ -192,6 +192,13 @@ pub struct Point {
     /// curve).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diversity: Vec<(String, f64)>,
+    /// What D checks against the text, per content attribute: how far its
+    /// score of real renders falls when their caption states another value
+    /// of that attribute ([`crate::eval::d_rejects`]; near 0, D's verdict does
+    /// not ask G for it). Empty for another program's curve and one-hot
+    /// conditioning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub d_rejects: Vec<(String, f64)>,
     /// Seconds of training so far (measurement excluded).
     pub seconds: f64,
 }
@@ -224,6 +231,7 @@ impl Point {
             grids: grids.coarser,
             grids_real: real.coarser.clone(),
             diversity,
+            d_rejects: Vec::new(),
             seconds,
         }
     }
@@ -250,6 +258,9 @@ impl Point {
         }
         for (attribute, fraction) in &self.diversity {
             s += &format!(" diverse_{attribute}={fraction:.2}");
+        }
+        for (attribute, drop) in &self.d_rejects {
+            s += &format!(" d_rejects_{attribute}={drop:.2}");
         }
         s += &format!(" s={:.0}", self.seconds);
         s
@@ -561,7 +572,7 @@ pub fn run(
                 &prepared.diverse_z,
             );
             let mut first = Tensor::new();
-            let point = Point::new(
+            let mut point = Point::new(
                 step,
                 content_accuracy(&images, inputs.eval, inputs.probe)?,
                 scores,
@@ -575,6 +586,17 @@ pub fn run(
                 })?,
                 trained,
             );
+            if config.text != TextInput::OneHot {
+                point.d_rejects = crate::eval::d_rejects(
+                    &prepared.trainer.model,
+                    inputs.eval,
+                    &inputs.eval.split(false),
+                    config.seed,
+                )?
+                .iter()
+                .map(|r| (r.label.to_string(), r.drop()))
+                .collect();
+            }
             on_point(&point, &images, &first)?;
             points.push(point);
         }

@@ -502,6 +502,8 @@ fn eval_prints_the_table_and_writes_the_card() {
         "grid8_real",
         "grid16_generated",
         "grid16_real",
+        "d_rejects_colour",
+        "d_rejects_centre",
     ] {
         assert!(out.contains(metric), "{metric} missing from\n{out}");
     }

@@ -96,6 +96,14 @@ fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
                 assert!((0.0..=1.5).contains(&fraction), "{style}: {fraction}");
             }
         }
+        // What D checks per attribute, a difference of two of its scores
+        // (gantry's lines, with a text encoder).
+        for attribute in ["colour", "shape", "count", "centre"] {
+            if let Some(drop) = p.get(&format!("d_rejects_{attribute}")) {
+                let drop: f64 = drop.parse().unwrap();
+                assert!((-1.0..=1.0).contains(&drop), "{attribute}: {drop}");
+            }
+        }
     }
 }
 
@@ -109,6 +117,10 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
         first
             .iter()
             .all(|p| p.contains_key("diverse_background") && p.contains_key("diverse_position")),
+        "{first:?}"
+    );
+    assert!(
+        first.iter().all(|p| p.contains_key("d_rejects_centre")),
         "{first:?}"
     );
     // Same seed, same curve (the seconds aside).
@@ -133,6 +145,8 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
         &["--conditioning", "one-hot", "--samples", "pics"],
     ));
     assert_curve(&one_hot, &["2", "4"]);
+    // Without a text encoder there are no captions to change.
+    assert!(!one_hot[0].contains_key("d_rejects_colour"));
     // --samples: each line's first pictures as a sheet to look at, and the
     // first caption's under sixteen z.
     for name in ["00002", "00004", "00002-z", "00004-z"] {

@@ -160,6 +160,40 @@ fn sibling_wrong_images_differ_in_one_content_attribute_of_each_kind() {
     }
 }
 
+/// `d_rejects` reads how much D's verdict depends on each attribute a
+/// caption states: a D whose text path is cut rejects nothing.
+#[test]
+fn d_rejects_reads_what_d_checks_against_the_text() {
+    let set = flowers(300);
+    let mut model = tiny_model();
+    let train = set.split(false);
+    let fresh = gantry::eval::d_rejects(&model, &set, &train, 0).unwrap();
+    let labels: Vec<&str> = fresh.iter().map(|r| r.label).collect();
+    assert_eq!(labels, ["colour", "shape", "count", "centre"]);
+    // A fresh D reads its text input at random: a changed caption moves it.
+    assert!(
+        fresh.iter().all(|r| r.drop() != 0.0),
+        "{:?}",
+        fresh.iter().map(|r| r.drop()).collect::<Vec<_>>()
+    );
+    tch::no_grad(|| {
+        for (name, mut v) in model.discriminator.vs.variables() {
+            if name.ends_with("text_projection.weight") {
+                let _ = v.zero_();
+            }
+        }
+    });
+    for r in gantry::eval::d_rejects(&model, &set, &train, 0).unwrap() {
+        assert!((0.0..=1.0).contains(&r.right), "{}", r.right);
+        assert!(
+            r.drop().abs() < 1e-6,
+            "{}: D without its text changed by {}",
+            r.label,
+            r.drop()
+        );
+    }
+}
+
 #[test]
 fn sibling_wrong_images_are_refused_without_content_attributes() {
     let mut set = flowers(200);

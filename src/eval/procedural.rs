@@ -4,7 +4,7 @@
 //! reads of each attribute.
 
 use super::statistics::{checkerboards, entropy, roc_auc};
-use super::{draw, embed, in_batches, metric, Metric};
+use super::{draw, embed, in_batches, metric, number, Metric};
 use crate::imageio;
 use crate::probe::LoadedProbe;
 use crate::train::noise;
@@ -399,7 +399,118 @@ pub fn procedural(
             parts(generated_kept)
         ),
     ));
+
+    // What D checks: its score of real renders of training classes, with
+    // their caption and with one attribute of it changed.
+    let train = set.split(false);
+    for r in d_rejects(model, set, &train, seed)? {
+        metrics.push(number(
+            &format!("d_rejects_{}", r.label),
+            r.drop(),
+            format!(
+                "D(real, caption) {:.3} - D(real, caption with another {}) {:.3}, {} renders",
+                r.right,
+                r.label,
+                r.changed,
+                train.len().min(REJECTS_RENDERS)
+            ),
+        ));
+    }
     Ok(metrics)
+}
+
+/// What D checks against the text, per content attribute: how far D's score
+/// of a real render falls when its full caption states another value of
+/// that attribute (a random other value present in `set`, the rest kept).
+pub struct Rejects {
+    /// The attribute's short name (colour, shape, count, centre).
+    pub label: &'static str,
+    /// Mean D(x, t) over the renders.
+    pub right: f64,
+    /// Mean D(x, t′), t′ the caption with this attribute changed.
+    pub changed: f64,
+}
+
+impl Rejects {
+    /// D(x, t) − D(x, t′): near 0, D does not check the attribute, and G's
+    /// loss through D does not ask for it.
+    pub fn drop(&self) -> f64 {
+        self.right - self.changed
+    }
+}
+
+/// Renders D's check reads (the first of `indices`), in chunks of the batch
+/// D trains on: D runs in training mode (batch statistics, as every score
+/// it was trained on), so what a chunk holds matters as it does in training.
+const REJECTS_RENDERS: usize = 512;
+const REJECTS_CHUNK: usize = 64;
+
+/// [`Rejects`] for each content attribute, over real renders `indices` of
+/// `set` (at most 512). D's batch-norm running statistics move (unused: D
+/// always scores in training mode); nothing else changes.
+pub fn d_rejects(
+    model: &Model,
+    set: &TrainingSet,
+    indices: &[usize],
+    seed: u64,
+) -> Result<Vec<Rejects>> {
+    let indices = &indices[..indices.len().min(REJECTS_RENDERS)];
+    if indices.is_empty() {
+        bail!("no renders to read D's checks on");
+    }
+    require_probed_attributes(set)?;
+    let mut rng = Rng(seed);
+    let device = model.device;
+    let captions = |changed: Option<&str>, rng: &mut Rng| -> Result<Vec<String>> {
+        indices
+            .iter()
+            .map(|&i| {
+                let mut attributes = set.attributes[i].clone();
+                if let Some(attribute) = changed {
+                    let own = &attributes[attribute];
+                    let others: Vec<&String> = set
+                        .attributes
+                        .iter()
+                        .map(|a| &a[attribute])
+                        .filter(|v| *v != own)
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    if others.is_empty() {
+                        bail!("every render has the same {attribute}: nothing to change it to");
+                    }
+                    let other = others[rng.below(others.len())].clone();
+                    attributes.insert(attribute.to_string(), other);
+                }
+                full_caption(&attributes)
+            })
+            .collect()
+    };
+    let images = set.image_batch(indices, false, &mut rng).to_device(device);
+    let d = &model.discriminator.net;
+    let mean_score = |text: &Tensor| -> f64 {
+        let mut sum = 0.0;
+        for start in (0..indices.len()).step_by(REJECTS_CHUNK) {
+            let len = REJECTS_CHUNK.min(indices.len() - start) as i64;
+            let x = images.narrow(0, start as i64, len);
+            let t = text.narrow(0, start as i64, len);
+            let scores = tch::no_grad(|| d.forward_t(&x, &t, true).sigmoid());
+            sum += scores.sum(Kind::Double).double_value(&[]);
+        }
+        sum / indices.len() as f64
+    };
+    let right = mean_score(&embed(model, &captions(None, &mut rng)?)?);
+    CONTENT
+        .iter()
+        .map(|&(attribute, label)| {
+            let changed = mean_score(&embed(model, &captions(Some(attribute), &mut rng)?)?);
+            Ok(Rejects {
+                label,
+                right,
+                changed,
+            })
+        })
+        .collect()
 }
 
 /// (background, position) of an image.
