@@ -165,7 +165,7 @@ fn sibling_wrong_images_differ_in_one_content_attribute_of_each_kind() {
 #[test]
 fn d_rejects_reads_what_d_checks_against_the_text() {
     let set = flowers(300);
-    let mut model = tiny_model();
+    let model = tiny_model();
     let train = set.split(false);
     let fresh = gantry::eval::d_rejects(&model, &set, &train, 0).unwrap();
     let labels: Vec<&str> = fresh.iter().map(|r| r.label).collect();
