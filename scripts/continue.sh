@@ -9,6 +9,7 @@
 #   UPSAMPLING=resize WHICH=pf ... scripts/continue.sh   # from scratch with resize-convolutions
 #   UPSAMPLING=bilinear MINIBATCH_STD=1 ... scripts/continue.sh   # and D reading the batch's spread
 #   MATCH_NEGATIVES=image ... scripts/continue.sh   # G's matching term against every other picture's text
+#   WRONG=sibling WHICH=pf ... scripts/continue.sh   # D's wrong images half siblings (one attribute changed)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -47,9 +48,11 @@ LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
 UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
 MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
 MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--match-negatives)
+WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf image, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
-# G's and D's layers and the matching term's negatives.
+# G's and D's layers, the matching term's negatives (and, per run below,
+# D's wrong images).
 options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 [ "$MATCH_NEGATIVES" = class ] || options_asked="$options_asked --match-negatives $MATCH_NEGATIVES"
 # One libtorch thread per run on the CPU (the runs go side by side).
@@ -61,11 +64,13 @@ options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 declare -A from args data
 from[pf]=${FROM_PF:-weights/procedural-flowers}
 data[pf]="--dataset procedural-flowers --opt grammar=rich"
-args[pf]="--text-encoder state/procedural-text-encoder --preset small --wrong image --fresh-noise --match-loss 4"
+args[pf]="--text-encoder state/procedural-text-encoder --preset small --fresh-noise --match-loss 4"
 from[ox]=${FROM_OX:-weights/oxford102}
 data[ox]="--dataset reed:../shared/datasets/oxford102"
 args[ox]="--text-encoder weights/oxford102 --preset small --fresh-noise --match-loss 4"
 declare -A folder=([pf]=procedural-flowers [ox]=oxford102)
+# D's wrong images where WRONG is not given (and for runs from before it was kept).
+declare -A wrong=([pf]=image [ox]=class)
 limit=()
 [ -n "$LIMIT" ] && limit=(--limit "$LIMIT")
 
@@ -87,10 +92,11 @@ say "GANs ($MIN min each, side by side): $WHICH on $DEVICE"
 for w in $WHICH; do
     run=$RUNS/${folder[$w]}
     mkdir -p "$run"
-    # G's and D's layers and the matching negatives: the run folder's (kept
+    # G's and D's layers, the matching negatives and the wrong images: the run folder's (kept
     # beside it), else the shipped model's where the run goes on from it,
     # else the ones asked for.
-    resume=() options=$options_asked
+    asked="$options_asked --wrong ${WRONG:-${wrong[$w]}}"
+    resume=() options=$asked
     card="${from[$w]}/model.json"
     if [ -f "$run/checkpoint.safetensors" ]; then
         resume=(--resume)
@@ -101,6 +107,8 @@ for w in $WHICH; do
         else # a run folder from before D's layers were recorded
             options="--upsampling $(cat "$run.upsampling" 2>/dev/null || echo transposed)"
         fi
+        # A run from before its wrong images were kept had the default.
+        [[ "$options" == *--wrong* ]] || options="$options --wrong ${wrong[$w]}"
     elif grep -q '"match_loss": 4' "$card" 2>/dev/null; then
         resume=(--init-from "${from[$w]}")
         layer=$(sed -n 's/.*"upsampling": "\([a-z-]*\)".*/\1/p' "$card" | head -1)
@@ -108,9 +116,11 @@ for w in $WHICH; do
         grep -q '"minibatch_std": true' "$card" && options="$options --minibatch-std"
         negatives=$(sed -n 's/.*"match_negatives": "\([a-z]*\)".*/\1/p' "$card" | head -1)
         [ "${negatives:-class}" = class ] || options="$options --match-negatives $negatives"
-        if [ "$options" != "$options_asked" ]; then
-            echo "${folder[$w]}: the shipped model was trained with '$options', '$options_asked' asked for: starting from scratch" >&2
-            resume=() options=$options_asked
+        trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
+        options="$options --wrong ${trained_wrong:-${wrong[$w]}}"
+        if [ "$options" != "$asked" ]; then
+            echo "${folder[$w]}: the shipped model was trained with '$options', '$asked' asked for: starting from scratch" >&2
+            resume=() options=$asked
         fi
     fi
     echo "$options" > "$run.options"
