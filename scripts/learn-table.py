@@ -79,6 +79,16 @@ def diversity(point):
     return ", " + " / ".join(f"{f:.2f}" for _, f in fractions) if fractions else ""
 
 
+def late_means(points, late, key):
+    """The mean of each (name, value) of `key` over the `late` lines that
+    measured it, as "a / b / ...", or "-" where none did."""
+    measured = [points[s][key] for s in late if points[s].get(key)]
+    if not measured:
+        return "-"
+    means = [sum(m[k][1] for m in measured) / len(measured) for k in range(len(measured[0]))]
+    return " / ".join(f"{m:.2f}" for m in means)
+
+
 def print_summary(curves, attributes):
     head = " | ".join(f"{a} at the last step | {a}, mean of the last half" for a in attributes)
     print(f"| curve | last step | {head} | diversity, mean of the last half "
@@ -96,19 +106,9 @@ def print_summary(curves, attributes):
             mean = [sum(reading(s)[k] for s in late) / len(late) for k in (0, 1)]
             cells.append(f"{last[0] * 100:.1f} / {last[1] * 100:.1f}")
             cells.append(f"{mean[0] * 100:.1f} / {mean[1] * 100:.1f}")
-        measured = [points[s]["diversity"] for s in late if points[s].get("diversity")]
-        if measured:
-            means = [sum(d[k][1] for d in measured) / len(measured) for k in range(len(measured[0]))]
-            cells.append(" / ".join(f"{m:.2f}" for m in means))
-        else:
-            cells.append("-")
-        # What D checks (lines since d_rejects was measured).
-        rejects = [points[s]["d_rejects"] for s in late if points[s].get("d_rejects")]
-        if rejects:
-            means = [sum(r[k][1] for r in rejects) / len(rejects) for k in range(len(rejects[0]))]
-            cells.append(" / ".join(f"{m:.2f}" for m in means))
-        else:
-            cells.append("-")
+        # How varied, and what D checks (lines since each was measured).
+        cells.append(late_means(points, late, "diversity"))
+        cells.append(late_means(points, late, "d_rejects"))
         print(f"| {label} | {steps[-1]} | " + " | ".join(cells) + " |")
 
 
