@@ -462,24 +462,23 @@ pub fn d_rejects(
     let mut rng = Rng(seed);
     let device = model.device;
     let captions = |changed: Option<&str>, rng: &mut Rng| -> Result<Vec<String>> {
+        // The values the changed attribute takes over the set, sorted, once.
+        let values: Vec<&String> = changed.map_or_else(Vec::new, |attribute| {
+            let values: std::collections::BTreeSet<&String> =
+                set.attributes.iter().map(|a| &a[attribute]).collect();
+            values.into_iter().collect()
+        });
         indices
             .iter()
             .map(|&i| {
                 let mut attributes = set.attributes[i].clone();
                 if let Some(attribute) = changed {
                     let own = &attributes[attribute];
-                    let others: Vec<&String> = set
-                        .attributes
-                        .iter()
-                        .map(|a| &a[attribute])
-                        .filter(|v| *v != own)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
+                    let others: Vec<&&String> = values.iter().filter(|v| **v != own).collect();
                     if others.is_empty() {
                         bail!("every render has the same {attribute}: nothing to change it to");
                     }
-                    let other = others[rng.below(others.len())].clone();
+                    let other = (*others[rng.below(others.len())]).clone();
                     attributes.insert(attribute.to_string(), other);
                 }
                 full_caption(&attributes)
