@@ -166,16 +166,28 @@ def bce(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
-def update(g, d, opt_g, opt_d, d_loss, fake, t_all, extra=None):
+def judge(d, pairs, joint=False):
+    """D's scores of each (images, texts) pair of batches: each batch in its
+    own forward pass, or all in one whose scores are split back (gantry's
+    `--d-batches joint`: D's batch norm then sees every kind of pair with
+    the same statistics)."""
+    if not joint:
+        return [d(x, t) for x, t in pairs]
+    scores = d(torch.cat([x for x, _ in pairs]), torch.cat([t for _, t in pairs]))
+    return list(scores.split([len(x) for x, _ in pairs]))
+
+
+def update(g, d, opt_g, opt_d, d_loss, fake, t_all, extra=None, context=()):
     """D's update on its loss, then G's through a frozen D on `fake` (G's
-    images for the texts `t_all`), plus `extra()` where given (a further term
-    of G's loss); returns G's loss."""
+    images for the texts `t_all`), judged in one batch beside the `context`
+    pairs where given, plus `extra()` where given (a further term of G's
+    loss); returns G's loss."""
     opt_d.zero_grad()
     d_loss.backward()
     opt_d.step()
     for p in d.parameters():
         p.requires_grad_(False)
-    g_loss = bce(d(fake, t_all), 1.0)
+    g_loss = bce(judge(d, list(context) + [(fake, t_all)], bool(context))[-1], 1.0)
     if extra is not None:
         g_loss = g_loss + extra()
     opt_g.zero_grad()

@@ -35,7 +35,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from pytorch_gan_int_cls import Discriminator, Generator, bce, conv, lrelu, update  # noqa: E402
+from pytorch_gan_int_cls import Discriminator, Generator, bce, conv, judge, lrelu, update  # noqa: E402
 
 
 class Downsampler(nn.Module):
@@ -253,6 +253,7 @@ def main():
     beta = meta["interpolation_beta"]
     averaged = min(meta["captions_averaged"], k)
     wrong_mode = learn["wrong"]  # class | image | sibling
+    joint_batches = learn.get("d_batches", "separate") == "joint"
     by_class = wrong_mode == "class"
     fresh = learn["fresh_noise_for_g"]
     steps = args.steps or learn["steps"]
@@ -358,18 +359,26 @@ def main():
                 fake_d = g(z_d.to(dev), t)
         else:
             fake_d = fake[:b].detach()
-        s_real = d(real, t)
-        d_loss = bce(s_real, 1.0)
+        # D's pairs: (real, right), [(wrong, right)], (fake, right), each
+        # in a batch of its own or all in one (`--d-batches joint`, where G's
+        # pictures are then judged beside the same real and wrong pairs).
+        pairs = [(real, t)]
         if cls:
             wrong = (batch_images(taken["wrong"], taken["wrong_flip"]) if tape
                      else batch_images(wrong_of(idx)))
-            s_wrong = d(wrong, t)
+            pairs.append((wrong, t))
+        context = list(pairs) if joint_batches else []
+        pairs.append((fake_d, t))
+        scores = judge(d, pairs, joint_batches)
+        s_real, s_fake = scores[0], scores[-1]
+        d_loss = bce(s_real, 1.0)
+        if cls:
+            s_wrong = scores[1]
             d_loss = d_loss + 0.5 * bce(s_wrong, 0.0)
             fake_weight = 0.5
         else:
             s_wrong = torch.zeros_like(s_real)
             fake_weight = 1.0
-        s_fake = d(fake_d, t)
         d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
         matched = {}
         if ie is not None:
@@ -384,7 +393,7 @@ def main():
                 return match_w * matched["g_match"]
         else:
             matching = None
-        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all, matching)
+        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all, matching, context)
         with torch.no_grad():
             scores = torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
                                   s_fake.sigmoid().mean()])

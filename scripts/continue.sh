@@ -10,6 +10,7 @@
 #   UPSAMPLING=bilinear MINIBATCH_STD=1 ... scripts/continue.sh   # and D reading the batch's spread
 #   MATCH_NEGATIVES=image ... scripts/continue.sh   # G's matching term against every other picture's text
 #   WRONG=sibling WHICH=pf ... scripts/continue.sh   # D's wrong images half siblings (one attribute changed)
+#   D_BATCHES=joint ... scripts/continue.sh   # D's real, wrong and fake pairs in one batch (--d-batches)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -48,6 +49,7 @@ LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
 UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
 MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
 MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--match-negatives)
+D_BATCHES=${D_BATCHES:-separate} # D's batches of pairs (--d-batches)
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf image, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -55,6 +57,7 @@ SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 w
 # D's wrong images).
 options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 [ "$MATCH_NEGATIVES" = class ] || options_asked="$options_asked --match-negatives $MATCH_NEGATIVES"
+[ "$D_BATCHES" = separate ] || options_asked="$options_asked --d-batches $D_BATCHES"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -116,6 +119,8 @@ for w in $WHICH; do
         grep -q '"minibatch_std": true' "$card" && options="$options --minibatch-std"
         negatives=$(sed -n 's/.*"match_negatives": "\([a-z]*\)".*/\1/p' "$card" | head -1)
         [ "${negatives:-class}" = class ] || options="$options --match-negatives $negatives"
+        batches=$(sed -n 's/.*"d_batches": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
+        [ "${batches:-separate}" = separate ] || options="$options --d-batches $batches"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong[$w]}}"
         if [ "$options" != "$asked" ]; then

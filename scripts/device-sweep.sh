@@ -21,8 +21,10 @@
 # every other picture's text (--match-negatives image, for the petal count
 # and the centre), and with bilinear ones and D's wrong images siblings
 # (--wrong sibling: each differs from its right image in one content
-# attribute alone, so D must check the count and the centre), three seeds
-# each. At most 8 files come back from $OUT, so
+# attribute alone, so D must check the count and the centre), and with
+# bilinear ones and D's three kinds of pair in one batch (--d-batches joint:
+# D can no longer tell a batch of mismatched pairs by its statistics), with
+# and without sibling wrong images, three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -54,7 +56,13 @@ bilinear-negimage-s1: --match-loss 4 --match-negatives image --upsampling biline
 bilinear-negimage-s2: --match-loss 4 --match-negatives image --upsampling bilinear --seed 2
 bilinear-sibling-s0: --match-loss 4 --upsampling bilinear --wrong sibling --seed 0
 bilinear-sibling-s1: --match-loss 4 --upsampling bilinear --wrong sibling --seed 1
-bilinear-sibling-s2: --match-loss 4 --upsampling bilinear --wrong sibling --seed 2"}
+bilinear-sibling-s2: --match-loss 4 --upsampling bilinear --wrong sibling --seed 2
+bilinear-joint-s0: --match-loss 4 --upsampling bilinear --d-batches joint --seed 0
+bilinear-joint-s1: --match-loss 4 --upsampling bilinear --d-batches joint --seed 1
+bilinear-joint-s2: --match-loss 4 --upsampling bilinear --d-batches joint --seed 2
+bilinear-joint-sibling-s0: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 0
+bilinear-joint-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 1
+bilinear-joint-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

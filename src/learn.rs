@@ -16,7 +16,9 @@ use crate::eval::procedural::{caption_under, PICTURES_PER_CAPTION};
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
-use crate::train::gan::{GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant, WrongImages};
+use crate::train::gan::{
+    DBatches, GanConfig, GanTrainer, StepDraws, TextScalingKind, Variant, WrongImages,
+};
 use crate::train::text_encoder::Matching;
 use crate::train::{embed_captions, noise, Trainer};
 use crate::training_set::{Crop, Rng, TrainingSet};
@@ -74,6 +76,9 @@ pub struct LearnConfig {
     pub lr: f64,
     pub variant: Variant,
     pub wrong: WrongImages,
+    /// How D's batches hold the kinds of pairs ([`GanConfig::d_batches`]).
+    #[serde(default)]
+    pub d_batches: DBatches,
     pub fresh_noise_for_g: bool,
     pub seed: u64,
     /// Weight of the text-matching term in G's loss (0: the paper; see
@@ -112,6 +117,9 @@ impl LearnConfig {
         }
         if self.wrong != WrongImages::Class {
             label += &format!(" wrong {}", self.wrong.name());
+        }
+        if self.d_batches != DBatches::Separate {
+            label += &format!(" d-batches {}", self.d_batches.name());
         }
         if self.match_loss > 0.0 {
             label += &format!(" match {}", self.match_loss);
@@ -153,6 +161,7 @@ impl LearnConfig {
             lr: self.lr,
             seed: self.seed,
             wrong: self.wrong,
+            d_batches: self.d_batches,
             text_scaling: match self.text {
                 TextInput::Standardised => TextScalingKind::Standardised,
                 TextInput::Raw | TextInput::OneHot => TextScalingKind::Raw,

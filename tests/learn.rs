@@ -329,14 +329,16 @@ fn matching_terms_agree(export: &Path) {
 }
 
 /// Every doubling of G as a resize-convolution (`--upsampling resize`, and
-/// `bilinear`, with D reading the batch's spread): PyTorch's layers do what gantry's do, and the
-/// two runs take the same steps.
+/// `bilinear`, with D reading the batch's spread and judging the three kinds
+/// of pair in one batch): PyTorch's layers do what gantry's do, and the two
+/// runs take the same steps.
 #[test]
 fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
     let sandbox = Sandbox::new();
     in_lockstep(&sandbox, &["--upsampling", "resize"]);
-    // Bilinear with D reading the batch's spread and G's matching term
-    // ranking every other picture's text: the options all at once. The
+    // Bilinear with D reading the batch's spread, D's pairs in one batch
+    // and G's matching term ranking every other picture's text: the options
+    // all at once. The
     // tiny set's batches hold pairs of one class, which the paper's
     // negatives leave out, so PyTorch agrees only if it takes them too.
     let sandbox = Sandbox::new();
@@ -344,6 +346,8 @@ fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
         "--upsampling",
         "bilinear",
         "--minibatch-std",
+        "--d-batches",
+        "joint",
         "--match-loss",
         "4",
         "--match-negatives",

@@ -5,7 +5,7 @@
 use clap::builder::PossibleValuesParser;
 use clap::Args;
 use gantry::model::{Layers, Upsampling, UPSAMPLINGS};
-use gantry::train::gan::{match_negatives, Variant, WrongImages};
+use gantry::train::gan::{match_negatives, DBatches, Variant, WrongImages};
 use gantry::train::text_encoder::Matching;
 
 #[derive(Args)]
@@ -29,6 +29,13 @@ pub struct GanArgs {
     /// flowers: D must check the count and the centre, not the colour alone)
     #[arg(long, default_value = "class", value_parser = WrongImages::NAMES)]
     pub wrong: String,
+    /// How D's batch norm meets the (real, right), (wrong, right) and
+    /// (fake, right) pairs: each kind in a batch of its own (the paper's
+    /// code: D can then tell a batch of mismatched pairs by its statistics
+    /// without checking any pair), or all three in one batch, for D's update
+    /// and G's (D must check each pair against its text)
+    #[arg(long, default_value = "separate", value_parser = DBatches::NAMES)]
+    pub d_batches: String,
     /// Weight of a text-matching term in G's loss (0: the paper): the text
     /// encoder's frozen image encoder asks each picture to match its own
     /// text better than the batch's other texts (AttnGAN's DAMSM idea)
@@ -60,6 +67,7 @@ pub struct GanArgs {
 pub struct GanChoices {
     pub variant: Variant,
     pub wrong: WrongImages,
+    pub d_batches: DBatches,
     pub match_negatives: Matching,
     pub layers: Layers,
 }
@@ -71,6 +79,7 @@ impl GanArgs {
         Ok(GanChoices {
             variant: Variant::parse(&self.variant)?,
             wrong: WrongImages::parse(&self.wrong)?,
+            d_batches: DBatches::parse(&self.d_batches)?,
             match_negatives: match_negatives(&self.match_negatives, self.match_loss)?,
             layers: Layers {
                 upsampling: Upsampling::parse(&self.upsampling)?,

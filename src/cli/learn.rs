@@ -163,6 +163,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
     let GanChoices {
         variant,
         wrong,
+        d_batches,
         match_negatives,
         layers,
     } = args.gan.choices()?;
@@ -175,6 +176,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         lr: args.gan.lr,
         variant,
         wrong,
+        d_batches,
         fresh_noise_for_g: !args.reuse_fakes,
         seed: args.seed,
         match_loss: args.gan.match_loss,

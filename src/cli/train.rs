@@ -467,6 +467,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let GanChoices {
                 variant,
                 wrong,
+                d_batches,
                 match_negatives,
                 layers,
             } = options.choices()?;
@@ -515,6 +516,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 fresh_noise_for_g: fresh_noise,
                 match_loss,
                 match_negatives,
+                d_batches,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -547,6 +549,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 assemble::details(variant.name(), &preset, &set, &trainer, seconds, device);
             details.insert("batch".into(), batch.into());
             details.insert("wrong_images".into(), trainer.config.wrong.name().into());
+            details.insert("d_batches".into(), trainer.config.d_batches.name().into());
             details.insert("real_label".into(), trainer.config.real_label.into());
             details.insert(
                 "instance_noise".into(),

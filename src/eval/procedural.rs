@@ -422,12 +422,18 @@ pub fn procedural(
 /// What D checks against the text, per content attribute: how far D's score
 /// of a real render falls when its full caption states another value of
 /// that attribute (a random other value present in `set`, the rest kept).
+/// Each batch D reads holds both kinds of pair, half and half: a D in
+/// training mode normalises a batch by its own statistics, and one batch all
+/// of changed captions is read by what the batch looks like as a whole (a
+/// D trained on batches of one kind of pair each, as the paper's, then
+/// "rejects" colour 0.90 where, pair by pair, it rejects 0.02).
 pub struct Rejects {
     /// The attribute's short name (colour, shape, count, centre).
     pub label: &'static str,
     /// Mean D(x, t) over the renders.
     pub right: f64,
-    /// Mean D(x, t′), t′ the caption with this attribute changed.
+    /// Mean D(x, t′), t′ the caption with this attribute changed (each in a
+    /// batch whose other half holds the renders' own captions).
     pub changed: f64,
 }
 
@@ -487,26 +493,39 @@ pub fn d_rejects(
     };
     let images = set.image_batch(indices, false, &mut rng).to_device(device);
     let d = &model.discriminator.net;
-    let mean_score = |text: &Tensor| -> f64 {
-        let mut sum = 0.0;
-        for start in (0..indices.len()).step_by(REJECTS_CHUNK) {
-            let len = REJECTS_CHUNK.min(indices.len() - start) as i64;
-            let x = images.narrow(0, start as i64, len);
-            let t = text.narrow(0, start as i64, len);
-            let scores = tch::no_grad(|| d.forward_t(&x, &t, true).sigmoid());
-            sum += scores.sum(Kind::Double).double_value(&[]);
-        }
-        sum / indices.len() as f64
+    // D's scores of the renders, each chunk of REJECTS_CHUNK in one batch.
+    let scores = |text: &Tensor| -> Tensor {
+        let chunks: Vec<Tensor> = (0..indices.len())
+            .step_by(REJECTS_CHUNK)
+            .map(|start| {
+                let len = REJECTS_CHUNK.min(indices.len() - start) as i64;
+                let x = images.narrow(0, start as i64, len);
+                let t = text.narrow(0, start as i64, len);
+                tch::no_grad(|| d.forward_t(&x, &t, true).sigmoid())
+            })
+            .collect();
+        Tensor::cat(&chunks, 0).to_kind(Kind::Double)
     };
-    let right = mean_score(&embed(model, &captions(None, &mut rng)?)?);
+    // Even places hold one kind of caption and odd places the other, then
+    // the other way round: each render is read with both, each time in a
+    // batch half of each kind.
+    let even = Tensor::arange(indices.len() as i64, (Kind::Int64, device))
+        .remainder(2)
+        .eq(0)
+        .unsqueeze(1);
+    let right = embed(model, &captions(None, &mut rng)?)?;
     CONTENT
         .iter()
         .map(|&(attribute, label)| {
-            let changed = mean_score(&embed(model, &captions(Some(attribute), &mut rng)?)?);
+            let changed = embed(model, &captions(Some(attribute), &mut rng)?)?;
+            let first = scores(&right.where_self(&even, &changed));
+            let second = scores(&changed.where_self(&even, &right));
+            let own = first.where_self(&even.squeeze_dim(1), &second);
+            let other = second.where_self(&even.squeeze_dim(1), &first);
             Ok(Rejects {
                 label,
-                right,
-                changed,
+                right: own.mean(Kind::Double).double_value(&[]),
+                changed: other.mean(Kind::Double).double_value(&[]),
             })
         })
         .collect()

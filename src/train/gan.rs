@@ -118,6 +118,46 @@ impl WrongImages {
     }
 }
 
+/// How D's batch norm sees the kinds of pairs it judges: (real, right),
+/// (wrong, right) and (fake, right).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DBatches {
+    /// Each kind in a batch of its own, as Reed's code does. D in training
+    /// mode normalises each batch by its own statistics, so it can tell a
+    /// batch of mismatched pairs from a batch of matching ones by what the
+    /// whole batch looks like rather than by checking each pair: the shipped
+    /// procedural D scores a batch of real renders with captions naming
+    /// another colour 0.006 and the same renders with their own 0.93, but
+    /// in one batch half and half, 0.05 and 0.07.
+    #[default]
+    Separate,
+    /// The three kinds in one batch, for D's update and for G's update
+    /// through D (G's pictures beside the same real and wrong pairs): every
+    /// pair is normalised by the same statistics, so D can only score it
+    /// by checking the pair itself.
+    Joint,
+}
+
+impl DBatches {
+    pub const NAMES: [&'static str; 2] = ["separate", "joint"];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "separate" => Self::Separate,
+            "joint" => Self::Joint,
+            _ => bail!("unknown D batches '{s}' (separate, joint)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Separate => "separate",
+            Self::Joint => "joint",
+        }
+    }
+}
+
 /// Everything that defines a GAN run (saved in its checkpoint; a resume
 /// must match it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,6 +218,33 @@ pub struct GanConfig {
     /// the only ones that differ in the rest alone).
     #[serde(default)]
     pub match_negatives: Matching,
+    /// Whether D sees the real, wrong and fake pairs in batches of their
+    /// own (the paper's code) or in one ([`DBatches`]).
+    #[serde(default)]
+    pub d_batches: DBatches,
+}
+
+/// D's scores (logits) of each (images, texts) pair of batches: each
+/// batch in its own forward pass, or all in one whose scores are split
+/// back ([`DBatches`]).
+fn judge(
+    d: &crate::model::discriminator::Discriminator,
+    pairs: &[(&Tensor, &Tensor)],
+    batches: DBatches,
+) -> Vec<Tensor> {
+    match batches {
+        DBatches::Separate => pairs
+            .iter()
+            .map(|(images, texts)| d.forward_t(images, texts, true))
+            .collect(),
+        DBatches::Joint => {
+            let images: Vec<&Tensor> = pairs.iter().map(|p| p.0).collect();
+            let texts: Vec<&Tensor> = pairs.iter().map(|p| p.1).collect();
+            let sizes: Vec<i64> = pairs.iter().map(|p| p.0.size()[0]).collect();
+            d.forward_t(&Tensor::cat(&images, 0), &Tensor::cat(&texts, 0), true)
+                .split_with_sizes(&sizes, 0)
+        }
+    }
 }
 
 /// Updates over which a fresh optimizer on trained weights ramps up to the
@@ -238,6 +305,7 @@ impl GanConfig {
             fresh_noise_for_g: false,
             match_loss: 0.0,
             match_negatives: Matching::Class,
+            d_batches: DBatches::Separate,
         }
     }
 }
@@ -684,23 +752,33 @@ impl<'a> GanTrainer<'a> {
         // first B fakes only: D never sees the interpolations.
         let mean_prob = |t: &Tensor| t.sigmoid().mean(tch::Kind::Float);
         let mut losses = StepLosses::default();
+        let mut pairs = vec![(&real, &text)];
         let mut d_inputs = vec![("real", "right", b)];
-        let score_real = d.forward_t(&real, &text, true);
-        losses.term("d_real", &mean_prob(&score_real));
-        let mut d_loss = bce(&score_real, self.config.real_label);
-        let fake_weight = if let Some(wrong) = &wrong {
+        if let Some(wrong) = &wrong {
+            pairs.push((wrong, &text));
             d_inputs.push(("wrong", "right", b));
-            let score_wrong = d.forward_t(wrong, &text, true);
-            losses.term("d_wrong", &mean_prob(&score_wrong));
-            d_loss += bce(&score_wrong, 0.0) * 0.5;
+        }
+        // G's pictures are judged beside the real (and wrong) pairs where
+        // D sees the kinds together.
+        let context = match self.config.d_batches {
+            DBatches::Separate => vec![],
+            DBatches::Joint => pairs.clone(),
+        };
+        pairs.push((&fake_for_d, &text));
+        d_inputs.push(("fake", "right", b));
+        let scores = judge(d, &pairs, self.config.d_batches);
+        let (score_real, score_fake) = (&scores[0], &scores[scores.len() - 1]);
+        losses.term("d_real", &mean_prob(score_real));
+        let mut d_loss = bce(score_real, self.config.real_label);
+        let fake_weight = if wrong.is_some() {
+            losses.term("d_wrong", &mean_prob(&scores[1]));
+            d_loss += bce(&scores[1], 0.0) * 0.5;
             0.5
         } else {
             1.0
         };
-        d_inputs.push(("fake", "right", b));
-        let score_fake = d.forward_t(&fake_for_d, &text, true);
-        losses.term("d_fake", &mean_prob(&score_fake));
-        let d_loss = d_loss + bce(&score_fake, 0.0) * fake_weight;
+        losses.term("d_fake", &mean_prob(score_fake));
+        let d_loss = d_loss + bce(score_fake, 0.0) * fake_weight;
         self.phases.mark("D forward (real, wrong, fake)");
         self.opt_d.zero_grad();
         d_loss.backward();
@@ -710,11 +788,15 @@ impl<'a> GanTrainer<'a> {
 
         // G's update through a frozen D, over all G images and their texts.
         self.model.discriminator.vs.freeze();
-        let score_g = self
-            .model
-            .discriminator
-            .net
-            .forward_t(&fake_for_g, &g_text, true);
+        let mut judged = context;
+        judged.push((&fake_for_g, &g_text));
+        let score_g = judge(
+            &self.model.discriminator.net,
+            &judged,
+            self.config.d_batches,
+        )
+        .pop()
+        .expect("G's pictures are judged");
         let mut g_loss = bce(&score_g, 1.0);
         self.phases.mark("D forward (G's images)");
         if self.config.match_loss > 0.0 {
