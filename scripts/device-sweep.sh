@@ -24,7 +24,9 @@
 # attribute alone, so D must check the count and the centre), and with
 # bilinear ones and D's three kinds of pair in one batch (--d-batches joint:
 # D can no longer tell a batch of mismatched pairs by its statistics), with
-# and without sibling wrong images, three seeds each. At most 8 files come back from $OUT, so
+# and without sibling wrong images, and with both and D reading the batch's
+# spread (in one batch D no longer sees a batch of fakes alone, which told
+# it when G's pictures were all alike), three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -62,7 +64,10 @@ bilinear-joint-s1: --match-loss 4 --upsampling bilinear --d-batches joint --seed
 bilinear-joint-s2: --match-loss 4 --upsampling bilinear --d-batches joint --seed 2
 bilinear-joint-sibling-s0: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 0
 bilinear-joint-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 1
-bilinear-joint-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 2"}
+bilinear-joint-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 2
+bilinear-joint-sibling-mbstd-s0: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 0
+bilinear-joint-sibling-mbstd-s1: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 1
+bilinear-joint-sibling-mbstd-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).
