@@ -664,22 +664,16 @@ fn write_u8(path: &Path, t: &Tensor) -> Result<()> {
 /// Each image's content attributes as numbers ([N, 4] u32, each the value's
 /// rank among its attribute's values), for PyTorch to draw siblings from.
 fn write_content(path: &Path, set: &TrainingSet) -> Result<()> {
-    let value = |i: usize, a: &str| {
-        set.attributes[i]
-            .get(a)
-            .with_context(|| format!("{} has no {a}", set.names[i]))
-    };
     let mut bytes = Vec::with_capacity(set.len() * 16);
-    let mut ranks = Vec::new();
-    for (a, _) in crate::eval::CONTENT {
-        let values: std::collections::BTreeSet<&String> =
-            (0..set.len()).map(|i| value(i, a)).collect::<Result<_>>()?;
-        ranks.push(values.into_iter().collect::<Vec<_>>());
-    }
-    for i in 0..set.len() {
+    // Every image has every content attribute once these are gathered.
+    let ranks = crate::eval::CONTENT
+        .iter()
+        .map(|(a, _)| set.attribute_values(a))
+        .collect::<Result<Vec<_>>>()?;
+    for attributes in &set.attributes {
         for ((a, _), values) in crate::eval::CONTENT.iter().zip(&ranks) {
             let rank = values
-                .binary_search(&value(i, a)?)
+                .binary_search(&&attributes[*a])
                 .expect("every value ranked");
             bytes.extend_from_slice(&(rank as u32).to_le_bytes());
         }

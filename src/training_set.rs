@@ -195,6 +195,21 @@ impl TrainingSet {
     }
 
     /// Keeps the images on `device` (a GPU run then builds its batches there).
+    /// The values attribute `attribute` takes over the set, distinct and
+    /// sorted; refused where an image lacks it.
+    pub fn attribute_values(&self, attribute: &str) -> anyhow::Result<Vec<&String>> {
+        let values: std::collections::BTreeSet<&String> = self
+            .attributes
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.get(attribute)
+                    .ok_or_else(|| anyhow::anyhow!("{} has no {attribute}", self.names[i]))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(values.into_iter().collect())
+    }
+
     pub fn move_images_to(&mut self, device: Device) {
         self.images = self.images.to_device(device);
     }

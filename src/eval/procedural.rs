@@ -468,12 +468,11 @@ pub fn d_rejects(
     let mut rng = Rng(seed);
     let device = model.device;
     let captions = |changed: Option<&str>, rng: &mut Rng| -> Result<Vec<String>> {
-        // The values the changed attribute takes over the set, sorted, once.
-        let values: Vec<&String> = changed.map_or_else(Vec::new, |attribute| {
-            let values: std::collections::BTreeSet<&String> =
-                set.attributes.iter().map(|a| &a[attribute]).collect();
-            values.into_iter().collect()
-        });
+        // The values the changed attribute takes over the set, once.
+        let values = match changed {
+            Some(attribute) => set.attribute_values(attribute)?,
+            None => Vec::new(),
+        };
         indices
             .iter()
             .map(|&i| {
