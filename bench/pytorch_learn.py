@@ -253,7 +253,7 @@ def main():
     beta = meta["interpolation_beta"]
     averaged = min(meta["captions_averaged"], k)
     wrong_mode = learn["wrong"]  # class | image | sibling
-    joint_batches = learn.get("d_batches", "separate") == "joint"
+    d_batches = learn.get("d_batches", "separate")  # separate | joint | real-wrong
     by_class = wrong_mode == "class"
     fresh = learn["fresh_noise_for_g"]
     steps = args.steps or learn["steps"]
@@ -360,16 +360,20 @@ def main():
         else:
             fake_d = fake[:b].detach()
         # D's pairs: (real, right), [(wrong, right)], (fake, right), each
-        # in a batch of its own or all in one (`--d-batches joint`, where G's
-        # pictures are then judged beside the same real and wrong pairs).
+        # in a batch of its own, or all in one (`--d-batches joint`, where G's
+        # pictures are then judged beside the same real and wrong pairs), or
+        # the real and wrong ones in one (`real-wrong`).
         pairs = [(real, t)]
         if cls:
             wrong = (batch_images(taken["wrong"], taken["wrong_flip"]) if tape
                      else batch_images(wrong_of(idx)))
             pairs.append((wrong, t))
-        context = list(pairs) if joint_batches else []
-        pairs.append((fake_d, t))
-        scores = judge(d, pairs, joint_batches)
+        if d_batches == "joint":
+            context = list(pairs)
+            scores = judge(d, pairs + [(fake_d, t)], True)
+        else:  # G's pictures in a batch of their own
+            context = []
+            scores = judge(d, pairs, d_batches == "real-wrong") + judge(d, [(fake_d, t)])
         s_real, s_fake = scores[0], scores[-1]
         d_loss = bce(s_real, 1.0)
         if cls:

@@ -26,7 +26,9 @@
 # D can no longer tell a batch of mismatched pairs by its statistics), with
 # and without sibling wrong images, and with both and D reading the batch's
 # spread (in one batch D no longer sees a batch of fakes alone, which told
-# it when G's pictures were all alike), three seeds each. At most 8 files come back from $OUT, so
+# it when G's pictures were all alike), and with the real and wrong pairs in
+# one batch and G's pictures in their own (--d-batches real-wrong) with
+# siblings, three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -67,7 +69,10 @@ bilinear-joint-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches join
 bilinear-joint-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 2
 bilinear-joint-sibling-mbstd-s0: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 0
 bilinear-joint-sibling-mbstd-s1: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 1
-bilinear-joint-sibling-mbstd-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 2"}
+bilinear-joint-sibling-mbstd-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 2
+bilinear-realwrong-sibling-s0: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 0
+bilinear-realwrong-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 1
+bilinear-realwrong-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

@@ -32,8 +32,9 @@ pub struct GanArgs {
     /// How D's batch norm meets the (real, right), (wrong, right) and
     /// (fake, right) pairs: each kind in a batch of its own (the paper's
     /// code: D can then tell a batch of mismatched pairs by its statistics
-    /// without checking any pair), or all three in one batch, for D's update
-    /// and G's (D must check each pair against its text)
+    /// without checking any pair), all three in one batch, for D's update
+    /// and G's (D must check each pair against its text), or the real and
+    /// wrong pairs in one and G's pictures in their own
     #[arg(long, default_value = "separate", value_parser = DBatches::NAMES)]
     pub d_batches: String,
     /// Weight of a text-matching term in G's loss (0: the paper): the text

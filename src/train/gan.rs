@@ -137,16 +137,22 @@ pub enum DBatches {
     /// pair is normalised by the same statistics, so D can only score it
     /// by checking the pair itself.
     Joint,
+    /// The real and the wrong pairs in one batch, G's pictures in one of
+    /// their own (in D's update and in G's): D must check real pairs one
+    /// by one, and still sees G's pictures together, as the batch that
+    /// tells it when they are all alike.
+    RealWrong,
 }
 
 impl DBatches {
-    pub const NAMES: [&'static str; 2] = ["separate", "joint"];
+    pub const NAMES: [&'static str; 3] = ["separate", "joint", "real-wrong"];
 
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "separate" => Self::Separate,
             "joint" => Self::Joint,
-            _ => bail!("unknown D batches '{s}' (separate, joint)"),
+            "real-wrong" => Self::RealWrong,
+            _ => bail!("unknown D batches '{s}' (separate, joint, real-wrong)"),
         })
     }
 
@@ -154,6 +160,7 @@ impl DBatches {
         match self {
             Self::Separate => "separate",
             Self::Joint => "joint",
+            Self::RealWrong => "real-wrong",
         }
     }
 }
@@ -226,7 +233,8 @@ pub struct GanConfig {
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
 /// batch in its own forward pass, or all in one whose scores are split
-/// back ([`DBatches`]).
+/// back ([`DBatches`]; the caller leaves G's pictures out where they go in
+/// a batch of their own).
 fn judge(
     d: &crate::model::discriminator::Discriminator,
     pairs: &[(&Tensor, &Tensor)],
@@ -237,7 +245,7 @@ fn judge(
             .iter()
             .map(|(images, texts)| d.forward_t(images, texts, true))
             .collect(),
-        DBatches::Joint => {
+        DBatches::Joint | DBatches::RealWrong => {
             let images: Vec<&Tensor> = pairs.iter().map(|p| p.0).collect();
             let texts: Vec<&Tensor> = pairs.iter().map(|p| p.1).collect();
             let sizes: Vec<i64> = pairs.iter().map(|p| p.0.size()[0]).collect();
@@ -758,15 +766,23 @@ impl<'a> GanTrainer<'a> {
             pairs.push((wrong, &text));
             d_inputs.push(("wrong", "right", b));
         }
-        // G's pictures are judged beside the real (and wrong) pairs where
-        // D sees the kinds together.
-        let context = match self.config.d_batches {
-            DBatches::Separate => vec![],
-            DBatches::Joint => pairs.clone(),
-        };
-        pairs.push((&fake_for_d, &text));
+        // Where D sees all kinds together, G's pictures are judged beside
+        // the same real (and wrong) pairs in G's update too.
+        let fake_pair = (&fake_for_d, &text);
         d_inputs.push(("fake", "right", b));
-        let scores = judge(d, &pairs, self.config.d_batches);
+        let (scores, context) = match self.config.d_batches {
+            DBatches::Joint => {
+                let context = pairs.clone();
+                pairs.push(fake_pair);
+                (judge(d, &pairs, DBatches::Joint), context)
+            }
+            // G's pictures in a batch of their own.
+            batches => {
+                let mut scores = judge(d, &pairs, batches);
+                scores.extend(judge(d, &[fake_pair], batches));
+                (scores, vec![])
+            }
+        };
         let (score_real, score_fake) = (&scores[0], &scores[scores.len() - 1]);
         losses.term("d_real", &mean_prob(score_real));
         let mut d_loss = bce(score_real, self.config.real_label);
