@@ -194,7 +194,6 @@ impl TrainingSet {
             .len()
     }
 
-    /// Keeps the images on `device` (a GPU run then builds its batches there).
     /// The values attribute `attribute` takes over the set, distinct and
     /// sorted; refused where an image lacks it.
     pub fn attribute_values(&self, attribute: &str) -> anyhow::Result<Vec<&String>> {
@@ -210,6 +209,7 @@ impl TrainingSet {
         Ok(values.into_iter().collect())
     }
 
+    /// Keeps the images on `device` (a GPU run then builds its batches there).
     pub fn move_images_to(&mut self, device: Device) {
         self.images = self.images.to_device(device);
     }

@@ -510,17 +510,17 @@ pub fn d_rejects(
     // batch half of each kind.
     let even = Tensor::arange(indices.len() as i64, (Kind::Int64, device))
         .remainder(2)
-        .eq(0)
-        .unsqueeze(1);
+        .eq(0);
+    let even_rows = even.unsqueeze(1);
     let right = embed(model, &captions(None, &mut rng)?)?;
     CONTENT
         .iter()
         .map(|&(attribute, label)| {
             let changed = embed(model, &captions(Some(attribute), &mut rng)?)?;
-            let first = scores(&right.where_self(&even, &changed));
-            let second = scores(&changed.where_self(&even, &right));
-            let own = first.where_self(&even.squeeze_dim(1), &second);
-            let other = second.where_self(&even.squeeze_dim(1), &first);
+            let first = scores(&right.where_self(&even_rows, &changed));
+            let second = scores(&changed.where_self(&even_rows, &right));
+            let own = first.where_self(&even, &second);
+            let other = second.where_self(&even, &first);
             Ok(Rejects {
                 label,
                 right: own.mean(Kind::Double).double_value(&[]),
