@@ -136,7 +136,7 @@ def minibatch_std(h, group=4):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, ndf=64, nt=128, emb=1024, minibatch_std=False):
+    def __init__(self, ndf=64, nt=128, emb=1024, minibatch_std=False, joint_norm="batch"):
         super().__init__()
         self.minibatch_std = minibatch_std
         self.d32 = conv(3, ndf, 4, 2, 1)
@@ -146,7 +146,16 @@ class Discriminator(nn.Module):
         self.res4 = Residual(ndf * 8, ndf * 2, lrelu)
         self.text, self.text_bn = nn.Linear(emb, nt), nn.BatchNorm1d(nt)
         spread = 1 if minibatch_std else 0
-        self.joint, self.joint_bn = conv(ndf * 8 + spread + nt, ndf * 8, 1), nn.BatchNorm2d(ndf * 8)
+        self.joint = conv(ndf * 8 + spread + nt, ndf * 8, 1)
+        # gantry's `--d-joint-norm`: batch norm (the paper), or layer norm
+        # over each pair's own map ("pair": group norm with one group).
+        if joint_norm == "batch":
+            self.joint_bn = nn.BatchNorm2d(ndf * 8)
+        elif joint_norm == "pair":
+            self.joint_ln = nn.GroupNorm(1, ndf * 8)
+        else:
+            raise SystemExit(f"unknown D joint norm {joint_norm!r}")
+        self.pair_norm = joint_norm == "pair"
         self.score = conv(ndf * 8, 1, 4)
 
     def forward(self, x, t):
@@ -158,7 +167,8 @@ class Discriminator(nn.Module):
         if self.minibatch_std:
             h = minibatch_std(h)
         t = lrelu(self.text_bn(self.text(t)))[:, :, None, None].expand(-1, -1, 4, 4)
-        h = lrelu(self.joint_bn(self.joint(torch.cat([h, t], 1))))
+        h = self.joint(torch.cat([h, t], 1))
+        h = lrelu(self.joint_ln(h) if self.pair_norm else self.joint_bn(h))
         return self.score(h).view(-1)
 
 

@@ -82,7 +82,7 @@ def dcgan_init(module):
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -220,7 +220,8 @@ def main():
                   upsampling=learn.get("upsampling", "transposed")).to(dev)
     g.channels_last_on_cpu = True  # the layout gantry computes in (same arithmetic)
     d = Discriminator(ndf=meta["ndf"], nt=meta["nt"], emb=e,
-                      minibatch_std=learn.get("minibatch_std", False)).to(dev)
+                      minibatch_std=learn.get("minibatch_std", False),
+                      joint_norm=learn.get("d_joint_norm", "batch")).to(dev)
     lockstep = os.path.exists(os.path.join(args.dir, "tape.bin"))
     if lockstep:
         load_gantry(g, os.path.join(args.dir, "init_generator.safetensors"), "generator")

@@ -11,6 +11,7 @@
 #   MATCH_NEGATIVES=image ... scripts/continue.sh   # G's matching term against every other picture's text
 #   WRONG=sibling WHICH=pf ... scripts/continue.sh   # D's wrong images half siblings (one attribute changed)
 #   D_BATCHES=joint ... scripts/continue.sh   # D's real, wrong and fake pairs in one batch (--d-batches)
+#   D_JOINT_NORM=pair ... scripts/continue.sh   # D's joint layer normalised over each pair (--d-joint-norm)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -50,6 +51,7 @@ UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts fro
 MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
 MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--match-negatives)
 D_BATCHES=${D_BATCHES:-separate} # D's batches of pairs (--d-batches)
+D_JOINT_NORM=${D_JOINT_NORM:-batch} # how D normalises its joint layer (--d-joint-norm)
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf image, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -58,6 +60,7 @@ SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 w
 options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 [ "$MATCH_NEGATIVES" = class ] || options_asked="$options_asked --match-negatives $MATCH_NEGATIVES"
 [ "$D_BATCHES" = separate ] || options_asked="$options_asked --d-batches $D_BATCHES"
+[ "$D_JOINT_NORM" = batch ] || options_asked="$options_asked --d-joint-norm $D_JOINT_NORM"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -119,8 +122,10 @@ for w in $WHICH; do
         grep -q '"minibatch_std": true' "$card" && options="$options --minibatch-std"
         negatives=$(sed -n 's/.*"match_negatives": "\([a-z]*\)".*/\1/p' "$card" | head -1)
         [ "${negatives:-class}" = class ] || options="$options --match-negatives $negatives"
-        batches=$(sed -n 's/.*"d_batches": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
+        batches=$(sed -n 's/.*"d_batches": "\([a-z-]*\)".*/\1/p' "$card" | tail -1)
         [ "${batches:-separate}" = separate ] || options="$options --d-batches $batches"
+        norm=$(sed -n 's/.*"joint_norm": "\([a-z]*\)".*/\1/p' "$card" | head -1)
+        [ "${norm:-batch}" = batch ] || options="$options --d-joint-norm $norm"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong[$w]}}"
         if [ "$options" != "$asked" ]; then

@@ -28,6 +28,9 @@
 # spread (in one batch D no longer sees a batch of fakes alone, which told
 # it when G's pictures were all alike), and with the real and wrong pairs in
 # one batch and G's pictures in their own (--d-batches real-wrong) with
+# siblings, and with D's joint layer normalised over each pair
+# (--d-joint-norm pair: D's score of a pair depends on that pair alone, and
+# G's pictures are still seen together below it), with and without
 # siblings, three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
@@ -72,7 +75,13 @@ bilinear-joint-sibling-mbstd-s1: --match-loss 4 --upsampling bilinear --d-batche
 bilinear-joint-sibling-mbstd-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 2
 bilinear-realwrong-sibling-s0: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 0
 bilinear-realwrong-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 1
-bilinear-realwrong-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 2"}
+bilinear-realwrong-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 2
+bilinear-pairnorm-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --seed 0
+bilinear-pairnorm-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --seed 1
+bilinear-pairnorm-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --seed 2
+bilinear-pairnorm-sibling-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 0
+bilinear-pairnorm-sibling-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 1
+bilinear-pairnorm-sibling-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

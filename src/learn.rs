@@ -95,6 +95,9 @@ pub struct LearnConfig {
     /// D reads the batch's spread (see [`crate::model::discriminator`]).
     #[serde(default)]
     pub minibatch_std: bool,
+    /// How D normalises its joint layer ([`crate::model::JointNorm`]).
+    #[serde(default)]
+    pub d_joint_norm: crate::model::JointNorm,
 }
 
 impl LearnConfig {
@@ -141,6 +144,7 @@ impl LearnConfig {
         Layers {
             upsampling: self.upsampling,
             minibatch_std: self.minibatch_std,
+            d_joint_norm: self.d_joint_norm,
         }
     }
 

@@ -329,7 +329,8 @@ fn matching_terms_agree(export: &Path) {
 }
 
 /// Every doubling of G as a resize-convolution (`--upsampling resize`, with
-/// D's real and wrong pairs in one batch, and `bilinear`, with D reading the
+/// D's real and wrong pairs in one batch and its joint layer normalised over
+/// each pair, and `bilinear`, with D reading the
 /// batch's spread and judging the three kinds of pair in one batch):
 /// PyTorch's layers do what gantry's do, and the two runs take the same
 /// steps.
@@ -338,7 +339,14 @@ fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
     let sandbox = Sandbox::new();
     in_lockstep(
         &sandbox,
-        &["--upsampling", "resize", "--d-batches", "real-wrong"],
+        &[
+            "--upsampling",
+            "resize",
+            "--d-batches",
+            "real-wrong",
+            "--d-joint-norm",
+            "pair",
+        ],
     );
     // Bilinear with D reading the batch's spread, D's pairs in one batch
     // and G's matching term ranking every other picture's text: the options

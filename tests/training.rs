@@ -794,40 +794,63 @@ fn init_from_starts_each_trainer_from_the_given_weights() {
     assert!(!sandbox.path().join("bad/model").exists());
 }
 
-/// `--minibatch-std`: D reads the batch's spread; the card and `model info`
-/// say so, D's joint layer reads one channel more, and a continuation must
-/// ask for the same.
+/// `--minibatch-std` (D reads the batch's spread) and `--d-joint-norm pair`
+/// (D's joint layer normalised over each pair): the card and `model info`
+/// say so, D's joint layer reads one channel more and is followed by a
+/// layer norm instead of a batch norm, and a continuation must ask for the
+/// same of each.
 #[test]
-fn minibatch_std_is_kept_in_the_card_and_continued_only_as_itself() {
+fn d_layer_choices_are_kept_in_the_card_and_continued_only_as_themselves() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
-    let gan = [&GAN_ARGS[..], &["2", "--minibatch-std"]].concat();
+    let choices = ["--minibatch-std", "--d-joint-norm", "pair"];
+    let gan = [&GAN_ARGS[..], &["2"], &choices[..]].concat();
     assert_ok(&train(&sandbox, &[&gan[..], &["--run", "m"]].concat()));
     let card: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(sandbox.path().join("m/model/model.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(card["architecture"]["discriminator"]["minibatch_std"], true);
-    let joint = trainable(&sandbox.path().join("m/model"), "discriminator.safetensors")
-        .into_iter()
+    assert_eq!(card["architecture"]["discriminator"]["joint_norm"], "pair");
+    let d = trainable(&sandbox.path().join("m/model"), "discriminator.safetensors");
+    let joint = d
+        .iter()
         .find(|(n, _)| n.contains("joint.weight"))
-        .expect("D's joint layer")
-        .1;
+        .expect("D's joint layer");
     // tiny: ndf 8, so 8 · 8 features, the spread, and nt = 16 text channels.
-    assert_eq!(joint.size(), vec![64, 64 + 1 + 16, 1, 1]);
+    assert_eq!(joint.1.size(), vec![64, 64 + 1 + 16, 1, 1]);
+    let norms: Vec<&str> = d
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.contains("joint_"))
+        .collect();
+    assert!(
+        norms.iter().all(|n| n.contains("joint_ln")) && norms.len() == 2,
+        "{norms:?}"
+    );
     let info = sandbox.ok(&["model", "info", "m/model"]);
     assert!(info.contains("D reads the batch's spread"), "{info}");
+    assert!(info.contains("over each pair"), "{info}");
 
-    let without = [
-        &GAN_ARGS[..],
-        &["3", "--init-from", "m/model", "--run", "p"],
-    ]
-    .concat();
-    let out = train(&sandbox, &without);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("pass --minibatch-std"), "{err}");
-    assert!(!sandbox.path().join("p/model").exists());
+    // Each choice left out in turn is refused, naming it; nothing is written.
+    for (left_out, asked) in [(0, "pass --minibatch-std"), (1, "pass --d-joint-norm pair")] {
+        let kept: Vec<&str> = if left_out == 0 {
+            choices[1..].to_vec()
+        } else {
+            choices[..1].to_vec()
+        };
+        let without = [
+            &GAN_ARGS[..],
+            &["3", "--init-from", "m/model", "--run", "p"],
+            &kept[..],
+        ]
+        .concat();
+        let out = train(&sandbox, &without);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(asked), "{err}");
+        assert!(!sandbox.path().join("p/model").exists());
+    }
     let with = [&gan[..], &["--init-from", "m/model", "--run", "q"]].concat();
     assert_ok(&train(&sandbox, &with));
 }

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use clap::builder::PossibleValuesParser;
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::model::{Layers, ModelConfig, Upsampling, UPSAMPLINGS};
+use gantry::model::{JointNorm, Layers, ModelConfig, Upsampling, UPSAMPLINGS};
 use gantry::runtime::{describe_device, Runtime};
 use gantry::weights::Model;
 
@@ -58,6 +58,9 @@ pub enum BenchCommand {
         /// D reads the batch's spread (see `gantry train gan --help`)
         #[arg(long)]
         minibatch_std: bool,
+        /// How D normalises its joint layer (see `gantry train gan --help`)
+        #[arg(long, default_value = "batch", value_parser = JointNorm::NAMES)]
+        d_joint_norm: String,
     },
     /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
     /// a line of probe-read content accuracy, D's scores and the
@@ -127,6 +130,7 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             phases,
             upsampling,
             minibatch_std,
+            d_joint_norm,
         } => {
             if batch < 2 || batch % 2 != 0 {
                 bail!("--batch must be even and at least 2");
@@ -135,6 +139,7 @@ pub fn command(env: &Env, command: BenchCommand) -> Result<()> {
             let layers = Layers {
                 upsampling: Upsampling::parse(&upsampling)?,
                 minibatch_std,
+                d_joint_norm: JointNorm::parse(&d_joint_norm)?,
             };
             let config = ModelConfig::preset(&preset)?.with_layers(layers);
             let speed = gantry::bench::train_gan(&config, device, batch, steps, warmup, phases)?;

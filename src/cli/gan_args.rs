@@ -4,7 +4,7 @@
 
 use clap::builder::PossibleValuesParser;
 use clap::Args;
-use gantry::model::{Layers, Upsampling, UPSAMPLINGS};
+use gantry::model::{JointNorm, Layers, Upsampling, UPSAMPLINGS};
 use gantry::train::gan::{match_negatives, DBatches, Variant, WrongImages};
 use gantry::train::text_encoder::Matching;
 
@@ -61,6 +61,12 @@ pub struct GanArgs {
     /// picture whatever z is stands out
     #[arg(long)]
     pub minibatch_std: bool,
+    /// How D normalises its joint layer, where the image's features meet the
+    /// text: over the batch (the paper's batch norm, which lets D tell a
+    /// batch of mismatched pairs by its statistics) or over each pair's own
+    /// map (layer norm: D must check each pair)
+    #[arg(long, default_value = "batch", value_parser = JointNorm::NAMES)]
+    pub d_joint_norm: String,
 }
 
 /// [`GanArgs`] read: the words parsed, what does not go together refused
@@ -85,6 +91,7 @@ impl GanArgs {
             layers: Layers {
                 upsampling: Upsampling::parse(&self.upsampling)?,
                 minibatch_std: self.minibatch_std,
+                d_joint_norm: JointNorm::parse(&self.d_joint_norm)?,
             },
         })
     }

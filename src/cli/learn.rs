@@ -183,6 +183,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         match_negatives,
         upsampling: layers.upsampling,
         minibatch_std: layers.minibatch_std,
+        d_joint_norm: layers.d_joint_norm,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

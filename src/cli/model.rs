@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use clap::builder::PossibleValuesParser;
 use clap::Subcommand;
 use gantry::env::Env;
-use gantry::model::{Layers, ModelConfig, Upsampling, PRESETS, UPSAMPLINGS};
+use gantry::model::{JointNorm, Layers, ModelConfig, Upsampling, PRESETS, UPSAMPLINGS};
 use gantry::weights::{read_card, Model};
 use std::path::PathBuf;
 
@@ -38,6 +38,9 @@ pub enum ModelCommand {
         /// D reads the batch's spread (see `gantry train gan --help`)
         #[arg(long)]
         minibatch_std: bool,
+        /// How D normalises its joint layer (see `gantry train gan --help`)
+        #[arg(long, default_value = "batch", value_parser = JointNorm::NAMES)]
+        d_joint_norm: String,
         /// Store weights as f16
         #[arg(long)]
         half: bool,
@@ -127,12 +130,14 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
             seed,
             upsampling,
             minibatch_std,
+            d_joint_norm,
             half,
             force,
         } => {
             let config = ModelConfig::preset(&preset)?.with_layers(Layers {
                 upsampling: Upsampling::parse(&upsampling)?,
                 minibatch_std,
+                d_joint_norm: JointNorm::parse(&d_joint_norm)?,
             });
             let dir = out.unwrap_or_else(|| env.paths.models_dir().join(&name));
             if dir.exists() && !force {
@@ -203,6 +208,9 @@ pub fn command(env: &Env, command: ModelCommand) -> Result<()> {
                 println!("G's upsampling: {}", layer.describe());
                 if card.architecture.discriminator.minibatch_std {
                     println!("D reads the batch's spread (minibatch standard deviation)");
+                }
+                if card.architecture.discriminator.joint_norm == JointNorm::Pair {
+                    println!("D normalises its joint layer over each pair (d-joint-norm pair)");
                 }
             }
             if let Some(s) = &card.schedule {

@@ -9,10 +9,13 @@
 //! batch, as one more channel beside the text: a G that draws the same
 //! picture whatever z is makes batches that spread less than real ones, which
 //! D can then tell apart.
+//!
+//! With `joint_norm: pair` (not in the paper), the joint layer is normalised
+//! over each pair's own map instead of over the batch ([`JointNorm`]).
 
 use super::{
-    batch_norm1d, batch_norm2d, conv2d, linear, Activation, Conditioning, LeakyRelu, ResidualBlock,
-    TextScaling,
+    batch_norm1d, batch_norm2d, conv2d, layer_norm2d, linear, Activation, Conditioning, LeakyRelu,
+    ResidualBlock, TextScaling,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -29,6 +32,60 @@ pub struct DiscriminatorConfig {
     /// D reads the batch's spread ([`minibatch_std`]) beside the text.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub minibatch_std: bool,
+    /// How the joint layer (image features beside the text) is normalised.
+    #[serde(default, skip_serializing_if = "JointNorm::is_paper")]
+    pub joint_norm: JointNorm,
+}
+
+/// How D normalises its joint layer, where the image's features first meet
+/// the text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JointNorm {
+    /// Batch norm (the paper). In training mode each channel is normalised
+    /// by the batch's own mean and spread, and the spread of a channel that
+    /// adds image and text features is larger where they agree: D can tell a
+    /// batch of mismatched pairs by its statistics, without checking a pair.
+    #[default]
+    Batch,
+    /// Layer norm over each pair's own joint map (group norm with one
+    /// group, a scale and a shift per channel): how well an image agrees
+    /// with its text shows in that pair's map alone, so D must check the
+    /// pair. The image and text layers below keep their batch norm: a
+    /// pair's score still depends on which images and which texts the
+    /// batch holds (G's pictures are still seen together), but no longer
+    /// on how they are paired.
+    Pair,
+}
+
+impl JointNorm {
+    pub const NAMES: [&'static str; 2] = ["batch", "pair"];
+
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "batch" => Self::Batch,
+            "pair" => Self::Pair,
+            _ => anyhow::bail!("unknown D joint norm '{s}' (batch, pair)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Pair => "pair",
+        }
+    }
+
+    pub fn is_paper(&self) -> bool {
+        *self == Self::Batch
+    }
+}
+
+/// The joint layer's normalisation, as built.
+#[derive(Debug)]
+enum JointNormLayer {
+    Batch(nn::BatchNorm),
+    Pair(nn::GroupNorm),
 }
 
 /// How many images share one spread reading.
@@ -69,7 +126,7 @@ pub struct Discriminator {
     text_projection: nn::Linear,
     text_projection_bn: nn::BatchNorm,
     joint: nn::Conv2D,
-    joint_bn: nn::BatchNorm,
+    joint_norm: JointNormLayer,
     score: nn::Conv2D,
 }
 
@@ -80,6 +137,7 @@ impl Discriminator {
             nt,
             embedding_dim,
             minibatch_std,
+            joint_norm,
         } = *config;
         let spread = minibatch_std as i64;
         Self {
@@ -96,7 +154,10 @@ impl Discriminator {
             text_projection: linear(p / "text_projection", embedding_dim, nt),
             text_projection_bn: batch_norm1d(p / "text_projection_bn", nt),
             joint: conv2d(p / "joint", ndf * 8 + spread + nt, ndf * 8, 1, 1, 0),
-            joint_bn: batch_norm2d(p / "joint_bn", ndf * 8),
+            joint_norm: match joint_norm {
+                JointNorm::Batch => JointNormLayer::Batch(batch_norm2d(p / "joint_bn", ndf * 8)),
+                JointNorm::Pair => JointNormLayer::Pair(layer_norm2d(p / "joint_ln", ndf * 8)),
+            },
             score: conv2d(p / "score", ndf * 8, 1, 4, 1, 0),
         }
     }
@@ -137,7 +198,12 @@ impl Discriminator {
             .view([batch, self.config.nt, 1, 1])
             .expand([batch, self.config.nt, height, width], false);
         let h = Tensor::cat(&[h, t], 1);
-        let h = h.apply(&self.joint).apply_t(&self.joint_bn, train).lrelu();
+        let h = h.apply(&self.joint);
+        let h = match &self.joint_norm {
+            JointNormLayer::Batch(bn) => h.apply_t(bn, train),
+            JointNormLayer::Pair(ln) => h.apply(ln),
+        };
+        let h = h.lrelu();
         h.apply(&self.score).view([batch])
     }
 
@@ -151,6 +217,45 @@ impl Discriminator {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    /// D's score of a pair when the batch's other images and texts are
+    /// paired otherwise: the same with `JointNorm::Pair` (the batch holds the
+    /// same images and texts, so the image and text batch norms see the
+    /// same statistics), not with the paper's batch norm, whose joint
+    /// statistics read how well the whole batch's pairs agree.
+    #[test]
+    fn with_pair_norm_a_score_does_not_depend_on_how_the_others_are_paired() {
+        tch::manual_seed(0);
+        let images = Tensor::rand([8, 3, 64, 64], (Kind::Float, Device::Cpu)) * 2 - 1;
+        let texts = Tensor::randn([8, 64], (Kind::Float, Device::Cpu));
+        // Pair 0 kept; the other seven texts move one place along.
+        let order: Vec<i64> = [0, 2, 3, 4, 5, 6, 7, 1].to_vec();
+        let shuffled = texts.index_select(0, &Tensor::from_slice(&order));
+        let change = |joint_norm| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let config = DiscriminatorConfig {
+                ndf: 8,
+                nt: 16,
+                embedding_dim: 64,
+                minibatch_std: false,
+                joint_norm,
+            };
+            let d = Discriminator::new(&vs.root(), &config, &Conditioning::Raw);
+            let before = d.forward_t(&images, &texts, true).double_value(&[0]);
+            let after = d.forward_t(&images, &shuffled, true).double_value(&[0]);
+            (before - after).abs()
+        };
+        assert!(
+            change(JointNorm::Pair) < 1e-5,
+            "{}",
+            change(JointNorm::Pair)
+        );
+        assert!(
+            change(JointNorm::Batch) > 1e-3,
+            "{}",
+            change(JointNorm::Batch)
+        );
+    }
 
     /// The spread channel reads each group of images (i, i + B/4, ...): zero
     /// where the group's images are the same, the features' spread where

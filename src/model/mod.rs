@@ -12,7 +12,7 @@ pub mod style_encoder;
 pub mod text_encoder;
 
 pub use conditioning::{Conditioning, TextScaling};
-pub use discriminator::{Discriminator, DiscriminatorConfig};
+pub use discriminator::{Discriminator, DiscriminatorConfig, JointNorm};
 pub use generator::{Generator, GeneratorConfig, Upsampling, UPSAMPLINGS};
 pub use image_encoder::{ImageEncoder, ImageEncoderConfig};
 pub use style_encoder::{StyleEncoder, StyleEncoderConfig};
@@ -44,11 +44,14 @@ pub struct Layers {
     pub upsampling: Upsampling,
     /// D reads the batch's spread ([`discriminator::minibatch_std`]).
     pub minibatch_std: bool,
+    /// How D normalises its joint layer ([`JointNorm`]).
+    pub d_joint_norm: JointNorm,
 }
 
 impl Layers {
     /// What sets these apart from the paper's layers, in words: none for
-    /// the paper's, else e.g. ["upsampling resize", "minibatch-std"].
+    /// the paper's, else e.g. ["upsampling resize", "minibatch-std",
+    /// "d-joint-norm pair"].
     pub fn words(&self) -> Vec<String> {
         let mut words = Vec::new();
         if !self.upsampling.is_paper() {
@@ -56,6 +59,9 @@ impl Layers {
         }
         if self.minibatch_std {
             words.push("minibatch-std".to_string());
+        }
+        if !self.d_joint_norm.is_paper() {
+            words.push(format!("d-joint-norm {}", self.d_joint_norm.name()));
         }
         words
     }
@@ -89,6 +95,7 @@ impl ModelConfig {
     pub fn with_layers(mut self, layers: Layers) -> Self {
         self.generator.upsampling = layers.upsampling;
         self.discriminator.minibatch_std = layers.minibatch_std;
+        self.discriminator.joint_norm = layers.d_joint_norm;
         self
     }
 
@@ -97,6 +104,7 @@ impl ModelConfig {
         Layers {
             upsampling: self.generator.upsampling,
             minibatch_std: self.discriminator.minibatch_std,
+            d_joint_norm: self.discriminator.joint_norm,
         }
     }
 
@@ -135,6 +143,7 @@ impl ModelConfig {
                 nt,
                 embedding_dim,
                 minibatch_std: false,
+                joint_norm: JointNorm::Batch,
             },
             style_encoder: StyleEncoderConfig { width: ndf, nz },
             conditioning: Conditioning::Raw,
@@ -268,6 +277,23 @@ pub fn linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
 /// Batch norm with γ ~ N(1, 0.02), β = 0.
 pub fn batch_norm2d(p: nn::Path, c: i64) -> nn::BatchNorm {
     nn::batch_norm2d(p, c, batch_norm_config())
+}
+
+/// Layer norm over each image's whole [C, H, W] map (group norm with one
+/// group), a scale and a shift per channel, initialised as batch norm.
+pub fn layer_norm2d(p: nn::Path, c: i64) -> nn::GroupNorm {
+    let bn = batch_norm_config();
+    nn::group_norm(
+        p,
+        1,
+        c,
+        nn::GroupNormConfig {
+            ws_init: bn.ws_init,
+            bs_init: bn.bs_init,
+            eps: bn.eps,
+            ..Default::default()
+        },
+    )
 }
 
 /// 1-d batch norm (the discriminator's text projection), same init.

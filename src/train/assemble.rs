@@ -91,6 +91,13 @@ pub fn gan_model(
                 },
             );
         }
+        if theirs.d_joint_norm != layers.d_joint_norm {
+            bail!(
+                "its D normalises its joint layer by '{}', this run's by '{}': pass --d-joint-norm {0} to continue it",
+                theirs.d_joint_norm.name(),
+                layers.d_joint_norm.name()
+            );
+        }
         bail!("its G and D are not preset {preset} over this text encoder");
     }
     model.generator.vs.copy(&init.generator.vs)?;
