@@ -90,6 +90,14 @@ bring_back() { # file-or-dir name
     if [ -d "$1" ]; then tar czf - -C "$1" .; else cat "$1"; fi | split -b 15M - "$OUT/$2."
 }
 
+# An option the shipped model's card records: the first or last value of
+# "KEY" in $card, as " FLAG VALUE", or nothing where it is DEFAULT or absent.
+from_card() { # KEY first|last DEFAULT FLAG
+    local v
+    v=$(sed -n "s/.*\"$1\": \"\([a-z-]*\)\".*/\1/p" "$card" | if [ "$2" = first ]; then head -1; else tail -1; fi)
+    [ "${v:-$3}" = "$3" ] || printf ' %s %s' "$4" "$v"
+}
+
 for w in $WHICH; do
     [ -n "${from[$w]:-}" ] || { echo "unknown run '$w' (pf or ox)" >&2; exit 2; }
 done
@@ -120,12 +128,9 @@ for w in $WHICH; do
         layer=$(sed -n 's/.*"upsampling": "\([a-z-]*\)".*/\1/p' "$card" | head -1)
         options="--upsampling ${layer:-transposed}"
         grep -q '"minibatch_std": true' "$card" && options="$options --minibatch-std"
-        negatives=$(sed -n 's/.*"match_negatives": "\([a-z]*\)".*/\1/p' "$card" | head -1)
-        [ "${negatives:-class}" = class ] || options="$options --match-negatives $negatives"
-        batches=$(sed -n 's/.*"d_batches": "\([a-z-]*\)".*/\1/p' "$card" | tail -1)
-        [ "${batches:-separate}" = separate ] || options="$options --d-batches $batches"
-        norm=$(sed -n 's/.*"joint_norm": "\([a-z]*\)".*/\1/p' "$card" | head -1)
-        [ "${norm:-batch}" = batch ] || options="$options --d-joint-norm $norm"
+        options="$options$(from_card match_negatives first class --match-negatives)"
+        options="$options$(from_card d_batches last separate --d-batches)"
+        options="$options$(from_card joint_norm first batch --d-joint-norm)"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong[$w]}}"
         if [ "$options" != "$asked" ]; then
