@@ -22,16 +22,15 @@
 # and the centre), and with bilinear ones and D's wrong images siblings
 # (--wrong sibling: each differs from its right image in one content
 # attribute alone, so D must check the count and the centre), and with
-# bilinear ones and D's three kinds of pair in one batch (--d-batches joint:
-# D can no longer tell a batch of mismatched pairs by its statistics), with
-# and without sibling wrong images, and with both and D reading the batch's
-# spread (in one batch D no longer sees a batch of fakes alone, which told
-# it when G's pictures were all alike), and with the real and wrong pairs in
-# one batch and G's pictures in their own (--d-batches real-wrong) with
+# bilinear ones, siblings and D's three kinds of pair in one batch
+# (--d-batches joint: D can no longer tell a batch of mismatched pairs by
+# its statistics; joint alone and with --minibatch-std collapsed over z on
+# the CPU, README, so they are left out), and with the real and wrong pairs
+# in one batch and G's pictures in their own (--d-batches real-wrong) with
 # siblings, and with D's joint layer normalised over each pair
-# (--d-joint-norm pair: D's score of a pair depends on that pair alone, and
-# G's pictures are still seen together below it), with and without
-# siblings, three seeds each. At most 8 files come back from $OUT, so
+# (--d-joint-norm pair: how a batch's pairs are matched no longer shows in
+# its statistics, and G's pictures are still seen together below it), with
+# and without siblings, three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -64,15 +63,9 @@ bilinear-negimage-s2: --match-loss 4 --match-negatives image --upsampling biline
 bilinear-sibling-s0: --match-loss 4 --upsampling bilinear --wrong sibling --seed 0
 bilinear-sibling-s1: --match-loss 4 --upsampling bilinear --wrong sibling --seed 1
 bilinear-sibling-s2: --match-loss 4 --upsampling bilinear --wrong sibling --seed 2
-bilinear-joint-s0: --match-loss 4 --upsampling bilinear --d-batches joint --seed 0
-bilinear-joint-s1: --match-loss 4 --upsampling bilinear --d-batches joint --seed 1
-bilinear-joint-s2: --match-loss 4 --upsampling bilinear --d-batches joint --seed 2
 bilinear-joint-sibling-s0: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 0
 bilinear-joint-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 1
 bilinear-joint-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --seed 2
-bilinear-joint-sibling-mbstd-s0: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 0
-bilinear-joint-sibling-mbstd-s1: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 1
-bilinear-joint-sibling-mbstd-s2: --match-loss 4 --upsampling bilinear --d-batches joint --wrong sibling --minibatch-std --seed 2
 bilinear-realwrong-sibling-s0: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 0
 bilinear-realwrong-sibling-s1: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 1
 bilinear-realwrong-sibling-s2: --match-loss 4 --upsampling bilinear --d-batches real-wrong --wrong sibling --seed 2

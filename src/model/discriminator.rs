@@ -44,8 +44,9 @@ pub struct DiscriminatorConfig {
 pub enum JointNorm {
     /// Batch norm (the paper). In training mode each channel is normalised
     /// by the batch's own mean and spread, and the spread of a channel that
-    /// adds image and text features is larger where they agree: D can tell a
-    /// batch of mismatched pairs by its statistics, without checking a pair.
+    /// adds image and text features depends on how well they agree over the
+    /// batch: D can tell a batch of mismatched pairs by its statistics,
+    /// without checking a pair.
     #[default]
     Batch,
     /// Layer norm over each pair's own joint map (group norm with one
