@@ -234,6 +234,7 @@ def main():
     # real texts to match its own text better than other classes' texts
     # (`--match-negatives image`: than every other picture's text).
     match_w = learn.get("match_loss", 0.0)
+    ms_w = learn.get("mode_seeking", 0.0)
     negatives_by_class = learn.get("match_negatives", "class") == "class"
     ie = None
     if match_w > 0:
@@ -386,6 +387,17 @@ def main():
             fake_weight = 1.0
         d_loss = d_loss + fake_weight * bce(s_fake, 0.0)
         matched = {}
+        # G's further terms: the matching term (`--match-loss W`) and the
+        # mode-seeking term (`--mode-seeking W`: G's pictures of the B texts
+        # under its own z and under D's z_d should differ as the draws do;
+        # D's pictures held fixed).
+        terms = []
+        if ms_w > 0:
+            def mode_seeking():
+                apart = (fake[:b] - fake_d).abs().mean()
+                drawn_apart = (z[:b].to(dev) - z_d.to(dev)).abs().mean()
+                return ms_w / (apart / drawn_apart + 1e-5)
+            terms.append(mode_seeking)
         if ie is not None:
             if negatives_by_class:
                 batch_classes = classes[idx]
@@ -396,9 +408,9 @@ def main():
             def matching():
                 matched["g_match"] = masked_hinge(ie(fake[:b]) @ t.T, other)
                 return match_w * matched["g_match"]
-        else:
-            matching = None
-        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all, matching, context)
+            terms.insert(0, matching)
+        extra = (lambda: sum(term() for term in terms)) if terms else None
+        g_loss = update(g, d, opt_g, opt_d, d_loss, fake, t_all, extra, context)
         with torch.no_grad():
             scores = torch.stack([s_real.sigmoid().mean(), s_wrong.sigmoid().mean(),
                                   s_fake.sigmoid().mean()])

@@ -12,6 +12,7 @@
 #   WRONG=sibling WHICH=pf ... scripts/continue.sh   # D's wrong images half siblings (one attribute changed)
 #   D_BATCHES=joint ... scripts/continue.sh   # D's real, wrong and fake pairs in one batch (--d-batches)
 #   D_JOINT_NORM=pair ... scripts/continue.sh   # D's joint layer normalised over each pair (--d-joint-norm)
+#   MODE_SEEKING=1 ... scripts/continue.sh   # G's mode-seeking term, weight 1 (--mode-seeking)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -52,6 +53,7 @@ MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--mi
 MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--match-negatives)
 D_BATCHES=${D_BATCHES:-separate} # D's batches of pairs (--d-batches)
 D_JOINT_NORM=${D_JOINT_NORM:-batch} # how D normalises its joint layer (--d-joint-norm)
+MODE_SEEKING=${MODE_SEEKING:-0}  # weight of G's mode-seeking term (--mode-seeking; 0: none)
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf image, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -61,6 +63,9 @@ options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 [ "$MATCH_NEGATIVES" = class ] || options_asked="$options_asked --match-negatives $MATCH_NEGATIVES"
 [ "$D_BATCHES" = separate ] || options_asked="$options_asked --d-batches $D_BATCHES"
 [ "$D_JOINT_NORM" = batch ] || options_asked="$options_asked --d-joint-norm $D_JOINT_NORM"
+# A weight as %g writes it, so that 1, 1.0 and the card's 1.0 read alike.
+MODE_SEEKING=$(printf '%g' "$MODE_SEEKING")
+[ "$MODE_SEEKING" = 0 ] || options_asked="$options_asked --mode-seeking $MODE_SEEKING"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -131,6 +136,8 @@ for w in $WHICH; do
         options="$options$(from_card match_negatives first class --match-negatives)"
         options="$options$(from_card d_batches last separate --d-batches)"
         options="$options$(from_card joint_norm first batch --d-joint-norm)"
+        seeking=$(sed -n 's/.*"mode_seeking": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
+        [ -z "$seeking" ] || options="$options --mode-seeking $(printf '%g' "$seeking")"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong[$w]}}"
         if [ "$options" != "$asked" ]; then

@@ -30,7 +30,9 @@
 # siblings, and with D's joint layer normalised over each pair
 # (--d-joint-norm pair: how a batch's pairs are matched no longer shows in
 # its statistics, and G's pictures are still seen together below it), with
-# and without siblings, three seeds each. At most 8 files come back from $OUT, so
+# and without siblings, and with G's mode-seeking term (--mode-seeking 1:
+# G's two pictures of a text should differ as their z do), alone and with
+# pair norm and siblings, three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -74,7 +76,13 @@ bilinear-pairnorm-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair -
 bilinear-pairnorm-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --seed 2
 bilinear-pairnorm-sibling-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 0
 bilinear-pairnorm-sibling-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 1
-bilinear-pairnorm-sibling-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 2"}
+bilinear-pairnorm-sibling-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --seed 2
+bilinear-seeking-s0: --match-loss 4 --upsampling bilinear --mode-seeking 1 --seed 0
+bilinear-seeking-s1: --match-loss 4 --upsampling bilinear --mode-seeking 1 --seed 1
+bilinear-seeking-s2: --match-loss 4 --upsampling bilinear --mode-seeking 1 --seed 2
+bilinear-pairnorm-sibling-seeking-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 0
+bilinear-pairnorm-sibling-seeking-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 1
+bilinear-pairnorm-sibling-seeking-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

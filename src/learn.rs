@@ -88,6 +88,9 @@ pub struct LearnConfig {
     /// The matching term's negatives ([`GanConfig::match_negatives`]).
     #[serde(default)]
     pub match_negatives: Matching,
+    /// Weight of G's mode-seeking term ([`GanConfig::mode_seeking`]).
+    #[serde(default)]
+    pub mode_seeking: f64,
     /// How G doubles its maps (the paper's transposed convolutions, or
     /// resize-convolutions at the last doubling or at every one).
     #[serde(default)]
@@ -105,6 +108,7 @@ impl LearnConfig {
     /// weight, or the matching term without a text encoder.
     pub fn validate(&self) -> Result<()> {
         crate::train::gan::check_match_loss(self.match_loss)?;
+        crate::train::gan::check_mode_seeking(self.mode_seeking, self.fresh_noise_for_g)?;
         if self.match_loss > 0.0 && self.text == TextInput::OneHot {
             bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
         }
@@ -129,6 +133,9 @@ impl LearnConfig {
             if self.match_negatives != Matching::Class {
                 label += &format!(" against {}", self.match_negatives.name());
             }
+        }
+        if self.mode_seeking > 0.0 {
+            label += &format!(" mode-seeking {}", self.mode_seeking);
         }
         for word in self.layers().words() {
             label += &format!(" {word}");
@@ -173,6 +180,7 @@ impl LearnConfig {
             fresh_noise_for_g: self.fresh_noise_for_g,
             match_loss: self.match_loss,
             match_negatives: self.match_negatives,
+            mode_seeking: self.mode_seeking,
             ..GanConfig::paper(self.variant, dataset)
         }
     }

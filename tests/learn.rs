@@ -348,9 +348,9 @@ fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
             "pair",
         ],
     );
-    // Bilinear with D reading the batch's spread, D's pairs in one batch
-    // and G's matching term ranking every other picture's text: the options
-    // all at once. The
+    // Bilinear with D reading the batch's spread, D's pairs in one batch,
+    // G's matching term ranking every other picture's text and G's
+    // mode-seeking term: the options all at once. The
     // tiny set's batches hold pairs of one class, which the paper's
     // negatives leave out, so PyTorch agrees only if it takes them too.
     let sandbox = Sandbox::new();
@@ -364,6 +364,8 @@ fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
         "4",
         "--match-negatives",
         "image",
+        "--mode-seeking",
+        "1",
     ];
     if let Some(export) = in_lockstep(&sandbox, &extra) {
         matching_terms_agree(&export);
@@ -442,6 +444,11 @@ fn bench_learn_refuses_what_it_cannot_run() {
         ),
         (&["--match-loss=-1"], "0 or more"),
         (&["--match-negatives", "image"], "needs --match-loss"),
+        (&["--mode-seeking=-1"], "0 or more"),
+        (
+            &["--mode-seeking", "1", "--reuse-fakes"],
+            "needs fresh noise",
+        ),
         (
             &[
                 "--match-loss",

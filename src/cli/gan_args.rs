@@ -42,6 +42,12 @@ pub struct GanArgs {
     /// text better than the batch's other texts (AttnGAN's DAMSM idea)
     #[arg(long, default_value_t = 0.0)]
     pub match_loss: f64,
+    /// Weight of a mode-seeking term in G's loss (0: the paper; MSGAN, Mao
+    /// et al. 2019): G's two pictures of each text, under two draws of z,
+    /// should differ as much as the draws do (needs fresh noise), so that G
+    /// keeps using z when D checks each pair
+    #[arg(long, default_value_t = 0.0)]
+    pub mode_seeking: f64,
     /// Which of the batch's other texts the matching term ranks each
     /// picture's own text above: other classes' (as the paper's loss), or
     /// every other picture's (where a class fixes only part of a caption,
@@ -83,6 +89,8 @@ impl GanArgs {
     pub fn choices(&self) -> anyhow::Result<GanChoices> {
         gantry::model::ModelConfig::preset(&self.preset)?;
         gantry::train::gan::check_match_loss(self.match_loss)?;
+        // The weight alone here; whether the noise is fresh is the caller's.
+        gantry::train::gan::check_mode_seeking(self.mode_seeking, true)?;
         Ok(GanChoices {
             variant: Variant::parse(&self.variant)?,
             wrong: WrongImages::parse(&self.wrong)?,

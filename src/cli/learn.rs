@@ -181,6 +181,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         seed: args.seed,
         match_loss: args.gan.match_loss,
         match_negatives,
+        mode_seeking: args.gan.mode_seeking,
         upsampling: layers.upsampling,
         minibatch_std: layers.minibatch_std,
         d_joint_norm: layers.d_joint_norm,

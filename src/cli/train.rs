@@ -476,8 +476,10 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 batch,
                 lr,
                 match_loss,
+                mode_seeking,
                 ..
             } = options;
+            gantry::train::gan::check_mode_seeking(mode_seeking, fresh_noise)?;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let run = prepare_run(&common)?;
             let source_dir = env.find_model(&text_encoder)?;
@@ -517,6 +519,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 match_loss,
                 match_negatives,
                 d_batches,
+                mode_seeking,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -561,6 +564,9 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             if match_loss > 0.0 {
                 details.insert("match_loss".into(), match_loss.into());
                 details.insert("match_negatives".into(), match_negatives.name().into());
+            }
+            if mode_seeking > 0.0 {
+                details.insert("mode_seeking".into(), mode_seeking.into());
             }
             details.insert(
                 "text_encoder".into(),

@@ -228,6 +228,16 @@ pub struct GanConfig {
     /// own (the paper's code) or in one ([`DBatches`]).
     #[serde(default)]
     pub d_batches: DBatches,
+    /// Weight of a mode-seeking term in G's loss (0 in the paper; Mao et
+    /// al. 2019, MSGAN): with fresh noise G draws each of the batch's texts
+    /// twice, under its own z and under D's z', and the term w / (r +
+    /// 1e-5), r = mean |G(t, z) - G(t, z')| / mean |z - z'|, asks the two
+    /// pictures to differ as the draws do (D's picture held fixed). A D
+    /// that checks each pair against its text no longer keeps G using z
+    /// through its batch statistics ([`DBatches`]); this term does so
+    /// directly.
+    #[serde(default)]
+    pub mode_seeking: f64,
 }
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
@@ -315,6 +325,7 @@ impl GanConfig {
             match_loss: 0.0,
             match_negatives: Matching::Class,
             d_batches: DBatches::Separate,
+            mode_seeking: 0.0,
         }
     }
 }
@@ -466,6 +477,7 @@ impl<'a> GanTrainer<'a> {
             .then(|| Siblings::new(data, &train, "--wrong sibling"))
             .transpose()?;
         check_match_loss(config.match_loss)?;
+        check_mode_seeking(config.mode_seeking, config.fresh_noise_for_g)?;
         if config.match_loss > 0.0 {
             // θ reads G's pictures as a fixed judge; it is not trained here.
             model.image_encoder.vs.freeze();
@@ -749,11 +761,11 @@ impl<'a> GanTrainer<'a> {
         let fake = g.forward_t(z, &g_text, true);
         // D's fakes: the first B of G's own batch, or (fresh noise) B more
         // drawn with their own z and no graph.
-        let fake_for_d = match z_for_d {
+        let drawn_for_d = match z_for_d {
             Some(z_d) => tch::no_grad(|| g.forward_t(z_d, &text, true)),
             None => fake.narrow(0, 0, b as i64).detach(),
         };
-        let fake_for_d = jitter(&fake_for_d);
+        let fake_for_d = jitter(&drawn_for_d);
         let fake_for_g = jitter(&fake);
         self.phases.mark("G forward");
 
@@ -833,6 +845,18 @@ impl<'a> GanTrainer<'a> {
             g_loss += matching * self.config.match_loss;
             self.phases.mark("θ forward (G's images)");
         }
+        if self.config.mode_seeking > 0.0 {
+            let z_d = z_for_d.as_ref().expect("checked: fresh noise");
+            let apart = (fake.narrow(0, 0, b as i64) - &drawn_for_d)
+                .abs()
+                .mean(tch::Kind::Float);
+            let drawn_apart = (z.narrow(0, 0, b as i64) - z_d)
+                .abs()
+                .mean(tch::Kind::Float);
+            let term = ((apart / drawn_apart) + 1e-5).reciprocal();
+            losses.term("g_mode_seeking", &term);
+            g_loss += term * self.config.mode_seeking;
+        }
         self.opt_g.zero_grad();
         g_loss.backward();
         self.phases.mark("G backward (through D)");
@@ -896,6 +920,18 @@ pub fn match_negatives(name: &str, match_loss: f64) -> Result<Matching> {
 pub fn check_match_loss(weight: f64) -> Result<()> {
     if !(weight >= 0.0 && weight.is_finite()) {
         bail!("--match-loss must be 0 or more (got {weight}): it weighs the matching loss in G's loss");
+    }
+    Ok(())
+}
+
+/// Refuses a mode-seeking weight that is negative or not a number, or one
+/// without fresh noise (the term compares G's two draws of each text).
+pub fn check_mode_seeking(weight: f64, fresh_noise: bool) -> Result<()> {
+    if !(weight >= 0.0 && weight.is_finite()) {
+        bail!("--mode-seeking must be 0 or more (got {weight}): it weighs the mode-seeking term in G's loss");
+    }
+    if weight > 0.0 && !fresh_noise {
+        bail!("--mode-seeking compares G's pictures of each text under two draws of z: it needs fresh noise for G (--fresh-noise; `bench learn` without --reuse-fakes)");
     }
     Ok(())
 }
