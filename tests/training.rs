@@ -1278,6 +1278,32 @@ fn a_continued_run_takes_up_the_schedule_where_the_model_left_it() {
     assert!(err.contains("halved every"), "{err}");
 }
 
+/// `--mode-seeking W` compares G's two pictures of each text, so it is
+/// refused without fresh noise (before any data is read, nothing written)
+/// and, with it, kept in the card's training details.
+#[test]
+fn mode_seeking_needs_fresh_noise_and_is_kept_in_the_card() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    let gan = [&GAN_ARGS[..], &["2", "--mode-seeking", "1"]].concat();
+    let out = train(&sandbox, &[&gan[..], &["--run", "stale"]].concat());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs fresh noise"), "{err}");
+    assert!(!sandbox.path().join("stale").exists());
+
+    assert_ok(&train(
+        &sandbox,
+        &[&gan[..], &["--fresh-noise", "--run", "m"]].concat(),
+    ));
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("m/model/model.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = card.to_string();
+    assert!(recorded.contains("\"mode_seeking\":1.0"), "{recorded}");
+}
+
 #[test]
 fn fresh_noise_for_g_draws_d_its_own_fakes() {
     let set = flowers(400);
