@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Continues the shipped models' runs, trained from scratch on one schedule
-# (paper.md §4: 600 epochs, lr halved every 100; `small` preset; the
-# conditioning the learning curve chose: raw φ(t) + --match-loss 4 + fresh
-# noise), for MIN minutes, on the CPU or on a lent GPU; then gives each model a
-# style encoder and evaluates it:
+# (paper.md §4: 600 epochs, lr halved every 100; `small` preset; what the
+# learning curve chose: raw φ(t) + --match-loss 4 + fresh noise, G's bilinear
+# doublings, D's joint layer normalised over each pair, G's mode-seeking term,
+# and on procedural flowers D's wrong images half siblings), for MIN minutes,
+# on the CPU or on a lent GPU; then gives each model a style encoder and
+# evaluates it:
 #
 #   WHICH="pf ox" MIN=120 STYLE_MIN=5 scripts/continue.sh          # this CPU
+#   UPSAMPLING=transposed D_JOINT_NORM=batch MODE_SEEKING=0 WRONG=image ...   # the paper's layers, as before
 #   UPSAMPLING=resize WHICH=pf ... scripts/continue.sh   # from scratch with resize-convolutions
 #   UPSAMPLING=bilinear MINIBATCH_STD=1 ... scripts/continue.sh   # and D reading the batch's spread
 #   MATCH_NEGATIVES=image ... scripts/continue.sh   # G's matching term against every other picture's text
 #   WRONG=sibling WHICH=pf ... scripts/continue.sh   # D's wrong images half siblings (one attribute changed)
 #   D_BATCHES=joint ... scripts/continue.sh   # D's real, wrong and fake pairs in one batch (--d-batches)
-#   D_JOINT_NORM=pair ... scripts/continue.sh   # D's joint layer normalised over each pair (--d-joint-norm)
-#   MODE_SEEKING=1 ... scripts/continue.sh   # G's mode-seeking term, weight 1 (--mode-seeking)
+#   D_JOINT_NORM=batch ... scripts/continue.sh   # D's joint layer as the paper's batch norm (--d-joint-norm)
+#   MODE_SEEKING=2 ... scripts/continue.sh   # G's mode-seeking term at weight 2 (--mode-seeking; 0: none)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -48,13 +51,13 @@ STYLE_MIN=${STYLE_MIN:-5}
 EVAL_COUNT=${EVAL_COUNT:-2000}
 OUT=${OUT:-}
 LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
-UPSAMPLING=${UPSAMPLING:-transposed}   # G's doublings for a run that starts from scratch (--upsampling)
+UPSAMPLING=${UPSAMPLING:-bilinear}   # G's doublings for a run that starts from scratch (--upsampling)
 MINIBATCH_STD=${MINIBATCH_STD:-}       # 1: its D reads the batch's spread (--minibatch-std)
 MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--match-negatives)
 D_BATCHES=${D_BATCHES:-separate} # D's batches of pairs (--d-batches)
-D_JOINT_NORM=${D_JOINT_NORM:-batch} # how D normalises its joint layer (--d-joint-norm)
-MODE_SEEKING=${MODE_SEEKING:-0}  # weight of G's mode-seeking term (--mode-seeking; 0: none)
-WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf image, ox class (the paper)
+D_JOINT_NORM=${D_JOINT_NORM:-pair} # how D normalises its joint layer (--d-joint-norm)
+MODE_SEEKING=${MODE_SEEKING:-1}  # weight of G's mode-seeking term (--mode-seeking; 0: none)
+WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf sibling, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
 # G's and D's layers, the matching term's negatives (and, per run below,
@@ -80,8 +83,9 @@ from[ox]=${FROM_OX:-weights/oxford102}
 data[ox]="--dataset reed:../shared/datasets/oxford102"
 args[ox]="--text-encoder weights/oxford102 --preset small --fresh-noise --match-loss 4"
 declare -A folder=([pf]=procedural-flowers [ox]=oxford102)
-# D's wrong images where WRONG is not given (and for runs from before it was kept).
-declare -A wrong=([pf]=image [ox]=class)
+# D's wrong images where WRONG is not given; and for runs from before they
+# were kept, what those runs had.
+declare -A wrong=([pf]=sibling [ox]=class) wrong_before=([pf]=image [ox]=class)
 limit=()
 [ -n "$LIMIT" ] && limit=(--limit "$LIMIT")
 
@@ -127,7 +131,7 @@ for w in $WHICH; do
             options="--upsampling $(cat "$run.upsampling" 2>/dev/null || echo transposed)"
         fi
         # A run from before its wrong images were kept had the default.
-        [[ "$options" == *--wrong* ]] || options="$options --wrong ${wrong[$w]}"
+        [[ "$options" == *--wrong* ]] || options="$options --wrong ${wrong_before[$w]}"
     elif grep -q '"match_loss": 4' "$card" 2>/dev/null; then
         resume=(--init-from "${from[$w]}")
         layer=$(sed -n 's/.*"upsampling": "\([a-z-]*\)".*/\1/p' "$card" | head -1)
@@ -139,7 +143,7 @@ for w in $WHICH; do
         seeking=$(sed -n 's/.*"mode_seeking": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
         [ -z "$seeking" ] || options="$options --mode-seeking $(printf '%g' "$seeking")"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
-        options="$options --wrong ${trained_wrong:-${wrong[$w]}}"
+        options="$options --wrong ${trained_wrong:-${wrong_before[$w]}}"
         if [ "$options" != "$asked" ]; then
             echo "${folder[$w]}: the shipped model was trained with '$options', '$asked' asked for: starting from scratch" >&2
             resume=() options=$asked
