@@ -130,7 +130,7 @@ for w in $WHICH; do
         else # a run folder from before D's layers were recorded
             options="--upsampling $(cat "$run.upsampling" 2>/dev/null || echo transposed)"
         fi
-        # A run from before its wrong images were kept had the default.
+        # A run from before its wrong images were kept had the default of then.
         [[ "$options" == *--wrong* ]] || options="$options --wrong ${wrong_before[$w]}"
     elif grep -q '"match_loss": 4' "$card" 2>/dev/null; then
         resume=(--init-from "${from[$w]}")
