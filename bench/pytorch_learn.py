@@ -4,8 +4,8 @@ Trains the same GAN-INT-CLS (G and D of pytorch_gan_int_cls.py at the sizes
 gantry exported, DCGAN initialisation as paper.md §2) from scratch on the
 renders and caption embeddings that `gantry bench learn --export DIR` wrote,
 with the same step: D on (real, right), ½ (wrong, right), ½ (fake, right); G on
-the B embeddings plus B/2 interpolations; 4 caption embeddings averaged per
-image; a random horizontal flip; Adam 2e-4, β1 0.5, lr halved every 100
+the B embeddings plus B/2 interpolations; the export's captions_averaged
+caption embeddings averaged per image (the paper: 4); a random horizontal flip; Adam 2e-4, β1 0.5, lr halved every 100
 epochs; with `--match-loss W`, W times the matching term in G's loss (the
 exported image encoder θ, frozen, ranks each picture's text against other
 classes'). At every line it draws the evaluation captions with their fixed z (G

@@ -12,7 +12,7 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::procedural::{caption_under, PICTURES_PER_CAPTION};
+use crate::eval::procedural::{caption_under, phrased_caption, PICTURES_PER_CAPTION};
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
@@ -101,6 +101,14 @@ pub struct LearnConfig {
     /// How D normalises its joint layer ([`crate::model::JointNorm`]).
     #[serde(default)]
     pub d_joint_norm: crate::model::JointNorm,
+    /// Caption embeddings averaged per image as its text
+    /// ([`GanConfig::captions_averaged`]).
+    #[serde(default = "paper_captions_averaged")]
+    pub captions_averaged: usize,
+}
+
+fn paper_captions_averaged() -> usize {
+    crate::train::gan::PAPER_CAPTIONS_AVERAGED as usize
 }
 
 impl LearnConfig {
@@ -136,6 +144,9 @@ impl LearnConfig {
         }
         if self.mode_seeking > 0.0 {
             label += &format!(" mode-seeking {}", self.mode_seeking);
+        }
+        if self.captions_averaged != paper_captions_averaged() && self.text != TextInput::OneHot {
+            label += &format!(" averaging {}", self.captions_averaged);
         }
         for word in self.layers().words() {
             label += &format!(" {word}");
@@ -181,6 +192,7 @@ impl LearnConfig {
             match_loss: self.match_loss,
             match_negatives: self.match_negatives,
             mode_seeking: self.mode_seeking,
+            captions_averaged: self.captions_averaged,
             ..GanConfig::paper(self.variant, dataset)
         }
     }
@@ -192,6 +204,13 @@ pub struct Point {
     pub step: u64,
     /// (short name, training classes, held-out classes), fractions.
     pub content: Vec<(String, f64, f64)>,
+    /// The same read off pictures of the same renders under the same z, their
+    /// captions in sentence forms no training grammar has
+    /// ([`crate::eval::procedural::HELD_OUT_PHRASINGS`]): how much of the
+    /// content survives the way people phrase things. Empty for one-hot
+    /// conditioning and another program's curve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phrased: Vec<(String, f64, f64)>,
     pub d_real: f64,
     pub d_wrong: Option<f64>,
     pub d_fake: f64,
@@ -243,6 +262,7 @@ impl Point {
         Self {
             step,
             content,
+            phrased: Vec::new(),
             d_real,
             d_wrong,
             d_fake,
@@ -261,6 +281,9 @@ impl Point {
         let mut s = format!("learn step={}", self.step);
         for (name, train, held) in &self.content {
             s += &format!(" {name}={:.1}/{:.1}", train * 100.0, held * 100.0);
+        }
+        for (name, train, held) in &self.phrased {
+            s += &format!(" phrased_{name}={:.1}/{:.1}", train * 100.0, held * 100.0);
         }
         s += &format!(" d_real={:.3}", self.d_real);
         if let Some(w) = self.d_wrong {
@@ -337,6 +360,9 @@ pub fn one_hot_attributes(set: &TrainingSet, probe: &LoadedProbe) -> Result<Tens
 pub struct Prepared<'a> {
     pub trainer: GanTrainer<'a>,
     pub eval_text: Tensor,
+    /// The evaluation captions in held-out sentence forms, [M, E] (none
+    /// for one-hot conditioning).
+    pub phrased_text: Option<Tensor>,
     pub eval_z: Tensor,
     /// The z of each line's diversity reading ([`diverse_z`]).
     pub diverse_z: Tensor,
@@ -351,11 +377,15 @@ pub fn prepare<'a>(
         bail!("--steps and --every must be at least 1");
     }
     let mut model_config = ModelConfig::preset(&config.preset)?.with_layers(config.layers());
-    let (embeddings, eval_text) = match (config.text, inputs.text_model) {
+    let (embeddings, eval_text, phrased_text) = match (config.text, inputs.text_model) {
         (TextInput::OneHot, _) => {
             let train = one_hot_attributes(inputs.train, inputs.probe)?;
             let eval = one_hot_attributes(inputs.eval, inputs.probe)?;
-            (train.unsqueeze(1).to_device(device), eval.to_device(device))
+            (
+                train.unsqueeze(1).to_device(device),
+                eval.to_device(device),
+                None,
+            )
         }
         (_, None) => bail!("{} conditioning needs a text encoder", config.text.name()),
         (_, Some(text_model)) => {
@@ -373,9 +403,17 @@ pub fn prepare<'a>(
                 .map(full_caption)
                 .collect::<Result<_>>()?;
             let eval = embed(text_model, &captions)?.to_device(device);
+            let phrased: Vec<String> = inputs
+                .eval
+                .attributes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| phrased_caption(a, i))
+                .collect::<Result<_>>()?;
+            let phrased = embed(text_model, &phrased)?.to_device(device);
             model_config.text_encoder = text_model.card.architecture.text_encoder.clone();
             model_config.image_encoder = text_model.card.architecture.image_encoder.clone();
-            (train, eval)
+            (train, eval, Some(phrased))
         }
     };
     let e = *embeddings.size().last().unwrap_or(&0);
@@ -404,6 +442,7 @@ pub fn prepare<'a>(
     Ok(Prepared {
         trainer,
         eval_text,
+        phrased_text,
         eval_z,
         diverse_z,
     })
@@ -607,6 +646,10 @@ pub fn run(
                 })?,
                 trained,
             );
+            if let Some(phrased) = &prepared.phrased_text {
+                let pictures = as_saved(&draw(&prepared.trainer.model, &prepared.eval_z, phrased));
+                point.phrased = content_accuracy(&pictures, inputs.eval, inputs.probe)?;
+            }
             if config.text != TextInput::OneHot {
                 point.d_rejects = crate::eval::d_rejects(
                     &prepared.trainer.model,

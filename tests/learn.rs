@@ -78,6 +78,12 @@ fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
         for attribute in ["colour", "shape", "count", "centre"] {
             let (train, held) = percent_pair(&p[attribute]);
             assert!((0.0..=100.0).contains(&train) && (0.0..=100.0).contains(&held));
+            // The same captions in sentence forms no grammar has (gantry's
+            // lines, with a text encoder).
+            if let Some(phrased) = p.get(&format!("phrased_{attribute}")) {
+                let (train, held) = percent_pair(phrased);
+                assert!((0.0..=100.0).contains(&train) && (0.0..=100.0).contains(&held));
+            }
         }
         for key in ["d_real", "d_wrong", "d_fake"] {
             let v: f64 = p[key].parse().unwrap();
@@ -123,6 +129,12 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
         first.iter().all(|p| p.contains_key("d_rejects_centre")),
         "{first:?}"
     );
+    assert!(
+        first
+            .iter()
+            .all(|p| p.contains_key("phrased_colour") && p.contains_key("phrased_shape")),
+        "{first:?}"
+    );
     // Same seed, same curve (the seconds aside).
     let again = lines(&learn(&sandbox, &["--conditioning", "standardised"]));
     let without_time = |p: &[BTreeMap<String, String>]| {
@@ -145,8 +157,17 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
         &["--conditioning", "one-hot", "--samples", "pics"],
     ));
     assert_curve(&one_hot, &["2", "4"]);
-    // Without a text encoder there are no captions to change.
+    // Without a text encoder there are no captions to change or rephrase.
     assert!(!one_hot[0].contains_key("d_rejects_colour"));
+    assert!(!one_hot[0].contains_key("phrased_colour"));
+    // One caption per image instead of the paper's mean of four: G and D
+    // read other texts, so the run takes other steps.
+    let single = lines(&learn(
+        &sandbox,
+        &["--conditioning", "raw", "--captions-averaged", "1"],
+    ));
+    assert_curve(&single, &["2", "4"]);
+    assert_ne!(without_time(&raw), without_time(&single));
     // --samples: each line's first pictures as a sheet to look at, and the
     // first caption's under sixteen z.
     for name in ["00002", "00004", "00002-z", "00004-z"] {
@@ -445,6 +466,7 @@ fn bench_learn_refuses_what_it_cannot_run() {
         (&["--match-loss=-1"], "0 or more"),
         (&["--match-negatives", "image"], "needs --match-loss"),
         (&["--mode-seeking=-1"], "0 or more"),
+        (&["--captions-averaged", "0"], "1..=10"),
         (
             &["--mode-seeking", "1", "--reuse-fakes"],
             "needs fresh noise",

@@ -1282,10 +1282,14 @@ fn a_continued_run_takes_up_the_schedule_where_the_model_left_it() {
 /// refused without fresh noise (before any data is read, nothing written)
 /// and, with it, kept in the card's training details.
 #[test]
-fn mode_seeking_needs_fresh_noise_and_is_kept_in_the_card() {
+fn mode_seeking_needs_fresh_noise_and_it_and_captions_averaged_are_kept_in_the_card() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
-    let gan = [&GAN_ARGS[..], &["2", "--mode-seeking", "1"]].concat();
+    let gan = [
+        &GAN_ARGS[..],
+        &["2", "--mode-seeking", "1", "--captions-averaged", "1"],
+    ]
+    .concat();
     let out = train(&sandbox, &[&gan[..], &["--run", "stale"]].concat());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1305,6 +1309,45 @@ fn mode_seeking_needs_fresh_noise_and_is_kept_in_the_card() {
         Some(1.0),
         "{card}"
     );
+    assert_eq!(
+        card["training"]["captions_averaged"].as_u64(),
+        Some(1),
+        "{card}"
+    );
+}
+
+#[test]
+fn g_and_d_read_each_image_as_the_mean_of_captions_averaged_of_its_captions() {
+    let set = flowers(200);
+    let source = tiny_model();
+    let e = embeddings(&source, &set);
+    let per_image = e.size()[1] as usize;
+    for k in [1, 4] {
+        let config = GanConfig {
+            steps: Some(1),
+            captions_averaged: k,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer = GanTrainer::new(tiny_model(), config, &set, e.shallow_clone()).unwrap();
+        let draws = trainer.draw_step();
+        for (row, &i) in draws.picks.iter().zip(&draws.batch) {
+            assert_eq!(row.len(), k, "image {i}: {row:?}");
+            let mut distinct = row.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), k, "a caption picked twice: {row:?}");
+            assert!(row.iter().all(|&c| c < per_image));
+        }
+        // With one caption, an image's text is exactly that caption's φ(t).
+        let text = gantry::train::mean_of_picks(&e, &draws.batch, &draws.picks);
+        if k == 1 {
+            for (n, (&i, row)) in draws.batch.iter().zip(&draws.picks).enumerate() {
+                let own = e.get(i as i64).get(row[0] as i64);
+                assert!(text.get(n as i64).allclose(&own, 0.0, 0.0, false));
+            }
+        }
+        trainer.step_with(&draws).unwrap();
+    }
 }
 
 #[test]

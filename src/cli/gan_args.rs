@@ -48,6 +48,12 @@ pub struct GanArgs {
     /// keeps using z when D checks each pair
     #[arg(long, default_value_t = 0.0)]
     pub mode_seeking: f64,
+    /// How many of each image's ten caption embeddings G and D read averaged
+    /// as its text (the paper: 4). 1 gives them single captions, as a person
+    /// types one: the variety of phrasing that averaging smooths away
+    #[arg(long, default_value_t = gantry::train::gan::PAPER_CAPTIONS_AVERAGED,
+          value_parser = clap::value_parser!(u64).range(1..=10))]
+    pub captions_averaged: u64,
     /// Which of the batch's other texts the matching term ranks each
     /// picture's own text above: other classes' (as the paper's loss), or
     /// every other picture's (where a class fixes only part of a caption,

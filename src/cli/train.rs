@@ -108,7 +108,7 @@ pub enum TrainCommand {
         #[arg(long)]
         text_encoder: String,
         #[command(flatten)]
-        gan: GanArgs,
+        gan: Box<GanArgs>,
         #[arg(long, default_value_t = 600)]
         epochs: u64,
         /// Halve the learning rate every this many epochs
@@ -477,8 +477,9 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 lr,
                 match_loss,
                 mode_seeking,
+                captions_averaged,
                 ..
-            } = options;
+            } = *options;
             gantry::train::gan::check_mode_seeking(mode_seeking, fresh_noise)?;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let run = prepare_run(&common)?;
@@ -520,6 +521,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 match_negatives,
                 d_batches,
                 mode_seeking,
+                captions_averaged: captions_averaged as usize,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -568,6 +570,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             if mode_seeking > 0.0 {
                 details.insert("mode_seeking".into(), mode_seeking.into());
             }
+            details.insert("captions_averaged".into(), captions_averaged.into());
             details.insert(
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),

@@ -271,6 +271,9 @@ fn judge(
 /// of Adam's second moments.
 pub const FRESH_ADAM_WARMUP: u64 = 1000;
 
+/// Caption embeddings averaged per image as its text (the paper's code: 4).
+pub const PAPER_CAPTIONS_AVERAGED: u64 = 4;
+
 /// The kinds of [`Conditioning`] a run can ask for; the statistics of
 /// `Standardised` come from the run's own training captions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,7 +317,7 @@ impl GanConfig {
             lr: 2e-4,
             beta1: 0.5,
             lr_halve_every_epochs: 100,
-            captions_averaged: 4,
+            captions_averaged: PAPER_CAPTIONS_AVERAGED as usize,
             interpolation_beta: 0.5,
             seed: 0,
             wrong: WrongImages::Class,
