@@ -105,6 +105,9 @@ pub struct LearnConfig {
     /// ([`GanConfig::captions_averaged`]).
     #[serde(default = "paper_captions_averaged")]
     pub captions_averaged: usize,
+    /// Noise on G's text ([`GanConfig::text_noise`]).
+    #[serde(default)]
+    pub text_noise: f64,
 }
 
 fn paper_captions_averaged() -> usize {
@@ -117,6 +120,7 @@ impl LearnConfig {
     pub fn validate(&self) -> Result<()> {
         crate::train::gan::check_match_loss(self.match_loss)?;
         crate::train::gan::check_mode_seeking(self.mode_seeking, self.fresh_noise_for_g)?;
+        crate::train::gan::check_text_noise(self.text_noise)?;
         if self.match_loss > 0.0 && self.text == TextInput::OneHot {
             bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
         }
@@ -148,6 +152,9 @@ impl LearnConfig {
         if self.captions_averaged != paper_captions_averaged() && self.text != TextInput::OneHot {
             label += &format!(" averaging {}", self.captions_averaged);
         }
+        if self.text_noise > 0.0 {
+            label += &format!(" text-noise {}", self.text_noise);
+        }
         for word in self.layers().words() {
             label += &format!(" {word}");
         }
@@ -170,6 +177,9 @@ impl LearnConfig {
     /// the exported embeddings, which are rescaled when standardised, while
     /// gantry's reads φ(t) as the joint embedding has it.
     pub fn validate_export(&self) -> Result<()> {
+        if self.text_noise > 0.0 {
+            bail!("--text-noise with --export: bench/pytorch_learn.py does not draw noise on G's text yet");
+        }
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
         }
@@ -193,6 +203,7 @@ impl LearnConfig {
             match_negatives: self.match_negatives,
             mode_seeking: self.mode_seeking,
             captions_averaged: self.captions_averaged,
+            text_noise: self.text_noise,
             ..GanConfig::paper(self.variant, dataset)
         }
     }

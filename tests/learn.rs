@@ -467,6 +467,11 @@ fn bench_learn_refuses_what_it_cannot_run() {
         (&["--match-negatives", "image"], "needs --match-loss"),
         (&["--mode-seeking=-1"], "0 or more"),
         (&["--captions-averaged", "0"], "1..=10"),
+        (&["--text-noise", "5"], "between 0 and 4"),
+        (
+            &["--text-noise", "1", "--export", "x"],
+            "does not draw noise",
+        ),
         (
             &["--mode-seeking", "1", "--reuse-fakes"],
             "needs fresh noise",

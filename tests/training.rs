@@ -1282,12 +1282,20 @@ fn a_continued_run_takes_up_the_schedule_where_the_model_left_it() {
 /// refused without fresh noise (before any data is read, nothing written)
 /// and, with it, kept in the card's training details.
 #[test]
-fn mode_seeking_needs_fresh_noise_and_it_and_captions_averaged_are_kept_in_the_card() {
+fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
     let sandbox = Sandbox::new();
     sandbox.tiny_model("te");
     let gan = [
         &GAN_ARGS[..],
-        &["2", "--mode-seeking", "1", "--captions-averaged", "1"],
+        &[
+            "2",
+            "--mode-seeking",
+            "1",
+            "--captions-averaged",
+            "1",
+            "--text-noise",
+            "0.5",
+        ],
     ]
     .concat();
     let out = train(&sandbox, &[&gan[..], &["--run", "stale"]].concat());
@@ -1314,6 +1322,7 @@ fn mode_seeking_needs_fresh_noise_and_it_and_captions_averaged_are_kept_in_the_c
         Some(1),
         "{card}"
     );
+    assert_eq!(card["training"]["text_noise"].as_f64(), Some(0.5), "{card}");
 }
 
 #[test]
@@ -1348,6 +1357,56 @@ fn g_and_d_read_each_image_as_the_mean_of_captions_averaged_of_its_captions() {
         }
         trainer.step_with(&draws).unwrap();
     }
+}
+
+#[test]
+fn text_noise_moves_what_g_draws_from_and_not_what_d_judges_against() {
+    let set = flowers(400);
+    let source = tiny_model();
+    let e = embeddings(&source, &set);
+    let run = |text_noise: f64| {
+        let mut model = tiny_model();
+        model.generator.vs.copy(&source.generator.vs).unwrap();
+        model
+            .discriminator
+            .vs
+            .copy(&source.discriminator.vs)
+            .unwrap();
+        let config = GanConfig {
+            steps: Some(1),
+            fresh_noise_for_g: true,
+            text_noise,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer = GanTrainer::new(model, config, &set, e.shallow_clone()).unwrap();
+        let draws = trainer.draw_step();
+        // One row of noise per picture G draws: the B texts and the B/2
+        // interpolations.
+        let rows = draws.text_noise.as_ref().map(|n| n.size());
+        let losses = trainer.step_with(&draws).unwrap().read().unwrap();
+        (rows, losses)
+    };
+    let (none, clean) = run(0.0);
+    let (rows, noisy) = run(1.0);
+    assert_eq!(none, None);
+    assert_eq!(rows, Some(vec![96, e.size()[2]]));
+    // The same batch, z and real pairs...
+    assert_eq!(clean["d_real"], noisy["d_real"]);
+    // ...but G's pictures are drawn from texts near the captions'.
+    assert_ne!(clean["d_fake"], noisy["d_fake"]);
+    let err = match GanTrainer::new(
+        tiny_model(),
+        GanConfig {
+            text_noise: f64::NAN,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        },
+        &set,
+        e.shallow_clone(),
+    ) {
+        Ok(_) => panic!("a NaN spread was taken"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains("--text-noise"), "{err}");
 }
 
 #[test]

@@ -54,6 +54,13 @@ pub struct GanArgs {
     #[arg(long, default_value_t = gantry::train::gan::PAPER_CAPTIONS_AVERAGED,
           value_parser = clap::value_parser!(u64).range(1..=10))]
     pub captions_averaged: u64,
+    /// Spread of Gaussian noise on the text G draws from in training, in
+    /// units of each dimension's spread over the training captions (0: the
+    /// paper). D judges G's pictures against the clean text, so G learns to
+    /// draw a caption's content from embeddings near it, where phrasings it
+    /// never saw land
+    #[arg(long, default_value_t = 0.0)]
+    pub text_noise: f64,
     /// Which of the batch's other texts the matching term ranks each
     /// picture's own text above: other classes' (as the paper's loss), or
     /// every other picture's (where a class fixes only part of a caption,

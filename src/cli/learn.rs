@@ -186,6 +186,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         minibatch_std: layers.minibatch_std,
         d_joint_norm: layers.d_joint_norm,
         captions_averaged: args.gan.captions_averaged as usize,
+        text_noise: args.gan.text_noise,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

@@ -478,9 +478,11 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 match_loss,
                 mode_seeking,
                 captions_averaged,
+                text_noise,
                 ..
             } = *options;
             gantry::train::gan::check_mode_seeking(mode_seeking, fresh_noise)?;
+            gantry::train::gan::check_text_noise(text_noise)?;
             let text_scaling = TextScalingKind::parse(&conditioning)?;
             let run = prepare_run(&common)?;
             let source_dir = env.find_model(&text_encoder)?;
@@ -522,6 +524,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 d_batches,
                 mode_seeking,
                 captions_averaged: captions_averaged as usize,
+                text_noise,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -571,6 +574,9 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 details.insert("mode_seeking".into(), mode_seeking.into());
             }
             details.insert("captions_averaged".into(), captions_averaged.into());
+            if text_noise > 0.0 {
+                details.insert("text_noise".into(), text_noise.into());
+            }
             details.insert(
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),

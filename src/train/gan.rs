@@ -238,6 +238,15 @@ pub struct GanConfig {
     /// directly.
     #[serde(default)]
     pub mode_seeking: f64,
+    /// Standard deviation of Gaussian noise added to the text G draws from
+    /// in training, in units of each dimension's spread over the training
+    /// captions (0 in the paper; a fixed-variance cousin of StackGAN's
+    /// conditioning augmentation). D judges G's pictures against the clean
+    /// text, so G learns to draw a caption's content from any embedding
+    /// near it: a phrasing the text encoder never saw lands near, not on,
+    /// the embeddings of the phrasings it did.
+    #[serde(default)]
+    pub text_noise: f64,
 }
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
@@ -329,6 +338,7 @@ impl GanConfig {
             match_negatives: Matching::Class,
             d_batches: DBatches::Separate,
             mode_seeking: 0.0,
+            text_noise: 0.0,
         }
     }
 }
@@ -360,6 +370,9 @@ pub struct StepDraws {
     pub z_for_d: Option<Tensor>,
     /// The wrong images and their crops (matching-aware D).
     pub wrong: Option<(Vec<usize>, Vec<Crop>)>,
+    /// With [`GanConfig::text_noise`], unit Gaussian noise for the text of
+    /// each of G's pictures (as `z`'s rows).
+    pub text_noise: Option<Tensor>,
 }
 
 pub struct GanTrainer<'a> {
@@ -368,6 +381,9 @@ pub struct GanTrainer<'a> {
     data: &'a TrainingSet,
     /// [N, K, E] caption embeddings.
     embeddings: Tensor,
+    /// Each dimension's spread over the training captions, [1, E]: the
+    /// unit of [`GanConfig::text_noise`] (only with text noise).
+    text_spread: Option<Tensor>,
     train: Vec<usize>,
     order: Vec<usize>,
     cursor: usize,
@@ -481,6 +497,7 @@ impl<'a> GanTrainer<'a> {
             .transpose()?;
         check_match_loss(config.match_loss)?;
         check_mode_seeking(config.mode_seeking, config.fresh_noise_for_g)?;
+        check_text_noise(config.text_noise)?;
         if config.match_loss > 0.0 {
             // θ reads G's pictures as a fixed judge; it is not trained here.
             model.image_encoder.vs.freeze();
@@ -505,10 +522,18 @@ impl<'a> GanTrainer<'a> {
         let opt_g = Optimizer::adam(&model.generator.vs, config.lr, config.beta1);
         let opt_d = Optimizer::adam(&model.discriminator.vs, config.lr, config.beta1);
         let sample_captions = sample_captions(data, &embeddings);
+        let text_spread = (config.text_noise > 0.0).then(|| {
+            let dim = *embeddings.size().last().unwrap_or(&0);
+            embeddings
+                .reshape([-1, dim])
+                .std_dim(0, true, false)
+                .unsqueeze(0)
+        });
         Ok(Self {
             model,
             data,
             embeddings,
+            text_spread,
             order: train.clone(),
             cursor: usize::MAX,
             train,
@@ -696,6 +721,10 @@ impl<'a> GanTrainer<'a> {
             let crops = self.data.random_crops(b, &mut self.position.rng);
             (idx, crops)
         });
+        let text_noise = (self.config.text_noise > 0.0).then(|| {
+            let dim = self.embeddings.size()[2] as usize;
+            noise(&mut self.position.rng, b + interpolated, dim, device)
+        });
         StepDraws {
             batch,
             crops,
@@ -703,6 +732,7 @@ impl<'a> GanTrainer<'a> {
             z,
             z_for_d,
             wrong,
+            text_noise,
         }
     }
 
@@ -731,6 +761,12 @@ impl<'a> GanTrainer<'a> {
             (Tensor::cat(&[&text, &mixed], 0), half)
         } else {
             (text.shallow_clone(), 0)
+        };
+        // What G draws from: its texts, or (text noise) texts near them;
+        // D always judges against the texts themselves.
+        let g_input = match (&draws.text_noise, &self.text_spread) {
+            (Some(eps), Some(spread)) => &g_text + eps * spread * self.config.text_noise,
+            _ => g_text.shallow_clone(),
         };
         let z = &draws.z;
         let z_for_d = &draws.z_for_d;
@@ -761,11 +797,11 @@ impl<'a> GanTrainer<'a> {
         self.phases.mark("batch");
         let g = &self.model.generator.net;
         let d = &self.model.discriminator.net;
-        let fake = g.forward_t(z, &g_text, true);
+        let fake = g.forward_t(z, &g_input, true);
         // D's fakes: the first B of G's own batch, or (fresh noise) B more
         // drawn with their own z and no graph.
         let drawn_for_d = match z_for_d {
-            Some(z_d) => tch::no_grad(|| g.forward_t(z_d, &text, true)),
+            Some(z_d) => tch::no_grad(|| g.forward_t(z_d, &g_input.narrow(0, 0, b as i64), true)),
             None => fake.narrow(0, 0, b as i64).detach(),
         };
         let fake_for_d = jitter(&drawn_for_d);
@@ -923,6 +959,15 @@ pub fn match_negatives(name: &str, match_loss: f64) -> Result<Matching> {
 pub fn check_match_loss(weight: f64) -> Result<()> {
     if !(weight >= 0.0 && weight.is_finite()) {
         bail!("--match-loss must be 0 or more (got {weight}): it weighs the matching loss in G's loss");
+    }
+    Ok(())
+}
+
+/// Refuses a text-noise spread that is negative, not a number, or so large
+/// that the noise would drown the text (above 4 of its spreads).
+pub fn check_text_noise(spread: f64) -> Result<()> {
+    if !(0.0..=4.0).contains(&spread) {
+        bail!("--text-noise must be between 0 and 4 (got {spread}): it is the noise's spread in units of the captions' own");
     }
     Ok(())
 }
