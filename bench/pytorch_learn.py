@@ -140,10 +140,11 @@ def load_gantry(module, path, prefix, allow_f16=False):
 class Tape:
     """The draws of each of gantry's steps (layout in src/learn.rs, Tape)."""
 
-    def __init__(self, path, b, k, g_batch, nz, fresh, cls, follow):
+    def __init__(self, path, b, k, g_batch, nz, fresh, cls, follow, text_dim=0):
         self.f = open(path, "rb")
         self.b, self.k, self.g_batch, self.nz, self.fresh, self.cls = b, k, g_batch, nz, fresh, cls
         self.follow = follow
+        self.text_dim = text_dim  # with text noise: the embedding size, else 0
 
     def take(self, dtype, count):
         size = torch.tensor([], dtype=dtype).element_size() * count
@@ -172,6 +173,9 @@ class Tape:
         if self.cls:
             step["wrong"] = self.take(torch.int32, b).long()
             step["wrong_flip"] = self.take(torch.uint8, b).bool()
+        if self.text_dim:
+            step["text_noise"] = self.take(torch.float32, self.g_batch * self.text_dim).view(
+                self.g_batch, self.text_dim)
         return step
 
 
@@ -235,6 +239,11 @@ def main():
     # (`--match-negatives image`: than every other picture's text).
     match_w = learn.get("match_loss", 0.0)
     ms_w = learn.get("mode_seeking", 0.0)
+    # Noise on the text G draws from (`--text-noise S`): S times each
+    # dimension's spread over the training captions; D judges against the
+    # captions' own text.
+    text_noise = learn.get("text_noise", 0.0)
+    spread = emb.reshape(-1, e).std(0, keepdim=True) if text_noise > 0 else None
     negatives_by_class = learn.get("match_negatives", "class") == "class"
     ie = None
     if match_w > 0:
@@ -319,7 +328,7 @@ def main():
 
     g_batch = b + (half if interp else 0)
     tape = Tape(os.path.join(args.dir, "tape.bin"), b, averaged, g_batch, meta["nz"], fresh,
-                cls, args.follow) if lockstep else None
+                cls, args.follow, e if text_noise > 0 else 0) if lockstep else None
     step_log = open(os.path.join(args.dir, "steps.pytorch.jsonl"), "w") if lockstep else None
 
     sums = torch.zeros(3, device=dev)
@@ -354,11 +363,16 @@ def main():
         else:
             t_all = t
         z = taken["z"] if tape else torch.randn(len(t_all), meta["nz"], generator=gen)
-        fake = g(z.to(dev), t_all)
+        if text_noise > 0:
+            eps = taken["text_noise"] if tape else torch.randn(len(t_all), e, generator=gen)
+            t_in = t_all + eps.to(dev) * spread * text_noise
+        else:
+            t_in = t_all
+        fake = g(z.to(dev), t_in)
         if fresh:
             z_d = taken["z_d"] if tape else torch.randn(b, meta["nz"], generator=gen)
             with torch.no_grad():
-                fake_d = g(z_d.to(dev), t)
+                fake_d = g(z_d.to(dev), t_in[:b])
         else:
             fake_d = fake[:b].detach()
         # D's pairs: (real, right), [(wrong, right)], (fake, right), each

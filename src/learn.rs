@@ -177,9 +177,6 @@ impl LearnConfig {
     /// the exported embeddings, which are rescaled when standardised, while
     /// gantry's reads φ(t) as the joint embedding has it.
     pub fn validate_export(&self) -> Result<()> {
-        if self.text_noise > 0.0 {
-            bail!("--text-noise with --export: bench/pytorch_learn.py does not draw noise on G's text yet");
-        }
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
         }
@@ -921,8 +918,9 @@ pub fn score_images(
 /// `tape.bin` holds, per step and little-endian: the batch's image indices
 /// (u32 × B), their flips (u8 × B), the averaged captions' indices (u8 × B·k),
 /// G's z (f32 × (B + interpolations)·nz), with fresh noise D's fakes' z
-/// (f32 × B·nz), and for a matching-aware D the wrong images' indices
-/// (u32 × B) and flips (u8 × B).
+/// (f32 × B·nz), for a matching-aware D the wrong images' indices
+/// (u32 × B) and flips (u8 × B), and with text noise its unit draws
+/// (f32 × (B + interpolations)·E).
 pub struct Tape {
     draws: std::io::BufWriter<std::fs::File>,
     steps: std::io::BufWriter<std::fs::File>,
@@ -982,6 +980,10 @@ impl Tape {
         if let Some((idx, crops)) = &draws.wrong {
             indices(&mut bytes, idx);
             flips(&mut bytes, crops)?;
+        }
+        if let Some(noise) = &draws.text_noise {
+            let values = Vec::<f32>::try_from(noise.to_device(Device::Cpu).reshape([-1]))?;
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
         }
         self.draws.write_all(&bytes).context("writing tape.bin")
     }
