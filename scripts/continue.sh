@@ -16,6 +16,7 @@
 #   D_BATCHES=joint ... scripts/continue.sh   # D's real, wrong and fake pairs in one batch (--d-batches)
 #   D_JOINT_NORM=batch ... scripts/continue.sh   # D's joint layer as the paper's batch norm (--d-joint-norm)
 #   MODE_SEEKING=2 ... scripts/continue.sh   # G's mode-seeking term at weight 2 (--mode-seeking; 0: none)
+#   CAPTIONS_AVERAGED=1 TEXT_NOISE=1 ... scripts/continue.sh   # single captions, noise on G's text
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #
@@ -57,6 +58,8 @@ MATCH_NEGATIVES=${MATCH_NEGATIVES:-class} # the matching term's negatives (--mat
 D_BATCHES=${D_BATCHES:-separate} # D's batches of pairs (--d-batches)
 D_JOINT_NORM=${D_JOINT_NORM:-pair} # how D normalises its joint layer (--d-joint-norm)
 MODE_SEEKING=${MODE_SEEKING:-1}  # weight of G's mode-seeking term (--mode-seeking; 0: none)
+CAPTIONS_AVERAGED=${CAPTIONS_AVERAGED:-4} # caption embeddings averaged per image (--captions-averaged)
+TEXT_NOISE=${TEXT_NOISE:-0}      # spread of the noise on G's text (--text-noise; 0: none)
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf sibling, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -69,6 +72,9 @@ options_asked="--upsampling $UPSAMPLING${MINIBATCH_STD:+ --minibatch-std}"
 # A weight as %g writes it, so that 1, 1.0 and the card's 1.0 read alike.
 MODE_SEEKING=$(printf '%g' "$MODE_SEEKING")
 [ "$MODE_SEEKING" = 0 ] || options_asked="$options_asked --mode-seeking $MODE_SEEKING"
+[ "$CAPTIONS_AVERAGED" = 4 ] || options_asked="$options_asked --captions-averaged $CAPTIONS_AVERAGED"
+TEXT_NOISE=$(printf '%g' "$TEXT_NOISE")
+[ "$TEXT_NOISE" = 0 ] || options_asked="$options_asked --text-noise $TEXT_NOISE"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -142,6 +148,10 @@ for w in $WHICH; do
         options="$options$(from_card joint_norm first batch --d-joint-norm)"
         seeking=$(sed -n 's/.*"mode_seeking": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
         [ -z "$seeking" ] || options="$options --mode-seeking $(printf '%g' "$seeking")"
+        averaged=$(sed -n 's/.*"captions_averaged": \([0-9]*\).*/\1/p' "$card" | tail -1)
+        [ "${averaged:-4}" = 4 ] || options="$options --captions-averaged $averaged"
+        noise=$(sed -n 's/.*"text_noise": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
+        [ -z "$noise" ] || options="$options --text-noise $(printf '%g' "$noise")"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong_before[$w]}}"
         if [ "$options" != "$asked" ]; then
