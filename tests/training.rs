@@ -1440,6 +1440,66 @@ fn fresh_noise_for_g_draws_d_its_own_fakes() {
     assert_ne!(reused["d_fake"], fresh["d_fake"]);
 }
 
+/// `text-distil --rephrase`: a caption keeps every word it had (clauses
+/// reordered, a filler or two put in) and never gains a word of a sentence
+/// form held out for evaluation.
+#[test]
+fn rephrasing_keeps_what_a_caption_states_and_no_held_out_form_leaks_in() {
+    use gantry::eval::HELD_OUT_PHRASINGS;
+    use gantry::train::distil::rephrase;
+    let set = flowers(300);
+    let words = |c: &str| -> Vec<String> {
+        let mut w: Vec<String> = c
+            .split(|ch: char| ch.is_whitespace() || ",;:.".contains(ch))
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect();
+        w.sort();
+        w
+    };
+    let mut rng = Rng(11);
+    for caption in set.captions.iter().flatten() {
+        let out = rephrase(caption, &mut rng);
+        let (mut before, after) = (words(caption), words(&out));
+        assert!(
+            (before.len() + 1..=before.len() + 2).contains(&after.len()),
+            "{caption:?} -> {out:?}"
+        );
+        // Every word is still there, as often.
+        let mut rest = after.clone();
+        for w in before.drain(..) {
+            let at = rest
+                .iter()
+                .position(|r| *r == w)
+                .unwrap_or_else(|| panic!("{caption:?} -> {out:?} lost '{w}'"));
+            rest.remove(at);
+        }
+        for (template, markers) in HELD_OUT_PHRASINGS {
+            for marker in markers {
+                assert!(
+                    !out.contains(marker) || caption.contains(marker),
+                    "{out:?} uses '{marker}' of the held-out form {template:?}"
+                );
+            }
+        }
+    }
+    // The clauses come out in every order.
+    let caption = "a red flower, five round petals; a yellow centre";
+    let orders: std::collections::BTreeSet<Vec<usize>> = (0..200)
+        .map(|_| {
+            let out = rephrase(caption, &mut rng);
+            let mut at: Vec<(usize, usize)> = ["red", "five", "yellow"]
+                .iter()
+                .enumerate()
+                .map(|(k, w)| (out.find(w).unwrap(), k))
+                .collect();
+            at.sort();
+            at.into_iter().map(|(_, k)| k).collect()
+        })
+        .collect();
+    assert_eq!(orders.len(), 6, "{orders:?}");
+}
+
 #[test]
 fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     let sandbox = Sandbox::new();
@@ -1528,6 +1588,39 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--teacher-opt"), "{err}");
     assert!(!sandbox.path().join("same/model").exists());
+    // ...unless every caption goes to its image's mean (--own-captions 0),
+    // here rephrased too.
+    assert_ok(&train(
+        &sandbox,
+        &[
+            "text-distil",
+            "--model",
+            "te",
+            "--opt",
+            "count=200",
+            "--teacher-opt",
+            "count=200",
+            "--own-captions",
+            "0",
+            "--rephrase",
+            "1",
+            "--batch",
+            "16",
+            "--steps",
+            "2",
+            "--run",
+            "means",
+        ],
+    ));
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("means/model/model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["training"]["text_distil_rephrase"].as_f64(), Some(1.0));
+    assert_eq!(
+        card["training"]["text_distil_own_captions"].as_f64(),
+        Some(0.0)
+    );
 }
 
 /// `train text-encoder --init-from` takes a folder that holds only the text

@@ -159,9 +159,15 @@ pub enum TrainCommand {
         #[arg(long, default_value_t = 1e-4)]
         lr: f64,
         /// Share of each batch drawn from the model's own captions (their
-        /// embeddings are kept as they are)
+        /// embeddings are kept as they are); 0 with the same captions on both
+        /// sides draws every caption to its image's mean, so that every
+        /// phrasing of a picture reads as the one G learned to draw
         #[arg(long, default_value_t = 0.5)]
         own_captions: f64,
+        /// Share of the new captions rephrased before the student reads
+        /// them: clauses in a random order, a filler word or two
+        #[arg(long, default_value_t = 0.0)]
+        rephrase: f64,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -591,6 +597,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             batch,
             lr,
             own_captions,
+            rephrase,
         } => text_distil(
             env,
             device,
@@ -601,6 +608,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 batch,
                 lr,
                 own_captions,
+                rephrase,
                 ..DistilConfig::new("", "")
             },
         ),
@@ -702,9 +710,11 @@ fn text_distil(
         ..common.clone()
     };
     let teacher = load_training_set(env, &teacher_common, device)?;
-    if student.captions == teacher.captions {
+    // The same captions on both sides teach something only when every
+    // caption is drawn to its image's mean (--own-captions 0).
+    if student.captions == teacher.captions && settings.own_captions > 0.0 {
         bail!(
-            "the model's captions and the new ones are the same: pass the options of the captions it was trained on with --teacher-opt (e.g. grammar=classic) and the new ones with --opt"
+            "the model's captions and the new ones are the same: pass the options of the captions it was trained on with --teacher-opt (e.g. grammar=classic) and the new ones with --opt, or --own-captions 0 to draw every caption to its image's mean"
         );
     }
     // The two caption sets differ by their loader options.
@@ -761,6 +771,16 @@ fn text_distil(
         )
         .into(),
     );
+    details.insert(
+        "text_distil_own_captions".into(),
+        trainer.config.own_captions.into(),
+    );
+    if trainer.config.rephrase > 0.0 {
+        details.insert(
+            "text_distil_rephrase".into(),
+            trainer.config.rephrase.into(),
+        );
+    }
     details.insert("text_distil_unexplained_before".into(), before.into());
     details.insert("text_distil_unexplained_after".into(), after.into());
     let steps_done = trainer.step_index();
@@ -782,8 +802,21 @@ fn text_distil(
     vocabulary.sort();
     vocabulary.dedup();
     model.card.vocabulary = vocabulary;
+    let kept = if trainer.config.own_captions > 0.0 {
+        ", which keep their own"
+    } else {
+        ", as do those captions themselves"
+    };
+    let rephrased = if trainer.config.rephrase > 0.0 {
+        format!(
+            " ({:.0}% of them rephrased: clauses reordered, fillers put in)",
+            trainer.config.rephrase * 100.0
+        )
+    } else {
+        String::new()
+    };
     model.card.notes.push(format!(
-        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {} map to the mean embedding of their images' captions of {}, which keep their own; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
+        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased} map to the mean embedding of their images' captions of {}{kept}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
         steps_done,
         dir.display(),
         trainer.config.dataset,

@@ -25,7 +25,7 @@ use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, embed_captions, RunLength, StepLosses, Trainer};
 use crate::text;
-use crate::training_set::TrainingSet;
+use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,10 @@ pub struct DistilConfig {
     pub lr: f64,
     /// Share of each batch drawn from the teacher's own captions.
     pub own_captions: f64,
+    /// Share of the new-phrasing captions [`rephrase`]d before the student
+    /// reads them (their targets unchanged).
+    #[serde(default)]
+    pub rephrase: f64,
     pub seed: u64,
 }
 
@@ -53,6 +57,7 @@ impl DistilConfig {
             steps: 3000,
             lr: 1e-4,
             own_captions: 0.5,
+            rephrase: 0.0,
             seed: 0,
         }
     }
@@ -97,6 +102,9 @@ impl<'a> DistilTrainer<'a> {
         }
         if !(0.0..=1.0).contains(&config.own_captions) {
             bail!("the share of own captions must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&config.rephrase) {
+            bail!("the share of rephrased captions must be in [0, 1]");
         }
         let train = student.split(false);
         if train.is_empty() {
@@ -156,7 +164,12 @@ impl<'a> DistilTrainer<'a> {
                 bail!("sample {} ({}) has no captions", i, self.student.names[i]);
             }
             let k = self.position.rng.below(options.len());
-            captions.push(text::encode(&options[k])?);
+            let rephrased = !own && self.position.rng.uniform() < self.config.rephrase;
+            captions.push(if rephrased {
+                text::encode(&rephrase(&options[k], &mut self.position.rng))?
+            } else {
+                text::encode(&options[k])?
+            });
             rows.push(if own {
                 self.targets.get(i as i64).get(k as i64 % per_image)
             } else {
@@ -211,6 +224,31 @@ impl Trainer for DistilTrainer<'_> {
     fn train_step(&mut self) -> Result<StepLosses> {
         self.distil_step()
     }
+}
+
+/// Words people put into a caption that state nothing about the picture.
+const FILLERS: [&str; 16] = [
+    "well", "um", "oh", "just", "really", "very", "quite", "like", "hmm", "ok", "yes", "now",
+    "here", "this", "nice", "lovely",
+];
+
+/// A caption as people vary theirs, stating the same: its clauses (split
+/// at `,` `;` `:` `.`) in a random order, and one or two filler words put
+/// in at random places.
+pub fn rephrase(caption: &str, rng: &mut Rng) -> String {
+    let mut clauses: Vec<&str> = caption
+        .split([',', ';', ':', '.'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    rng.shuffle(&mut clauses);
+    let joined = clauses.join(", ");
+    let mut words: Vec<&str> = joined.split(' ').collect();
+    for _ in 0..1 + rng.below(2) {
+        let at = rng.below(words.len() + 1);
+        words.insert(at, FILLERS[rng.below(FILLERS.len())]);
+    }
+    words.join(" ")
 }
 
 /// The student's error on held captions, in the loss's units, without
