@@ -63,8 +63,9 @@ pub enum BenchCommand {
         d_joint_norm: String,
     },
     /// The learning curve: GAN-INT-CLS from scratch on procedural flowers,
-    /// a line of probe-read content accuracy, D's scores and the
-    /// checkerboard measure at fixed steps
+    /// a line of probe-read content accuracy (in-grammar captions and
+    /// sentence forms no grammar has), D's scores and the checkerboard
+    /// measure at fixed steps
     Learn(Box<super::learn::LearnArgs>),
     /// The learning-curve lines for pictures bench/pytorch_learn.py drew
     LearnScore(super::learn::ScoreArgs),
