@@ -1359,19 +1359,26 @@ fn g_and_d_read_each_image_as_the_mean_of_captions_averaged_of_its_captions() {
     }
 }
 
+/// A tiny model whose G and D start as `source`'s, so that trials compare
+/// (other tests seed libtorch's global generator concurrently).
+fn with_g_and_d_of(source: &Model) -> Model {
+    let mut model = tiny_model();
+    model.generator.vs.copy(&source.generator.vs).unwrap();
+    model
+        .discriminator
+        .vs
+        .copy(&source.discriminator.vs)
+        .unwrap();
+    model
+}
+
 #[test]
 fn text_noise_moves_what_g_draws_from_and_not_what_d_judges_against() {
     let set = flowers(400);
     let source = tiny_model();
     let e = embeddings(&source, &set);
     let run = |text_noise: f64| {
-        let mut model = tiny_model();
-        model.generator.vs.copy(&source.generator.vs).unwrap();
-        model
-            .discriminator
-            .vs
-            .copy(&source.discriminator.vs)
-            .unwrap();
+        let model = with_g_and_d_of(&source);
         let config = GanConfig {
             steps: Some(1),
             fresh_noise_for_g: true,
@@ -1415,15 +1422,7 @@ fn fresh_noise_for_g_draws_d_its_own_fakes() {
     let source = tiny_model();
     let e = embeddings(&source, &set);
     let run = |fresh: bool| {
-        // Each trial starts from the same weights (other tests seed
-        // libtorch's global generator concurrently).
-        let mut model = tiny_model();
-        model.generator.vs.copy(&source.generator.vs).unwrap();
-        model
-            .discriminator
-            .vs
-            .copy(&source.discriminator.vs)
-            .unwrap();
+        let model = with_g_and_d_of(&source);
         let config = GanConfig {
             steps: Some(1),
             fresh_noise_for_g: fresh,
