@@ -32,7 +32,10 @@
 # its statistics, and G's pictures are still seen together below it), with
 # and without siblings, and with G's mode-seeking term (--mode-seeking 1:
 # G's two pictures of a text should differ as their z do), alone and with
-# pair norm and siblings, three seeds each. At most 8 files come back from $OUT, so
+# pair norm and siblings, and that combination with noise on G's text
+# (--text-noise 0.5 and 0.25: does the gap to sentence forms no grammar has,
+# the phrased_* fields, close without costing held-out colour?), three seeds
+# each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -82,7 +85,13 @@ bilinear-seeking-s1: --match-loss 4 --upsampling bilinear --mode-seeking 1 --see
 bilinear-seeking-s2: --match-loss 4 --upsampling bilinear --mode-seeking 1 --seed 2
 bilinear-pairnorm-sibling-seeking-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 0
 bilinear-pairnorm-sibling-seeking-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 1
-bilinear-pairnorm-sibling-seeking-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 2"}
+bilinear-pairnorm-sibling-seeking-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --seed 2
+combo-textnoise05-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.5 --seed 0
+combo-textnoise05-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.5 --seed 1
+combo-textnoise05-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.5 --seed 2
+combo-textnoise025-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 0
+combo-textnoise025-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 1
+combo-textnoise025-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).
