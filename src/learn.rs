@@ -12,7 +12,7 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::procedural::{caption_under, phrased_caption, PICTURES_PER_CAPTION};
+use crate::eval::procedural::{caption_under, phrased_captions, PICTURES_PER_CAPTION};
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
@@ -411,14 +411,7 @@ pub fn prepare<'a>(
                 .map(full_caption)
                 .collect::<Result<_>>()?;
             let eval = embed(text_model, &captions)?.to_device(device);
-            let phrased: Vec<String> = inputs
-                .eval
-                .attributes
-                .iter()
-                .enumerate()
-                .map(|(i, a)| phrased_caption(a, i))
-                .collect::<Result<_>>()?;
-            let phrased = embed(text_model, &phrased)?.to_device(device);
+            let phrased = embed(text_model, &phrased_captions(inputs.eval)?)?.to_device(device);
             model_config.text_encoder = text_model.card.architecture.text_encoder.clone();
             model_config.image_encoder = text_model.card.architecture.image_encoder.clone();
             (train, eval, Some(phrased))
@@ -973,17 +966,20 @@ impl Tape {
         indices(&mut bytes, &draws.batch);
         flips(&mut bytes, &draws.crops)?;
         bytes.extend(draws.picks.iter().flatten().map(|&c| c as u8));
-        for z in std::iter::once(&draws.z).chain(&draws.z_for_d) {
-            let values = Vec::<f32>::try_from(z.to_device(Device::Cpu).reshape([-1]))?;
+        let floats = |bytes: &mut Vec<u8>, t: &Tensor| -> Result<()> {
+            let values = Vec::<f32>::try_from(t.to_device(Device::Cpu).reshape([-1]))?;
             bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            Ok(())
+        };
+        for z in std::iter::once(&draws.z).chain(&draws.z_for_d) {
+            floats(&mut bytes, z)?;
         }
         if let Some((idx, crops)) = &draws.wrong {
             indices(&mut bytes, idx);
             flips(&mut bytes, crops)?;
         }
         if let Some(noise) = &draws.text_noise {
-            let values = Vec::<f32>::try_from(noise.to_device(Device::Cpu).reshape([-1]))?;
-            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            floats(&mut bytes, noise)?;
         }
         self.draws.write_all(&bytes).context("writing tape.bin")
     }

@@ -86,6 +86,16 @@ pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Resul
         .replace("{X}", &get("centre_colour")?))
 }
 
+/// The caption of each sample of `set` in a held-out phrasing, sample `i`
+/// in phrasing `i` (so the phrasings take turns over the set).
+pub fn phrased_captions(set: &TrainingSet) -> Result<Vec<String>> {
+    set.attributes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| phrased_caption(a, i))
+        .collect()
+}
+
 /// The content attributes captions state: (attribute, short name).
 pub const CONTENT: [(&str, &str); 4] = [
     ("petal_colour", "colour"),
@@ -202,13 +212,7 @@ pub fn procedural(
 
     // The same renders and z, captions in sentence forms no training grammar
     // has: how much of the above survives phrasings the model never saw.
-    let phrased: Vec<String> = set
-        .attributes
-        .iter()
-        .enumerate()
-        .map(|(i, a)| phrased_caption(a, i))
-        .collect::<Result<_>>()?;
-    let phrased_images = draw(model, &z, &embed(model, &phrased)?);
+    let phrased_images = draw(model, &z, &embed(model, &phrased_captions(set)?)?);
     for rate in content_accuracy(&phrased_images, set, probe)? {
         for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
             if let Some((value, count)) = measured {
