@@ -240,10 +240,23 @@ def main():
     match_w = learn.get("match_loss", 0.0)
     ms_w = learn.get("mode_seeking", 0.0)
     # Noise on the text G draws from (`--text-noise S`): S times each
-    # dimension's spread over the training captions; D judges against the
-    # captions' own text.
+    # dimension's spread over the training images' captions, or
+    # (`--text-noise-along phrasings`) Gaussian noise with the covariance of
+    # a training image's captions about their mean (its symmetric square
+    # root); D judges against the captions' own text.
     text_noise = learn.get("text_noise", 0.0)
-    spread = emb.reshape(-1, e).std(0, keepdim=True) if text_noise > 0 else None
+    along = learn.get("text_noise_along", "dimensions")
+    spread = None
+    if text_noise > 0:
+        own = emb[train.to(emb.device)]
+        if along == "phrasings":
+            own = own.double()
+            dev_ = (own - own.mean(1, keepdim=True)).reshape(-1, e)
+            cov = dev_.T @ dev_ / (own.shape[0] * (own.shape[1] - 1))
+            values, vectors = torch.linalg.eigh(cov)
+            spread = ((vectors * values.clamp_min(0).sqrt()[None]) @ vectors.T).float()
+        else:
+            spread = own.reshape(-1, e).std(0, keepdim=True)
     negatives_by_class = learn.get("match_negatives", "class") == "class"
     ie = None
     if match_w > 0:
@@ -365,7 +378,8 @@ def main():
         z = taken["z"] if tape else torch.randn(len(t_all), meta["nz"], generator=gen)
         if text_noise > 0:
             eps = taken["text_noise"] if tape else torch.randn(len(t_all), e, generator=gen)
-            t_in = t_all + eps.to(dev) * spread * text_noise
+            eps = eps.to(dev)
+            t_in = t_all + (eps @ spread if along == "phrasings" else eps * spread) * text_noise
         else:
             t_in = t_all
         fake = g(z.to(dev), t_in)

@@ -60,6 +60,7 @@ D_JOINT_NORM=${D_JOINT_NORM:-pair} # how D normalises its joint layer (--d-joint
 MODE_SEEKING=${MODE_SEEKING:-1}  # weight of G's mode-seeking term (--mode-seeking; 0: none)
 CAPTIONS_AVERAGED=${CAPTIONS_AVERAGED:-4} # caption embeddings averaged per image (--captions-averaged)
 TEXT_NOISE=${TEXT_NOISE:-0}      # spread of the noise on G's text (--text-noise; 0: none)
+TEXT_NOISE_ALONG=${TEXT_NOISE_ALONG:-dimensions} # its directions (--text-noise-along dimensions|phrasings)
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf sibling, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -75,6 +76,7 @@ MODE_SEEKING=$(printf '%g' "$MODE_SEEKING")
 [ "$CAPTIONS_AVERAGED" = 4 ] || options_asked="$options_asked --captions-averaged $CAPTIONS_AVERAGED"
 TEXT_NOISE=$(printf '%g' "$TEXT_NOISE")
 [ "$TEXT_NOISE" = 0 ] || options_asked="$options_asked --text-noise $TEXT_NOISE"
+[ "$TEXT_NOISE" = 0 ] || [ "$TEXT_NOISE_ALONG" = dimensions ] || options_asked="$options_asked --text-noise-along $TEXT_NOISE_ALONG"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -152,6 +154,7 @@ for w in $WHICH; do
         [ "${averaged:-4}" = 4 ] || options="$options --captions-averaged $averaged"
         noise=$(sed -n 's/.*"text_noise": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
         [ -z "$noise" ] || options="$options --text-noise $(printf '%g' "$noise")"
+        options="$options$(from_card text_noise_along last dimensions --text-noise-along)"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong_before[$w]}}"
         if [ "$options" != "$asked" ]; then

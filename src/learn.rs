@@ -108,6 +108,9 @@ pub struct LearnConfig {
     /// Noise on G's text ([`GanConfig::text_noise`]).
     #[serde(default)]
     pub text_noise: f64,
+    /// Its directions ([`GanConfig::text_noise_along`]).
+    #[serde(default)]
+    pub text_noise_along: crate::train::gan::NoiseAlong,
 }
 
 fn paper_captions_averaged() -> usize {
@@ -154,6 +157,9 @@ impl LearnConfig {
         }
         if self.text_noise > 0.0 {
             label += &format!(" text-noise {}", self.text_noise);
+            if self.text_noise_along != crate::train::gan::NoiseAlong::Dimensions {
+                label += &format!(" along {}", self.text_noise_along.name());
+            }
         }
         for word in self.layers().words() {
             label += &format!(" {word}");
@@ -201,6 +207,7 @@ impl LearnConfig {
             mode_seeking: self.mode_seeking,
             captions_averaged: self.captions_averaged,
             text_noise: self.text_noise,
+            text_noise_along: self.text_noise_along,
             ..GanConfig::paper(self.variant, dataset)
         }
     }

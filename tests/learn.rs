@@ -398,6 +398,28 @@ fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
     }
 }
 
+/// Noise on G's text along the directions in which a picture's captions
+/// differ: PyTorch takes the same square root of their covariance and draws
+/// the same noisy text from the tape's noise, step by step. (With
+/// standardised text gantry adds the noise before G scales it and PyTorch
+/// after, equal to f32 rounding, which Adam amplifies past this test's
+/// 1e-4 within steps; `tests/training.rs` checks that mapping itself.)
+#[test]
+fn pytorch_in_lockstep_draws_text_noise_along_phrasings_as_gantry() {
+    let sandbox = Sandbox::new();
+    in_lockstep(
+        &sandbox,
+        &[
+            "--conditioning",
+            "raw",
+            "--text-noise",
+            "1",
+            "--text-noise-along",
+            "phrasings",
+        ],
+    );
+}
+
 /// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`
 /// arguments and checks that they take the same steps; returns the export
 /// folder (None where PyTorch is missing).

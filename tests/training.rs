@@ -1295,6 +1295,8 @@ fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
             "1",
             "--text-noise",
             "0.5",
+            "--text-noise-along",
+            "phrasings",
         ],
     ]
     .concat();
@@ -1323,6 +1325,11 @@ fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
         "{card}"
     );
     assert_eq!(card["training"]["text_noise"].as_f64(), Some(0.5), "{card}");
+    assert_eq!(
+        card["training"]["text_noise_along"].as_str(),
+        Some("phrasings"),
+        "{card}"
+    );
 }
 
 #[test]
@@ -1414,6 +1421,72 @@ fn text_noise_moves_what_g_draws_from_and_not_what_d_judges_against() {
         Err(err) => err.to_string(),
     };
     assert!(err.contains("--text-noise"), "{err}");
+}
+
+/// `--text-noise-along phrasings` moves G's text only where one picture's
+/// captions differ from each other: the noise's covariance (its root
+/// squared) is that of the training pictures' captions about their means,
+/// in the space G reads, and where every caption of a picture is alike G
+/// draws from the clean text.
+#[test]
+fn text_noise_along_phrasings_follows_how_a_pictures_captions_differ() {
+    use gantry::model::conditioning::Conditioning;
+    use gantry::train::gan::{text_spread, NoiseAlong};
+    let set = flowers(400);
+    let source = tiny_model();
+    let e = embeddings(&source, &set);
+    let train = set.split(false);
+    let size = e.size();
+    let (k, dim) = (size[1], size[2]);
+    let index = Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let own = e.index_select(0, &index).to_kind(Kind::Double);
+    let deviations = (&own - own.mean_dim(1, true, Kind::Double)).reshape([-1, dim]);
+    let covariance =
+        deviations.transpose(0, 1).mm(&deviations) / (train.len() as i64 * (k - 1)) as f64;
+    let close = |noise_covariance: &Tensor, want: &Tensor| {
+        let worst = (noise_covariance - want).abs().max().double_value(&[]);
+        let scale = want.abs().max().double_value(&[]);
+        assert!(scale > 0.0);
+        assert!(worst < 1e-4 * scale, "off by {worst} of {scale}");
+    };
+    let root = text_spread(&e, &train, NoiseAlong::Phrasings, &Conditioning::Raw)
+        .unwrap()
+        .to_kind(Kind::Double);
+    assert_eq!(root.size(), vec![dim, dim]);
+    close(&root.transpose(0, 1).mm(&root), &covariance);
+    // Standardised text: the noise G reads after scaling has the covariance
+    // of the scaled captions.
+    let standardised = Conditioning::standardised_from(&e.index_select(0, &index)).unwrap();
+    let Conditioning::Standardised { std, .. } = &standardised else {
+        unreachable!()
+    };
+    let inv_std = Tensor::from_slice(std).to_kind(Kind::Double).reciprocal();
+    let scaled = text_spread(&e, &train, NoiseAlong::Phrasings, &standardised)
+        .unwrap()
+        .to_kind(Kind::Double)
+        * inv_std.unsqueeze(0);
+    close(
+        &scaled.transpose(0, 1).mm(&scaled),
+        &(&covariance * inv_std.unsqueeze(0) * inv_std.unsqueeze(1)),
+    );
+
+    // Every caption of a picture alike: no phrasing to move along.
+    let run = |e: &Tensor, text_noise: f64| {
+        let config = GanConfig {
+            steps: Some(1),
+            fresh_noise_for_g: true,
+            text_noise,
+            text_noise_along: NoiseAlong::Phrasings,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer =
+            GanTrainer::new(with_g_and_d_of(&source), config, &set, e.shallow_clone()).unwrap();
+        let draws = trainer.draw_step();
+        trainer.step_with(&draws).unwrap().read().unwrap()
+    };
+    let alike = e.mean_dim(1, true, Kind::Float).expand_as(&e).contiguous();
+    assert_eq!(run(&alike, 0.0)["d_fake"], run(&alike, 2.0)["d_fake"]);
+    assert_ne!(run(&e, 0.0)["d_fake"], run(&e, 2.0)["d_fake"]);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use clap::builder::PossibleValuesParser;
 use clap::Args;
 use gantry::model::{JointNorm, Layers, Upsampling, UPSAMPLINGS};
-use gantry::train::gan::{match_negatives, DBatches, Variant, WrongImages};
+use gantry::train::gan::{match_negatives, DBatches, NoiseAlong, Variant, WrongImages};
 use gantry::train::text_encoder::Matching;
 
 #[derive(Args)]
@@ -61,6 +61,13 @@ pub struct GanArgs {
     /// never saw land
     #[arg(long, default_value_t = 0.0)]
     pub text_noise: f64,
+    /// The directions of the text noise: each dimension by its spread over
+    /// the training captions, or the directions in which one picture's
+    /// captions differ (their covariance about the picture's mean: phrasing,
+    /// and what a caption leaves out), which leaves alone what tells
+    /// pictures apart
+    #[arg(long, default_value = "dimensions", value_parser = NoiseAlong::NAMES)]
+    pub text_noise_along: String,
     /// Which of the batch's other texts the matching term ranks each
     /// picture's own text above: other classes' (as the paper's loss), or
     /// every other picture's (where a class fixes only part of a caption,
@@ -95,6 +102,7 @@ pub struct GanChoices {
     pub wrong: WrongImages,
     pub d_batches: DBatches,
     pub match_negatives: Matching,
+    pub text_noise_along: NoiseAlong,
     pub layers: Layers,
 }
 
@@ -109,6 +117,7 @@ impl GanArgs {
             wrong: WrongImages::parse(&self.wrong)?,
             d_batches: DBatches::parse(&self.d_batches)?,
             match_negatives: match_negatives(&self.match_negatives, self.match_loss)?,
+            text_noise_along: NoiseAlong::parse(&self.text_noise_along)?,
             layers: Layers {
                 upsampling: Upsampling::parse(&self.upsampling)?,
                 minibatch_std: self.minibatch_std,

@@ -165,6 +165,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         wrong,
         d_batches,
         match_negatives,
+        text_noise_along,
         layers,
     } = args.gan.choices()?;
     let config = LearnConfig {
@@ -187,6 +188,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         d_joint_norm: layers.d_joint_norm,
         captions_averaged: args.gan.captions_averaged as usize,
         text_noise: args.gan.text_noise,
+        text_noise_along,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

@@ -475,6 +475,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 wrong,
                 d_batches,
                 match_negatives,
+                text_noise_along,
                 layers,
             } = options.choices()?;
             let GanArgs {
@@ -531,6 +532,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 mode_seeking,
                 captions_averaged: captions_averaged as usize,
                 text_noise,
+                text_noise_along,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -582,6 +584,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             details.insert("captions_averaged".into(), captions_averaged.into());
             if text_noise > 0.0 {
                 details.insert("text_noise".into(), text_noise.into());
+                details.insert("text_noise_along".into(), text_noise_along.name().into());
             }
             details.insert(
                 "text_encoder".into(),

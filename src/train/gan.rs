@@ -26,14 +26,14 @@ use super::optim::Optimizer;
 use super::siblings::Siblings;
 use super::text_encoder::{off_diagonal, Matching};
 use super::{bce, checkpoint, noise, Run, RunLength, StepLosses, Trainer};
-use crate::model::conditioning::{Conditioning, CONDITIONING_NAMES};
+use crate::model::conditioning::{Conditioning, TextScaling, CONDITIONING_NAMES};
 use crate::training_set::{Crop, Rng, TrainingSet};
 use crate::weights::{Model, Schedule};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -114,6 +114,40 @@ impl WrongImages {
             Self::Class => "class",
             Self::Image => "image",
             Self::Sibling => "sibling",
+        }
+    }
+}
+
+/// Which directions [`GanConfig::text_noise`] moves G's text along.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoiseAlong {
+    /// Each dimension on its own, by its spread over the training captions.
+    #[default]
+    Dimensions,
+    /// The directions in which one picture's captions differ from each
+    /// other, as far as they do: Gaussian noise with their covariance about
+    /// the picture's mean, pooled over the training pictures. A phrasing the
+    /// text encoder never saw moves φ(t) along such directions (issue 15's
+    /// diagnosis), while what tells pictures apart is left as it is.
+    Phrasings,
+}
+
+impl NoiseAlong {
+    pub const NAMES: [&'static str; 2] = ["dimensions", "phrasings"];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "dimensions" => Self::Dimensions,
+            "phrasings" => Self::Phrasings,
+            _ => bail!("unknown text-noise directions '{s}' (dimensions, phrasings)"),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dimensions => "dimensions",
+            Self::Phrasings => "phrasings",
         }
     }
 }
@@ -247,6 +281,9 @@ pub struct GanConfig {
     /// the embeddings of the phrasings it did.
     #[serde(default)]
     pub text_noise: f64,
+    /// The directions the text noise takes ([`NoiseAlong`]).
+    #[serde(default)]
+    pub text_noise_along: NoiseAlong,
 }
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
@@ -339,6 +376,7 @@ impl GanConfig {
             d_batches: DBatches::Separate,
             mode_seeking: 0.0,
             text_noise: 0.0,
+            text_noise_along: NoiseAlong::Dimensions,
         }
     }
 }
@@ -381,8 +419,10 @@ pub struct GanTrainer<'a> {
     data: &'a TrainingSet,
     /// [N, K, E] caption embeddings.
     embeddings: Tensor,
-    /// Each dimension's spread over the training captions, [1, E]: the
-    /// unit of [`GanConfig::text_noise`] (only with text noise).
+    /// The unit of [`GanConfig::text_noise`] (only with text noise), by
+    /// which unit Gaussian noise is multiplied: each dimension's spread over
+    /// the training captions, [1, E], or the square root of the covariance
+    /// of a picture's captions about their mean, [E, E] ([`NoiseAlong`]).
     text_spread: Option<Tensor>,
     train: Vec<usize>,
     order: Vec<usize>,
@@ -522,13 +562,16 @@ impl<'a> GanTrainer<'a> {
         let opt_g = Optimizer::adam(&model.generator.vs, config.lr, config.beta1);
         let opt_d = Optimizer::adam(&model.discriminator.vs, config.lr, config.beta1);
         let sample_captions = sample_captions(data, &embeddings);
-        let text_spread = (config.text_noise > 0.0).then(|| {
-            let dim = *embeddings.size().last().unwrap_or(&0);
-            embeddings
-                .reshape([-1, dim])
-                .std_dim(0, true, false)
-                .unsqueeze(0)
-        });
+        let text_spread = (config.text_noise > 0.0)
+            .then(|| {
+                text_spread(
+                    &embeddings,
+                    &train,
+                    config.text_noise_along,
+                    &model.card.architecture.conditioning,
+                )
+            })
+            .transpose()?;
         Ok(Self {
             model,
             data,
@@ -765,7 +808,13 @@ impl<'a> GanTrainer<'a> {
         // What G draws from: its texts, or (text noise) texts near them;
         // D always judges against the texts themselves.
         let g_input = match (&draws.text_noise, &self.text_spread) {
-            (Some(eps), Some(spread)) => &g_text + eps * spread * self.config.text_noise,
+            (Some(eps), Some(spread)) => {
+                let eps = match self.config.text_noise_along {
+                    NoiseAlong::Dimensions => eps * spread,
+                    NoiseAlong::Phrasings => eps.matmul(spread),
+                };
+                &g_text + eps * self.config.text_noise
+            }
             _ => g_text.shallow_clone(),
         };
         let z = &draws.z;
@@ -961,6 +1010,54 @@ pub fn check_match_loss(weight: f64) -> Result<()> {
         bail!("--match-loss must be 0 or more (got {weight}): it weighs the matching loss in G's loss");
     }
     Ok(())
+}
+
+/// The unit of the text noise ([`GanTrainer`]'s `text_spread`) from the
+/// caption embeddings [N, K, E] of the training images `train` (the
+/// held-out classes' captions are not the run's to learn from). The
+/// phrasings' covariance is taken in the space G reads (`conditioning`
+/// applied) and its root mapped back to φ's units, so that the noise G
+/// reads is the same whether the text is standardised inside G (here) or
+/// before it (the learning curve's PyTorch export).
+pub fn text_spread(
+    embeddings: &Tensor,
+    train: &[usize],
+    along: NoiseAlong,
+    conditioning: &Conditioning,
+) -> Result<Tensor> {
+    let index = Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>())
+        .to_device(embeddings.device());
+    let own = embeddings.index_select(0, &index);
+    let size = own.size();
+    let (k, dim) = (size[1], size[2]);
+    match along {
+        NoiseAlong::Dimensions => Ok(own.reshape([-1, dim]).std_dim(0, true, false).unsqueeze(0)),
+        NoiseAlong::Phrasings => {
+            if k < 2 {
+                bail!("--text-noise-along phrasings needs two or more captions per image (this data has {k})");
+            }
+            // Pooled covariance of each picture's captions about its mean, in
+            // f64, and its symmetric square root (unique, so PyTorch's mirror
+            // gets the same matrix whatever order its eigenvectors come in).
+            let own = TextScaling::new(conditioning, own.device())
+                .apply(&own)
+                .to_kind(Kind::Double);
+            let deviations = (&own - own.mean_dim(1, true, Kind::Double)).reshape([-1, dim]);
+            let covariance =
+                deviations.transpose(0, 1).matmul(&deviations) / (size[0] * (k - 1)) as f64;
+            let (values, vectors) = covariance.linalg_eigh("L");
+            let root = (&vectors * values.clamp_min(0.0).sqrt().unsqueeze(0))
+                .matmul(&vectors.transpose(0, 1));
+            let root = root.to_kind(Kind::Float);
+            Ok(match conditioning {
+                Conditioning::Raw => root,
+                Conditioning::Standardised { std, .. } => {
+                    let std = Tensor::from_slice(std).to_device(root.device());
+                    root * std.unsqueeze(0)
+                }
+            })
+        }
+    }
 }
 
 /// Refuses a text-noise spread that is negative, not a number, or so large
