@@ -1512,6 +1512,72 @@ fn fresh_noise_for_g_draws_d_its_own_fakes() {
     assert_ne!(reused["d_fake"], fresh["d_fake"]);
 }
 
+/// `text-distil --perturb`: a caption keeps every word that states
+/// something (only small words such as "a" and "the" may go), gains one to
+/// three words of chat, and none of the words it gains belongs to a sentence
+/// form held out for evaluation.
+#[test]
+fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
+    use gantry::eval::HELD_OUT_PHRASINGS;
+    use gantry::train::distil::perturb;
+    let set = flowers(300);
+    let small = [
+        "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it",
+        "there",
+    ];
+    let words = |c: &str| -> Vec<String> {
+        c.split(|ch: char| ch.is_whitespace() || ",;:./".contains(ch))
+            .filter(|w| !w.is_empty() && *w != "-")
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let held_out: std::collections::BTreeSet<String> = HELD_OUT_PHRASINGS
+        .iter()
+        .flat_map(|(template, _)| {
+            template
+                .split(|ch: char| !(ch.is_alphanumeric() || ch == '\'' || ch == '-' || ch == '='))
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let (mut changed, mut dropped) = (0, 0);
+    let mut rng = Rng(5);
+    for caption in set.captions.iter().flatten() {
+        let out = perturb(caption, &mut rng);
+        changed += (out != *caption) as usize;
+        let mut rest = words(&out);
+        for w in words(caption) {
+            match rest.iter().position(|r| *r == w) {
+                Some(at) => {
+                    rest.remove(at);
+                }
+                None if small.contains(&w.as_str()) => dropped += 1,
+                None => panic!("{caption:?} -> {out:?} lost '{w}'"),
+            }
+        }
+        // What is left is the chat put in: one to three items (some are
+        // two words), none of them a word of a held-out form.
+        assert!((1..=6).contains(&rest.len()), "{caption:?} -> {out:?}");
+        for w in &rest {
+            assert!(
+                !held_out.contains(w),
+                "{out:?} gained '{w}', a word of a held-out form"
+            );
+        }
+        for (template, markers) in HELD_OUT_PHRASINGS {
+            for marker in markers {
+                assert!(
+                    !out.contains(marker) || caption.contains(marker),
+                    "{out:?} uses '{marker}' of the held-out form {template:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(changed, set.captions.iter().flatten().count());
+    assert!(dropped > 0, "no small word ever left out");
+}
+
 /// `text-distil --rephrase`: a caption keeps every word it had (clauses
 /// reordered, a filler or two put in) and never gains a word of a sentence
 /// form held out for evaluation.
@@ -1661,7 +1727,7 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     assert!(err.contains("--teacher-opt"), "{err}");
     assert!(!sandbox.path().join("same/model").exists());
     // ...unless every caption goes to its image's mean (--own-captions 0),
-    // here rephrased too.
+    // here rephrased and perturbed too.
     assert_ok(&train(
         &sandbox,
         &[
@@ -1676,6 +1742,8 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
             "0",
             "--rephrase",
             "1",
+            "--perturb",
+            "0.5",
             "--batch",
             "16",
             "--steps",
@@ -1689,6 +1757,7 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     )
     .unwrap();
     assert_eq!(card["training"]["text_distil_rephrase"].as_f64(), Some(1.0));
+    assert_eq!(card["training"]["text_distil_perturb"].as_f64(), Some(0.5));
     assert_eq!(
         card["training"]["text_distil_own_captions"].as_f64(),
         Some(0.0)

@@ -168,6 +168,11 @@ pub enum TrainCommand {
         /// them: clauses in a random order, a filler word or two
         #[arg(long, default_value_t = 0.0)]
         rephrase: f64,
+        /// Share of the new captions perturbed before the student reads
+        /// them: small words left out, words of chat put in, the
+        /// punctuation between clauses changed
+        #[arg(long, default_value_t = 0.0)]
+        perturb: f64,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -601,6 +606,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             lr,
             own_captions,
             rephrase,
+            perturb,
         } => text_distil(
             env,
             device,
@@ -612,6 +618,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 lr,
                 own_captions,
                 rephrase,
+                perturb,
                 ..DistilConfig::new("", "")
             },
         ),
@@ -784,6 +791,9 @@ fn text_distil(
             trainer.config.rephrase.into(),
         );
     }
+    if trainer.config.perturb > 0.0 {
+        details.insert("text_distil_perturb".into(), trainer.config.perturb.into());
+    }
     details.insert("text_distil_unexplained_before".into(), before.into());
     details.insert("text_distil_unexplained_after".into(), after.into());
     let steps_done = trainer.step_index();
@@ -818,8 +828,16 @@ fn text_distil(
     } else {
         String::new()
     };
+    let perturbed = if trainer.config.perturb > 0.0 {
+        format!(
+            " ({:.0}% of them perturbed: small words left out, words of chat put in, punctuation changed)",
+            trainer.config.perturb * 100.0
+        )
+    } else {
+        String::new()
+    };
     model.card.notes.push(format!(
-        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased} map to the mean embedding of their images' captions of {}{kept}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
+        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed} map to the mean embedding of their images' captions of {}{kept}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
         steps_done,
         dir.display(),
         trainer.config.dataset,

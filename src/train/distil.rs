@@ -45,6 +45,10 @@ pub struct DistilConfig {
     /// reads them (their targets unchanged).
     #[serde(default)]
     pub rephrase: f64,
+    /// Share of the new-phrasing captions [`perturb`]ed before the student
+    /// reads them (after any rephrasing; their targets unchanged).
+    #[serde(default)]
+    pub perturb: f64,
     pub seed: u64,
 }
 
@@ -58,6 +62,7 @@ impl DistilConfig {
             lr: 1e-4,
             own_captions: 0.5,
             rephrase: 0.0,
+            perturb: 0.0,
             seed: 0,
         }
     }
@@ -105,6 +110,9 @@ impl<'a> DistilTrainer<'a> {
         }
         if !(0.0..=1.0).contains(&config.rephrase) {
             bail!("the share of rephrased captions must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&config.perturb) {
+            bail!("the share of perturbed captions must be in [0, 1]");
         }
         let train = student.split(false);
         if train.is_empty() {
@@ -165,11 +173,20 @@ impl<'a> DistilTrainer<'a> {
             }
             let k = self.position.rng.below(options.len());
             let rephrased = !own && self.position.rng.uniform() < self.config.rephrase;
-            captions.push(if rephrased {
-                text::encode(&rephrase(&options[k], &mut self.position.rng))?
+            let mut caption = if rephrased {
+                rephrase(&options[k], &mut self.position.rng)
             } else {
-                text::encode(&options[k])?
-            });
+                options[k].clone()
+            };
+            // Drawn only when asked for, so that runs without it take the
+            // batches they always took.
+            if !own
+                && self.config.perturb > 0.0
+                && self.position.rng.uniform() < self.config.perturb
+            {
+                caption = perturb(&caption, &mut self.position.rng);
+            }
+            captions.push(text::encode(&caption)?);
             rows.push(if own {
                 self.targets.get(i as i64).get(k as i64 % per_image)
             } else {
@@ -247,6 +264,89 @@ pub fn rephrase(caption: &str, rng: &mut Rng) -> String {
     for _ in 0..1 + rng.below(2) {
         let at = rng.below(words.len() + 1);
         words.insert(at, FILLERS[rng.below(FILLERS.len())]);
+    }
+    words.join(" ")
+}
+
+/// Short words a caption can lose and still state all it did.
+const SMALL_WORDS: [&str; 14] = [
+    "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it", "there",
+];
+
+/// Words of chat and requests that state nothing about the picture (none of
+/// them, nor any word of the held-out sentence forms `gantry eval` reads
+/// with, is a test's business to see here: `tests/training.rs` checks).
+const CHATTER: [&str; 36] = [
+    "hey",
+    "hi",
+    "okay",
+    "alright",
+    "sure",
+    "maybe",
+    "actually",
+    "kind of",
+    "sort of",
+    "pretty",
+    "honestly",
+    "basically",
+    "simply",
+    "show me",
+    "draw",
+    "make",
+    "give me",
+    "want",
+    "need",
+    "some",
+    "see",
+    "got",
+    "exactly",
+    "perhaps",
+    "definitely",
+    "super",
+    "cute",
+    "thanks",
+    "thank you",
+    "imagine",
+    "probably",
+    "you know",
+    "stuff",
+    "wow",
+    "one",
+    "thing",
+];
+
+/// Where clauses meet, as people type them.
+const SEPARATORS: [&str; 7] = [",", ";", ".", ":", " -", "", " /"];
+
+/// A caption as a person might type what a grammar wrote, stating the same:
+/// small words ("a", "the", "with", ...) left out now and then, one to three
+/// words of chat put in at random places, and the punctuation between
+/// clauses changed (or dropped). Unlike [`rephrase`]'s sixteen fillers, the
+/// point is words and joins the text encoder has not met, so that it learns
+/// to read past what it does not know.
+pub fn perturb(caption: &str, rng: &mut Rng) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for word in caption.split_whitespace() {
+        let bare = word.trim_end_matches([',', ';', ':', '.']);
+        let tail = &word[bare.len()..];
+        let small = SMALL_WORDS.contains(&bare.to_lowercase().as_str());
+        if small && tail.is_empty() && rng.below(10) < 3 {
+            continue;
+        }
+        if tail.is_empty() {
+            words.push(word.to_string());
+        } else if rng.below(2) == 0 {
+            words.push(format!("{bare}{}", SEPARATORS[rng.below(SEPARATORS.len())]));
+        } else {
+            words.push(word.to_string());
+        }
+    }
+    if words.is_empty() {
+        return caption.to_string();
+    }
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(words.len() + 1);
+        words.insert(at, CHATTER[rng.below(CHATTER.len())].to_string());
     }
     words.join(" ")
 }
