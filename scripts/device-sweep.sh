@@ -34,8 +34,9 @@
 # G's two pictures of a text should differ as their z do), alone and with
 # pair norm and siblings, and that combination with noise on G's text
 # (--text-noise 0.5 and 0.25: does the gap to sentence forms no grammar has,
-# the phrased_* fields, close without costing held-out colour?), three seeds
-# each. At most 8 files come back from $OUT, so
+# the phrased_* fields, close without costing held-out colour?), and along
+# the directions a picture's captions differ in (--text-noise 1 and 2
+# --text-noise-along phrasings), three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -91,7 +92,13 @@ combo-textnoise05-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair -
 combo-textnoise05-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.5 --seed 2
 combo-textnoise025-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 0
 combo-textnoise025-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 1
-combo-textnoise025-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 2"}
+combo-textnoise025-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 0.25 --seed 2
+combo-phrasingnoise1-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along phrasings --seed 0
+combo-phrasingnoise1-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along phrasings --seed 1
+combo-phrasingnoise1-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along phrasings --seed 2
+combo-phrasingnoise2-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 2 --text-noise-along phrasings --seed 0
+combo-phrasingnoise2-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 2 --text-noise-along phrasings --seed 1
+combo-phrasingnoise2-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 2 --text-noise-along phrasings --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).
