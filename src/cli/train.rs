@@ -820,22 +820,21 @@ fn text_distil(
     } else {
         ", as do those captions themselves"
     };
-    let rephrased = if trainer.config.rephrase > 0.0 {
-        format!(
-            " ({:.0}% of them rephrased: clauses reordered, fillers put in)",
-            trainer.config.rephrase * 100.0
-        )
-    } else {
-        String::new()
+    let share = |of: f64, what: &str| {
+        if of > 0.0 {
+            format!(" ({:.0}% of them {what})", of * 100.0)
+        } else {
+            String::new()
+        }
     };
-    let perturbed = if trainer.config.perturb > 0.0 {
-        format!(
-            " ({:.0}% of them perturbed: small words left out, words of chat put in, punctuation changed)",
-            trainer.config.perturb * 100.0
-        )
-    } else {
-        String::new()
-    };
+    let rephrased = share(
+        trainer.config.rephrase,
+        "rephrased: clauses reordered, fillers put in",
+    );
+    let perturbed = share(
+        trainer.config.perturb,
+        "perturbed: small words left out, words of chat put in, punctuation changed",
+    );
     model.card.notes.push(format!(
         "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed} map to the mean embedding of their images' captions of {}{kept}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
         steps_done,
