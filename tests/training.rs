@@ -1758,6 +1758,35 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     .unwrap();
     assert_eq!(card["training"]["text_distil_rephrase"].as_f64(), Some(1.0));
     assert_eq!(card["training"]["text_distil_perturb"].as_f64(), Some(0.5));
+    // ...or the student reads them changed for the teacher's φ of each as
+    // written (every caption its own target here).
+    assert_ok(&train(
+        &sandbox,
+        &[
+            "text-distil",
+            "--model",
+            "te",
+            "--opt",
+            "count=200",
+            "--teacher-opt",
+            "count=200",
+            "--own-captions",
+            "1",
+            "--perturb",
+            "1",
+            "--batch",
+            "16",
+            "--steps",
+            "2",
+            "--run",
+            "own",
+        ],
+    ));
+    let own = std::fs::read_to_string(sandbox.path().join("own/model/model.json")).unwrap();
+    assert!(
+        own.contains("100% of them perturbed") && own.contains("as written"),
+        "{own}"
+    );
     assert_eq!(
         card["training"]["text_distil_own_captions"].as_f64(),
         Some(0.0)

@@ -164,13 +164,14 @@ pub enum TrainCommand {
         /// phrasing of a picture reads as the one G learned to draw
         #[arg(long, default_value_t = 0.5)]
         own_captions: f64,
-        /// Share of the new captions rephrased before the student reads
-        /// them: clauses in a random order, a filler word or two
+        /// Share of the captions rephrased before the student reads them
+        /// (their targets as written): clauses in a random order, a filler
+        /// word or two
         #[arg(long, default_value_t = 0.0)]
         rephrase: f64,
-        /// Share of the new captions perturbed before the student reads
-        /// them: small words left out, words of chat put in, the
-        /// punctuation between clauses changed
+        /// Share of the captions perturbed before the student reads them
+        /// (their targets as written): small words left out, words of chat
+        /// put in, the punctuation between clauses changed
         #[arg(long, default_value_t = 0.0)]
         perturb: f64,
     },
@@ -721,10 +722,15 @@ fn text_distil(
     };
     let teacher = load_training_set(env, &teacher_common, device)?;
     // The same captions on both sides teach something only when every
-    // caption is drawn to its image's mean (--own-captions 0).
-    if student.captions == teacher.captions && settings.own_captions > 0.0 {
+    // caption is drawn to its image's mean (--own-captions 0) or the
+    // student reads them changed (rephrased, perturbed) for the same targets.
+    if student.captions == teacher.captions
+        && settings.own_captions > 0.0
+        && settings.rephrase == 0.0
+        && settings.perturb == 0.0
+    {
         bail!(
-            "the model's captions and the new ones are the same: pass the options of the captions it was trained on with --teacher-opt (e.g. grammar=classic) and the new ones with --opt, or --own-captions 0 to draw every caption to its image's mean"
+            "the model's captions and the new ones are the same: pass the options of the captions it was trained on with --teacher-opt (e.g. grammar=classic) and the new ones with --opt, or --own-captions 0 to draw every caption to its image's mean, or --rephrase/--perturb to teach it those captions changed"
         );
     }
     // The two caption sets differ by their loader options.
@@ -815,10 +821,22 @@ fn text_distil(
     vocabulary.sort();
     vocabulary.dedup();
     model.card.vocabulary = vocabulary;
-    let kept = if trainer.config.own_captions > 0.0 {
-        ", which keep their own"
+    let config = &trainer.config;
+    let targets = if config.own_captions >= 1.0 {
+        format!(
+            "the teacher's embedding of each caption of {} as written",
+            config.teacher_dataset
+        )
+    } else if config.own_captions > 0.0 {
+        format!(
+            "the mean embedding of their images' captions of {}, which keep their own",
+            config.teacher_dataset
+        )
     } else {
-        ", as do those captions themselves"
+        format!(
+            "the mean embedding of their images' captions of {}, as do those captions themselves",
+            config.teacher_dataset
+        )
     };
     let share = |of: f64, what: &str| {
         if of > 0.0 {
@@ -828,19 +846,19 @@ fn text_distil(
         }
     };
     let rephrased = share(
-        trainer.config.rephrase,
+        config.rephrase,
         "rephrased: clauses reordered, fillers put in",
     );
     let perturbed = share(
-        trainer.config.perturb,
+        config.perturb,
         "perturbed: small words left out, words of chat put in, punctuation changed",
     );
-    model.card.notes.push(format!(
-        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed} map to the mean embedding of their images' captions of {}{kept}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
+    let note = format!(
+        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed} map to {targets}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
         steps_done,
         dir.display(),
-        trainer.config.dataset,
-        trainer.config.teacher_dataset
-    ));
+        config.dataset,
+    );
+    model.card.notes.push(note);
     finish(model, &run, outcome, details)
 }

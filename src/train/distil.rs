@@ -41,12 +41,12 @@ pub struct DistilConfig {
     pub lr: f64,
     /// Share of each batch drawn from the teacher's own captions.
     pub own_captions: f64,
-    /// Share of the new-phrasing captions [`rephrase`]d before the student
-    /// reads them (their targets unchanged).
+    /// Share of the captions [`rephrase`]d before the student reads them
+    /// (their targets unchanged).
     #[serde(default)]
     pub rephrase: f64,
-    /// Share of the new-phrasing captions [`perturb`]ed before the student
-    /// reads them (after any rephrasing; their targets unchanged).
+    /// Share of the captions [`perturb`]ed before the student reads them
+    /// (after any rephrasing; their targets unchanged).
     #[serde(default)]
     pub perturb: f64,
     pub seed: u64,
@@ -172,18 +172,18 @@ impl<'a> DistilTrainer<'a> {
                 bail!("sample {} ({}) has no captions", i, self.student.names[i]);
             }
             let k = self.position.rng.below(options.len());
-            let rephrased = !own && self.position.rng.uniform() < self.config.rephrase;
+            // A share of the captions, the teacher's own too (their target
+            // stays the teacher's φ of the caption as written), reach the
+            // student rephrased and perturbed. The draws are taken only where
+            // asked for, so that earlier runs take the batches they took.
+            let rephrased = (!own || self.config.rephrase > 0.0)
+                && self.position.rng.uniform() < self.config.rephrase;
             let mut caption = if rephrased {
                 rephrase(&options[k], &mut self.position.rng)
             } else {
                 options[k].clone()
             };
-            // Drawn only when asked for, so that runs without it take the
-            // batches they always took.
-            if !own
-                && self.config.perturb > 0.0
-                && self.position.rng.uniform() < self.config.perturb
-            {
+            if self.config.perturb > 0.0 && self.position.rng.uniform() < self.config.perturb {
                 caption = perturb(&caption, &mut self.position.rng);
             }
             captions.push(text::encode(&caption)?);
