@@ -133,10 +133,7 @@ impl<'a> DistilTrainer<'a> {
             progress,
         )?;
         let image_targets = targets.mean_dim(1, false, Kind::Float);
-        let index = Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>())
-            .to_device(model.device);
-        let spread = image_targets
-            .index_select(0, &index)
+        let spread = super::rows(&image_targets, &train)
             .std_dim(0, true, false)
             .clamp_min(1e-6);
         let opt = Optimizer::adam(&model.text_encoder.vs, config.lr, 0.9);
@@ -273,9 +270,9 @@ const SMALL_WORDS: [&str; 14] = [
     "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it", "there",
 ];
 
-/// Words of chat and requests that state nothing about the picture (none of
-/// them, nor any word of the held-out sentence forms `gantry eval` reads
-/// with, is a test's business to see here: `tests/training.rs` checks).
+/// Words of chat and requests that state nothing about the picture, none of
+/// them a word of the held-out sentence forms `gantry eval` reads with
+/// (`tests/training.rs` checks).
 const CHATTER: [&str; 36] = [
     "hey",
     "hi",
@@ -333,9 +330,7 @@ pub fn perturb(caption: &str, rng: &mut Rng) -> String {
         if small && tail.is_empty() && rng.below(10) < 3 {
             continue;
         }
-        if tail.is_empty() {
-            words.push(word.to_string());
-        } else if rng.below(2) == 0 {
+        if !tail.is_empty() && rng.below(2) == 0 {
             words.push(format!("{bare}{}", SEPARATORS[rng.below(SEPARATORS.len())]));
         } else {
             words.push(word.to_string());

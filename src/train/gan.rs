@@ -551,10 +551,7 @@ impl<'a> GanTrainer<'a> {
             // A model that has its statistics already (a continuation)
             // keeps them: its G learned on that scale.
             TextScalingKind::Standardised if model.card.architecture.conditioning.is_raw() => {
-                let index =
-                    Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                        .to_device(embeddings.device());
-                let stats = Conditioning::standardised_from(&embeddings.index_select(0, &index))?;
+                let stats = Conditioning::standardised_from(&super::rows(&embeddings, &train))?;
                 model.set_conditioning(stats)?;
             }
             TextScalingKind::Standardised => {}
@@ -1025,9 +1022,7 @@ pub fn text_spread(
     along: NoiseAlong,
     conditioning: &Conditioning,
 ) -> Result<Tensor> {
-    let index = Tensor::from_slice(&train.iter().map(|&i| i as i64).collect::<Vec<_>>())
-        .to_device(embeddings.device());
-    let own = embeddings.index_select(0, &index);
+    let own = super::rows(embeddings, train);
     let size = own.size();
     let (k, dim) = (size[1], size[2]);
     match along {

@@ -355,6 +355,14 @@ pub fn noise(rng: &mut Rng, n: usize, dim: usize, device: Device) -> Tensor {
         .to_device(device)
 }
 
+/// The rows `indices` of `t` (e.g. the training images' of a per-image
+/// tensor), on `t`'s device.
+pub fn rows(t: &Tensor, indices: &[usize]) -> Tensor {
+    let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>())
+        .to_device(t.device());
+    t.index_select(0, &index)
+}
+
 /// Caption embeddings of every sample, computed once with the (frozen) text
 /// encoder: [N, K, E] on `device`, K = `per_image` captions per sample
 /// (repeated cyclically where a sample has fewer).
