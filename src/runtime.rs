@@ -120,6 +120,7 @@ pub const HALF_PRECISION_LEVELS: f64 = 1.0;
 fn drawing_for(model: &Model) -> FoldedGenerator {
     let folded = model.generator.net.folded();
     if !model.device.is_cuda() {
+        crate::host::allocator::keep_drawing_memory();
         return folded;
     }
     let Ok(encoded) = CALIBRATION_CAPTIONS

@@ -80,71 +80,118 @@ impl FoldedConv {
             x.conv2d(&self.weight, bias, s, p, [1, 1], 1)
         };
         match &self.blur {
-            Some(blur) => blur.forward(&y) + self.bias.view([1, -1, 1, 1]),
+            Some(blur) => blur.forward_plus(&y, Some(&self.bias)),
             None => y,
         }
     }
 }
 
-/// G's last layer, a 4x4 transposed convolution of stride 2 and padding 1
-/// (no bias, no batch norm; a bilinear doubling blurs after it), as a 3x3
-/// convolution with four outputs per channel followed by a pixel shuffle:
-/// output pixel (2m + a, 2n + c) reads input pixels (m + i, n + j), i, j in
-/// {-1, 0, 1}, through tap (a + 1 − 2i, c + 1 − 2j) of the 4x4 kernel where
-/// that tap exists. With three output channels the transposed convolution
-/// keeps few lanes busy; the convolution is about 1.6x faster on the CPU
-/// (same values up to rounding).
+/// A 4x4 transposed convolution of stride 2 and padding 1 as a 2x2
+/// convolution with four outputs per channel, one per phase, whose outputs
+/// are interleaved (a sub-pixel convolution): output pixel (2m + a, 2n + c)
+/// reads input rows m + i through tap a + 1 − 2i, which exists for two i:
+/// rows m − 1 + a and m + a through taps 3 − a and 1 − a. A 2x2 window of
+/// the input padded by one, at (m + a, n + c), holds just those, so phase
+/// (a, c) is the 2x2 convolution with taps (3 − a − 2r, 3 − c − 2s) at
+/// (m + a, n + c). The same values up to rounding and the same arithmetic
+/// (plus one row and column), but oneDNN's convolutions run where its
+/// transposed ones lag: on the 4x4 map of G's first doubling and on the
+/// three channels of its last (about 1.4x and 3x on this project's 2-core
+/// CPU, one thread; `bench/generate.sh` measures the whole of G).
 #[derive(Debug)]
 struct SubPixelConv {
-    /// [C_out · 4, C_in, 3, 3], channel c·4 + 2a + c' for phase (a, c').
+    /// [4 · C_out, C_in, 2, 2]: channel (2a + c) · C_out + o for phase (a, c).
     weight: Tensor,
+    /// The batch norm's shift where one follows; with no blur it goes into
+    /// the convolution (once per phase).
+    bias: Option<Tensor>,
     blur: Option<Blur>,
+    c_out: i64,
 }
 
 impl SubPixelConv {
-    fn new(up: &Upsample) -> Self {
-        let w = up.transposed_weight().detach();
+    /// `w` [C_in, C_out, 4, 4], a transposed convolution's weight, then
+    /// `blur` (if any), then `bias` (if any).
+    fn new(w: &Tensor, bias: Option<Tensor>, blur: Option<Blur>) -> Self {
         let [c_in, c_out, k, _] = w.size()[..] else {
             unreachable!("a transposed convolution's weight is 4-d")
         };
         assert_eq!(k, 4, "the sub-pixel form is for 4x4 kernels of stride 2");
-        let weight = Tensor::zeros([c_out, 2, 2, c_in, 3, 3], (w.kind(), w.device()));
-        for a in 0..2i64 {
-            for c in 0..2i64 {
-                for i in -1..=1i64 {
-                    for j in -1..=1i64 {
-                        let (ky, kx) = (a + 1 - 2 * i, c + 1 - 2 * j);
-                        if (0..4).contains(&ky) && (0..4).contains(&kx) {
-                            // [C_in, C_out] at tap (ky, kx), into [C_out, C_in].
-                            weight
-                                .select(1, a)
-                                .select(1, c)
-                                .select(2, i + 1)
-                                .select(2, j + 1)
-                                .copy_(&w.select(2, ky).select(2, kx).transpose(0, 1));
-                        }
-                    }
-                }
-            }
-        }
+        // Index (2a + r) of `taps` is tap 3 − a − 2r.
+        let taps = Tensor::from_slice(&[3i64, 1, 2, 0]).to_device(w.device());
+        let weight = w
+            .detach()
+            .index_select(2, &taps)
+            .index_select(3, &taps)
+            .view([c_in, c_out, 2, 2, 2, 2])
+            // [C_in, C_out, a, r, c, s] -> [a, c, C_out, C_in, r, s]
+            .permute([2, 4, 1, 0, 3, 5])
+            .reshape([4 * c_out, c_in, 2, 2]);
         Self {
-            weight: weight.reshape([c_out * 4, c_in, 3, 3]),
-            blur: up.blur().cloned(),
+            weight,
+            bias,
+            blur,
+            c_out,
         }
     }
 
     fn to_kind(&self, kind: Kind) -> Self {
         Self {
             weight: self.weight.to_kind(kind),
+            bias: self.bias.as_ref().map(|b| b.to_kind(kind)),
             blur: self.blur.as_ref().map(|b| b.to_kind(kind)),
+            c_out: self.c_out,
         }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
+        let [b, _, h, w] = x.size()[..] else {
+            unreachable!("G's maps are 4-d")
+        };
+        let c_out = self.c_out;
+        let inner_bias = match (&self.bias, &self.blur) {
+            (Some(bias), None) => Some(bias.repeat([4])),
+            _ => None,
+        };
         let y = x
-            .conv2d::<Tensor>(&self.weight, None, [1, 1], [1, 1], [1, 1], 1)
-            .pixel_shuffle(2);
-        Blur::after(self.blur.as_ref(), y)
+            .conv2d(&self.weight, inner_bias.as_ref(), [1, 1], [1, 1], [1, 1], 1)
+            .view([b, 2, 2, c_out, h + 1, w + 1]);
+        let phases = |a: i64| {
+            let row: Vec<Tensor> = (0..2)
+                .map(|c| y.select(1, a).select(1, c).narrow(2, a, h).narrow(3, c, w))
+                .collect();
+            Tensor::stack(&row, -1) // [B, C_out, H, W, 2 (c)]
+        };
+        // [B, C_out, H, 2 (a), W, 2 (c)] is the doubled map.
+        let y = Tensor::stack(&[phases(0), phases(1)], 3).reshape([b, c_out, 2 * h, 2 * w]);
+        match (&self.blur, &self.bias) {
+            (Some(blur), bias) => blur.forward_plus(&y, bias.as_ref()),
+            (None, _) => y,
+        }
+    }
+}
+
+/// A doubling with its batch norm folded in, in the form that is faster
+/// where G draws.
+#[derive(Debug)]
+enum FoldedUp {
+    Transposed(FoldedConv),
+    SubPixel(SubPixelConv),
+}
+
+impl FoldedUp {
+    fn to_kind(&self, kind: Kind) -> Self {
+        match self {
+            Self::Transposed(conv) => Self::Transposed(conv.to_kind(kind)),
+            Self::SubPixel(conv) => Self::SubPixel(conv.to_kind(kind)),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Self::Transposed(conv) => conv.forward(x),
+            Self::SubPixel(conv) => conv.forward(x),
+        }
     }
 }
 
@@ -219,7 +266,7 @@ pub struct FoldedGenerator {
     up4_bias: Tensor,
     up4_channels: i64,
     res4: FoldedResidual,
-    up8: FoldedConv,
+    up8: FoldedUp,
     res8: FoldedResidual,
     up16: FoldedConv,
     up32: FoldedConv,
@@ -259,11 +306,22 @@ impl Generator {
                 res4: FoldedResidual::new(&self.res4),
                 // A resize-convolution is a transposed convolution with a
                 // tied kernel (see `Upsample`): folded as one.
-                up8: fold_up(&self.up8, &self.up8_bn),
+                // On the CPU the first doubling (of a 4x4 map) is faster as a
+                // sub-pixel convolution; elsewhere not measured.
+                up8: if self.text_projection.ws.device() == Device::Cpu {
+                    let up8 = fold_up(&self.up8, &self.up8_bn);
+                    FoldedUp::SubPixel(SubPixelConv::new(&up8.weight, Some(up8.bias), up8.blur))
+                } else {
+                    FoldedUp::Transposed(fold_up(&self.up8, &self.up8_bn))
+                },
                 res8: FoldedResidual::new(&self.res8),
                 up16: fold_up(&self.up16, &self.up16_bn),
                 up32: fold_up(&self.up32, &self.up32_bn),
-                to_rgb: SubPixelConv::new(&self.to_rgb),
+                to_rgb: SubPixelConv::new(
+                    &self.to_rgb.transposed_weight(),
+                    None,
+                    self.to_rgb.blur().cloned(),
+                ),
                 device: self.text_projection.ws.device(),
                 kind: Kind::Float,
             }
@@ -285,10 +343,10 @@ impl FoldedGenerator {
             .addmm(&Tensor::cat(&[z, &t], 1), &self.up4_weight)
             .view([b, self.up4_channels, 4, 4]);
         let h = self.res4.forward(&h);
-        let h = self.res8.forward(&self.up8.forward(&h));
-        // From here the maps are large, and on the CPU oneDNN's transposed
-        // convolutions run far faster on channels-last input (bench/generate.sh).
-        let h = channels_last(&h);
+        // From 8x8 on, on the CPU, oneDNN's (transposed) convolutions run
+        // faster on channels-last input (bench/generate.sh).
+        let h = channels_last(&self.up8.forward(&h));
+        let h = self.res8.forward(&h);
         let h = self.up16.forward(&h).relu_();
         let h = self.up32.forward(&h).relu_();
         self.to_rgb.forward(&h).tanh_().to_kind(Kind::Float)

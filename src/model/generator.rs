@@ -136,13 +136,18 @@ impl Blur {
     }
 
     pub(super) fn forward(&self, h: &Tensor) -> Tensor {
+        self.forward_plus(h, None)
+    }
+
+    /// The blur of `h` plus `bias` per channel (where given), in one pass.
+    pub(super) fn forward_plus(&self, h: &Tensor, bias: Option<&Tensor>) -> Tensor {
         let kernel = if self.kernel.kind() == h.kind() {
             self.kernel.shallow_clone()
         } else {
             self.kernel.to_kind(h.kind())
         };
         let channels = kernel.size()[0];
-        h.conv2d::<Tensor>(&kernel, None, [1, 1], [1, 1], [1, 1], channels)
+        h.conv2d(&kernel, bias, [1, 1], [1, 1], [1, 1], channels)
     }
 
     /// `h` through `blur` where there is one (a bilinear doubling), else `h`.
