@@ -11,6 +11,9 @@ pub struct Provenance {
     /// The line that made it (a caption, or a `:command`).
     pub command: String,
     pub model: String,
+    /// [`crate::weights::ModelCard::weights_fingerprint`] of the model that
+    /// drew it (empty in PNGs of gantry before session 23).
+    pub weights: String,
     pub sampler: String,
     /// The sampler's options in force, `key=value` words.
     pub sampler_options: String,
@@ -86,6 +89,7 @@ impl Provenance {
             ("caption", &self.caption),
             ("command", &self.command),
             ("model", &self.model),
+            ("model_weights", &self.weights),
             ("sampler", &self.sampler),
             ("sampler_options", &self.sampler_options),
             ("style_encoder", &self.style_encoder),
@@ -134,6 +138,7 @@ impl Provenance {
                 "caption" => p.caption = value.clone(),
                 "command" => p.command = value.clone(),
                 "model" => p.model = value.clone(),
+                "model_weights" => p.weights = value.clone(),
                 "sampler" => p.sampler = value.clone(),
                 "sampler_options" => p.sampler_options = value.clone(),
                 "style_encoder" => p.style_encoder = value.clone(),
@@ -170,6 +175,7 @@ mod tests {
             caption: "a red flower".into(),
             command: ":interp \"a\" \"b\" 5".into(),
             model: "m".into(),
+            weights: "0123456789abcdef".into(),
             sampler: "truncated".into(),
             sampler_options: "psi=0.5".into(),
             style_encoder: "learned".into(),

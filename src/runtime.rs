@@ -203,6 +203,7 @@ impl Runtime {
             caption: caption.to_string(),
             command: command.to_string(),
             model: self.model.card.name.clone(),
+            weights: self.model.card.weights_fingerprint(),
             sampler: self.sampler.name().to_string(),
             sampler_options: options_text(&self.sampler_options),
             style_encoder: style_encoder.to_string(),

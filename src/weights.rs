@@ -50,6 +50,26 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// A short fingerprint of the weights this card describes (the first 16
+    /// hex digits of a SHA-256 over each file's name and SHA-256): what a
+    /// PNG records so that `:replay` can tell the same weights from a model
+    /// of the same name trained further or replaced. Empty for a card that
+    /// lists no files.
+    pub fn weights_fingerprint(&self) -> String {
+        if self.files.is_empty() {
+            return String::new();
+        }
+        let mut hash = Sha256::new();
+        for (name, file) in &self.files {
+            hash.update(format!("{name}:{}\n", file.sha256));
+        }
+        hash.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Whether the card holds a text encoder whose G was never trained: a
     /// text-side folder (`state/procedural-text-encoder`), or a trained model
     /// whose training record is the text encoder's alone (`train

@@ -155,6 +155,42 @@ fn saved_pngs_replay_bit_for_bit() {
         replayed[0].image, originals[2].image,
         "replay must remake the picture exactly"
     );
+    assert_eq!(replayed[0].label, "replayed");
+    assert!(s.entries.last().unwrap().warnings.is_empty());
+
+    // A PNG drawn by other weights of a model of the same name (trained on
+    // since, or replaced), or one that does not say (an older gantry): its
+    // command is remade, and not called the same picture.
+    use gantry::imageio::{read_png_metadata, read_png_pixels, write_png};
+    let meta = read_png_metadata(&file).unwrap();
+    let pixels = read_png_pixels(&file).unwrap();
+    let fingerprint = &meta.iter().find(|(k, _)| k == "model_weights").unwrap().1;
+    assert_eq!(fingerprint.len(), 16, "{meta:?}");
+    for (what, changed, label, says) in [
+        (
+            "other weights",
+            Some("00000000deadbeef"),
+            "remade: the model changed",
+            "not the same picture",
+        ),
+        ("no record", None, "remade", "does not record which weights"),
+    ] {
+        let other: Vec<(String, String)> = meta
+            .iter()
+            .filter(|(k, _)| k != "model_weights")
+            .cloned()
+            .chain(changed.map(|w| ("model_weights".to_string(), w.to_string())))
+            .collect();
+        let moved = sandbox.path().join("other.png");
+        write_png(&moved, &pixels, &other).unwrap();
+        let remade = pics(&mut s, &format!(":replay {}", moved.display()));
+        assert_eq!(remade[0].label, label, "{what}");
+        let warnings = &s.entries.last().unwrap().warnings;
+        assert!(
+            warnings.iter().any(|w| w.contains(says)),
+            "{what}: {warnings:?}"
+        );
+    }
 
     // Rows replay too.
     let row = pics(&mut s, r#":interp "a red flower" "a blue flower" 4"#);

@@ -1697,6 +1697,11 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     let card = std::fs::read_to_string(taught.join("model.json")).unwrap();
     assert!(card.contains("text_distil_steps"), "{card}");
     assert!(card.contains("grammar=classic (kept)"), "{card}");
+    // It says it finished under its own name: a card gathers stages, and
+    // the distillation's finishing says nothing of G's.
+    let parsed: serde_json::Value = serde_json::from_str(&card).unwrap();
+    assert_eq!(parsed["training"]["text_distil_complete"], true, "{card}");
+    assert!(parsed["training"].get("complete").is_none(), "{card}");
 
     // It resumes exactly, like every trainer.
     resumes_exactly(

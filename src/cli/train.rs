@@ -326,11 +326,12 @@ fn embeddings(model: &Model, set: &TrainingSet) -> Result<tch::Tensor> {
 
 fn finish(
     model: &mut Model,
+    stage: &str,
     run: &Run,
     outcome: Outcome,
     details: BTreeMap<String, serde_json::Value>,
 ) -> Result<()> {
-    assemble::finish_card(model, outcome, details);
+    assemble::finish_card(model, stage, outcome, details);
     let dir = run.model();
     model.save(&dir, false)?;
     println!("wrote {}", dir.display());
@@ -461,7 +462,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             let captions = set.captions.iter().flatten().map(String::as_str);
             let min_count = gantry::text::vocabulary_min_count(captions.clone().count());
             trainer.model.card.vocabulary = gantry::text::vocabulary(captions, min_count);
-            finish(&mut trainer.model, &run, outcome, details)
+            finish(&mut trainer.model, "ds-sje", &run, outcome, details)
         }
         TrainCommand::Gan {
             common,
@@ -597,7 +598,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 source_dir.display().to_string().into(),
             );
             trainer.model.card.dataset = Some(set.spec.clone());
-            finish(&mut trainer.model, &run, outcome, details)
+            finish(&mut trainer.model, variant.name(), &run, outcome, details)
         }
         TrainCommand::TextDistil {
             common,
@@ -678,7 +679,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                     "preset": preset,
                 }),
             );
-            finish(&mut trainer.model, &run, outcome, details)
+            finish(&mut trainer.model, "style_encoder", &run, outcome, details)
         }
     }
 }
@@ -860,5 +861,5 @@ fn text_distil(
         config.dataset,
     );
     model.card.notes.push(note);
-    finish(model, &run, outcome, details)
+    finish(model, "text_distil", &run, outcome, details)
 }

@@ -650,8 +650,37 @@ fn replay(session: &mut Session, args: &[String]) -> Result<Reply> {
 /// `:interp` of 64 steps).
 const MAX_REPLAY_BATCH: usize = 64;
 
+/// What a remade picture is called, and why when it is not "replayed": a
+/// picture is the same picture only if the weights that drew it are the
+/// ones loaded (a model of the same name may have been trained further or
+/// replaced since; PNGs of gantry before session 23 do not say).
+fn remade_label(session: &Session, file: &str, made: &Provenance) -> (String, Option<String>) {
+    let now = session.runtime.model().card.weights_fingerprint();
+    if made.weights == now {
+        return ("replayed".into(), None);
+    }
+    let name = &session.runtime.model().card.name;
+    if made.weights.is_empty() {
+        (
+            "remade".into(),
+            Some(format!(
+                "{file} does not record which weights of '{name}' drew it (an older gantry): this is its command drawn by the model as it is now, which may not be the same picture"
+            )),
+        )
+    } else {
+        (
+            "remade: the model changed".into(),
+            Some(format!(
+                "{file} was drawn by other weights of '{name}' (fingerprint {}, loaded now {now}): this is its command drawn by the model as it is now, not the same picture",
+                made.weights
+            )),
+        )
+    }
+}
+
 /// Remakes the picture a PNG's provenance describes, with the sampler in force.
 fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply> {
+    let (label, changed) = remade_label(session, file, made);
     let command = made.command.clone();
     let batch = made.batch.unwrap_or_default();
     let index = batch.index as usize;
@@ -668,8 +697,14 @@ fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply>
             .with_context(|| format!("{file}: its style code"))?
             .to_device(session.runtime.device);
         let g = session.runtime.draw_style(&z, &made.caption)?;
-        let pictures = session.pictures(g.images, vec!["replayed".into()], |_| made.to_pairs());
-        return Ok(Reply::Pictures((pictures, g.warnings)));
+        let drawn_by = Provenance {
+            weights: session.runtime.model().card.weights_fingerprint(),
+            ..made.clone()
+        };
+        let pictures = session.pictures(g.images, vec![label], |_| drawn_by.to_pairs());
+        let mut warnings = g.warnings;
+        warnings.extend(changed);
+        return Ok(Reply::Pictures((pictures, warnings)));
     }
     // A batch is remade whole (its size can change the arithmetic), but never
     // larger than gantry makes one: a PNG is outside input.
@@ -677,7 +712,7 @@ fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply>
     if n == 0 || n > MAX_REPLAY_BATCH as u64 || index as u64 >= n {
         bail!("{file}: picture {index} of a batch of {n}: not a batch gantry makes (1 to {MAX_REPLAY_BATCH})");
     }
-    let (mut pictures, warnings) = if let Some(stored) = command.strip_prefix(':') {
+    let (mut pictures, mut warnings) = if let Some(stored) = command.strip_prefix(':') {
         let seed = made.seed.unwrap_or(0);
         let saved = session.seed;
         session.seed = SeedMode::Fixed(seed);
@@ -705,7 +740,8 @@ fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply>
     }
     let mut picture = pictures.swap_remove(index);
     picture.id = format!("#{}.1", session.next_number());
-    picture.label = "replayed".into();
+    picture.label = label;
+    warnings.extend(changed);
     Ok(Reply::Pictures((vec![picture], warnings)))
 }
 

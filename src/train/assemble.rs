@@ -141,16 +141,20 @@ pub fn details(
     ])
 }
 
-/// Marks the card trained, with the run's details and whether it finished.
+/// Marks the card trained, with the run's details and whether it finished,
+/// as `{stage}_complete`: a card gathers the stages that made it (a text
+/// encoder, a GAN, a style encoder, a distillation), and a later stage's
+/// finishing says nothing of an earlier one's.
 pub fn finish_card(
     model: &mut Model,
+    stage: &str,
     outcome: Outcome,
     details: BTreeMap<String, serde_json::Value>,
 ) {
     model.card.trained = true;
     model.card.training.extend(details);
-    model
-        .card
-        .training
-        .insert("complete".into(), (outcome == Outcome::Finished).into());
+    model.card.training.insert(
+        format!("{stage}_complete"),
+        (outcome == Outcome::Finished).into(),
+    );
 }
