@@ -243,16 +243,32 @@ def main():
     # dimension's spread over the training images' captions, or
     # (`--text-noise-along phrasings`) Gaussian noise with the covariance of
     # a training image's captions about their mean (its symmetric square
-    # root); D judges against the captions' own text.
+    # root; `statements`: about the mean of its captions that state the same
+    # attributes); D judges against the captions' own text.
     text_noise = learn.get("text_noise", 0.0)
     along = learn.get("text_noise_along", "dimensions")
     spread = None
     if text_noise > 0:
         own = emb[train.to(emb.device)]
-        if along == "phrasings":
+        if along in ("phrasings", "statements"):
             own = own.double()
-            dev_ = (own - own.mean(1, keepdim=True)).reshape(-1, e)
-            cov = dev_.T @ dev_ / (own.shape[0] * (own.shape[1] - 1))
+            if along == "phrasings":
+                dev_ = (own - own.mean(1, keepdim=True)).reshape(-1, e)
+                freedom = own.shape[0] * (own.shape[1] - 1)
+            else:
+                # `statements`: about the mean of the picture's captions that
+                # state the same attributes (caption_groups.u32, [N, K]).
+                groups = load(os.path.join(args.dir, "caption_groups.u32"), torch.int32, (n, k)).long()
+                groups = groups[train].to(own.device)
+                m = own.shape[0]
+                key = (groups + torch.arange(m, device=own.device)[:, None] * k).reshape(-1)
+                flat = own.reshape(-1, e)
+                sums = torch.zeros(m * k, e, dtype=own.dtype, device=own.device).index_add_(0, key, flat)
+                counts = torch.zeros(m * k, dtype=own.dtype, device=own.device).index_add_(
+                    0, key, torch.ones(m * k, dtype=own.dtype, device=own.device))
+                dev_ = flat - (sums / counts.clamp_min(1)[:, None])[key]
+                freedom = m * k - int((counts > 0).sum())
+            cov = dev_.T @ dev_ / freedom
             values, vectors = torch.linalg.eigh(cov)
             spread = ((vectors * values.clamp_min(0).sqrt()[None]) @ vectors.T).float()
         else:
@@ -379,7 +395,7 @@ def main():
         if text_noise > 0:
             eps = taken["text_noise"] if tape else torch.randn(len(t_all), e, generator=gen)
             eps = eps.to(dev)
-            t_in = t_all + (eps @ spread if along == "phrasings" else eps * spread) * text_noise
+            t_in = t_all + (eps @ spread if along in ("phrasings", "statements") else eps * spread) * text_noise
         else:
             t_in = t_all
         fake = g(z.to(dev), t_in)

@@ -19,6 +19,7 @@
 #   CAPTIONS_AVERAGED=1 TEXT_NOISE=1 ... scripts/continue.sh   # single captions, noise on G's text
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
+#   DISTIL_STEPS=0 ... scripts/continue.sh   # ship procedural flowers' text encoder as the GAN had it (not distilled)
 #
 # A run goes on from its run folder's checkpoint where there is one (the same
 # session, continued: exact), else from the shipped model where this run
@@ -50,6 +51,7 @@ WHICH=${WHICH:-pf ox}
 MIN=${MIN:-60}
 STYLE_MIN=${STYLE_MIN:-5}
 EVAL_COUNT=${EVAL_COUNT:-2000}
+DISTIL_STEPS=${DISTIL_STEPS:-6000}
 OUT=${OUT:-}
 LIMIT=${LIMIT:-}         # use at most this many images (smoke runs)
 UPSAMPLING=${UPSAMPLING:-bilinear}   # G's doublings for a run that starts from scratch (--upsampling)
@@ -183,13 +185,28 @@ for w in $WHICH; do
 done
 wait
 
+# What each run ships: its model with the style encoder, and for procedural
+# flowers that model's text encoder taught unseen phrasings as the shipped one
+# was in session 23 (G, D and S unchanged; DISTIL_STEPS=0 leaves it out).
+declare -A final
+for w in $WHICH; do final[$w]=$RUNS/${folder[$w]}-style/model; done
+run=$RUNS/procedural-flowers
+if [ "$DISTIL_STEPS" -gt 0 ] && [ -n "${final[pf]:-}" ] && [ -f "${final[pf]}/model.json" ]; then
+    say "procedural-flowers: text-distil ($DISTIL_STEPS steps)"
+    rm -rf "$run-distil"
+    gantry train text-distil --model "${final[pf]}" --opt grammar=rich --teacher-opt grammar=rich \
+        --own-captions 1 --perturb 0.7 --rephrase 0.3 --steps "$DISTIL_STEPS" --run "$run-distil" > "$run-distil.log" 2>&1 &&
+        final[pf]=$run-distil/model
+    tail -n 2 "$run-distil.log"
+fi
+
 say "eval ($EVAL_COUNT renders or captions each)"
 for w in $WHICH; do
     run=$RUNS/${folder[$w]}
-    [ -f "$run-style/model/model.json" ] || continue
+    [ -f "${final[$w]}/model.json" ] || continue
     extra=(--count "$EVAL_COUNT")
     [ "$w" = ox ] && extra=(--dataset reed:../shared/datasets/oxford102 --classifier weights/oxford102-classifier)
-    gantry eval "$run-style/model" "${extra[@]}" --dry-run > "$run.eval.txt" 2>&1 &
+    gantry eval "${final[$w]}" "${extra[@]}" --dry-run > "$run.eval.txt" 2>&1 &
 done
 wait
 for w in $WHICH; do
@@ -197,9 +214,9 @@ for w in $WHICH; do
     echo "== ${folder[$w]}"
     cat "$run.eval.txt" 2>/dev/null
     bring_back "$run.eval.txt" "${folder[$w]}.eval.txt"
-    if [ -n "$OUT" ] && [ -f "$run-style/model/model.json" ]; then
+    if [ -n "$OUT" ] && [ -f "${final[$w]}/model.json" ]; then
         rm -rf "/tmp/ship/${folder[$w]}"
-        gantry model export "$run-style/model" "/tmp/ship/${folder[$w]}" --half > /dev/null &&
+        gantry model export "${final[$w]}" "/tmp/ship/${folder[$w]}" --half > /dev/null &&
             bring_back "/tmp/ship/${folder[$w]}" "${folder[$w]}-model.tgz"
     fi
 done

@@ -781,6 +781,18 @@ pub fn export(
     if config.wrong == WrongImages::Sibling {
         write_content(&dir.join("content.u32"), train)?;
     }
+    if config.text_noise > 0.0
+        && config.text_noise_along == crate::train::gan::NoiseAlong::Statements
+    {
+        // [N, K]: captions of a picture with the same number state the same.
+        let groups = crate::train::gan::caption_groups(train)?;
+        let groups = Vec::<i64>::try_from(groups.reshape([-1]))?;
+        let bytes: Vec<u8> = groups
+            .iter()
+            .flat_map(|&g| (g as u32).to_le_bytes())
+            .collect();
+        crate::weights::write_atomic(&dir.join("caption_groups.u32"), &bytes)?;
+    }
     write_f32(
         &dir.join("embeddings.f32"),
         &scaling.apply(trainer.embeddings()),

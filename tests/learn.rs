@@ -420,6 +420,27 @@ fn pytorch_in_lockstep_draws_text_noise_along_phrasings_as_gantry() {
     );
 }
 
+/// The same along statements: PyTorch reads which captions state the same
+/// (`caption_groups.u32`) and pools their covariance as gantry does.
+#[test]
+fn pytorch_in_lockstep_draws_text_noise_along_statements_as_gantry() {
+    let sandbox = Sandbox::new();
+    let export = in_lockstep(
+        &sandbox,
+        &[
+            "--conditioning",
+            "raw",
+            "--text-noise",
+            "1",
+            "--text-noise-along",
+            "statements",
+        ],
+    );
+    if let Some(export) = export {
+        assert!(export.join("caption_groups.u32").exists());
+    }
+}
+
 /// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`
 /// arguments and checks that they take the same steps; returns the export
 /// folder (None where PyTorch is missing).

@@ -62,10 +62,12 @@ pub struct GanArgs {
     #[arg(long, default_value_t = 0.0)]
     pub text_noise: f64,
     /// The directions of the text noise: each dimension by its spread over
-    /// the training captions, or the directions in which one picture's
-    /// captions differ (their covariance about the picture's mean: phrasing,
-    /// and what a caption leaves out), which leaves alone what tells
-    /// pictures apart
+    /// the training captions (dimensions), the directions in which one
+    /// picture's captions differ (phrasings: their covariance about the
+    /// picture's mean, phrasing and what a caption leaves out), or those in
+    /// which its captions that state the same attributes differ (statements:
+    /// phrasing only; the dataset must say what each caption states, as
+    /// procedural-flowers does)
     #[arg(long, default_value = "dimensions", value_parser = NoiseAlong::NAMES)]
     pub text_noise_along: String,
     /// Which of the batch's other texts the matching term ranks each

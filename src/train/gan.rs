@@ -131,16 +131,22 @@ pub enum NoiseAlong {
     /// text encoder never saw moves φ(t) along such directions (issue 15's
     /// diagnosis), while what tells pictures apart is left as it is.
     Phrasings,
+    /// As `Phrasings`, but only between captions of a picture that state the
+    /// same attributes (the dataset says which: `caption_states`): a caption
+    /// that leaves the count out differs from one that states it along the
+    /// count, and noise along that teaches G to ignore the count.
+    Statements,
 }
 
 impl NoiseAlong {
-    pub const NAMES: [&'static str; 2] = ["dimensions", "phrasings"];
+    pub const NAMES: [&'static str; 3] = ["dimensions", "phrasings", "statements"];
 
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "dimensions" => Self::Dimensions,
             "phrasings" => Self::Phrasings,
-            _ => bail!("unknown text-noise directions '{s}' (dimensions, phrasings)"),
+            "statements" => Self::Statements,
+            _ => bail!("unknown text-noise directions '{s}' (dimensions, phrasings, statements)"),
         })
     }
 
@@ -148,6 +154,7 @@ impl NoiseAlong {
         match self {
             Self::Dimensions => "dimensions",
             Self::Phrasings => "phrasings",
+            Self::Statements => "statements",
         }
     }
 }
@@ -561,11 +568,16 @@ impl<'a> GanTrainer<'a> {
         let sample_captions = sample_captions(data, &embeddings);
         let text_spread = (config.text_noise > 0.0)
             .then(|| {
+                let groups = match config.text_noise_along {
+                    NoiseAlong::Statements => Some(caption_groups(data)?),
+                    _ => None,
+                };
                 text_spread(
                     &embeddings,
                     &train,
                     config.text_noise_along,
                     &model.card.architecture.conditioning,
+                    groups.as_ref(),
                 )
             })
             .transpose()?;
@@ -808,7 +820,7 @@ impl<'a> GanTrainer<'a> {
             (Some(eps), Some(spread)) => {
                 let eps = match self.config.text_noise_along {
                     NoiseAlong::Dimensions => eps * spread,
-                    NoiseAlong::Phrasings => eps.matmul(spread),
+                    NoiseAlong::Phrasings | NoiseAlong::Statements => eps.matmul(spread),
                 };
                 &g_text + eps * self.config.text_noise
             }
@@ -1015,44 +1027,123 @@ pub fn check_match_loss(weight: f64) -> Result<()> {
 /// phrasings' covariance is taken in the space G reads (`conditioning`
 /// applied) and its root mapped back to φ's units, so that the noise G
 /// reads is the same whether the text is standardised inside G (here) or
-/// before it (the learning curve's PyTorch export).
+/// before it (the learning curve's PyTorch export). Along statements,
+/// `groups` [N, K] numbers each caption's statement within its image
+/// ([`caption_groups`]) and the covariance is of each caption about the
+/// mean of its image's captions of the same statement.
 pub fn text_spread(
     embeddings: &Tensor,
     train: &[usize],
     along: NoiseAlong,
     conditioning: &Conditioning,
+    groups: Option<&Tensor>,
 ) -> Result<Tensor> {
     let own = super::rows(embeddings, train);
     let size = own.size();
-    let (k, dim) = (size[1], size[2]);
-    match along {
-        NoiseAlong::Dimensions => Ok(own.reshape([-1, dim]).std_dim(0, true, false).unsqueeze(0)),
-        NoiseAlong::Phrasings => {
-            if k < 2 {
-                bail!("--text-noise-along phrasings needs two or more captions per image (this data has {k})");
+    let (n, k, dim) = (size[0], size[1], size[2]);
+    if along == NoiseAlong::Dimensions {
+        return Ok(own.reshape([-1, dim]).std_dim(0, true, false).unsqueeze(0));
+    }
+    if k < 2 {
+        bail!(
+            "--text-noise-along {} needs two or more captions per image (this data has {k})",
+            along.name()
+        );
+    }
+    let own = TextScaling::new(conditioning, own.device())
+        .apply(&own)
+        .to_kind(Kind::Double);
+    // Each caption's deviation from the mean of its group (the picture's
+    // captions, or those of them that state the same), and the degrees of
+    // freedom: captions less groups.
+    let (deviations, freedom) = match along {
+        NoiseAlong::Dimensions => unreachable!("returned above"),
+        NoiseAlong::Phrasings => (
+            (&own - own.mean_dim(1, true, Kind::Double)).reshape([-1, dim]),
+            n * (k - 1),
+        ),
+        NoiseAlong::Statements => {
+            let Some(groups) = groups else {
+                bail!("--text-noise-along statements needs what each caption states")
+            };
+            if groups.size() != [embeddings.size()[0], k] {
+                bail!(
+                    "--text-noise-along statements: {:?} caption statements for {:?} caption embeddings",
+                    groups.size(),
+                    &embeddings.size()[..2]
+                );
             }
-            // Pooled covariance of each picture's captions about its mean, in
-            // f64, and its symmetric square root (unique, so PyTorch's mirror
-            // gets the same matrix whatever order its eigenvectors come in).
-            let own = TextScaling::new(conditioning, own.device())
-                .apply(&own)
-                .to_kind(Kind::Double);
-            let deviations = (&own - own.mean_dim(1, true, Kind::Double)).reshape([-1, dim]);
-            let covariance =
-                deviations.transpose(0, 1).matmul(&deviations) / (size[0] * (k - 1)) as f64;
-            let (values, vectors) = covariance.linalg_eigh("L");
-            let root = (&vectors * values.clamp_min(0.0).sqrt().unsqueeze(0))
-                .matmul(&vectors.transpose(0, 1));
-            let root = root.to_kind(Kind::Float);
-            Ok(match conditioning {
-                Conditioning::Raw => root,
-                Conditioning::Standardised { std, .. } => {
-                    let std = Tensor::from_slice(std).to_device(root.device());
-                    root * std.unsqueeze(0)
-                }
-            })
+            let groups = super::rows(groups, train).to_device(own.device());
+            // One number per (picture, statement), then the groups' means.
+            let global = (groups + Tensor::arange(n, (Kind::Int64, own.device())).unsqueeze(1) * k)
+                .reshape([-1]);
+            let flat = own.reshape([-1, dim]);
+            let options = (Kind::Double, own.device());
+            let sums = Tensor::zeros([n * k, dim], options).index_add(0, &global, &flat);
+            let counts = Tensor::zeros([n * k], options).index_add(
+                0,
+                &global,
+                &Tensor::ones([n * k], options),
+            );
+            let used = counts.gt(0.0).sum(Kind::Int64).int64_value(&[]);
+            let means = sums / counts.clamp_min(1.0).unsqueeze(1);
+            let freedom = n * k - used;
+            if freedom == 0 {
+                bail!("--text-noise-along statements: no picture has two captions that state the same attributes");
+            }
+            (flat - means.index_select(0, &global), freedom)
+        }
+    };
+    let covariance = deviations.transpose(0, 1).matmul(&deviations) / freedom as f64;
+    // Its symmetric square root, in f64 (unique, so PyTorch's mirror gets the
+    // same matrix whatever order its eigenvectors come in).
+    let (values, vectors) = covariance.linalg_eigh("L");
+    let root = (&vectors * values.clamp_min(0.0).sqrt().unsqueeze(0))
+        .matmul(&vectors.transpose(0, 1))
+        .to_kind(Kind::Float);
+    Ok(match conditioning {
+        Conditioning::Raw => root,
+        Conditioning::Standardised { std, .. } => {
+            let std = Tensor::from_slice(std).to_device(root.device());
+            root * std.unsqueeze(0)
+        }
+    })
+}
+
+/// What each caption states, as a number per caption within its picture
+/// ([N, K], i64): captions of one picture with the same number state the
+/// same attributes. From the dataset's `caption_states` attribute (one
+/// comma-separated entry per caption; procedural flowers give it).
+pub fn caption_groups(data: &TrainingSet) -> Result<Tensor> {
+    let k = data.captions.first().map_or(0, Vec::len);
+    let mut numbers = Vec::with_capacity(data.len() * k);
+    for (i, attributes) in data.attributes.iter().enumerate() {
+        let Some(states) = attributes.get("caption_states") else {
+            bail!(
+                "--text-noise-along statements needs a dataset that says what each caption states (procedural-flowers does); {} does not",
+                data.spec
+            );
+        };
+        let states: Vec<&str> = states.split(',').collect();
+        if states.len() != data.captions[i].len() || states.len() != k {
+            bail!(
+                "{}: sample {} says what {} captions state, but it has {}",
+                data.spec,
+                data.names[i],
+                states.len(),
+                data.captions[i].len()
+            );
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for state in states {
+            let number = seen.iter().position(|s| *s == state).unwrap_or_else(|| {
+                seen.push(state);
+                seen.len() - 1
+            });
+            numbers.push(number as i64);
         }
     }
+    Ok(Tensor::from_slice(&numbers).view([data.len() as i64, k as i64]))
 }
 
 /// Refuses a text-noise spread that is negative, not a number, or so large

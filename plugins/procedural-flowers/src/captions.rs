@@ -674,6 +674,34 @@ pub fn vocabulary_check(caption: &str) -> Vec<(&'static str, String)> {
     named
 }
 
+/// Which of `f`'s content attributes `caption` states, as letters in a
+/// fixed order: c (petal colour), s (shape), n (count), x (centre); empty
+/// for a caption that states none. A colour word counts for the petals
+/// where it is their colour and for the centre where it is the centre's
+/// ("white" may be both). Two captions of one flower with the same letters
+/// say the same things in other words: what the GAN's text noise along
+/// statements (`--text-noise-along statements`) learns its spread from.
+pub fn stated(caption: &str, f: &Flower) -> String {
+    let named = vocabulary_check(caption);
+    let says = |what: &str, value: &str| named.iter().any(|(w, v)| *w == what && v == value);
+    let colour = COLOURS[f.colour];
+    let centre = CENTRES[f.centre];
+    let mut letters = String::new();
+    if says("colour", colour) || says("centre", colour) {
+        letters.push('c');
+    }
+    if says("shape", SHAPES[f.shape]) {
+        letters.push('s');
+    }
+    if says("count", &f.petals.to_string()) {
+        letters.push('n');
+    }
+    if says("centre", centre) || says("colour", centre) {
+        letters.push('x');
+    }
+    letters
+}
+
 /// Panics unless every attribute value `caption` names is `f`'s (a colour
 /// word may name the petals or the centre: "yellow" and "white" are both).
 #[cfg(test)]

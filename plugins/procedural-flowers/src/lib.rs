@@ -81,11 +81,14 @@ pub fn sample(seed: u64, index: u64) -> Sample {
 pub fn sample_in(grammar: captions::Grammar, seed: u64, index: u64) -> Sample {
     let f = flower(seed, index);
     let mut rng = SplitMix64::new(f.texture_seed ^ 0x5EED_CA97);
+    let captions = captions::captions_in(grammar, &f, CAPTIONS_PER_IMAGE, &mut rng);
+    // What each caption states, in caption order (see `captions::stated`).
+    let stated: Vec<String> = captions.iter().map(|c| captions::stated(c, &f)).collect();
     Sample {
         width: IMAGE_SIZE,
         height: IMAGE_SIZE,
         pixels: render::render(&f, IMAGE_SIZE),
-        captions: captions::captions_in(grammar, &f, CAPTIONS_PER_IMAGE, &mut rng),
+        captions,
         class: class_of(f.colour, f.shape),
         attributes: vec![
             ("petal_colour".into(), COLOURS[f.colour].into()),
@@ -96,6 +99,7 @@ pub fn sample_in(grammar: captions::Grammar, seed: u64, index: u64) -> Sample {
             ("position".into(), f.position.to_string()),
             ("rotation".into(), format!("{:.4}", f.rotation)),
             ("scale".into(), format!("{:.3}", f.radius)),
+            ("caption_states".into(), stated.join(",")),
         ],
         name: format!("flower_{index:06}"),
     }
@@ -211,6 +215,53 @@ mod tests {
         assert!(flowers
             .iter()
             .all(|f| f.x - f.radius >= -1.0 && f.x + f.radius <= 65.0));
+    }
+
+    #[test]
+    fn each_sample_says_what_each_of_its_captions_states() {
+        let mut pairs = 0;
+        let mut kinds = std::collections::BTreeSet::new();
+        for i in 0..300 {
+            let s = sample_in(captions::Grammar::Rich, 4, i);
+            let states = &s
+                .attributes
+                .iter()
+                .find(|(k, _)| k == "caption_states")
+                .unwrap()
+                .1;
+            let states: Vec<&str> = states.split(',').collect();
+            assert_eq!(states.len(), s.captions.len(), "one entry per caption");
+            for (caption, letters) in s.captions.iter().zip(&states) {
+                assert!(letters.chars().all(|c| "csnx".contains(c)), "{letters}");
+                // A caption that names the count states it, and one that
+                // states no count names none.
+                let names_count = captions::vocabulary_check(caption)
+                    .iter()
+                    .any(|(w, _)| *w == "count");
+                assert_eq!(
+                    names_count,
+                    letters.contains('n'),
+                    "{caption:?} -> {letters}"
+                );
+                kinds.insert(letters.to_string());
+            }
+            let mut sorted = states.clone();
+            sorted.sort();
+            pairs += sorted.windows(2).filter(|w| w[0] == w[1]).count();
+        }
+        // The full caption states everything.
+        let f = flower(4, 0);
+        let full = vocabulary::full_caption(
+            &f.petals.to_string(),
+            SHAPES[f.shape],
+            COLOURS[f.colour],
+            CENTRES[f.centre],
+        );
+        assert_eq!(captions::stated(&full, &f), "csnx");
+        // Flowers have several captions that state the same things, in
+        // many combinations.
+        assert!(pairs > 300, "{pairs}");
+        assert!(kinds.len() >= 8, "{kinds:?}");
     }
 
     #[test]
