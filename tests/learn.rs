@@ -406,18 +406,7 @@ fn pytorch_in_lockstep_draws_with_the_resize_layers_as_gantry() {
 /// 1e-4 within steps; `tests/training.rs` checks that mapping itself.)
 #[test]
 fn pytorch_in_lockstep_draws_text_noise_along_phrasings_as_gantry() {
-    let sandbox = Sandbox::new();
-    in_lockstep(
-        &sandbox,
-        &[
-            "--conditioning",
-            "raw",
-            "--text-noise",
-            "1",
-            "--text-noise-along",
-            "phrasings",
-        ],
-    );
+    text_noise_in_lockstep(&Sandbox::new(), "phrasings");
 }
 
 /// The same along statements: PyTorch reads which captions state the same
@@ -425,20 +414,22 @@ fn pytorch_in_lockstep_draws_text_noise_along_phrasings_as_gantry() {
 #[test]
 fn pytorch_in_lockstep_draws_text_noise_along_statements_as_gantry() {
     let sandbox = Sandbox::new();
-    let export = in_lockstep(
-        &sandbox,
-        &[
-            "--conditioning",
-            "raw",
-            "--text-noise",
-            "1",
-            "--text-noise-along",
-            "statements",
-        ],
-    );
-    if let Some(export) = export {
+    if let Some(export) = text_noise_in_lockstep(&sandbox, "statements") {
         assert!(export.join("caption_groups.u32").exists());
     }
+}
+
+/// [`in_lockstep`] with `--text-noise 1 --text-noise-along ALONG` (raw text).
+fn text_noise_in_lockstep(sandbox: &Sandbox, along: &str) -> Option<PathBuf> {
+    let extra = [
+        "--conditioning",
+        "raw",
+        "--text-noise",
+        "1",
+        "--text-noise-along",
+        along,
+    ];
+    in_lockstep(sandbox, &extra)
 }
 
 /// Trains gantry and PyTorch in lockstep in `sandbox` with `extra`
