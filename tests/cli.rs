@@ -504,8 +504,25 @@ fn eval_prints_the_table_and_writes_the_card() {
         "grid16_real",
         "d_rejects_colour",
         "d_rejects_centre",
+        "phrasing_form1_colour_train",
+        "phrasing_form6_shape_train",
     ] {
         assert!(out.contains(metric), "{metric} missing from\n{out}");
+    }
+    // The unseen forms split the phrased captions between them: the rate
+    // over all of them lies between the forms' own.
+    for attribute in ["colour", "shape"] {
+        let all = metric_value(&out, &format!("phrasing_content_{attribute}_train"));
+        let forms: Vec<f64> = (1..=6)
+            .map(|k| metric_value(&out, &format!("phrasing_form{k}_{attribute}_train")))
+            .collect();
+        let (low, high) = forms
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(
+            low - 0.051 <= all && all <= high + 0.051,
+            "{attribute}: {all} outside {forms:?}"
+        );
     }
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();

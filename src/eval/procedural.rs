@@ -229,6 +229,30 @@ pub fn procedural(
         }
     }
 
+    // Colour and shape per unseen form (training classes): which forms the
+    // model draws worst (sample i is in form i, taken modulo the forms).
+    for (attribute, label) in &CONTENT[..2] {
+        let read = probe.read(&phrased_images, attribute)?;
+        for (k, (form, _)) in HELD_OUT_PHRASINGS.iter().enumerate() {
+            let idx: Vec<usize> = set
+                .split(false)
+                .into_iter()
+                .filter(|i| i % HELD_OUT_PHRASINGS.len() == k)
+                .collect();
+            let hits = idx
+                .iter()
+                .filter(|&&i| set.attributes[i].get(*attribute) == Some(&read[i]))
+                .count();
+            if !idx.is_empty() {
+                metrics.push(metric(
+                    &format!("phrasing_form{}_{label}_train", k + 1),
+                    hits as f64 / idx.len() as f64,
+                    format!("{} captions as \"{form}\"", idx.len()),
+                ));
+            }
+        }
+    }
+
     metrics.extend(embedding_reads(model, set, 300)?);
     metrics.extend(embedding_reads_with(
         model,
