@@ -127,22 +127,29 @@ pub fn content_accuracy(
     let mut out = Vec::new();
     for (attribute, label) in CONTENT {
         let read = probe.read(images, attribute)?;
-        let rate = |held_out: bool| {
-            let idx = set.split(held_out);
-            let hits = idx
-                .iter()
-                .filter(|&&i| set.attributes[i].get(attribute) == Some(&read[i]))
-                .count();
-            (!idx.is_empty()).then(|| (hits as f64 / idx.len() as f64, idx.len()))
-        };
         out.push(ContentRate {
             attribute,
             label,
-            train: rate(false),
-            held_out: rate(true),
+            train: hit_rate(set, attribute, &read, &set.split(false)),
+            held_out: hit_rate(set, attribute, &read, &set.split(true)),
         });
     }
     Ok(out)
+}
+
+/// How often `read` (one value per sample of `set`) is `attribute` of the
+/// samples `idx`, and how many they are; None for no samples.
+fn hit_rate(
+    set: &TrainingSet,
+    attribute: &str,
+    read: &[String],
+    idx: &[usize],
+) -> Option<(f64, usize)> {
+    let hits = idx
+        .iter()
+        .filter(|&&i| set.attributes[i].get(attribute) == Some(&read[i]))
+        .count();
+    (!idx.is_empty()).then(|| (hits as f64 / idx.len() as f64, idx.len()))
 }
 
 /// Every render must carry every attribute the probe reads (a replacement
@@ -231,23 +238,20 @@ pub fn procedural(
 
     // Colour and shape per unseen form (training classes): which forms the
     // model draws worst (sample i is in form i, taken modulo the forms).
+    let train = set.split(false);
     for (attribute, label) in &CONTENT[..2] {
         let read = probe.read(&phrased_images, attribute)?;
         for (k, (form, _)) in HELD_OUT_PHRASINGS.iter().enumerate() {
-            let idx: Vec<usize> = set
-                .split(false)
-                .into_iter()
+            let idx: Vec<usize> = train
+                .iter()
+                .copied()
                 .filter(|i| i % HELD_OUT_PHRASINGS.len() == k)
                 .collect();
-            let hits = idx
-                .iter()
-                .filter(|&&i| set.attributes[i].get(*attribute) == Some(&read[i]))
-                .count();
-            if !idx.is_empty() {
+            if let Some((value, count)) = hit_rate(set, attribute, &read, &idx) {
                 metrics.push(metric(
                     &format!("phrasing_form{}_{label}_train", k + 1),
-                    hits as f64 / idx.len() as f64,
-                    format!("{} captions as \"{form}\"", idx.len()),
+                    value,
+                    format!("{count} captions as \"{form}\""),
                 ));
             }
         }
