@@ -158,38 +158,69 @@ fn saved_pngs_replay_bit_for_bit() {
     assert_eq!(replayed[0].label, "replayed");
     assert!(s.entries.last().unwrap().warnings.is_empty());
 
-    // A PNG drawn by other weights of a model of the same name (trained on
-    // since, or replaced), or one that does not say (an older gantry): its
-    // command is remade, and not called the same picture.
+    // A picture is "replayed" only when its pixels are the file's. Otherwise
+    // the warning says why not: other weights of a model of the same name
+    // (trained on since, or replaced), an older gantry that did not record
+    // them, or, with the same weights, other arithmetic or an edited file.
     use gantry::imageio::{read_png_metadata, read_png_pixels, write_png};
     let meta = read_png_metadata(&file).unwrap();
     let pixels = read_png_pixels(&file).unwrap();
+    let mut edited = pixels.clone();
+    edited.rgb[7] = if edited.rgb[7] < 128 {
+        edited.rgb[7] + 3
+    } else {
+        edited.rgb[7] - 3
+    };
+    let one_value = format!(
+        "1 of its {} colour values differ by up to 3 levels",
+        pixels.rgb.len()
+    );
     let fingerprint = &meta.iter().find(|(k, _)| k == "model_weights").unwrap().1;
     assert_eq!(fingerprint.len(), 16, "{meta:?}");
-    for (what, changed, label, says) in [
+    for (what, weights, pixels, label, says) in [
         (
             "other weights",
             Some("00000000deadbeef"),
+            &edited,
             "remade: the model changed",
             "not the same picture",
         ),
-        ("no record", None, "remade", "does not record which weights"),
+        (
+            "no record",
+            None,
+            &edited,
+            "remade",
+            "does not record which weights",
+        ),
+        (
+            "same weights, other pixels",
+            Some(fingerprint.as_str()),
+            &edited,
+            "remade: the pixels differ",
+            one_value.as_str(),
+        ),
+        // The same pixels are the same picture, whatever the file says.
+        ("no record, same pixels", None, &pixels, "replayed", ""),
     ] {
         let other: Vec<(String, String)> = meta
             .iter()
             .filter(|(k, _)| k != "model_weights")
             .cloned()
-            .chain(changed.map(|w| ("model_weights".to_string(), w.to_string())))
+            .chain(weights.map(|w| ("model_weights".to_string(), w.to_string())))
             .collect();
         let moved = sandbox.path().join("other.png");
-        write_png(&moved, &pixels, &other).unwrap();
+        write_png(&moved, pixels, &other).unwrap();
         let remade = pics(&mut s, &format!(":replay {}", moved.display()));
         assert_eq!(remade[0].label, label, "{what}");
         let warnings = &s.entries.last().unwrap().warnings;
-        assert!(
-            warnings.iter().any(|w| w.contains(says)),
-            "{what}: {warnings:?}"
-        );
+        if says.is_empty() {
+            assert!(warnings.is_empty(), "{what}: {warnings:?}");
+        } else {
+            assert!(
+                warnings.iter().any(|w| w.contains(says)),
+                "{what}: {warnings:?}"
+            );
+        }
     }
 
     // Rows replay too.

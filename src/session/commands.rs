@@ -5,7 +5,7 @@
 
 use super::words::{nearest, quote, split_marked};
 use super::{Body, Reply, SeedMode, Session};
-use crate::imageio::read_png_metadata;
+use crate::imageio::{read_png_metadata, read_png_pixels, Image};
 use crate::provenance::{Batch, Provenance, Style};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -650,37 +650,72 @@ fn replay(session: &mut Session, args: &[String]) -> Result<Reply> {
 /// `:interp` of 64 steps).
 const MAX_REPLAY_BATCH: usize = 64;
 
-/// What a remade picture is called, and why when it is not "replayed": a
-/// picture is the same picture only if the weights that drew it are the
-/// ones loaded (a model of the same name may have been trained further or
-/// replaced since; PNGs of gantry before session 23 do not say).
-fn remade_label(session: &Session, file: &str, made: &Provenance) -> (String, Option<String>) {
-    let now = session.runtime.model().card.weights_fingerprint();
-    if made.weights == now {
+/// What a remade picture is called, and why when it is not "replayed": it
+/// is the same picture only if its pixels are the file's, every one. When
+/// they are not, the warning says what changed: the weights (a model of the
+/// same name trained further or replaced since), or, with the same weights,
+/// the arithmetic (another build or device rounds differently) or the file
+/// (edited since). PNGs of gantry before session 23 do not record the weights.
+fn remade_label(
+    session: &Session,
+    file: &str,
+    made: &Provenance,
+    remade: &Image,
+) -> (String, Option<String>) {
+    let on_file = read_png_pixels(Path::new(file));
+    if on_file.as_ref().is_ok_and(|pixels| pixels == remade) {
         return ("replayed".into(), None);
     }
+    let now = session.runtime.model().card.weights_fingerprint();
     let name = &session.runtime.model().card.name;
     if made.weights.is_empty() {
-        (
+        return (
             "remade".into(),
             Some(format!(
-                "{file} does not record which weights of '{name}' drew it (an older gantry): this is its command drawn by the model as it is now, which may not be the same picture"
+                "{file} does not record which weights of '{name}' drew it (an older gantry) and its pixels are not these: this is its command drawn by the model as it is now, not the same picture"
             )),
-        )
-    } else {
-        (
+        );
+    }
+    if made.weights != now {
+        return (
             "remade: the model changed".into(),
             Some(format!(
                 "{file} was drawn by other weights of '{name}' (fingerprint {}, loaded now {now}): this is its command drawn by the model as it is now, not the same picture",
                 made.weights
             )),
-        )
+        );
     }
+    let why = match on_file {
+        Ok(pixels) if pixels.width == remade.width && pixels.height == remade.height => {
+            let (most, values) = pixels
+                .rgb
+                .iter()
+                .zip(&remade.rgb)
+                .filter(|(a, b)| a != b)
+                .fold((0, 0), |(most, n), (a, b)| {
+                    (most.max(a.abs_diff(*b)), n + 1)
+                });
+            format!(
+                "{values} of its {} colour values differ by up to {most} levels from the picture drawn now by the same weights: another build or device rounds differently (it was drawn by {} on {}), or the file was edited",
+                pixels.rgb.len(),
+                if made.software.is_empty() { "an unrecorded gantry" } else { &made.software },
+                if made.device.is_empty() { "an unrecorded device" } else { &made.device },
+            )
+        }
+        Ok(pixels) => format!(
+            "it is {}x{}, the picture drawn now {}x{}: the file was edited",
+            pixels.width, pixels.height, remade.width, remade.height
+        ),
+        Err(e) => format!("its pixels cannot be read ({e:#})"),
+    };
+    (
+        "remade: the pixels differ".into(),
+        Some(format!("{file}: {why}")),
+    )
 }
 
 /// Remakes the picture a PNG's provenance describes, with the sampler in force.
 fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply> {
-    let (label, changed) = remade_label(session, file, made);
     let command = made.command.clone();
     let batch = made.batch.unwrap_or_default();
     let index = batch.index as usize;
@@ -697,6 +732,10 @@ fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply>
             .with_context(|| format!("{file}: its style code"))?
             .to_device(session.runtime.device);
         let g = session.runtime.draw_style(&z, &made.caption)?;
+        let Some(drawn) = g.images.first() else {
+            bail!("{file}: nothing was drawn");
+        };
+        let (label, changed) = remade_label(session, file, made, drawn);
         let drawn_by = Provenance {
             weights: session.runtime.model().card.weights_fingerprint(),
             ..made.clone()
@@ -739,6 +778,7 @@ fn remake(session: &mut Session, file: &str, made: &Provenance) -> Result<Reply>
         bail!("{file}: picture {index} of a row of {}", pictures.len());
     }
     let mut picture = pictures.swap_remove(index);
+    let (label, changed) = remade_label(session, file, made, &session.image(&picture)?);
     picture.id = format!("#{}.1", session.next_number());
     picture.label = label;
     warnings.extend(changed);
