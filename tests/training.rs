@@ -1658,6 +1658,51 @@ fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
     assert!(dropped > 0, "no small word ever left out");
 }
 
+/// `text-distil --terse`: a caption written as a list keeps every word that
+/// states something, in its order, gains none, and joins them with symbols
+/// that no held-out sentence form is marked by.
+#[test]
+fn a_terse_list_keeps_what_a_caption_states_in_order_and_gains_nothing() {
+    use gantry::eval::HELD_OUT_PHRASINGS;
+    use gantry::train::distil::terse;
+    let set = flowers(300);
+    let small = [
+        "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it",
+        "there",
+    ];
+    let words = |c: &str| -> Vec<String> {
+        c.split(|ch: char| ch.is_whitespace() || ",;:./|+".contains(ch))
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut rng = Rng(7);
+    let (mut joined_tight, mut total) = (0, 0);
+    for caption in set.captions.iter().flatten() {
+        let out = terse(caption, &mut rng);
+        let kept: Vec<String> = words(caption)
+            .into_iter()
+            .filter(|w| !small.contains(&w.as_str()))
+            .collect();
+        assert_eq!(words(&out), kept, "{caption:?} -> {out:?}");
+        assert!(!out.contains("  ") && out.trim() == out, "{out:?}");
+        for (template, markers) in HELD_OUT_PHRASINGS {
+            for marker in markers {
+                assert!(
+                    !out.contains(marker) || caption.contains(marker),
+                    "{out:?} uses '{marker}' of the held-out form {template:?}"
+                );
+            }
+        }
+        total += 1;
+        joined_tight += out.split(' ').any(|w| w.contains([',', ';', '/', '+'])) as usize;
+    }
+    assert!(
+        joined_tight * 4 > total,
+        "only {joined_tight} of {total} lists join words without a space"
+    );
+}
+
 /// `text-distil --rephrase`: a caption keeps every word it had (clauses
 /// reordered, a filler or two put in) and never gains a word of a sentence
 /// form held out for evaluation.

@@ -174,6 +174,11 @@ pub enum TrainCommand {
         /// put in, the punctuation between clauses changed
         #[arg(long, default_value_t = 0.0)]
         perturb: f64,
+        /// Share of the perturbed captions written instead as a terse list:
+        /// small words and punctuation left out, the rest joined by spaces
+        /// and one symbol ("red,round petals,5,yellow centre")
+        #[arg(long, default_value_t = 0.0)]
+        terse: f64,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -609,6 +614,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             own_captions,
             rephrase,
             perturb,
+            terse,
         } => text_distil(
             env,
             device,
@@ -621,6 +627,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 own_captions,
                 rephrase,
                 perturb,
+                terse,
                 ..DistilConfig::new("", "")
             },
         ),
@@ -801,6 +808,9 @@ fn text_distil(
     if trainer.config.perturb > 0.0 {
         details.insert("text_distil_perturb".into(), trainer.config.perturb.into());
     }
+    if trainer.config.terse > 0.0 {
+        details.insert("text_distil_terse".into(), trainer.config.terse.into());
+    }
     details.insert("text_distil_unexplained_before".into(), before.into());
     details.insert("text_distil_unexplained_after".into(), after.into());
     let steps_done = trainer.step_index();
@@ -851,11 +861,15 @@ fn text_distil(
         "rephrased: clauses reordered, fillers put in",
     );
     let perturbed = share(
-        config.perturb,
+        config.perturb * (1.0 - config.terse),
         "perturbed: small words left out, words of chat put in, punctuation changed",
     );
+    let terse = share(
+        config.perturb * config.terse,
+        "written as terse lists: small words left out, words joined by symbols",
+    );
     let note = format!(
-        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed} map to {targets}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
+        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed}{terse} map to {targets}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
         steps_done,
         dir.display(),
         config.dataset,

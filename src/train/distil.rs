@@ -49,6 +49,9 @@ pub struct DistilConfig {
     /// (after any rephrasing; their targets unchanged).
     #[serde(default)]
     pub perturb: f64,
+    /// Share of the perturbed captions written as a [`terse`] list instead.
+    #[serde(default)]
+    pub terse: f64,
     pub seed: u64,
 }
 
@@ -63,6 +66,7 @@ impl DistilConfig {
             own_captions: 0.5,
             rephrase: 0.0,
             perturb: 0.0,
+            terse: 0.0,
             seed: 0,
         }
     }
@@ -113,6 +117,12 @@ impl<'a> DistilTrainer<'a> {
         }
         if !(0.0..=1.0).contains(&config.perturb) {
             bail!("the share of perturbed captions must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&config.terse) {
+            bail!("the share of terse captions must be in [0, 1]");
+        }
+        if config.terse > 0.0 && config.perturb == 0.0 {
+            bail!("--terse is a share of the perturbed captions: pass --perturb too");
         }
         let train = student.split(false);
         if train.is_empty() {
@@ -181,7 +191,12 @@ impl<'a> DistilTrainer<'a> {
                 options[k].clone()
             };
             if self.config.perturb > 0.0 && self.position.rng.uniform() < self.config.perturb {
-                caption = perturb(&caption, &mut self.position.rng);
+                caption =
+                    if self.config.terse > 0.0 && self.position.rng.uniform() < self.config.terse {
+                        terse(&caption, &mut self.position.rng)
+                    } else {
+                        perturb(&caption, &mut self.position.rng)
+                    };
             }
             captions.push(text::encode(&caption)?);
             rows.push(if own {
@@ -344,6 +359,32 @@ pub fn perturb(caption: &str, rng: &mut Rng) -> String {
         words.insert(at, CHATTER[rng.below(CHATTER.len())].to_string());
     }
     words.join(" ")
+}
+
+/// What joins the items of a terse list, one kind per caption as people
+/// keep to theirs ("=" and "-" left out: held-out forms are marked by them).
+const LIST_JOINS: [&str; 9] = [",", ", ", ";", "; ", "/", " / ", " | ", "+", ". "];
+
+/// A caption as a person types a list of what they want, stating the same:
+/// every small word left out and the punctuation dropped, the words that are
+/// left joined now by a space and now by one symbol (`,` `;` `/` `|` `+`
+/// ...), often without spaces ("red,round petals,5,yellow centre"). Teaches
+/// the text encoder to read attributes apart from the sentence around them.
+pub fn terse(caption: &str, rng: &mut Rng) -> String {
+    let words: Vec<&str> = caption
+        .split(|c: char| c.is_whitespace() || ",;:.".contains(c))
+        .filter(|w| !w.is_empty() && !SMALL_WORDS.contains(&w.to_lowercase().as_str()))
+        .collect();
+    let Some((first, rest)) = words.split_first() else {
+        return caption.to_string();
+    };
+    let join = LIST_JOINS[rng.below(LIST_JOINS.len())];
+    let mut out = first.to_string();
+    for word in rest {
+        out.push_str(if rng.below(2) == 0 { join } else { " " });
+        out.push_str(word);
+    }
+    out
 }
 
 /// The student's error on held captions, in the loss's units, without
