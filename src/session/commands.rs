@@ -143,7 +143,7 @@ pub static COMMANDS: &[Command] = &[
         name: "replay",
         aliases: &[],
         usage: ":replay FILE.png",
-        help: "remake a picture from the command and seed stored in its PNG",
+        help: "remake a picture from the command and seed stored in its PNG (\"replayed\" when every pixel matches the file)",
         complete: &[Complete::Paths],
         captions_from: None,
         run: replay,
