@@ -224,9 +224,13 @@ impl Runtime {
             if !vocabulary.is_empty() {
                 let unknown = text::unknown_words(caption, vocabulary);
                 if !unknown.is_empty() {
+                    let (words, occur, it) = if unknown.len() == 1 {
+                        ("this word", "occurs", "it says")
+                    } else {
+                        ("these words", "occur", "they say")
+                    };
                     warnings.push(format!(
-                        "{} never occurs in this model's training captions, so it will not be drawn: {}",
-                        if unknown.len() == 1 { "this word" } else { "these words" },
+                        "{words} never {occur} in this model's training captions, so what {it} will not be drawn: {}",
                         unknown.join(", ")
                     ));
                 }

@@ -794,8 +794,14 @@ fn a_word_the_model_never_saw_is_named_when_it_is_typed() {
         "{err}"
     );
     assert!(!err.contains("round"), "{err}");
+    let err = generate("a green flower with five round gimme petals");
+    assert!(
+        err.contains("these words never occur in this model's training captions")
+            && err.contains("green, gimme"),
+        "{err}"
+    );
     let err = generate("a red flower with five round petals");
-    assert!(!err.contains("never occurs"), "{err}");
+    assert!(!err.contains("never occur"), "{err}");
 }
 
 #[test]
