@@ -1904,6 +1904,10 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
             "1",
             "--perturb",
             "1",
+            "--terse",
+            "0.5",
+            "--g-weight",
+            "0.5",
             "--batch",
             "16",
             "--steps",
@@ -1914,9 +1918,60 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     ));
     let own = std::fs::read_to_string(sandbox.path().join("own/model/model.json")).unwrap();
     assert!(
-        own.contains("100% of them perturbed") && own.contains("as written"),
+        own.contains("50% of them perturbed")
+            && own.contains("50% of them written as terse lists")
+            && own.contains("50% of the loss measured as G reads φ")
+            && own.contains("as written"),
         "{own}"
     );
+    let parsed: serde_json::Value = serde_json::from_str(&own).unwrap();
+    assert_eq!(parsed["training"]["text_distil_terse"].as_f64(), Some(0.5));
+    assert_eq!(
+        parsed["training"]["text_distil_g_weight"].as_f64(),
+        Some(0.5)
+    );
+    // G is read through, never taught.
+    assert!(same_tensors(
+        &trainable(&teacher, "generator.safetensors"),
+        &trainable(&sandbox.path().join("own/model"), "generator.safetensors")
+    ));
+    // Shares outside [0, 1], and lists with nothing perturbed, are refused.
+    for (bad, says) in [
+        (
+            &["--g-weight", "1.5", "--perturb", "1"][..],
+            "G reads φ must be in [0, 1]",
+        ),
+        (
+            &["--terse", "0.5", "--rephrase", "1"][..],
+            "pass --perturb too",
+        ),
+    ] {
+        let out = train(
+            &sandbox,
+            &[
+                &[
+                    "text-distil",
+                    "--model",
+                    "te",
+                    "--opt",
+                    "count=200",
+                    "--teacher-opt",
+                    "count=200",
+                    "--own-captions",
+                    "1",
+                    "--steps",
+                    "1",
+                    "--run",
+                    "refused",
+                ][..],
+                bad,
+            ]
+            .concat(),
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
     assert_eq!(
         card["training"]["text_distil_own_captions"].as_f64(),
         Some(0.0)

@@ -179,6 +179,12 @@ pub enum TrainCommand {
         /// and one symbol ("red,round petals,5,yellow centre")
         #[arg(long, default_value_t = 0.0)]
         terse: f64,
+        /// Share of the loss measured as G reads φ (through G's text
+        /// projection, each feature over its spread) rather than per
+        /// dimension of φ; the rest keeps φ itself, which :score, :classify
+        /// and D read
+        #[arg(long, default_value_t = 0.0)]
+        g_weight: f64,
     },
     /// The style encoder S with G frozen
     StyleEncoder {
@@ -615,6 +621,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             rephrase,
             perturb,
             terse,
+            g_weight,
         } => text_distil(
             env,
             device,
@@ -628,6 +635,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 rephrase,
                 perturb,
                 terse,
+                g_weight,
                 ..DistilConfig::new("", "")
             },
         ),
@@ -811,6 +819,12 @@ fn text_distil(
     if trainer.config.terse > 0.0 {
         details.insert("text_distil_terse".into(), trainer.config.terse.into());
     }
+    if trainer.config.g_weight > 0.0 {
+        details.insert(
+            "text_distil_g_weight".into(),
+            trainer.config.g_weight.into(),
+        );
+    }
     details.insert("text_distil_unexplained_before".into(), before.into());
     details.insert("text_distil_unexplained_after".into(), after.into());
     let steps_done = trainer.step_index();
@@ -868,8 +882,16 @@ fn text_distil(
         config.perturb * config.terse,
         "written as terse lists: small words left out, words joined by symbols",
     );
+    let measured = if config.g_weight > 0.0 {
+        format!(
+            " ({:.0}% of the loss measured as G reads φ)",
+            config.g_weight * 100.0
+        )
+    } else {
+        String::new()
+    };
     let note = format!(
-        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed}{terse} map to {targets}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
+        "Text encoder taught new phrasings by `train text-distil` ({} steps) from {}: captions of {}{rephrased}{perturbed}{terse} map to {targets}{measured}; G, D and S unchanged. Run `gantry eval` for this model's metrics.",
         steps_done,
         dir.display(),
         config.dataset,

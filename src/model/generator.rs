@@ -322,13 +322,15 @@ impl Generator {
         self.text_scaling = TextScaling::new(conditioning, device);
     }
 
+    /// What G reads of φ(t) before its non-linearity: the scaled text
+    /// through the text projection, [B, nt].
+    pub fn text_features(&self, text: &Tensor) -> Tensor {
+        self.text_scaling.apply(text).apply(&self.text_projection)
+    }
+
     /// z: [B, nz], text: [B, embedding_dim] -> images [B, 3, 64, 64] in [-1, 1].
     pub fn forward_t(&self, z: &Tensor, text: &Tensor, train: bool) -> Tensor {
-        let t = self
-            .text_scaling
-            .apply(text)
-            .apply(&self.text_projection)
-            .lrelu();
+        let t = self.text_features(text).lrelu();
         let h = Tensor::cat(&[z, &t], 1).unsqueeze(-1).unsqueeze(-1);
         // Channels-last from the first 4x4 map on (see `channels_last`).
         let h = channels_last(&h.apply(&self.up4)).apply_t(&self.up4_bn, train);

@@ -52,6 +52,11 @@ pub struct DistilConfig {
     /// Share of the perturbed captions written as a [`terse`] list instead.
     #[serde(default)]
     pub terse: f64,
+    /// Share of the loss measured as G reads φ (through its text
+    /// projection, per feature over the spread of the image means' features)
+    /// instead of per dimension of φ.
+    #[serde(default)]
+    pub g_weight: f64,
     pub seed: u64,
 }
 
@@ -67,6 +72,7 @@ impl DistilConfig {
             rephrase: 0.0,
             perturb: 0.0,
             terse: 0.0,
+            g_weight: 0.0,
             seed: 0,
         }
     }
@@ -84,6 +90,8 @@ pub struct DistilTrainer<'a> {
     image_targets: Tensor,
     /// 1 / the spread of each dimension over the image means: [E].
     inverse_spread: Tensor,
+    /// The same of G's text features of the image means: [nt].
+    inverse_feature_spread: Tensor,
     train: Vec<usize>,
     opt: Optimizer,
     position: Position,
@@ -94,7 +102,7 @@ impl<'a> DistilTrainer<'a> {
     /// starts equal to it); `student` and `teacher_captions` are the same images
     /// with the new and the known captions.
     pub fn new(
-        model: Model,
+        mut model: Model,
         config: DistilConfig,
         student: &'a TrainingSet,
         teacher_captions: &'a TrainingSet,
@@ -121,6 +129,9 @@ impl<'a> DistilTrainer<'a> {
         if !(0.0..=1.0).contains(&config.terse) {
             bail!("the share of terse captions must be in [0, 1]");
         }
+        if !(0.0..=1.0).contains(&config.g_weight) {
+            bail!("the share of the loss measured as G reads φ must be in [0, 1]");
+        }
         if config.terse > 0.0 && config.perturb == 0.0 {
             bail!("--terse is a share of the perturbed captions: pass --perturb too");
         }
@@ -146,9 +157,17 @@ impl<'a> DistilTrainer<'a> {
         let spread = super::rows(&image_targets, &train)
             .std_dim(0, true, false)
             .clamp_min(1e-6);
+        let feature_spread = tch::no_grad(|| {
+            super::rows(&model.generator.net.text_features(&image_targets), &train)
+                .std_dim(0, true, false)
+                .clamp_min(1e-6)
+        });
+        // G reads φ here but is not taught.
+        model.generator.vs.freeze();
         let opt = Optimizer::adam(&model.text_encoder.vs, config.lr, 0.9);
         Ok(Self {
             inverse_spread: spread.reciprocal(),
+            inverse_feature_spread: feature_spread.reciprocal(),
             model,
             student,
             teacher_captions,
@@ -213,9 +232,17 @@ impl<'a> DistilTrainer<'a> {
         let (captions, target) = self.batch()?;
         let one_hot = crate::model::text_encoder::caption_batch(&captions, self.model.device);
         let phi = self.model.text_encoder.net.forward_t(&one_hot, true);
-        let loss = ((phi - target) * &self.inverse_spread)
+        let w = self.config.g_weight;
+        let mut loss = ((&phi - &target) * &self.inverse_spread)
             .square()
-            .mean(Kind::Float);
+            .mean(Kind::Float)
+            * (1.0 - w);
+        if w > 0.0 {
+            let g = &self.model.generator.net;
+            let as_g_reads =
+                (g.text_features(&phi) - g.text_features(&target)) * &self.inverse_feature_spread;
+            loss += as_g_reads.square().mean(Kind::Float) * w;
+        }
         self.opt.zero_grad();
         loss.backward();
         self.opt.step();
