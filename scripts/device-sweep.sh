@@ -8,8 +8,9 @@
 #   STEPS=3000 EVERY=500 SWEEP_S=240 scripts/device-sweep.sh
 #
 # TE=FOLDER trains on another text encoder (the default is
-# state/procedural-text-encoder with EXTRA="--grammar rich", the captions it
-# learned; pass the other's grammar in EXTRA).
+# state/procedural-text-encoder with EXTRA="--grammar rich --g-ema 0.999",
+# the captions it learned, and every line also read off G's moving average,
+# which leaves training as it is; pass the other's grammar in EXTRA).
 #
 # CONFIGS holds one configuration a line, "name: extra bench-learn arguments";
 # the default asks the open question of the checkerboard (README, "The
@@ -52,7 +53,7 @@ STEPS=${STEPS:-3000}
 EVERY=${EVERY:-500}
 SWEEP_S=${SWEEP_S:-240}
 TE=${TE:-state/procedural-text-encoder}
-EXTRA=${EXTRA:---grammar rich}
+EXTRA=${EXTRA:---grammar rich --g-ema 0.999}
 CONFIGS=${CONFIGS:-"match4-s0: --match-loss 4 --seed 0
 match4-s1: --match-loss 4 --seed 1
 match4-s2: --match-loss 4 --seed 2

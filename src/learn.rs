@@ -111,6 +111,10 @@ pub struct LearnConfig {
     /// Its directions ([`GanConfig::text_noise_along`]).
     #[serde(default)]
     pub text_noise_along: crate::train::gan::NoiseAlong,
+    /// Decay of G's moving average ([`GanConfig::g_ema`]): every line then
+    /// also reads the average's pictures ([`Point::average`]).
+    #[serde(default)]
+    pub g_ema: f64,
 }
 
 fn paper_captions_averaged() -> usize {
@@ -164,6 +168,9 @@ impl LearnConfig {
         for word in self.layers().words() {
             label += &format!(" {word}");
         }
+        if self.g_ema > 0.0 {
+            label += &format!(" g-ema {}", self.g_ema);
+        }
         if self.seed != 0 {
             label += &format!(" seed {}", self.seed);
         }
@@ -208,6 +215,7 @@ impl LearnConfig {
             captions_averaged: self.captions_averaged,
             text_noise: self.text_noise,
             text_noise_along: self.text_noise_along,
+            g_ema: self.g_ema,
             ..GanConfig::paper(self.variant, dataset)
         }
     }
@@ -226,6 +234,12 @@ pub struct Point {
     /// conditioning and another program's curve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phrased: Vec<(String, f64, f64)>,
+    /// The content read off G's moving average's pictures of the same
+    /// captions under the same z (with `--g-ema`), and of the phrased ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub average: Vec<(String, f64, f64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub average_phrased: Vec<(String, f64, f64)>,
     pub d_real: f64,
     pub d_wrong: Option<f64>,
     pub d_fake: f64,
@@ -278,6 +292,8 @@ impl Point {
             step,
             content,
             phrased: Vec::new(),
+            average: Vec::new(),
+            average_phrased: Vec::new(),
             d_real,
             d_wrong,
             d_fake,
@@ -299,6 +315,16 @@ impl Point {
         }
         for (name, train, held) in &self.phrased {
             s += &format!(" phrased_{name}={:.1}/{:.1}", train * 100.0, held * 100.0);
+        }
+        for (name, train, held) in &self.average {
+            s += &format!(" average_{name}={:.1}/{:.1}", train * 100.0, held * 100.0);
+        }
+        for (name, train, held) in &self.average_phrased {
+            s += &format!(
+                " average_phrased_{name}={:.1}/{:.1}",
+                train * 100.0,
+                held * 100.0
+            );
         }
         s += &format!(" d_real={:.3}", self.d_real);
         if let Some(w) = self.d_wrong {
@@ -657,6 +683,21 @@ pub fn run(
             if let Some(phrased) = &prepared.phrased_text {
                 let pictures = as_saved(&draw(&prepared.trainer.model, &prepared.eval_z, phrased));
                 point.phrased = content_accuracy(&pictures, inputs.eval, inputs.probe)?;
+            }
+            if let Some(average) = &prepared.trainer.average {
+                let model = &prepared.trainer.model;
+                let (pictures, phrased) = average.drawing_with(|| {
+                    let pictures = as_saved(&draw(model, &prepared.eval_z, &prepared.eval_text));
+                    let phrased = prepared
+                        .phrased_text
+                        .as_ref()
+                        .map(|t| as_saved(&draw(model, &prepared.eval_z, t)));
+                    (pictures, phrased)
+                });
+                point.average = content_accuracy(&pictures, inputs.eval, inputs.probe)?;
+                if let Some(phrased) = phrased {
+                    point.average_phrased = content_accuracy(&phrased, inputs.eval, inputs.probe)?;
+                }
             }
             if config.text != TextInput::OneHot {
                 point.d_rejects = crate::eval::d_rejects(

@@ -955,6 +955,56 @@ fn resumes_exactly(sandbox: &Sandbox, args: &[&str], name: &str, half: &str, fil
     }
 }
 
+/// `train gan --g-ema`: training is as without it (D the same), the model
+/// written draws with G's moving average, the checkpoint keeps the trained G
+/// beside the average, and a stopped run resumes to the same average.
+#[test]
+fn g_ema_writes_the_average_keeps_training_and_resumes() {
+    let sandbox = Sandbox::new();
+    sandbox.tiny_model("te");
+    assert_ok(&train(
+        &sandbox,
+        &[&GAN_ARGS[..], &["3", "--run", "plain"]].concat(),
+    ));
+    let ema = [&GAN_ARGS[..], &["3", "--g-ema", "0.5"]].concat();
+    let files = ["generator.safetensors", "discriminator.safetensors"];
+    resumes_exactly(&sandbox, &ema, "ema", "2", &files);
+    let model = |run: &str| sandbox.path().join(run).join("model");
+    assert!(same_tensors(
+        &trainable(&model("plain"), "discriminator.safetensors"),
+        &trainable(&model("ema-straight"), "discriminator.safetensors")
+    ));
+    let trained = trainable(&model("plain"), "generator.safetensors");
+    let written = trainable(&model("ema-straight"), "generator.safetensors");
+    assert!(
+        !same_tensors(&trained, &written),
+        "the model holds G itself"
+    );
+    let checkpoint: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(sandbox.path().join("ema-straight/checkpoint.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    for ((name, g), (_, average)) in trained.iter().zip(&written) {
+        assert!(checkpoint[&format!("generator/{name}")].equal(g), "{name}");
+        assert!(
+            checkpoint[&format!("generator_average/{name}")].equal(average),
+            "{name}"
+        );
+    }
+    let card = std::fs::read_to_string(model("ema-straight").join("model.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&card).unwrap();
+    assert_eq!(parsed["training"]["g_ema"].as_f64(), Some(0.5), "{card}");
+    assert!(card.contains("exponential moving average"), "{card}");
+    // A decay of 1 would never move: refused before any data is read.
+    let out = train(
+        &sandbox,
+        &[&GAN_ARGS[..], &["3", "--g-ema", "1", "--run", "never"]].concat(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--g-ema is a decay in [0, 1)"));
+}
+
 #[test]
 fn resuming_gives_the_same_weights_as_training_straight() {
     let sandbox = Sandbox::new();

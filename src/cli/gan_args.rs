@@ -95,6 +95,12 @@ pub struct GanArgs {
     /// map (layer norm: D must check each pair)
     #[arg(long, default_value = "batch", value_parser = JointNorm::NAMES)]
     pub d_joint_norm: String,
+    /// Keep an exponential moving average of G's weights with this decay
+    /// (e.g. 0.999; 0: none, the paper) and draw with it: training is
+    /// unchanged, the model written holds the average (a GAN's G swings
+    /// from step to step with D; the average holds still)
+    #[arg(long, default_value_t = 0.0)]
+    pub g_ema: f64,
 }
 
 /// [`GanArgs`] read: the words parsed, what does not go together refused
@@ -114,6 +120,12 @@ impl GanArgs {
         gantry::train::gan::check_match_loss(self.match_loss)?;
         // The weight alone here; whether the noise is fresh is the caller's.
         gantry::train::gan::check_mode_seeking(self.mode_seeking, true)?;
+        if !(0.0..1.0).contains(&self.g_ema) {
+            anyhow::bail!(
+                "--g-ema is a decay in [0, 1) (e.g. 0.999), got {}",
+                self.g_ema
+            );
+        }
         Ok(GanChoices {
             variant: Variant::parse(&self.variant)?,
             wrong: WrongImages::parse(&self.wrong)?,

@@ -189,6 +189,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         captions_averaged: args.gan.captions_averaged as usize,
         text_noise: args.gan.text_noise,
         text_noise_along,
+        g_ema: args.gan.g_ema,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

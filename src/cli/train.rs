@@ -504,6 +504,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 mode_seeking,
                 captions_averaged,
                 text_noise,
+                g_ema,
                 ..
             } = *options;
             gantry::train::gan::check_mode_seeking(mode_seeking, fresh_noise)?;
@@ -551,6 +552,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 captions_averaged: captions_averaged as usize,
                 text_noise,
                 text_noise_along,
+                g_ema,
                 ..GanConfig::paper(variant, &set.spec)
             };
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
@@ -608,6 +610,16 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),
             );
+            if let Some(average) = &trainer.average {
+                // The model draws with G's moving average; the checkpoint
+                // keeps both, for the run to go on.
+                trainer.model.generator.vs.copy(&average.vs)?;
+                details.insert("g_ema".into(), average.decay.into());
+                trainer.model.card.notes.push(format!(
+                    "G's weights are the exponential moving average (decay {}) of the trained G's over the run (train gan --g-ema).",
+                    average.decay
+                ));
+            }
             trainer.model.card.dataset = Some(set.spec.clone());
             finish(&mut trainer.model, variant.name(), &run, outcome, details)
         }

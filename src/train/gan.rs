@@ -33,7 +33,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -291,6 +291,11 @@ pub struct GanConfig {
     /// The directions the text noise takes ([`NoiseAlong`]).
     #[serde(default)]
     pub text_noise_along: NoiseAlong,
+    /// Decay of an exponential moving average of G's weights kept beside
+    /// the trained ones (0: none, the paper). The model a run writes draws
+    /// with the average; training itself is unchanged ([`GeneratorAverage`]).
+    #[serde(default)]
+    pub g_ema: f64,
 }
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
@@ -384,7 +389,82 @@ impl GanConfig {
             mode_seeking: 0.0,
             text_noise: 0.0,
             text_noise_along: NoiseAlong::Dimensions,
+            g_ema: 0.0,
         }
+    }
+}
+
+/// An exponential moving average of G's weights and batch-norm statistics
+/// (Karras et al. 2018; Yazıcı et al. 2019): after every step each value
+/// moves `1 − decay` of the way to G's. The trained G is what the step
+/// updates; the average is a smoother G to draw with (a GAN's G swings
+/// from step to step with D), and is what a run's model folder holds.
+pub struct GeneratorAverage {
+    /// Named as G's own variables, so that one copies into the other.
+    pub vs: nn::VarStore,
+    /// (average, G's variable) pairs in the order of G's names.
+    pairs: Vec<(Tensor, Tensor)>,
+    pub decay: f64,
+}
+
+impl GeneratorAverage {
+    /// Starts the average at G's present weights.
+    pub fn new(model: &Model, decay: f64) -> Result<Self> {
+        if !(0.0..1.0).contains(&decay) {
+            bail!("the moving average's decay must be in [0, 1) (got {decay})");
+        }
+        let mut vs = nn::VarStore::new(model.device);
+        let _ = crate::model::generator::Generator::new(
+            &(vs.root() / "generator"),
+            &model.card.architecture.generator,
+            &model.card.architecture.conditioning,
+        );
+        vs.copy(&model.generator.vs)?;
+        vs.freeze();
+        let average = vs.variables();
+        let mut names: Vec<(String, Tensor)> = model.generator.vs.variables().into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let pairs = names
+            .into_iter()
+            .map(|(name, g)| {
+                let a = average
+                    .get(&name)
+                    .ok_or_else(|| anyhow::anyhow!("the average has no '{name}'"))?;
+                Ok((a.shallow_clone(), g))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { vs, pairs, decay })
+    }
+
+    /// One step of the average towards G's weights.
+    pub fn update(&mut self) {
+        let towards = 1.0 - self.decay;
+        tch::no_grad(|| {
+            for (average, g) in &mut self.pairs {
+                let _ = average.lerp_(&*g, towards);
+            }
+        });
+    }
+
+    /// Runs `f` with G holding the average's weights, and puts G's own back.
+    pub fn drawing_with<R>(&self, f: impl FnOnce() -> R) -> R {
+        let kept: Vec<Tensor> = tch::no_grad(|| {
+            self.pairs
+                .iter()
+                .map(|(average, g)| {
+                    let own = g.copy();
+                    g.shallow_clone().copy_(average);
+                    own
+                })
+                .collect()
+        });
+        let out = f();
+        tch::no_grad(|| {
+            for ((_, g), own) in self.pairs.iter().zip(&kept) {
+                g.shallow_clone().copy_(own);
+            }
+        });
+        out
     }
 }
 
@@ -444,6 +524,8 @@ pub struct GanTrainer<'a> {
     pub phases: PhaseClock,
     /// The training images' siblings, for [`WrongImages::Sibling`].
     siblings: Option<Siblings>,
+    /// G's moving average ([`GanConfig::g_ema`]).
+    pub average: Option<GeneratorAverage>,
 }
 
 /// Wall time between marks in a step, the device synchronised at each mark
@@ -581,7 +663,11 @@ impl<'a> GanTrainer<'a> {
                 )
             })
             .transpose()?;
+        let average = (config.g_ema > 0.0)
+            .then(|| GeneratorAverage::new(&model, config.g_ema))
+            .transpose()?;
         Ok(Self {
+            average,
             model,
             data,
             embeddings,
@@ -959,6 +1045,9 @@ impl<'a> GanTrainer<'a> {
         self.phases.mark("G backward (through D)");
         self.opt_g.step();
         self.model.discriminator.vs.unfreeze();
+        if let Some(average) = &mut self.average {
+            average.update();
+        }
         self.phases.mark("G Adam");
 
         let mut generator_scored = vec![("right", b)];
@@ -1210,12 +1299,16 @@ impl Trainer for GanTrainer<'_> {
     }
 
     fn checkpoint_parts(&mut self) -> checkpoint::Parts<'_> {
+        let mut networks = vec![
+            ("generator", &self.model.generator.vs),
+            ("discriminator", &self.model.discriminator.vs),
+        ];
+        if let Some(average) = &self.average {
+            networks.push(("generator_average", &average.vs));
+        }
         checkpoint::Parts {
             settings: checkpoint::Settings::of(&self.config, |c| (c.steps, c.epochs) = (None, 0)),
-            networks: vec![
-                ("generator", &self.model.generator.vs),
-                ("discriminator", &self.model.discriminator.vs),
-            ],
+            networks,
             optimizers: vec![("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)],
             position: &mut self.position,
         }
