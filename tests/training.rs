@@ -996,6 +996,22 @@ fn g_ema_writes_the_average_keeps_training_and_resumes() {
     let parsed: serde_json::Value = serde_json::from_str(&card).unwrap();
     assert_eq!(parsed["training"]["g_ema"].as_f64(), Some(0.5), "{card}");
     assert!(card.contains("exponential moving average"), "{card}");
+    // A run may take the average up when it resumes: it starts at G then.
+    let late = [&GAN_ARGS[..], &["3", "--run", "late"]].concat();
+    assert_ok(&train(
+        &sandbox,
+        &[&late[..], &["--stop-after", "2"]].concat(),
+    ));
+    assert_ok(&train(
+        &sandbox,
+        &[&late[..], &["--resume", "--g-ema", "0.5"]].concat(),
+    ));
+    assert!(same_tensors(
+        &trainable(&model("plain"), "discriminator.safetensors"),
+        &trainable(&model("late"), "discriminator.safetensors")
+    ));
+    let late_g = trainable(&model("late"), "generator.safetensors");
+    assert!(!same_tensors(&trained, &late_g) && !same_tensors(&written, &late_g));
     // A decay of 1 would never move: refused before any data is read.
     let out = train(
         &sandbox,

@@ -436,6 +436,18 @@ impl GeneratorAverage {
         Ok(Self { vs, pairs, decay })
     }
 
+    /// Sets the average to `g`'s weights.
+    fn vs_copy_from(&self, g: &nn::VarStore) -> Result<()> {
+        let g = g.variables();
+        for (name, average) in self.vs.variables() {
+            let from = g
+                .get(&name)
+                .ok_or_else(|| anyhow::anyhow!("G has no '{name}'"))?;
+            average.shallow_clone().copy_(from);
+        }
+        Ok(())
+    }
+
     /// One step of the average towards G's weights.
     pub fn update(&mut self) {
         let towards = 1.0 - self.decay;
@@ -1307,7 +1319,12 @@ impl Trainer for GanTrainer<'_> {
             networks.push(("generator_average", &average.vs));
         }
         checkpoint::Parts {
-            settings: checkpoint::Settings::of(&self.config, |c| (c.steps, c.epochs) = (None, 0)),
+            // How long to train, and G's average, may change between
+            // invocations of a run ([`GanTrainer::resume`] starts an average
+            // the checkpoint does not hold at G).
+            settings: checkpoint::Settings::of(&self.config, |c| {
+                (c.steps, c.epochs, c.g_ema) = (None, 0, 0.0)
+            }),
             networks,
             optimizers: vec![("opt_g", &mut self.opt_g), ("opt_d", &mut self.opt_d)],
             position: &mut self.position,
@@ -1316,6 +1333,26 @@ impl Trainer for GanTrainer<'_> {
 
     fn resumed(&mut self) {
         self.replay_order();
+    }
+
+    /// Continues the run saved in `path`. G's average comes back where the
+    /// checkpoint holds one; a run that takes up `--g-ema` only now starts
+    /// it at G (and one that leaves it out drops it).
+    fn resume(&mut self, path: &Path) -> Result<()> {
+        let average = self.average.take();
+        checkpoint::resume(path, self.checkpoint_parts())?;
+        if let Some(average) = average {
+            let (saved, _): (_, serde_json::Value) = checkpoint::load(path)?;
+            let names = checkpoint::named(&average.vs, "generator_average");
+            if names.iter().all(|(name, _)| saved.contains_key(name)) {
+                checkpoint::restore(&names, &saved)?;
+            } else {
+                tch::no_grad(|| average.vs_copy_from(&self.model.generator.vs))?;
+            }
+            self.average = Some(average);
+        }
+        self.resumed();
+        Ok(())
     }
 
     fn length(&self) -> RunLength {
