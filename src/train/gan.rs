@@ -419,7 +419,6 @@ impl GeneratorAverage {
             &model.card.architecture.generator,
             &model.card.architecture.conditioning,
         );
-        vs.copy(&model.generator.vs)?;
         vs.freeze();
         let average = vs.variables();
         let mut names: Vec<(String, Tensor)> = model.generator.vs.variables().into_iter().collect();
@@ -433,19 +432,18 @@ impl GeneratorAverage {
                 Ok((a.shallow_clone(), g))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { vs, pairs, decay })
+        let average = Self { vs, pairs, decay };
+        average.start_at_g();
+        Ok(average)
     }
 
-    /// Sets the average to `g`'s weights.
-    fn vs_copy_from(&self, g: &nn::VarStore) -> Result<()> {
-        let g = g.variables();
-        for (name, average) in self.vs.variables() {
-            let from = g
-                .get(&name)
-                .ok_or_else(|| anyhow::anyhow!("G has no '{name}'"))?;
-            average.shallow_clone().copy_(from);
-        }
-        Ok(())
+    /// Sets the average to G's present weights.
+    fn start_at_g(&self) {
+        tch::no_grad(|| {
+            for (average, g) in &self.pairs {
+                average.shallow_clone().copy_(g);
+            }
+        });
     }
 
     /// One step of the average towards G's weights.
@@ -1347,7 +1345,7 @@ impl Trainer for GanTrainer<'_> {
             if names.iter().all(|(name, _)| saved.contains_key(name)) {
                 checkpoint::restore(&names, &saved)?;
             } else {
-                tch::no_grad(|| average.vs_copy_from(&self.model.generator.vs))?;
+                average.start_at_g();
             }
             self.average = Some(average);
         }
