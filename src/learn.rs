@@ -684,6 +684,7 @@ pub fn run(
                 let pictures = as_saved(&draw(&prepared.trainer.model, &prepared.eval_z, phrased));
                 point.phrased = content_accuracy(&pictures, inputs.eval, inputs.probe)?;
             }
+            prepared.trainer.settle_average();
             if let Some(average) = &prepared.trainer.average {
                 let model = &prepared.trainer.model;
                 let (pictures, phrased) = average.drawing_with(|| {

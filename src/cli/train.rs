@@ -610,6 +610,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 "text_encoder".into(),
                 source_dir.display().to_string().into(),
             );
+            trainer.settle_average();
             if let Some(average) = &trainer.average {
                 // The model draws with G's moving average; the checkpoint
                 // keeps both, for the run to go on.

@@ -394,18 +394,25 @@ impl GanConfig {
     }
 }
 
-/// An exponential moving average of G's weights and batch-norm statistics
-/// (Karras et al. 2018; Yazıcı et al. 2019): after every step each value
-/// moves `1 − decay` of the way to G's. The trained G is what the step
-/// updates; the average is a smoother G to draw with (a GAN's G swings
-/// from step to step with D), and is what a run's model folder holds.
+/// An exponential moving average of G's weights (Karras et al. 2018;
+/// Yazıcı et al. 2019): after every step each weight moves `1 − decay` of
+/// the way to G's. The trained G is what the step updates; the average is a
+/// smoother G to draw with (a GAN's G swings from step to step with D), and
+/// is what a run's model folder holds. Its batch-norm statistics are its own
+/// ([`GeneratorAverage::settle`]): averaged weights do not give the maps that
+/// G's running statistics were taken of.
 pub struct GeneratorAverage {
     /// Named as G's own variables, so that one copies into the other.
     pub vs: nn::VarStore,
-    /// (average, G's variable) pairs in the order of G's names.
-    pairs: Vec<(Tensor, Tensor)>,
+    /// (average, G's variable, a batch-norm statistic?) in the order of G's
+    /// names.
+    pairs: Vec<(Tensor, Tensor, bool)>,
     pub decay: f64,
 }
+
+/// Batches of G's pictures in training mode that give the average its
+/// batch-norm statistics (momentum 0.1: what came before weighs 0.9^50).
+pub const SETTLING_PASSES: usize = 50;
 
 impl GeneratorAverage {
     /// Starts the average at G's present weights.
@@ -429,7 +436,7 @@ impl GeneratorAverage {
                 let a = average
                     .get(&name)
                     .ok_or_else(|| anyhow::anyhow!("the average has no '{name}'"))?;
-                Ok((a.shallow_clone(), g))
+                Ok((a.shallow_clone(), g, name.contains("running_")))
             })
             .collect::<Result<_>>()?;
         let average = Self { vs, pairs, decay };
@@ -440,7 +447,7 @@ impl GeneratorAverage {
     /// Sets the average to G's present weights.
     fn start_at_g(&self) {
         tch::no_grad(|| {
-            for (average, g) in &self.pairs {
+            for (average, g, _) in &self.pairs {
                 average.shallow_clone().copy_(g);
             }
         });
@@ -450,9 +457,30 @@ impl GeneratorAverage {
     pub fn update(&mut self) {
         let towards = 1.0 - self.decay;
         tch::no_grad(|| {
-            for (average, g) in &mut self.pairs {
-                let _ = average.lerp_(&*g, towards);
+            for (average, g, statistic) in &mut self.pairs {
+                if !*statistic {
+                    let _ = average.lerp_(&*g, towards);
+                }
             }
+        });
+    }
+
+    /// Gives the average batch-norm statistics of its own weights (standing
+    /// statistics, as BigGAN draws with): G, holding the average's weights,
+    /// runs `draw` in training mode [`SETTLING_PASSES`] times, and the
+    /// average keeps the running statistics they leave; G's own come back.
+    pub fn settle(&self, mut draw: impl FnMut()) {
+        self.drawing_with(|| {
+            tch::no_grad(|| {
+                for _ in 0..SETTLING_PASSES {
+                    draw();
+                }
+                for (average, g, statistic) in &self.pairs {
+                    if *statistic {
+                        average.shallow_clone().copy_(g);
+                    }
+                }
+            })
         });
     }
 
@@ -461,7 +489,7 @@ impl GeneratorAverage {
         let kept: Vec<Tensor> = tch::no_grad(|| {
             self.pairs
                 .iter()
-                .map(|(average, g)| {
+                .map(|(average, g, _)| {
                     let own = g.copy();
                     g.shallow_clone().copy_(average);
                     own
@@ -470,7 +498,7 @@ impl GeneratorAverage {
         });
         let out = f();
         tch::no_grad(|| {
-            for ((_, g), own) in self.pairs.iter().zip(&kept) {
+            for ((_, g, _), own) in self.pairs.iter().zip(&kept) {
                 g.shallow_clone().copy_(own);
             }
         });
@@ -1076,6 +1104,28 @@ impl<'a> GanTrainer<'a> {
         losses.term("g_loss", &g_loss);
         losses.value("lr", lr);
         Ok(losses)
+    }
+
+    /// Settles G's average ([`GeneratorAverage::settle`]) on batches of
+    /// training texts and z of its own RNG (seeded by the run and the step,
+    /// so training draws what it would have); nothing without an average.
+    pub fn settle_average(&self) {
+        let Some(average) = &self.average else {
+            return;
+        };
+        let mut rng = Rng(self.config.seed ^ 0x57A2_D1E6 ^ self.position.step);
+        let b = self.config.batch;
+        let nz = self.model.card.architecture.generator.nz as usize;
+        let per_image = self.embeddings.size()[1] as usize;
+        average.settle(|| {
+            let batch: Vec<usize> = (0..b)
+                .map(|_| self.train[rng.below(self.train.len())])
+                .collect();
+            let picks = super::caption_picks(per_image, b, self.config.captions_averaged, &mut rng);
+            let text = super::mean_of_picks(&self.embeddings, &batch, &picks);
+            let z = noise(&mut rng, b, nz, self.model.device);
+            let _ = self.model.generator.net.forward_t(&z, &text, true);
+        });
     }
 
     /// A grid: the fixed captions (rows) by 4 fixed seeds.
