@@ -1904,20 +1904,16 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     );
 
     // The same captions on both sides teach nothing: refused, nothing written.
-    let out = train(
-        &sandbox,
-        &[
-            "text-distil",
-            "--model",
-            "te",
-            "--opt",
-            "count=200",
-            "--teacher-opt",
-            "count=200",
-            "--run",
-            "same",
-        ],
-    );
+    let same_captions = [
+        "text-distil",
+        "--model",
+        "te",
+        "--opt",
+        "count=200",
+        "--teacher-opt",
+        "count=200",
+    ];
+    let out = train(&sandbox, &[&same_captions[..], &["--run", "same"]].concat());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--teacher-opt"), "{err}");
@@ -1927,26 +1923,23 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     assert_ok(&train(
         &sandbox,
         &[
-            "text-distil",
-            "--model",
-            "te",
-            "--opt",
-            "count=200",
-            "--teacher-opt",
-            "count=200",
-            "--own-captions",
-            "0",
-            "--rephrase",
-            "1",
-            "--perturb",
-            "0.5",
-            "--batch",
-            "16",
-            "--steps",
-            "2",
-            "--run",
-            "means",
-        ],
+            &same_captions[..],
+            &[
+                "--own-captions",
+                "0",
+                "--rephrase",
+                "1",
+                "--perturb",
+                "0.5",
+                "--batch",
+                "16",
+                "--steps",
+                "2",
+                "--run",
+                "means",
+            ],
+        ]
+        .concat(),
     ));
     let card: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(sandbox.path().join("means/model/model.json")).unwrap(),
@@ -1959,28 +1952,25 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     assert_ok(&train(
         &sandbox,
         &[
-            "text-distil",
-            "--model",
-            "te",
-            "--opt",
-            "count=200",
-            "--teacher-opt",
-            "count=200",
-            "--own-captions",
-            "1",
-            "--perturb",
-            "1",
-            "--terse",
-            "0.5",
-            "--g-weight",
-            "0.5",
-            "--batch",
-            "16",
-            "--steps",
-            "2",
-            "--run",
-            "own",
-        ],
+            &same_captions[..],
+            &[
+                "--own-captions",
+                "1",
+                "--perturb",
+                "1",
+                "--terse",
+                "0.5",
+                "--g-weight",
+                "0.5",
+                "--batch",
+                "16",
+                "--steps",
+                "2",
+                "--run",
+                "own",
+            ],
+        ]
+        .concat(),
     ));
     let own = std::fs::read_to_string(sandbox.path().join("own/model/model.json")).unwrap();
     assert!(
@@ -2015,21 +2005,8 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
         let out = train(
             &sandbox,
             &[
-                &[
-                    "text-distil",
-                    "--model",
-                    "te",
-                    "--opt",
-                    "count=200",
-                    "--teacher-opt",
-                    "count=200",
-                    "--own-captions",
-                    "1",
-                    "--steps",
-                    "1",
-                    "--run",
-                    "refused",
-                ][..],
+                &same_captions[..],
+                &["--own-captions", "1", "--steps", "1", "--run", "refused"][..],
                 bad,
             ]
             .concat(),
