@@ -1658,6 +1658,24 @@ fn fresh_noise_for_g_draws_d_its_own_fakes() {
     assert_ne!(reused["d_fake"], fresh["d_fake"]);
 }
 
+/// Words a changed caption may lose and still state all it did.
+const SMALL: [&str; 14] = [
+    "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it", "there",
+];
+
+/// `out`, a caption changed from `caption`, uses no marker of a held-out
+/// sentence form that `caption` did not already have.
+fn assert_no_held_out_marker_gained(caption: &str, out: &str) {
+    for (template, markers) in gantry::eval::HELD_OUT_PHRASINGS {
+        for marker in markers {
+            assert!(
+                !out.contains(marker) || caption.contains(marker),
+                "{out:?} uses '{marker}' of the held-out form {template:?}"
+            );
+        }
+    }
+}
+
 /// `text-distil --perturb`: a caption keeps every word that states
 /// something (only small words such as "a" and "the" may go), gains one to
 /// three words of chat, and none of the words it gains belongs to a sentence
@@ -1667,10 +1685,6 @@ fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
     use gantry::eval::HELD_OUT_PHRASINGS;
     use gantry::train::distil::perturb;
     let set = flowers(300);
-    let small = [
-        "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it",
-        "there",
-    ];
     let words = |c: &str| -> Vec<String> {
         c.split(|ch: char| ch.is_whitespace() || ",;:./".contains(ch))
             .filter(|w| !w.is_empty() && *w != "-")
@@ -1698,7 +1712,7 @@ fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
                 Some(at) => {
                     rest.remove(at);
                 }
-                None if small.contains(&w.as_str()) => dropped += 1,
+                None if SMALL.contains(&w.as_str()) => dropped += 1,
                 None => panic!("{caption:?} -> {out:?} lost '{w}'"),
             }
         }
@@ -1711,14 +1725,7 @@ fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
                 "{out:?} gained '{w}', a word of a held-out form"
             );
         }
-        for (template, markers) in HELD_OUT_PHRASINGS {
-            for marker in markers {
-                assert!(
-                    !out.contains(marker) || caption.contains(marker),
-                    "{out:?} uses '{marker}' of the held-out form {template:?}"
-                );
-            }
-        }
+        assert_no_held_out_marker_gained(caption, &out);
     }
     assert_eq!(changed, set.captions.iter().flatten().count());
     assert!(dropped > 0, "no small word ever left out");
@@ -1729,13 +1736,8 @@ fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
 /// that no held-out sentence form is marked by.
 #[test]
 fn a_terse_list_keeps_what_a_caption_states_in_order_and_gains_nothing() {
-    use gantry::eval::HELD_OUT_PHRASINGS;
     use gantry::train::distil::terse;
     let set = flowers(300);
-    let small = [
-        "a", "an", "the", "with", "and", "of", "is", "are", "has", "this", "its", "that", "it",
-        "there",
-    ];
     let words = |c: &str| -> Vec<String> {
         c.split(|ch: char| ch.is_whitespace() || ",;:./|+".contains(ch))
             .filter(|w| !w.is_empty())
@@ -1748,18 +1750,11 @@ fn a_terse_list_keeps_what_a_caption_states_in_order_and_gains_nothing() {
         let out = terse(caption, &mut rng);
         let kept: Vec<String> = words(caption)
             .into_iter()
-            .filter(|w| !small.contains(&w.as_str()))
+            .filter(|w| !SMALL.contains(&w.as_str()))
             .collect();
         assert_eq!(words(&out), kept, "{caption:?} -> {out:?}");
         assert!(!out.contains("  ") && out.trim() == out, "{out:?}");
-        for (template, markers) in HELD_OUT_PHRASINGS {
-            for marker in markers {
-                assert!(
-                    !out.contains(marker) || caption.contains(marker),
-                    "{out:?} uses '{marker}' of the held-out form {template:?}"
-                );
-            }
-        }
+        assert_no_held_out_marker_gained(caption, &out);
         total += 1;
         joined_tight += out.split(' ').any(|w| w.contains([',', ';', '/', '+'])) as usize;
     }
@@ -1774,7 +1769,6 @@ fn a_terse_list_keeps_what_a_caption_states_in_order_and_gains_nothing() {
 /// form held out for evaluation.
 #[test]
 fn rephrasing_keeps_what_a_caption_states_and_no_held_out_form_leaks_in() {
-    use gantry::eval::HELD_OUT_PHRASINGS;
     use gantry::train::distil::rephrase;
     let set = flowers(300);
     let words = |c: &str| -> Vec<String> {
@@ -1803,14 +1797,7 @@ fn rephrasing_keeps_what_a_caption_states_and_no_held_out_form_leaks_in() {
                 .unwrap_or_else(|| panic!("{caption:?} -> {out:?} lost '{w}'"));
             rest.remove(at);
         }
-        for (template, markers) in HELD_OUT_PHRASINGS {
-            for marker in markers {
-                assert!(
-                    !out.contains(marker) || caption.contains(marker),
-                    "{out:?} uses '{marker}' of the held-out form {template:?}"
-                );
-            }
-        }
+        assert_no_held_out_marker_gained(caption, &out);
     }
     // The clauses come out in every order.
     let caption = "a red flower, five round petals; a yellow centre";
