@@ -120,12 +120,7 @@ impl GanArgs {
         gantry::train::gan::check_match_loss(self.match_loss)?;
         // The weight alone here; whether the noise is fresh is the caller's.
         gantry::train::gan::check_mode_seeking(self.mode_seeking, true)?;
-        if !(0.0..1.0).contains(&self.g_ema) {
-            anyhow::bail!(
-                "--g-ema is a decay in [0, 1) (e.g. 0.999), got {}",
-                self.g_ema
-            );
-        }
+        gantry::train::gan::check_g_ema(self.g_ema)?;
         Ok(GanChoices {
             variant: Variant::parse(&self.variant)?,
             wrong: WrongImages::parse(&self.wrong)?,

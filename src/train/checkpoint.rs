@@ -116,9 +116,10 @@ pub fn save_parts(path: &Path, parts: &Parts, elapsed_s: f64) -> Result<()> {
 }
 
 /// Loads what [`save_parts`] wrote into a trainer's live networks,
-/// optimizers and position. The saved settings must be the same run's
+/// optimizers and position, and returns the saved tensors (for a part a
+/// trainer restores itself). The saved settings must be the same run's
 /// ([`Settings::of`]); otherwise nothing is touched.
-pub fn resume(path: &Path, parts: Parts) -> Result<()> {
+pub fn resume(path: &Path, parts: Parts) -> Result<HashMap<String, Tensor>> {
     let (tensors, progress): (_, Progress<serde_json::Value>) = load(path)?;
     if !(parts.settings.same_run)(&progress.config) {
         bail!(
@@ -138,7 +139,7 @@ pub fn resume(path: &Path, parts: Parts) -> Result<()> {
         rng: Rng(progress.rng),
         elapsed_before: progress.elapsed_s,
     };
-    Ok(())
+    Ok(tensors)
 }
 
 /// What [`pack`] wrote: bytes before and after, and the run's step.

@@ -417,9 +417,7 @@ pub const SETTLING_PASSES: usize = 50;
 impl GeneratorAverage {
     /// Starts the average at G's present weights.
     pub fn new(model: &Model, decay: f64) -> Result<Self> {
-        if !(0.0..1.0).contains(&decay) {
-            bail!("the moving average's decay must be in [0, 1) (got {decay})");
-        }
+        check_g_ema(decay)?;
         let mut vs = nn::VarStore::new(model.device);
         let _ = crate::model::generator::Generator::new(
             &(vs.root() / "generator"),
@@ -1304,6 +1302,15 @@ pub fn check_text_noise(spread: f64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a decay of G's moving average outside [0, 1) (1 would never
+/// move; 0 is none).
+pub fn check_g_ema(decay: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&decay) {
+        bail!("--g-ema is a decay in [0, 1) (e.g. 0.999), got {decay}");
+    }
+    Ok(())
+}
+
 /// Refuses a mode-seeking weight that is negative or not a number, or one
 /// without fresh noise (the term compares G's two draws of each text).
 pub fn check_mode_seeking(weight: f64, fresh_noise: bool) -> Result<()> {
@@ -1388,9 +1395,8 @@ impl Trainer for GanTrainer<'_> {
     /// it at G (and one that leaves it out drops it).
     fn resume(&mut self, path: &Path) -> Result<()> {
         let average = self.average.take();
-        checkpoint::resume(path, self.checkpoint_parts())?;
+        let saved = checkpoint::resume(path, self.checkpoint_parts())?;
         if let Some(average) = average {
-            let (saved, _): (_, serde_json::Value) = checkpoint::load(path)?;
             let names = checkpoint::named(&average.vs, "generator_average");
             if names.iter().all(|(name, _)| saved.contains_key(name)) {
                 checkpoint::restore(&names, &saved)?;
