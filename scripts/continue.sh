@@ -17,6 +17,7 @@
 #   D_JOINT_NORM=batch ... scripts/continue.sh   # D's joint layer as the paper's batch norm (--d-joint-norm)
 #   MODE_SEEKING=2 ... scripts/continue.sh   # G's mode-seeking term at weight 2 (--mode-seeking; 0: none)
 #   CAPTIONS_AVERAGED=1 TEXT_NOISE=1 ... scripts/continue.sh   # single captions, noise on G's text
+#   REWORDED=0.5 WHICH=pf ... scripts/continue.sh   # half of G's texts read from its captions reworded (--reworded)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #   DISTIL_STEPS=0 ... scripts/continue.sh   # ship procedural flowers' text encoder as the GAN had it (not distilled)
@@ -63,6 +64,7 @@ MODE_SEEKING=${MODE_SEEKING:-1}  # weight of G's mode-seeking term (--mode-seeki
 CAPTIONS_AVERAGED=${CAPTIONS_AVERAGED:-4} # caption embeddings averaged per image (--captions-averaged)
 TEXT_NOISE=${TEXT_NOISE:-0}      # spread of the noise on G's text (--text-noise; 0: none)
 TEXT_NOISE_ALONG=${TEXT_NOISE_ALONG:-dimensions} # its directions (--text-noise-along dimensions|phrasings)
+REWORDED=${REWORDED:-0}          # share of G's texts read reworded (--reworded; 0: none)
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf sibling, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -79,6 +81,8 @@ MODE_SEEKING=$(printf '%g' "$MODE_SEEKING")
 TEXT_NOISE=$(printf '%g' "$TEXT_NOISE")
 [ "$TEXT_NOISE" = 0 ] || options_asked="$options_asked --text-noise $TEXT_NOISE"
 [ "$TEXT_NOISE" = 0 ] || [ "$TEXT_NOISE_ALONG" = dimensions ] || options_asked="$options_asked --text-noise-along $TEXT_NOISE_ALONG"
+REWORDED=$(printf '%g' "$REWORDED")
+[ "$REWORDED" = 0 ] || options_asked="$options_asked --reworded $REWORDED"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -157,6 +161,8 @@ for w in $WHICH; do
         noise=$(sed -n 's/.*"text_noise": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
         [ -z "$noise" ] || options="$options --text-noise $(printf '%g' "$noise")"
         options="$options$(from_card text_noise_along last dimensions --text-noise-along)"
+        reworded=$(sed -n 's/.*"reworded": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
+        [ -z "$reworded" ] || options="$options --reworded $(printf '%g' "$reworded")"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong_before[$w]}}"
         if [ "$options" != "$asked" ]; then

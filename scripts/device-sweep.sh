@@ -39,7 +39,8 @@
 # the directions a picture's captions differ in (--text-noise 1 and 2
 # --text-noise-along phrasings) and only where its captions that state the
 # same attributes differ (--text-noise 1 --text-noise-along statements),
-# three seeds each. At most 8 files come back from $OUT, so
+# and with half of G's texts read from its captions reworded as people type
+# them (--reworded 0.5), three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -104,7 +105,10 @@ combo-phrasingnoise2-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pai
 combo-phrasingnoise2-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 2 --text-noise-along phrasings --seed 2
 combo-statementnoise1-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along statements --seed 0
 combo-statementnoise1-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along statements --seed 1
-combo-statementnoise1-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along statements --seed 2"}
+combo-statementnoise1-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along statements --seed 2
+combo-reworded05-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 0
+combo-reworded05-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 1
+combo-reworded05-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

@@ -115,6 +115,9 @@ pub struct LearnConfig {
     /// also reads the average's pictures ([`Point::average`]).
     #[serde(default)]
     pub g_ema: f64,
+    /// Share of G's texts read reworded ([`GanConfig::reworded`]).
+    #[serde(default)]
+    pub reworded: f64,
 }
 
 fn paper_captions_averaged() -> usize {
@@ -128,6 +131,10 @@ impl LearnConfig {
         crate::train::gan::check_match_loss(self.match_loss)?;
         crate::train::gan::check_mode_seeking(self.mode_seeking, self.fresh_noise_for_g)?;
         crate::train::gan::check_text_noise(self.text_noise)?;
+        crate::train::gan::check_reworded(self.reworded)?;
+        if self.reworded > 0.0 && self.text == TextInput::OneHot {
+            bail!("--reworded reads captions through a text encoder: it does not go with one-hot conditioning");
+        }
         if self.match_loss > 0.0 && self.text == TextInput::OneHot {
             bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
         }
@@ -165,6 +172,9 @@ impl LearnConfig {
                 label += &format!(" along {}", self.text_noise_along.name());
             }
         }
+        if self.reworded > 0.0 {
+            label += &format!(" reworded {}", self.reworded);
+        }
         for word in self.layers().words() {
             label += &format!(" {word}");
         }
@@ -193,6 +203,9 @@ impl LearnConfig {
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
         }
+        if self.reworded > 0.0 {
+            bail!("--reworded with --export: bench/pytorch_learn.py has no reworded captions to read (run the curve without --export)");
+        }
         Ok(())
     }
 
@@ -216,6 +229,7 @@ impl LearnConfig {
             text_noise: self.text_noise,
             text_noise_along: self.text_noise_along,
             g_ema: self.g_ema,
+            reworded: self.reworded,
             ..GanConfig::paper(self.variant, dataset)
         }
     }

@@ -533,6 +533,12 @@ fn bench_learn_refuses_what_it_cannot_run() {
         (&["--mode-seeking=-1"], "0 or more"),
         (&["--captions-averaged", "0"], "1..=10"),
         (&["--text-noise", "5"], "between 0 and 4"),
+        (&["--reworded", "2"], "between 0 and 1"),
+        (&["--reworded", "1", "--conditioning", "one-hot"], "one-hot"),
+        (
+            &["--reworded", "1", "--export", "x"],
+            "no reworded captions",
+        ),
         (
             &["--mode-seeking", "1", "--reuse-fakes"],
             "needs fresh noise",

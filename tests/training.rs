@@ -1363,6 +1363,8 @@ fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
             "0.5",
             "--text-noise-along",
             "phrasings",
+            "--reworded",
+            "0.5",
         ],
     ]
     .concat();
@@ -1396,6 +1398,7 @@ fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
         Some("phrasings"),
         "{card}"
     );
+    assert_eq!(card["training"]["reworded"].as_f64(), Some(0.5), "{card}");
 }
 
 #[test]
@@ -1432,10 +1435,11 @@ fn g_and_d_read_each_image_as_the_mean_of_captions_averaged_of_its_captions() {
     }
 }
 
-/// A tiny model whose G and D start as `source`'s, so that trials compare
+/// A tiny model whose text encoder, G and D start as `source`'s, so that trials compare
 /// (other tests seed libtorch's global generator concurrently).
 fn with_g_and_d_of(source: &Model) -> Model {
     let mut model = tiny_model();
+    model.text_encoder.vs.copy(&source.text_encoder.vs).unwrap();
     model.generator.vs.copy(&source.generator.vs).unwrap();
     model
         .discriminator
@@ -1487,6 +1491,53 @@ fn text_noise_moves_what_g_draws_from_and_not_what_d_judges_against() {
         Err(err) => err.to_string(),
     };
     assert!(err.contains("--text-noise"), "{err}");
+}
+
+/// `--reworded`: G reads the batch's captions reworded (a share of them;
+/// all here) while D judges its pictures against the captions as written:
+/// the same real pairs, other pictures; a share outside [0, 1] is refused.
+#[test]
+fn reworded_captions_move_what_g_reads_and_not_what_d_judges_against() {
+    let set = flowers(400);
+    let source = tiny_model();
+    let e = embeddings(&source, &set);
+    let run = |reworded: f64| {
+        let model = with_g_and_d_of(&source);
+        let config = GanConfig {
+            steps: Some(1),
+            reworded,
+            ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+        };
+        let mut trainer = GanTrainer::new(model, config, &set, e.shallow_clone()).unwrap();
+        let draws = trainer.draw_step();
+        let which = draws.reworded.clone();
+        let losses = trainer.step_with(&draws).unwrap().read().unwrap();
+        (which, losses)
+    };
+    let (none, written) = run(0.0);
+    let (which, reworded) = run(1.0);
+    assert_eq!(none, None);
+    assert_eq!(which, Some(vec![true; 64]));
+    assert_eq!(written["d_real"], reworded["d_real"]);
+    assert_ne!(written["d_fake"], reworded["d_fake"]);
+    let (which, _) = run(0.5);
+    let read = which.expect("a share drawn").iter().filter(|&&r| r).count();
+    assert!((16..=48).contains(&read), "{read} of 64 read reworded");
+    for share in [-0.1, 1.5, f64::NAN] {
+        let err = match GanTrainer::new(
+            tiny_model(),
+            GanConfig {
+                reworded: share,
+                ..GanConfig::paper(Variant::GanIntCls, "procedural-flowers")
+            },
+            &set,
+            e.shallow_clone(),
+        ) {
+            Ok(_) => panic!("a share of {share} was taken"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("--reworded"), "{err}");
+    }
 }
 
 /// `--text-noise-along phrasings` moves G's text only where one picture's
@@ -1762,6 +1813,41 @@ fn a_terse_list_keeps_what_a_caption_states_in_order_and_gains_nothing() {
         joined_tight * 4 > total,
         "only {joined_tight} of {total} lists join words without a space"
     );
+}
+
+/// `--reworded`: the caption G reads keeps every word of the caption as
+/// written that states something (small words may go, chat and fillers come
+/// in), and gains no marker of a held-out sentence form; rewording varies
+/// captions (most change, and in more than one way).
+#[test]
+fn a_reworded_caption_states_all_its_caption_did_and_no_held_out_form() {
+    use gantry::train::distil::reword;
+    let set = flowers(300);
+    let words = |c: &str| -> Vec<String> {
+        c.split(|ch: char| ch.is_whitespace() || ",;:./|+-".contains(ch))
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut rng = Rng(11);
+    let mut forms = std::collections::BTreeSet::new();
+    for caption in set.captions.iter().flatten() {
+        let out = reword(caption, &mut rng);
+        let mut rest = words(&out);
+        for w in words(caption) {
+            match rest.iter().position(|r| *r == w) {
+                Some(at) => {
+                    rest.remove(at);
+                }
+                None if SMALL.contains(&w.as_str()) => {}
+                None => panic!("{caption:?} -> {out:?} lost '{w}'"),
+            }
+        }
+        assert_no_held_out_marker_gained(caption, &out);
+        // Whether it kept its small words and whether it gained any.
+        forms.insert((words(&out).len() < words(caption).len(), rest.is_empty()));
+    }
+    assert!(forms.len() >= 3, "rewording takes too few forms: {forms:?}");
 }
 
 /// `text-distil --rephrase`: a caption keeps every word it had (clauses

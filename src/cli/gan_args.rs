@@ -101,6 +101,13 @@ pub struct GanArgs {
     /// from step to step with D; the average holds still)
     #[arg(long, default_value_t = 0.0)]
     pub g_ema: f64,
+    /// Share of G's texts (0 to 1; 0: the paper) read from the same
+    /// captions reworded as people type them: small words left out, chat put
+    /// in, clauses reordered, terse lists, every stated attribute kept. D
+    /// judges G's pictures against the captions as written, so G learns to
+    /// draw what a caption says however it is put
+    #[arg(long, default_value_t = 0.0)]
+    pub reworded: f64,
 }
 
 /// [`GanArgs`] read: the words parsed, what does not go together refused
@@ -121,6 +128,7 @@ impl GanArgs {
         // The weight alone here; whether the noise is fresh is the caller's.
         gantry::train::gan::check_mode_seeking(self.mode_seeking, true)?;
         gantry::train::gan::check_g_ema(self.g_ema)?;
+        gantry::train::gan::check_reworded(self.reworded)?;
         Ok(GanChoices {
             variant: Variant::parse(&self.variant)?,
             wrong: WrongImages::parse(&self.wrong)?,

@@ -190,6 +190,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         text_noise: args.gan.text_noise,
         text_noise_along,
         g_ema: args.gan.g_ema,
+        reworded: args.gan.reworded,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

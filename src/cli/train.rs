@@ -505,6 +505,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 captions_averaged,
                 text_noise,
                 g_ema,
+                reworded,
                 ..
             } = *options;
             gantry::train::gan::check_mode_seeking(mode_seeking, fresh_noise)?;
@@ -553,8 +554,12 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 text_noise,
                 text_noise_along,
                 g_ema,
+                reworded,
                 ..GanConfig::paper(variant, &set.spec)
             };
+            if reworded > 0.0 {
+                eprintln!("rewording the training captions as people type them and embedding them (--reworded)");
+            }
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
             if common.resume {
                 trainer.resume(&run.checkpoint())?;
@@ -605,6 +610,9 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             if text_noise > 0.0 {
                 details.insert("text_noise".into(), text_noise.into());
                 details.insert("text_noise_along".into(), text_noise_along.name().into());
+            }
+            if reworded > 0.0 {
+                details.insert("reworded".into(), reworded.into());
             }
             details.insert(
                 "text_encoder".into(),

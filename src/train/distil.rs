@@ -414,6 +414,24 @@ pub fn terse(caption: &str, rng: &mut Rng) -> String {
     out
 }
 
+/// A caption reworded as people type the same thing, stating all it did
+/// and nothing more: its clauses reordered with a filler word now and then
+/// ([`rephrase`], three times in ten), then written as a [`terse`] list (one
+/// time in four) or [`perturb`]ed (small words left out, chat put in, joins
+/// changed). What G reads in training with `--reworded`.
+pub fn reword(caption: &str, rng: &mut Rng) -> String {
+    let caption = if rng.below(10) < 3 {
+        rephrase(caption, rng)
+    } else {
+        caption.to_string()
+    };
+    if rng.below(4) == 0 {
+        terse(&caption, rng)
+    } else {
+        perturb(&caption, rng)
+    }
+}
+
 /// The student's error on held captions, in the loss's units, without
 /// training: how far a text encoder's φ lies from the teacher's targets for
 /// the new phrasings of the images in `indices` (for reports and tests).

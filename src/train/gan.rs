@@ -296,6 +296,17 @@ pub struct GanConfig {
     /// with the average; training itself is unchanged ([`GeneratorAverage`]).
     #[serde(default)]
     pub g_ema: f64,
+    /// Share of G's texts read from the same captions reworded as people
+    /// type them ([`super::distil::reword`]: words left out, chat put in,
+    /// clauses reordered, terse lists; every stated attribute kept), each
+    /// training caption reworded once at the start of the run and embedded
+    /// with the frozen text encoder (0: none, the paper). D judges G's
+    /// pictures against the captions as written, so G learns to draw what a
+    /// caption states however it is put: a phrasing the text encoder never
+    /// saw moves φ(t) as rewording does, along directions that carry
+    /// content, where noise cannot stand in for it.
+    #[serde(default)]
+    pub reworded: f64,
 }
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
@@ -390,6 +401,7 @@ impl GanConfig {
             text_noise: 0.0,
             text_noise_along: NoiseAlong::Dimensions,
             g_ema: 0.0,
+            reworded: 0.0,
         }
     }
 }
@@ -534,6 +546,8 @@ pub struct StepDraws {
     /// With [`GanConfig::text_noise`], unit Gaussian noise for the text of
     /// each of G's pictures (as `z`'s rows).
     pub text_noise: Option<Tensor>,
+    /// With [`GanConfig::reworded`], which of the B texts G reads reworded.
+    pub reworded: Option<Vec<bool>>,
 }
 
 pub struct GanTrainer<'a> {
@@ -547,6 +561,9 @@ pub struct GanTrainer<'a> {
     /// the training captions, [1, E], or the square root of the covariance
     /// of a picture's captions about their mean, [E, E] ([`NoiseAlong`]).
     text_spread: Option<Tensor>,
+    /// [N, K, E] embeddings of the same captions reworded
+    /// ([`GanConfig::reworded`]), only where G reads any.
+    reworded: Option<Tensor>,
     train: Vec<usize>,
     order: Vec<usize>,
     cursor: usize,
@@ -663,6 +680,7 @@ impl<'a> GanTrainer<'a> {
         check_match_loss(config.match_loss)?;
         check_mode_seeking(config.mode_seeking, config.fresh_noise_for_g)?;
         check_text_noise(config.text_noise)?;
+        check_reworded(config.reworded)?;
         if config.match_loss > 0.0 {
             // θ reads G's pictures as a fixed judge; it is not trained here.
             model.image_encoder.vs.freeze();
@@ -702,8 +720,12 @@ impl<'a> GanTrainer<'a> {
         let average = (config.g_ema > 0.0)
             .then(|| GeneratorAverage::new(&model, config.g_ema))
             .transpose()?;
+        let reworded = (config.reworded > 0.0)
+            .then(|| reworded_embeddings(&model, data, embeddings.size()[1] as usize, config.seed))
+            .transpose()?;
         Ok(Self {
             average,
+            reworded,
             model,
             data,
             embeddings,
@@ -899,6 +921,12 @@ impl<'a> GanTrainer<'a> {
             let dim = self.embeddings.size()[2] as usize;
             noise(&mut self.position.rng, b + interpolated, dim, device)
         });
+        let share = self.config.reworded;
+        let reworded = (share > 0.0).then(|| {
+            (0..b)
+                .map(|_| self.position.rng.uniform() < share)
+                .collect()
+        });
         StepDraws {
             batch,
             crops,
@@ -907,6 +935,7 @@ impl<'a> GanTrainer<'a> {
             z_for_d,
             wrong,
             text_noise,
+            reworded,
         }
     }
 
@@ -926,27 +955,42 @@ impl<'a> GanTrainer<'a> {
             .cropped(&draws.batch, &draws.crops)
             .to_device(device);
         let text = super::mean_of_picks(&self.embeddings, &draws.batch, &draws.picks);
+        // What G reads of each text: the captions as written or (a share of
+        // them, with rewording) the same captions reworded.
+        let reworded = match (&draws.reworded, &self.reworded) {
+            (Some(which), Some(reworded)) => {
+                let which: Vec<f32> = which.iter().map(|&r| f32::from(u8::from(r))).collect();
+                let which = Tensor::from_slice(&which).to_device(device).unsqueeze(1);
+                let other = super::mean_of_picks(reworded, &draws.batch, &draws.picks);
+                Some(&text + (other - &text) * which)
+            }
+            _ => None,
+        };
 
         // G's batch: the B real embeddings, plus B/2 interpolations for GAN-INT.
-        let (g_text, interpolated) = if variant.int() {
+        let interpolated = if variant.int() { half } else { 0 };
+        let with_interpolations = |t: &Tensor| {
+            if interpolated == 0 {
+                return t.shallow_clone();
+            }
             let beta = self.config.interpolation_beta;
-            let mixed = text.narrow(0, 0, half as i64) * beta
-                + text.narrow(0, half as i64, half as i64) * (1.0 - beta);
-            (Tensor::cat(&[&text, &mixed], 0), half)
-        } else {
-            (text.shallow_clone(), 0)
+            let mixed = t.narrow(0, 0, half as i64) * beta
+                + t.narrow(0, half as i64, half as i64) * (1.0 - beta);
+            Tensor::cat(&[t, &mixed], 0)
         };
-        // What G draws from: its texts, or (text noise) texts near them;
-        // D always judges against the texts themselves.
+        let g_text = with_interpolations(&text);
+        let g_read = reworded.map_or_else(|| g_text.shallow_clone(), |r| with_interpolations(&r));
+        // What G draws from: its texts as read, or (text noise) texts near
+        // them; D always judges against the texts as written.
         let g_input = match (&draws.text_noise, &self.text_spread) {
             (Some(eps), Some(spread)) => {
                 let eps = match self.config.text_noise_along {
                     NoiseAlong::Dimensions => eps * spread,
                     NoiseAlong::Phrasings | NoiseAlong::Statements => eps.matmul(spread),
                 };
-                &g_text + eps * self.config.text_noise
+                &g_read + eps * self.config.text_noise
             }
-            _ => g_text.shallow_clone(),
+            _ => g_read,
         };
         let z = &draws.z;
         let z_for_d = &draws.z_for_d;
@@ -1300,6 +1344,34 @@ pub fn check_text_noise(spread: f64) -> Result<()> {
         bail!("--text-noise must be between 0 and 4 (got {spread}): it is the noise's spread in units of the captions' own");
     }
     Ok(())
+}
+
+/// Refuses a share of reworded texts outside [0, 1].
+pub fn check_reworded(share: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&share) {
+        bail!("--reworded is the share of G's texts read reworded, between 0 and 1 (got {share})");
+    }
+    Ok(())
+}
+
+/// The training captions' embeddings [N, K, E] (as [`super::embed_captions`]
+/// lays them out), each caption reworded once as people type
+/// ([`super::distil::reword`]), the rewordings drawn from `seed` alone.
+pub fn reworded_embeddings(
+    model: &Model,
+    data: &TrainingSet,
+    per_image: usize,
+    seed: u64,
+) -> Result<Tensor> {
+    let mut rng = Rng(seed ^ 0x2E30_4DED);
+    super::embed_captions_as(
+        &model.text_encoder.net,
+        data,
+        per_image,
+        model.device,
+        &mut |_, _| {},
+        &mut |caption| super::distil::reword(caption, &mut rng),
+    )
 }
 
 /// Refuses a decay of G's moving average outside [0, 1) (1 would never

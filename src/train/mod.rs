@@ -373,13 +373,30 @@ pub fn embed_captions(
     device: Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Tensor> {
+    embed_captions_as(encoder, data, per_image, device, progress, &mut |c| {
+        c.to_string()
+    })
+}
+
+/// [`embed_captions`] of each caption as `written` writes it (e.g.
+/// reworded as people type, [`distil::reword`]).
+pub fn embed_captions_as(
+    encoder: &crate::model::TextEncoder,
+    data: &TrainingSet,
+    per_image: usize,
+    device: Device,
+    progress: &mut dyn FnMut(usize, usize),
+    written: &mut dyn FnMut(&str) -> String,
+) -> Result<Tensor> {
     let mut flat: Vec<crate::text::EncodedCaption> = Vec::with_capacity(data.len() * per_image);
     for (i, captions) in data.captions.iter().enumerate() {
         if captions.is_empty() {
             anyhow::bail!("sample {} ({}) has no captions", i, data.names[i]);
         }
         for k in 0..per_image {
-            flat.push(crate::text::encode(&captions[k % captions.len()])?);
+            flat.push(crate::text::encode(&written(
+                &captions[k % captions.len()],
+            ))?);
         }
     }
     let e = encoder.embed(&flat, device, progress);
