@@ -506,6 +506,8 @@ fn eval_prints_the_table_and_writes_the_card() {
         "d_rejects_centre",
         "phrasing_form1_colour_train",
         "phrasing_form6_shape_train",
+        "crosscheck_content_colour_train",
+        "crosscheck_content_shape_held_out",
     ] {
         assert!(out.contains(metric), "{metric} missing from\n{out}");
     }

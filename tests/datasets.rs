@@ -262,7 +262,8 @@ fn cli_reports_problems_by_file() {
 
 #[test]
 fn held_out_phrasings_never_appear_in_the_training_captions() {
-    use gantry::eval::{phrased_caption, HELD_OUT_PHRASINGS};
+    use gantry::eval::{phrased_caption_in, CROSS_CHECK_PHRASINGS, HELD_OUT_PHRASINGS};
+    let sets = [&HELD_OUT_PHRASINGS[..], &CROSS_CHECK_PHRASINGS[..]];
     for grammar in ["rich", "classic"] {
         let mut set = open(
             "procedural-flowers",
@@ -274,7 +275,7 @@ fn held_out_phrasings_never_appear_in_the_training_captions() {
         for (captions, attributes) in set.captions.iter().zip(&set.attributes) {
             for caption in captions {
                 let caption = caption.to_lowercase();
-                for (template, markers) in HELD_OUT_PHRASINGS {
+                for (template, markers) in sets.concat() {
                     for marker in markers {
                         assert!(
                             !caption.contains(marker),
@@ -284,9 +285,11 @@ fn held_out_phrasings_never_appear_in_the_training_captions() {
                 }
                 seen += 1;
             }
-            for k in 0..HELD_OUT_PHRASINGS.len() {
-                let phrased = phrased_caption(attributes, k).unwrap();
-                assert!(!captions.contains(&phrased), "{phrased}");
+            for forms in sets {
+                for k in 0..forms.len() {
+                    let phrased = phrased_caption_in(forms, attributes, k).unwrap();
+                    assert!(!captions.contains(&phrased), "{phrased}");
+                }
             }
         }
         assert_eq!(seen, 40_000);
@@ -301,11 +304,17 @@ fn held_out_phrasings_never_appear_in_the_training_captions() {
     ] {
         a.insert(k.to_string(), v.to_string());
     }
-    for k in 0..HELD_OUT_PHRASINGS.len() {
-        let c = phrased_caption(&a, k).unwrap();
-        for word in ["turquoise", "pointed", "brown"] {
-            assert!(c.contains(word), "{c}");
+    for forms in sets {
+        for (k, (_, markers)) in forms.iter().enumerate() {
+            let c = phrased_caption_in(forms, &a, k).unwrap();
+            for word in ["turquoise", "pointed", "brown"] {
+                assert!(c.contains(word), "{c}");
+            }
+            assert!(c.contains("seven") || c.contains('7'), "{c}");
+            // A form's caption carries its own markers.
+            for marker in *markers {
+                assert!(c.contains(marker), "{c} lacks its marker '{marker}'");
+            }
         }
-        assert!(c.contains("seven") || c.contains('7'), "{c}");
     }
 }

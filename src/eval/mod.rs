@@ -26,7 +26,8 @@ pub use captioned::{captioned, realism};
 pub use colour::{caption_colour, dominant_colour, COLOURS};
 pub use procedural::{
     content_accuracy, d_rejects, diversity, embedding_reads, embedding_reads_with, full_caption,
-    phrased_caption, procedural, style_encoders, ContentRate, Rejects, CONTENT, HELD_OUT_PHRASINGS,
+    phrased_caption, phrased_caption_in, procedural, style_encoders, ContentRate, Rejects, CONTENT,
+    CROSS_CHECK_PHRASINGS, HELD_OUT_PHRASINGS,
 };
 pub use statistics::{checkerboard, frechet_distance, grid, grids, roc_auc, GRID_PERIODS};
 

@@ -63,9 +63,42 @@ pub const HELD_OUT_PHRASINGS: [(&str, &[&str]); 6] = [
     ("petals={C},{S},{N}; centre={X}", &["="]),
 ];
 
+/// Six more sentence forms that neither grammar produces, written as a
+/// cross-check and used for nothing else: no training option (the
+/// distillation's perturbations, `--reworded`) was shaped by them, so a gap
+/// that closes on [`HELD_OUT_PHRASINGS`] and not here was tuned to those six.
+/// Same placeholders and markers.
+pub const CROSS_CHECK_PHRASINGS: [(&str, &[&str]); 6] = [
+    (
+        "gimme a {C} flower with {S} petals ({N}) and a {X} centre",
+        &["gimme"],
+    ),
+    ("flower -> {C}; petals -> {N}, {S}; centre -> {X}", &["->"]),
+    (
+        "i'm looking for a flower whose {N} petals are {S} and {C}, the centre being {X}",
+        &["i'm looking for", "being"],
+    ),
+    ("{S} and {C}, {N} altogether, {X} inside", &["altogether"]),
+    ("{C} flower!! {S} petals!! {N}!! {X} middle!!", &["!!"]),
+    (
+        "what about {N} {C} {S} petals on a {X} centre?",
+        &["what about"],
+    ),
+];
+
 /// The caption of `attributes` in held-out phrasing `k` (taken modulo the
 /// number of phrasings).
 pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Result<String> {
+    phrased_caption_in(&HELD_OUT_PHRASINGS, attributes, k)
+}
+
+/// The caption of `attributes` in phrasing `k` of `forms` (taken modulo
+/// their number).
+pub fn phrased_caption_in(
+    forms: &[(&str, &[&str])],
+    attributes: &BTreeMap<String, String>,
+    k: usize,
+) -> Result<String> {
     let get = |key: &str| {
         attributes
             .get(key)
@@ -78,7 +111,7 @@ pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Resul
         Some(word) if k.is_multiple_of(2) => word.to_string(),
         _ => count,
     };
-    let (template, _) = HELD_OUT_PHRASINGS[k % HELD_OUT_PHRASINGS.len()];
+    let (template, _) = forms[k % forms.len()];
     Ok(template
         .replace("{C}", &get("petal_colour")?)
         .replace("{S}", &get("petal_shape")?)
@@ -89,10 +122,15 @@ pub fn phrased_caption(attributes: &BTreeMap<String, String>, k: usize) -> Resul
 /// The caption of each sample of `set` in a held-out phrasing, sample `i`
 /// in phrasing `i` (so the phrasings take turns over the set).
 pub fn phrased_captions(set: &TrainingSet) -> Result<Vec<String>> {
+    phrased_captions_in(&HELD_OUT_PHRASINGS, set)
+}
+
+/// [`phrased_captions`] in `forms`.
+pub fn phrased_captions_in(forms: &[(&str, &[&str])], set: &TrainingSet) -> Result<Vec<String>> {
     set.attributes
         .iter()
         .enumerate()
-        .map(|(i, a)| phrased_caption(a, i))
+        .map(|(i, a)| phrased_caption_in(forms, a, i))
         .collect()
 }
 
@@ -229,6 +267,29 @@ pub fn procedural(
                     format!(
                         "{count} captions in {} unseen sentence forms; {}",
                         HELD_OUT_PHRASINGS.len(),
+                        probe_note(rate.attribute)
+                    ),
+                ));
+            }
+        }
+    }
+
+    // The cross-check forms, the same way: a guard against tuning to the
+    // six above.
+    let checked = draw(
+        model,
+        &z,
+        &embed(model, &phrased_captions_in(&CROSS_CHECK_PHRASINGS, set)?)?,
+    );
+    for rate in content_accuracy(&checked, set, probe)? {
+        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
+            if let Some((value, count)) = measured {
+                metrics.push(metric(
+                    &format!("crosscheck_content_{}_{split}", rate.label),
+                    value,
+                    format!(
+                        "{count} captions in {} more unseen sentence forms; {}",
+                        CROSS_CHECK_PHRASINGS.len(),
                         probe_note(rate.attribute)
                     ),
                 ));

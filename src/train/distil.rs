@@ -314,7 +314,7 @@ const SMALL_WORDS: [&str; 14] = [
 
 /// Words of chat and requests that state nothing about the picture, none of
 /// them a word of the held-out sentence forms `gantry eval` reads with
-/// (`tests/training.rs` checks).
+/// (its six and the six of its cross-check; `tests/training.rs` checks).
 const CHATTER: [&str; 36] = [
     "hey",
     "hi",
