@@ -12,7 +12,10 @@
 //! PyTorch at equal inputs shows as a defect rather than being blamed on
 //! compute.
 
-use crate::eval::procedural::{caption_under, phrased_captions, PICTURES_PER_CAPTION};
+use crate::eval::procedural::{
+    caption_under, phrased_captions, phrased_captions_in, CROSS_CHECK_PHRASINGS,
+    PICTURES_PER_CAPTION,
+};
 use crate::eval::{draw, embed, full_caption, grids, GRID_PERIODS};
 use crate::model::{Layers, ModelConfig, Upsampling};
 use crate::probe::LoadedProbe;
@@ -248,6 +251,11 @@ pub struct Point {
     /// conditioning and another program's curve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phrased: Vec<(String, f64, f64)>,
+    /// The same in the cross-check's sentence forms
+    /// ([`crate::eval::procedural::CROSS_CHECK_PHRASINGS`]), which no training
+    /// option was shaped by: a guard against tuning to the six above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crosscheck: Vec<(String, f64, f64)>,
     /// The content read off G's moving average's pictures of the same
     /// captions under the same z (with `--g-ema`), and of the phrased ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -306,6 +314,7 @@ impl Point {
             step,
             content,
             phrased: Vec::new(),
+            crosscheck: Vec::new(),
             average: Vec::new(),
             average_phrased: Vec::new(),
             d_real,
@@ -329,6 +338,13 @@ impl Point {
         }
         for (name, train, held) in &self.phrased {
             s += &format!(" phrased_{name}={:.1}/{:.1}", train * 100.0, held * 100.0);
+        }
+        for (name, train, held) in &self.crosscheck {
+            s += &format!(
+                " crosscheck_{name}={:.1}/{:.1}",
+                train * 100.0,
+                held * 100.0
+            );
         }
         for (name, train, held) in &self.average {
             s += &format!(" average_{name}={:.1}/{:.1}", train * 100.0, held * 100.0);
@@ -418,6 +434,8 @@ pub struct Prepared<'a> {
     /// The evaluation captions in held-out sentence forms, [M, E] (none
     /// for one-hot conditioning).
     pub phrased_text: Option<Tensor>,
+    /// The same in the cross-check's sentence forms.
+    pub crosscheck_text: Option<Tensor>,
     pub eval_z: Tensor,
     /// The z of each line's diversity reading ([`diverse_z`]).
     pub diverse_z: Tensor,
@@ -432,38 +450,42 @@ pub fn prepare<'a>(
         bail!("--steps and --every must be at least 1");
     }
     let mut model_config = ModelConfig::preset(&config.preset)?.with_layers(config.layers());
-    let (embeddings, eval_text, phrased_text) = match (config.text, inputs.text_model) {
-        (TextInput::OneHot, _) => {
-            let train = one_hot_attributes(inputs.train, inputs.probe)?;
-            let eval = one_hot_attributes(inputs.eval, inputs.probe)?;
-            (
-                train.unsqueeze(1).to_device(device),
-                eval.to_device(device),
-                None,
-            )
-        }
-        (_, None) => bail!("{} conditioning needs a text encoder", config.text.name()),
-        (_, Some(text_model)) => {
-            let train = embed_captions(
-                &text_model.text_encoder.net,
-                inputs.train,
-                10,
-                device,
-                &mut |_, _| {},
-            )?;
-            let captions: Vec<String> = inputs
-                .eval
-                .attributes
-                .iter()
-                .map(full_caption)
-                .collect::<Result<_>>()?;
-            let eval = embed(text_model, &captions)?.to_device(device);
-            let phrased = embed(text_model, &phrased_captions(inputs.eval)?)?.to_device(device);
-            model_config.text_encoder = text_model.card.architecture.text_encoder.clone();
-            model_config.image_encoder = text_model.card.architecture.image_encoder.clone();
-            (train, eval, Some(phrased))
-        }
-    };
+    let (embeddings, eval_text, phrased_text, crosscheck_text) =
+        match (config.text, inputs.text_model) {
+            (TextInput::OneHot, _) => {
+                let train = one_hot_attributes(inputs.train, inputs.probe)?;
+                let eval = one_hot_attributes(inputs.eval, inputs.probe)?;
+                (
+                    train.unsqueeze(1).to_device(device),
+                    eval.to_device(device),
+                    None,
+                    None,
+                )
+            }
+            (_, None) => bail!("{} conditioning needs a text encoder", config.text.name()),
+            (_, Some(text_model)) => {
+                let train = embed_captions(
+                    &text_model.text_encoder.net,
+                    inputs.train,
+                    10,
+                    device,
+                    &mut |_, _| {},
+                )?;
+                let captions: Vec<String> = inputs
+                    .eval
+                    .attributes
+                    .iter()
+                    .map(full_caption)
+                    .collect::<Result<_>>()?;
+                let eval = embed(text_model, &captions)?.to_device(device);
+                let phrased = embed(text_model, &phrased_captions(inputs.eval)?)?.to_device(device);
+                let checked = phrased_captions_in(&CROSS_CHECK_PHRASINGS, inputs.eval)?;
+                let checked = embed(text_model, &checked)?.to_device(device);
+                model_config.text_encoder = text_model.card.architecture.text_encoder.clone();
+                model_config.image_encoder = text_model.card.architecture.image_encoder.clone();
+                (train, eval, Some(phrased), Some(checked))
+            }
+        };
     let e = *embeddings.size().last().unwrap_or(&0);
     model_config.text_encoder.embedding_dim = e;
     model_config.image_encoder.embedding_dim = e;
@@ -491,6 +513,7 @@ pub fn prepare<'a>(
         trainer,
         eval_text,
         phrased_text,
+        crosscheck_text,
         eval_z,
         diverse_z,
     })
@@ -697,6 +720,10 @@ pub fn run(
             if let Some(phrased) = &prepared.phrased_text {
                 let pictures = as_saved(&draw(&prepared.trainer.model, &prepared.eval_z, phrased));
                 point.phrased = content_accuracy(&pictures, inputs.eval, inputs.probe)?;
+            }
+            if let Some(checked) = &prepared.crosscheck_text {
+                let pictures = as_saved(&draw(&prepared.trainer.model, &prepared.eval_z, checked));
+                point.crosscheck = content_accuracy(&pictures, inputs.eval, inputs.probe)?;
             }
             prepared.trainer.settle_average();
             if let Some(average) = &prepared.trainer.average {

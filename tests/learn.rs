@@ -80,9 +80,11 @@ fn assert_curve(points: &[BTreeMap<String, String>], steps: &[&str]) {
             assert!((0.0..=100.0).contains(&train) && (0.0..=100.0).contains(&held));
             // The same captions in sentence forms no grammar has (gantry's
             // lines, with a text encoder).
-            if let Some(phrased) = p.get(&format!("phrased_{attribute}")) {
-                let (train, held) = percent_pair(phrased);
-                assert!((0.0..=100.0).contains(&train) && (0.0..=100.0).contains(&held));
+            for form in ["phrased", "crosscheck"] {
+                if let Some(phrased) = p.get(&format!("{form}_{attribute}")) {
+                    let (train, held) = percent_pair(phrased);
+                    assert!((0.0..=100.0).contains(&train) && (0.0..=100.0).contains(&held));
+                }
             }
         }
         for key in ["d_real", "d_wrong", "d_fake"] {
@@ -158,7 +160,7 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
     assert!(
         first
             .iter()
-            .all(|p| p.contains_key("phrased_colour") && p.contains_key("phrased_shape")),
+            .all(|p| p.contains_key("phrased_colour") && p.contains_key("crosscheck_shape")),
         "{first:?}"
     );
     // Same seed, same curve (the seconds aside).
@@ -186,6 +188,7 @@ fn bench_learn_prints_a_deterministic_line_at_each_step() {
     // Without a text encoder there are no captions to change or rephrase.
     assert!(!one_hot[0].contains_key("d_rejects_colour"));
     assert!(!one_hot[0].contains_key("phrased_colour"));
+    assert!(!one_hot[0].contains_key("crosscheck_colour"));
     // One caption per image instead of the paper's mean of four: G and D
     // read other texts, so the run takes other steps.
     let single = lines(&learn(
