@@ -18,6 +18,7 @@
 #   MODE_SEEKING=2 ... scripts/continue.sh   # G's mode-seeking term at weight 2 (--mode-seeking; 0: none)
 #   CAPTIONS_AVERAGED=1 TEXT_NOISE=1 ... scripts/continue.sh   # single captions, noise on G's text
 #   REWORDED=0.5 WHICH=pf ... scripts/continue.sh   # half of G's texts read from its captions reworded (--reworded)
+#   G_EMA=0.999 ... scripts/continue.sh   # the models draw with G's moving average (--g-ema; training unchanged)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
 #   DISTIL_STEPS=0 ... scripts/continue.sh   # ship procedural flowers' text encoder as the GAN had it (not distilled)
@@ -65,6 +66,11 @@ CAPTIONS_AVERAGED=${CAPTIONS_AVERAGED:-4} # caption embeddings averaged per imag
 TEXT_NOISE=${TEXT_NOISE:-0}      # spread of the noise on G's text (--text-noise; 0: none)
 TEXT_NOISE_ALONG=${TEXT_NOISE_ALONG:-dimensions} # its directions (--text-noise-along dimensions|phrasings)
 REWORDED=${REWORDED:-0}          # share of G's texts read reworded (--reworded; 0: none)
+# Decay of G's moving average (--g-ema; unset: none). Not one of the options a
+# run must keep: training is the same with it, a run may take it up on
+# --resume, and one that goes on from a shipped model that holds an average
+# goes on from that average (about 1 / (1 - decay) steps behind its G).
+G_EMA=${G_EMA:-}
 WRONG=${WRONG:-}         # D's wrong images (--wrong) for a run from scratch; unset: pf sibling, ox class (the paper)
 SEED=${SEED:-}           # the runs' --seed (initialisation, batches, noise; 0 when unset; give it again to resume)
 # The arguments a run from scratch is started with that a run must keep:
@@ -173,7 +179,7 @@ for w in $WHICH; do
     echo "$options" > "$run.options"
     say "${folder[$w]}: ${resume[*]:-from scratch} ($options)"
     # shellcheck disable=SC2086 # the arguments are words
-    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $options ${SEED:+--seed "$SEED"} --run "$run" "${resume[@]}" \
+    gantry train gan ${data[$w]} "${limit[@]}" ${args[$w]} $options ${SEED:+--seed "$SEED"} ${G_EMA:+--g-ema "$G_EMA"} --run "$run" "${resume[@]}" \
         --time-limit "$MIN" --checkpoint-every 500 > "$run.log" 2>&1 &
 done
 wait

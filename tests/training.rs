@@ -1012,6 +1012,24 @@ fn g_ema_writes_the_average_keeps_training_and_resumes() {
     ));
     let late_g = trainable(&model("late"), "generator.safetensors");
     assert!(!same_tensors(&trained, &late_g) && !same_tensors(&written, &late_g));
+    // A run that goes on from a folder holding an average goes on from the
+    // average, and says so (at lr 0 one step leaves G there).
+    let out = train(
+        &sandbox,
+        &[
+            &GAN_ARGS[..],
+            &["1", "--lr", "0", "--init-from", "ema-straight/model"],
+            &["--restart-schedule", "--run", "on"],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("G goes on from the average"), "{said}");
+    assert!(same_tensors(
+        &written,
+        &trainable(&model("on"), "generator.safetensors")
+    ));
     // A decay of 1 would never move: refused before any data is read.
     let out = train(
         &sandbox,

@@ -530,8 +530,13 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             .map_err(|e| about_init(&init, e))?;
             // The schedule of the model --init-from names, taken up below.
             let schedule = schedule.filter(|_| !restart_schedule);
-            if let Some((dir, _)) = &init {
+            if let Some((dir, init)) = &init {
                 eprintln!("starting G, D and S from {}", dir.display());
+                if let Some(decay) = init.card.training.get("g_ema") {
+                    // The folder keeps the average only: G goes on from it
+                    // (about 1 / (1 - decay) steps behind the G that trained).
+                    eprintln!("its G is the moving average (decay {decay}) of the G that trained: G goes on from the average");
+                }
             }
             let embeddings = embeddings(&model, &set)?;
             let gan = GanConfig {
