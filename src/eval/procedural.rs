@@ -256,46 +256,32 @@ pub fn procedural(
     }
 
     // The same renders and z, captions in sentence forms no training grammar
-    // has: how much of the above survives phrasings the model never saw.
-    let phrased_images = draw(model, &z, &embed(model, &phrased_captions(set)?)?);
-    for rate in content_accuracy(&phrased_images, set, probe)? {
-        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
-            if let Some((value, count)) = measured {
-                metrics.push(metric(
-                    &format!("phrasing_content_{}_{split}", rate.label),
-                    value,
-                    format!(
-                        "{count} captions in {} unseen sentence forms; {}",
-                        HELD_OUT_PHRASINGS.len(),
-                        probe_note(rate.attribute)
-                    ),
-                ));
+    // has: how much of the above survives phrasings the model never saw; and
+    // in the cross-check's forms, a guard against tuning to the first six.
+    let mut phrased_images = None;
+    for (forms, prefix, which) in [
+        (&HELD_OUT_PHRASINGS[..], "phrasing", "unseen"),
+        (&CROSS_CHECK_PHRASINGS[..], "crosscheck", "more unseen"),
+    ] {
+        let images = draw(model, &z, &embed(model, &phrased_captions_in(forms, set)?)?);
+        for rate in content_accuracy(&images, set, probe)? {
+            for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
+                if let Some((value, count)) = measured {
+                    metrics.push(metric(
+                        &format!("{prefix}_content_{}_{split}", rate.label),
+                        value,
+                        format!(
+                            "{count} captions in {} {which} sentence forms; {}",
+                            forms.len(),
+                            probe_note(rate.attribute)
+                        ),
+                    ));
+                }
             }
         }
+        phrased_images.get_or_insert(images);
     }
-
-    // The cross-check forms, the same way: a guard against tuning to the
-    // six above.
-    let checked = draw(
-        model,
-        &z,
-        &embed(model, &phrased_captions_in(&CROSS_CHECK_PHRASINGS, set)?)?,
-    );
-    for rate in content_accuracy(&checked, set, probe)? {
-        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
-            if let Some((value, count)) = measured {
-                metrics.push(metric(
-                    &format!("crosscheck_content_{}_{split}", rate.label),
-                    value,
-                    format!(
-                        "{count} captions in {} more unseen sentence forms; {}",
-                        CROSS_CHECK_PHRASINGS.len(),
-                        probe_note(rate.attribute)
-                    ),
-                ));
-            }
-        }
-    }
+    let phrased_images = phrased_images.expect("the held-out forms were drawn");
 
     // Colour and shape per unseen form (training classes): which forms the
     // model draws worst (sample i is in form i, taken modulo the forms).
