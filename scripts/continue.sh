@@ -20,7 +20,7 @@
 #   REWORDED=0.5 WHICH=pf ... scripts/continue.sh   # half of G's texts read from its captions reworded (--reworded)
 #   G_EMA=0.999 ... scripts/continue.sh   # the models draw with G's moving average (--g-ema; training unchanged)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
-#   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 OUT=$OUT scripts/continue.sh   # a GPU window
+#   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 G_EMA=0.999 OUT=$OUT scripts/continue.sh   # a GPU window (G's average: README, Learning curve)
 #   DISTIL_STEPS=0 ... scripts/continue.sh   # ship procedural flowers' text encoder as the GAN had it (not distilled)
 #
 # A run goes on from its run folder's checkpoint where there is one (the same
