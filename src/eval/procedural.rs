@@ -175,6 +175,28 @@ pub fn content_accuracy(
     Ok(out)
 }
 
+/// One metric per attribute and split of `rates`, named
+/// `{prefix}_{label}_{split}`, its note `note(captions, attribute)`.
+fn content_metrics(
+    rates: &[ContentRate],
+    prefix: &str,
+    note: impl Fn(usize, &str) -> String,
+) -> Vec<Metric> {
+    let mut metrics = Vec::new();
+    for rate in rates {
+        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
+            if let Some((value, count)) = measured {
+                metrics.push(metric(
+                    &format!("{prefix}_{}_{split}", rate.label),
+                    value,
+                    note(count, rate.attribute),
+                ));
+            }
+        }
+    }
+    metrics
+}
+
 /// How often `read` (one value per sample of `set`) is `attribute` of the
 /// samples `idx`, and how many they are; None for no samples.
 fn hit_rate(
@@ -243,45 +265,40 @@ pub fn procedural(
     let text = embed(model, &captions)?;
     let z = noise(&mut rng, n, nz, model.device);
     let generated = draw(model, &z, &text);
-    for rate in content_accuracy(&generated, set, probe)? {
-        for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
-            if let Some((value, count)) = measured {
-                metrics.push(metric(
-                    &format!("content_{}_{split}", rate.label),
-                    value,
-                    format!("{count} captions; {}", probe_note(rate.attribute)),
-                ));
-            }
-        }
-    }
+    let rates = content_accuracy(&generated, set, probe)?;
+    metrics.extend(content_metrics(&rates, "content", |count, attribute| {
+        format!("{count} captions; {}", probe_note(attribute))
+    }));
 
     // The same renders and z, captions in sentence forms no training grammar
     // has: how much of the above survives phrasings the model never saw; and
-    // in the cross-check's forms, a guard against tuning to the first six.
-    let mut phrased_images = None;
-    for (forms, prefix, which) in [
-        (&HELD_OUT_PHRASINGS[..], "phrasing", "unseen"),
-        (&CROSS_CHECK_PHRASINGS[..], "crosscheck", "more unseen"),
-    ] {
-        let images = draw(model, &z, &embed(model, &phrased_captions_in(forms, set)?)?);
-        for rate in content_accuracy(&images, set, probe)? {
-            for (split, measured) in [("train", rate.train), ("held_out", rate.held_out)] {
-                if let Some((value, count)) = measured {
-                    metrics.push(metric(
-                        &format!("{prefix}_content_{}_{split}", rate.label),
-                        value,
-                        format!(
-                            "{count} captions in {} {which} sentence forms; {}",
-                            forms.len(),
-                            probe_note(rate.attribute)
-                        ),
-                    ));
-                }
-            }
-        }
-        phrased_images.get_or_insert(images);
-    }
-    let phrased_images = phrased_images.expect("the held-out forms were drawn");
+    // in the cross-check's forms, a guard against tuning to those six.
+    let phrased_images = draw(model, &z, &embed(model, &phrased_captions(set)?)?);
+    let rates = content_accuracy(&phrased_images, set, probe)?;
+    metrics.extend(content_metrics(
+        &rates,
+        "phrasing_content",
+        |count, attribute| {
+            format!(
+                "{count} captions in {} unseen sentence forms; {}",
+                HELD_OUT_PHRASINGS.len(),
+                probe_note(attribute)
+            )
+        },
+    ));
+    let checked = phrased_captions_in(&CROSS_CHECK_PHRASINGS, set)?;
+    let rates = content_accuracy(&draw(model, &z, &embed(model, &checked)?), set, probe)?;
+    metrics.extend(content_metrics(
+        &rates,
+        "crosscheck_content",
+        |count, attribute| {
+            format!(
+                "{count} captions in {} more unseen sentence forms; {}",
+                CROSS_CHECK_PHRASINGS.len(),
+                probe_note(attribute)
+            )
+        },
+    ));
 
     // Colour and shape per unseen form (training classes): which forms the
     // model draws worst (sample i is in form i, taken modulo the forms).
