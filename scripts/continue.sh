@@ -18,6 +18,7 @@
 #   MODE_SEEKING=2 ... scripts/continue.sh   # G's mode-seeking term at weight 2 (--mode-seeking; 0: none)
 #   CAPTIONS_AVERAGED=1 TEXT_NOISE=1 ... scripts/continue.sh   # single captions, noise on G's text
 #   REWORDED=0.5 WHICH=pf ... scripts/continue.sh   # half of G's texts read from its captions reworded (--reworded)
+#   PHRASING_CONSISTENCY=10 WHICH=pf ... scripts/continue.sh   # G asked for one picture of a caption as written and reworded
 #   G_EMA=0.999 ... scripts/continue.sh   # the models draw with G's moving average (--g-ema; training unchanged)
 #   SEED=1 RUNS=runs-seed1 ... scripts/continue.sh   # a second draw of the same run beside the first
 #   DEVICE=cuda WHICH=pf MIN=8 STYLE_MIN=1 G_EMA=0.999 OUT=$OUT scripts/continue.sh   # a GPU window (G's average: README, Learning curve)
@@ -66,6 +67,7 @@ CAPTIONS_AVERAGED=${CAPTIONS_AVERAGED:-4} # caption embeddings averaged per imag
 TEXT_NOISE=${TEXT_NOISE:-0}      # spread of the noise on G's text (--text-noise; 0: none)
 TEXT_NOISE_ALONG=${TEXT_NOISE_ALONG:-dimensions} # its directions (--text-noise-along dimensions|phrasings)
 REWORDED=${REWORDED:-0}          # share of G's texts read reworded (--reworded; 0: none)
+PHRASING_CONSISTENCY=${PHRASING_CONSISTENCY:-0} # weight of G's phrasing-consistency term (--phrasing-consistency; 0: none)
 # Decay of G's moving average (--g-ema; unset: none). Not one of the options a
 # run must keep: training is the same with it, a run may take it up on
 # --resume, and one that goes on from a shipped model that holds an average
@@ -89,6 +91,8 @@ TEXT_NOISE=$(printf '%g' "$TEXT_NOISE")
 [ "$TEXT_NOISE" = 0 ] || [ "$TEXT_NOISE_ALONG" = dimensions ] || options_asked="$options_asked --text-noise-along $TEXT_NOISE_ALONG"
 REWORDED=$(printf '%g' "$REWORDED")
 [ "$REWORDED" = 0 ] || options_asked="$options_asked --reworded $REWORDED"
+PHRASING_CONSISTENCY=$(printf '%g' "$PHRASING_CONSISTENCY")
+[ "$PHRASING_CONSISTENCY" = 0 ] || options_asked="$options_asked --phrasing-consistency $PHRASING_CONSISTENCY"
 # One libtorch thread per run on the CPU (the runs go side by side).
 [ "$DEVICE" = cpu ] && export GANTRY_THREADS=${GANTRY_THREADS:-1} OMP_NUM_THREADS=1
 
@@ -169,6 +173,8 @@ for w in $WHICH; do
         options="$options$(from_card text_noise_along last dimensions --text-noise-along)"
         reworded=$(sed -n 's/.*"reworded": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
         [ -z "$reworded" ] || options="$options --reworded $(printf '%g' "$reworded")"
+        consistency=$(sed -n 's/.*"phrasing_consistency": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
+        [ -z "$consistency" ] || options="$options --phrasing-consistency $(printf '%g' "$consistency")"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong_before[$w]}}"
         if [ "$options" != "$asked" ]; then

@@ -40,7 +40,8 @@
 # --text-noise-along phrasings) and only where its captions that state the
 # same attributes differ (--text-noise 1 --text-noise-along statements),
 # and with half of G's texts read from its captions reworded as people type
-# them (--reworded 0.5), three seeds each. At most 8 files come back from $OUT, so
+# them (--reworded 0.5), and asked for one picture of a caption as written
+# and reworded (--phrasing-consistency 10), three seeds each. At most 8 files come back from $OUT, so
 # every configuration writes to the same two: its lines and errors, prefixed
 # with its name, to $OUT/sweep.txt as they come, and its points to
 # $OUT/sweep.jsonl (`scripts/learn-table.py --summary $OUT/sweep.jsonl`).
@@ -108,7 +109,10 @@ combo-statementnoise1-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pa
 combo-statementnoise1-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --text-noise 1 --text-noise-along statements --seed 2
 combo-reworded05-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 0
 combo-reworded05-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 1
-combo-reworded05-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 2"}
+combo-reworded05-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --reworded 0.5 --seed 2
+combo-consistency10-s0: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --phrasing-consistency 10 --seed 0
+combo-consistency10-s1: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --phrasing-consistency 10 --seed 1
+combo-consistency10-s2: --match-loss 4 --upsampling bilinear --d-joint-norm pair --wrong sibling --mode-seeking 1 --phrasing-consistency 10 --seed 2"}
 mkdir -p "$OUT"
 # Another text encoder (a model folder, or state/procedural-text-encoder,
 # which holds the text side only).

@@ -121,6 +121,10 @@ pub struct LearnConfig {
     /// Share of G's texts read reworded ([`GanConfig::reworded`]).
     #[serde(default)]
     pub reworded: f64,
+    /// Weight of G's phrasing-consistency term
+    /// ([`GanConfig::phrasing_consistency`]).
+    #[serde(default)]
+    pub phrasing_consistency: f64,
 }
 
 fn paper_captions_averaged() -> usize {
@@ -135,8 +139,12 @@ impl LearnConfig {
         crate::train::gan::check_mode_seeking(self.mode_seeking, self.fresh_noise_for_g)?;
         crate::train::gan::check_text_noise(self.text_noise)?;
         crate::train::gan::check_reworded(self.reworded)?;
+        crate::train::gan::check_phrasing_consistency(self.phrasing_consistency)?;
         if self.reworded > 0.0 && self.text == TextInput::OneHot {
             bail!("--reworded reads captions through a text encoder: it does not go with one-hot conditioning");
+        }
+        if self.phrasing_consistency > 0.0 && self.text == TextInput::OneHot {
+            bail!("--phrasing-consistency reads captions through a text encoder: it does not go with one-hot conditioning");
         }
         if self.match_loss > 0.0 && self.text == TextInput::OneHot {
             bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
@@ -178,6 +186,9 @@ impl LearnConfig {
         if self.reworded > 0.0 {
             label += &format!(" reworded {}", self.reworded);
         }
+        if self.phrasing_consistency > 0.0 {
+            label += &format!(" phrasing-consistency {}", self.phrasing_consistency);
+        }
         for word in self.layers().words() {
             label += &format!(" {word}");
         }
@@ -206,6 +217,9 @@ impl LearnConfig {
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
         }
+        if self.phrasing_consistency > 0.0 {
+            bail!("--phrasing-consistency with --export: bench/pytorch_learn.py has no reworded captions to read (run the curve without --export)");
+        }
         if self.reworded > 0.0 {
             bail!("--reworded with --export: bench/pytorch_learn.py has no reworded captions to read (run the curve without --export)");
         }
@@ -233,6 +247,7 @@ impl LearnConfig {
             text_noise_along: self.text_noise_along,
             g_ema: self.g_ema,
             reworded: self.reworded,
+            phrasing_consistency: self.phrasing_consistency,
             ..GanConfig::paper(self.variant, dataset)
         }
     }

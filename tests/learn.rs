@@ -542,6 +542,15 @@ fn bench_learn_refuses_what_it_cannot_run() {
             &["--reworded", "1", "--export", "x"],
             "no reworded captions",
         ),
+        (&["--phrasing-consistency=-1"], "0 or more"),
+        (
+            &["--phrasing-consistency", "1", "--conditioning", "one-hot"],
+            "one-hot",
+        ),
+        (
+            &["--phrasing-consistency", "1", "--export", "x"],
+            "no reworded captions",
+        ),
         (
             &["--mode-seeking", "1", "--reuse-fakes"],
             "needs fresh noise",

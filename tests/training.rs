@@ -1383,6 +1383,8 @@ fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
             "phrasings",
             "--reworded",
             "0.5",
+            "--phrasing-consistency",
+            "2",
         ],
     ]
     .concat();
@@ -1417,6 +1419,11 @@ fn mode_seeking_needs_fresh_noise_and_the_text_options_are_kept_in_the_card() {
         "{card}"
     );
     assert_eq!(card["training"]["reworded"].as_f64(), Some(0.5), "{card}");
+    assert_eq!(
+        card["training"]["phrasing_consistency"].as_f64(),
+        Some(2.0),
+        "{card}"
+    );
 }
 
 #[test]
@@ -1555,6 +1562,85 @@ fn reworded_captions_move_what_g_reads_and_not_what_d_judges_against() {
             Err(err) => err.to_string(),
         };
         assert!(err.contains("--reworded"), "{err}");
+    }
+}
+
+/// `--phrasing-consistency`: G is asked for the same picture of a caption
+/// as written and reworded (same z). Trained with the term, G's two pictures
+/// of the training captions lie closer together than trained without it
+/// (drawn as a user's are, in eval mode); D's real pairs are the same; a
+/// negative or NaN weight is refused.
+#[test]
+fn phrasing_consistency_draws_a_caption_alike_however_it_is_worded() {
+    const STEPS: u64 = 30;
+    let set = flowers(400);
+    let source = tiny_model();
+    let e = embeddings(&source, &set);
+    let paper = GanConfig::paper(Variant::GanIntCls, "procedural-flowers");
+    let reworded = gantry::train::gan::reworded_embeddings(&source, &set, 10, paper.seed).unwrap();
+    let train = |weight: f64| {
+        let config = GanConfig {
+            steps: Some(STEPS),
+            phrasing_consistency: weight,
+            ..paper.clone()
+        };
+        // G made to lean on its text from the start (an untrained G hardly
+        // reads it), so that there is a difference to keep or take away.
+        let model = with_g_and_d_of(&source);
+        for (name, mut weight) in model.generator.vs.variables() {
+            if name.ends_with("text_projection.weight") {
+                tch::no_grad(|| {
+                    let _ = weight.f_mul_scalar_(30.0).unwrap();
+                });
+            }
+        }
+        let mut trainer = GanTrainer::new(model, config, &set, e.shallow_clone()).unwrap();
+        let first = trainer.gan_step().unwrap().read().unwrap();
+        for _ in 1..STEPS {
+            trainer.gan_step().unwrap();
+        }
+        // G's pictures of each image's first caption as written and
+        // reworded, under one z each.
+        let g = &trainer.model.generator.net;
+        let n = 64;
+        let written = e.select(1, 0).narrow(0, 0, n);
+        let other = reworded.select(1, 0).narrow(0, 0, n);
+        tch::manual_seed(7);
+        let z = Tensor::randn(
+            [n, trainer.model.card.architecture.generator.nz],
+            (tch::Kind::Float, Device::Cpu),
+        );
+        let apart = tch::no_grad(|| {
+            (g.forward_t(&z, &written, false) - g.forward_t(&z, &other, false))
+                .abs()
+                .mean(tch::Kind::Float)
+                .double_value(&[])
+        });
+        (first, apart)
+    };
+    let (plain, plain_apart) = train(0.0);
+    let (asked, asked_apart) = train(50.0);
+    assert!(!plain.contains_key("g_phrasing"), "{plain:?}");
+    assert!(asked["g_phrasing"] > 0.0, "{asked:?}");
+    assert_eq!(plain["d_real"], asked["d_real"]);
+    assert!(
+        asked_apart < plain_apart * 0.8,
+        "the two wordings' pictures {asked_apart} apart with the term, {plain_apart} without"
+    );
+    for weight in [-1.0, f64::NAN] {
+        let err = match GanTrainer::new(
+            tiny_model(),
+            GanConfig {
+                phrasing_consistency: weight,
+                ..paper.clone()
+            },
+            &set,
+            e.shallow_clone(),
+        ) {
+            Ok(_) => panic!("a weight of {weight} was taken"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("--phrasing-consistency"), "{err}");
     }
 }
 

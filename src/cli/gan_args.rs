@@ -108,6 +108,11 @@ pub struct GanArgs {
     /// draw what a caption says however it is put
     #[arg(long, default_value_t = 0.0)]
     pub reworded: f64,
+    /// Weight of a term asking G for the same picture of a caption as
+    /// written and reworded (same z; 0: none, the paper): G learns that how a
+    /// caption is put does not change what it shows (e.g. 10)
+    #[arg(long, default_value_t = 0.0)]
+    pub phrasing_consistency: f64,
 }
 
 /// [`GanArgs`] read: the words parsed, what does not go together refused
@@ -129,6 +134,7 @@ impl GanArgs {
         gantry::train::gan::check_mode_seeking(self.mode_seeking, true)?;
         gantry::train::gan::check_g_ema(self.g_ema)?;
         gantry::train::gan::check_reworded(self.reworded)?;
+        gantry::train::gan::check_phrasing_consistency(self.phrasing_consistency)?;
         Ok(GanChoices {
             variant: Variant::parse(&self.variant)?,
             wrong: WrongImages::parse(&self.wrong)?,

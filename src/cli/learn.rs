@@ -191,6 +191,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         text_noise_along,
         g_ema: args.gan.g_ema,
         reworded: args.gan.reworded,
+        phrasing_consistency: args.gan.phrasing_consistency,
     };
     // What cannot run is said before the renders are made.
     config.validate()?;

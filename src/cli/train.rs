@@ -506,6 +506,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 text_noise,
                 g_ema,
                 reworded,
+                phrasing_consistency,
                 ..
             } = *options;
             gantry::train::gan::check_mode_seeking(mode_seeking, fresh_noise)?;
@@ -560,10 +561,11 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 text_noise_along,
                 g_ema,
                 reworded,
+                phrasing_consistency,
                 ..GanConfig::paper(variant, &set.spec)
             };
-            if reworded > 0.0 {
-                eprintln!("rewording the training captions as people type them and embedding them (--reworded)");
+            if reworded > 0.0 || phrasing_consistency > 0.0 {
+                eprintln!("rewording the training captions as people type them and embedding them (--reworded, --phrasing-consistency)");
             }
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
             if common.resume {
@@ -618,6 +620,9 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             }
             if reworded > 0.0 {
                 details.insert("reworded".into(), reworded.into());
+            }
+            if phrasing_consistency > 0.0 {
+                details.insert("phrasing_consistency".into(), phrasing_consistency.into());
             }
             details.insert(
                 "text_encoder".into(),

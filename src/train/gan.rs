@@ -307,6 +307,16 @@ pub struct GanConfig {
     /// content, where noise cannot stand in for it.
     #[serde(default)]
     pub reworded: f64,
+    /// Weight of a phrasing-consistency term in G's loss (0: none, the
+    /// paper): G draws its batch's texts again under the same z from the
+    /// other reading of each caption (reworded where it read it as written,
+    /// as written where reworded; [`Self::reworded`]'s rewordings), both in
+    /// one batch so that its batch norm treats them as when drawing, and the
+    /// term is the mean absolute difference between the two pictures. Where rewording lets D and the matching term ask G only
+    /// for a picture of the content, this asks for the same picture: what a
+    /// caption states, not how it is put, is what G draws.
+    #[serde(default)]
+    pub phrasing_consistency: f64,
 }
 
 /// D's scores (logits) of each (images, texts) pair of batches: each
@@ -402,6 +412,7 @@ impl GanConfig {
             text_noise_along: NoiseAlong::Dimensions,
             g_ema: 0.0,
             reworded: 0.0,
+            phrasing_consistency: 0.0,
         }
     }
 }
@@ -562,7 +573,8 @@ pub struct GanTrainer<'a> {
     /// of a picture's captions about their mean, [E, E] ([`NoiseAlong`]).
     text_spread: Option<Tensor>,
     /// [N, K, E] embeddings of the same captions reworded
-    /// ([`GanConfig::reworded`]), only where G reads any.
+    /// ([`GanConfig::reworded`]), only where G reads any or draws both
+    /// readings ([`GanConfig::phrasing_consistency`]).
     reworded: Option<Tensor>,
     train: Vec<usize>,
     order: Vec<usize>,
@@ -681,6 +693,7 @@ impl<'a> GanTrainer<'a> {
         check_mode_seeking(config.mode_seeking, config.fresh_noise_for_g)?;
         check_text_noise(config.text_noise)?;
         check_reworded(config.reworded)?;
+        check_phrasing_consistency(config.phrasing_consistency)?;
         if config.match_loss > 0.0 {
             // θ reads G's pictures as a fixed judge; it is not trained here.
             model.image_encoder.vs.freeze();
@@ -720,7 +733,7 @@ impl<'a> GanTrainer<'a> {
         let average = (config.g_ema > 0.0)
             .then(|| GeneratorAverage::new(&model, config.g_ema))
             .transpose()?;
-        let reworded = (config.reworded > 0.0)
+        let reworded = (config.reworded > 0.0 || config.phrasing_consistency > 0.0)
             .then(|| reworded_embeddings(&model, data, embeddings.size()[1] as usize, config.seed))
             .transpose()?;
         Ok(Self {
@@ -956,15 +969,22 @@ impl<'a> GanTrainer<'a> {
             .to_device(device);
         let text = super::mean_of_picks(&self.embeddings, &draws.batch, &draws.picks);
         // What G reads of each text: the captions as written or (a share of
-        // them, with rewording) the same captions reworded.
-        let reworded = match (&draws.reworded, &self.reworded) {
-            (Some(which), Some(reworded)) => {
+        // them, with rewording) the same captions reworded; and the other
+        // reading of each, which the phrasing-consistency term draws too.
+        let reworded = self
+            .reworded
+            .as_ref()
+            .map(|r| super::mean_of_picks(r, &draws.batch, &draws.picks));
+        let (read, other_read) = match (&reworded, &draws.reworded) {
+            (Some(reworded), Some(which)) => {
                 let which: Vec<f32> = which.iter().map(|&r| f32::from(u8::from(r))).collect();
                 let which = Tensor::from_slice(&which).to_device(device).unsqueeze(1);
-                let other = super::mean_of_picks(reworded, &draws.batch, &draws.picks);
-                Some(&text + (other - &text) * which)
+                let read = &text + (reworded - &text) * &which;
+                let other = reworded + (&text - reworded) * &which;
+                (Some(read), Some(other))
             }
-            _ => None,
+            (Some(reworded), None) => (None, Some(reworded.shallow_clone())),
+            _ => (None, None),
         };
 
         // G's batch: the B real embeddings, plus B/2 interpolations for GAN-INT.
@@ -979,19 +999,28 @@ impl<'a> GanTrainer<'a> {
             Tensor::cat(&[t, &mixed], 0)
         };
         let g_text = with_interpolations(&text);
-        let g_read = reworded.map_or_else(|| g_text.shallow_clone(), |r| with_interpolations(&r));
+        let g_read = read.map_or_else(|| g_text.shallow_clone(), |r| with_interpolations(&r));
         // What G draws from: its texts as read, or (text noise) texts near
         // them; D always judges against the texts as written.
-        let g_input = match (&draws.text_noise, &self.text_spread) {
-            (Some(eps), Some(spread)) => {
-                let eps = match self.config.text_noise_along {
+        let text_shift = match (&draws.text_noise, &self.text_spread) {
+            (Some(eps), Some(spread)) => Some(
+                match self.config.text_noise_along {
                     NoiseAlong::Dimensions => eps * spread,
                     NoiseAlong::Phrasings | NoiseAlong::Statements => eps.matmul(spread),
-                };
-                &g_read + eps * self.config.text_noise
-            }
-            _ => g_read,
+                } * self.config.text_noise,
+            ),
+            _ => None,
         };
+        let shifted = |t: Tensor| match &text_shift {
+            Some(shift) => t + shift,
+            None => t,
+        };
+        let g_input = shifted(g_read);
+        // The phrasing-consistency term's texts: each read the other way.
+        let twin_input = (self.config.phrasing_consistency > 0.0).then(|| {
+            let other = other_read.expect("checked: the rewordings are read");
+            shifted(with_interpolations(&other))
+        });
         let z = &draws.z;
         let z_for_d = &draws.z_for_d;
         // Images of other classes, for the matching-aware (CLS) term.
@@ -1021,7 +1050,21 @@ impl<'a> GanTrainer<'a> {
         self.phases.mark("batch");
         let g = &self.model.generator.net;
         let d = &self.model.discriminator.net;
-        let fake = g.forward_t(z, &g_input, true);
+        // G's pictures; with the phrasing-consistency term also of each text
+        // read the other way, in the same batch (the same batch statistics,
+        // as when G draws).
+        let (fake, twin) = match &twin_input {
+            Some(twin_input) => {
+                let n = g_input.size()[0];
+                let both = g.forward_t(
+                    &Tensor::cat(&[z, z], 0),
+                    &Tensor::cat(&[&g_input, twin_input], 0),
+                    true,
+                );
+                (both.narrow(0, 0, n), Some(both.narrow(0, n, n)))
+            }
+            None => (g.forward_t(z, &g_input, true), None),
+        };
         // D's fakes: the first B of G's own batch, or (fresh noise) B more
         // drawn with their own z and no graph.
         let drawn_for_d = match z_for_d {
@@ -1119,6 +1162,11 @@ impl<'a> GanTrainer<'a> {
             let term = ((apart / drawn_apart) + 1e-5).reciprocal();
             losses.term("g_mode_seeking", &term);
             g_loss += term * self.config.mode_seeking;
+        }
+        if let Some(twin) = &twin {
+            let term = (&fake - twin).abs().mean(tch::Kind::Float);
+            losses.term("g_phrasing", &term);
+            g_loss += term * self.config.phrasing_consistency;
         }
         self.opt_g.zero_grad();
         g_loss.backward();
@@ -1350,6 +1398,14 @@ pub fn check_text_noise(spread: f64) -> Result<()> {
 pub fn check_reworded(share: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&share) {
         bail!("--reworded is the share of G's texts read reworded, between 0 and 1 (got {share})");
+    }
+    Ok(())
+}
+
+/// Refuses a phrasing-consistency weight that is negative or not a number.
+pub fn check_phrasing_consistency(weight: f64) -> Result<()> {
+    if !(weight >= 0.0 && weight.is_finite()) {
+        bail!("--phrasing-consistency must be 0 or more (got {weight}): it weighs how far G's pictures of a caption as written and reworded may differ");
     }
     Ok(())
 }
