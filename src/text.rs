@@ -3,8 +3,15 @@
 //!
 //! Captions are lowercased first. The original code does not lowercase; since
 //! its alphabet has no capital letters, every capital would otherwise become an
-//! all-zero column, so "A red flower" and "a red flower" would differ. This is
-//! our one deliberate change to the encoding.
+//! all-zero column, so "A red flower" and "a red flower" would differ. The
+//! other deliberate change: what keyboards, phones and word processors type
+//! in place of the alphabet's characters (curly quotes and apostrophes, long
+//! dashes, the ellipsis, unbreakable and thin spaces, tabs and line breaks,
+//! accented Latin letters, full-width forms) is read as the character it
+//! stands for ([`fold`]), so "I’d like a rosé flower" reads as "i'd like a
+//! rose flower" and not with blanks. Neither changes a caption written in the
+//! alphabet (every training caption), so models trained before read as
+//! before.
 
 use thiserror::Error;
 
@@ -62,13 +69,75 @@ pub fn slot(c: char) -> Option<u8> {
     ALPHABET.chars().position(|a| a == c).map(|i| i as u8)
 }
 
-/// Encodes one caption. Empty (or whitespace-only) captions are an error.
+/// What a character typed in place of the alphabet's stands for (already
+/// lowercased): `None` where it is itself, or is nothing the alphabet has
+/// (an emoji stays unknown and is warned about), `Some("")` where it is
+/// invisible (zero-width spaces and joiners, the byte-order mark).
+fn typed_for(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' | '\u{02BC}' => "'",
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{00AB}'
+        | '\u{00BB}' => "\"",
+        '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
+        | '\u{2212}' => "-",
+        '\u{2026}' => "...",
+        '\u{00D7}' => "x",
+        '\t'
+        | '\n'
+        | '\r'
+        | '\u{00A0}'
+        | '\u{2000}'..='\u{200A}'
+        | '\u{202F}'
+        | '\u{205F}'
+        | '\u{3000}' => " ",
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' => "",
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'č' => "c",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' => "i",
+        'ñ' | 'ń' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => "o",
+        'œ' => "oe",
+        'ß' => "ss",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' => "u",
+        'ý' | 'ÿ' => "y",
+        'š' | 'ś' => "s",
+        'ž' | 'ź' | 'ż' => "z",
+        'ł' => "l",
+        'ř' => "r",
+        _ => return None,
+    })
+}
+
+/// A caption as the model reads it: lowercased, and each character typed in
+/// place of one of the alphabet's ([`typed_for`]: curly quotes, long dashes,
+/// accented letters, odd spaces; full-width forms) read as that one. A
+/// caption in the alphabet comes back lowercased and otherwise unchanged.
+pub fn fold(caption: &str) -> String {
+    let mut out = String::with_capacity(caption.len());
+    for c in caption.to_lowercase().chars() {
+        match typed_for(c) {
+            Some(s) => out.push_str(s),
+            // Full-width ASCII (East Asian input methods).
+            None if ('\u{FF01}'..='\u{FF5E}').contains(&c) => {
+                let ascii = char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
+                out.extend(ascii.to_lowercase());
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// Encodes one caption ([`fold`]ed first). Empty (or whitespace-only)
+/// captions are an error.
 pub fn encode(caption: &str) -> Result<EncodedCaption, CaptionError> {
-    let caption = caption.trim();
-    if caption.is_empty() {
+    let folded = fold(caption);
+    let lower = folded.trim();
+    if lower.is_empty() {
         return Err(CaptionError::Empty);
     }
-    let lower = caption.to_lowercase();
     let mut slots = Vec::with_capacity(MAX_CAPTION_CHARS);
     let mut unknown_chars = Vec::new();
     let mut dropped_chars = 0;
@@ -105,11 +174,10 @@ pub fn one_hot(captions: &[EncodedCaption]) -> Vec<f32> {
     out
 }
 
-/// The words of a caption as the vocabulary counts them: lowercased, split
-/// at anything but letters, digits, '-' and '\''.
+/// The words of a caption as the vocabulary counts them: [`fold`]ed
+/// (lowercased), split at anything but letters, digits, '-' and '\''.
 pub fn words(caption: &str) -> Vec<String> {
-    caption
-        .to_lowercase()
+    fold(caption)
         .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
         .map(|w| w.trim_matches(|c| c == '-' || c == '\''))
         .filter(|w| !w.is_empty())
@@ -206,6 +274,23 @@ mod tests {
         assert!(unknown_words("a red flower.", &vocabulary).is_empty());
     }
 
+    /// What phones, word processors and other keyboards type reads as the
+    /// alphabet's character it stands for, with nothing warned about; a
+    /// caption in the alphabet is only lowercased.
+    #[test]
+    fn typographic_characters_read_as_what_they_stand_for() {
+        let typed = "I’d like a “rosé” flower — 5× petals…\u{00A0}ＲＥＤ\tcentre\u{200B}";
+        let plain = "i'd like a \"rose\" flower - 5x petals... red centre";
+        assert_eq!(fold(typed), plain);
+        let (a, b) = (encode(typed).unwrap(), encode(plain).unwrap());
+        assert_eq!(a, b);
+        assert!(a.warnings().is_empty(), "{:?}", a.warnings());
+        assert_eq!(words("I’d like Crème"), ["i'd", "like", "creme"]);
+        let ascii: String = (' '..='~').collect();
+        assert_eq!(fold(&ascii), ascii.to_lowercase());
+        assert_eq!(encode("\u{200B}\u{00A0}\t"), Err(CaptionError::Empty));
+    }
+
     #[test]
     fn empty_caption_is_an_error() {
         assert_eq!(encode(""), Err(CaptionError::Empty));
@@ -226,10 +311,10 @@ mod tests {
 
     #[test]
     fn unicode_and_emoji_become_zero_columns() {
-        let e = encode("a flower 🌸 café").unwrap();
-        assert_eq!(e.slots.len(), "a flower 🌸 café".chars().count());
+        let e = encode("a flower 🌸 ☃").unwrap();
+        assert_eq!(e.slots.len(), "a flower 🌸 ☃".chars().count());
         assert_eq!(e.slots[9], None);
-        assert_eq!(e.unknown_chars, vec!['🌸', 'é']);
+        assert_eq!(e.unknown_chars, vec!['🌸', '☃']);
         let m = one_hot(std::slice::from_ref(&e));
         let column_sum: f32 = (0..ALPHABET_SIZE)
             .map(|s| m[s * MAX_CAPTION_CHARS + 9])
