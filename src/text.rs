@@ -223,11 +223,14 @@ pub fn vocabulary_min_count(captions: usize) -> usize {
 }
 
 /// The words of `caption` that are not in `vocabulary` (sorted), in order of
-/// first appearance.
+/// first appearance. A hyphenated word is known where its parts are ("5-petal"
+/// where "5" and "petal" are).
 pub fn unknown_words(caption: &str, vocabulary: &[String]) -> Vec<String> {
+    let known = |w: &str| vocabulary.binary_search_by(|v| v.as_str().cmp(w)).is_ok();
     let mut out: Vec<String> = Vec::new();
     for w in words(caption) {
-        if vocabulary.binary_search(&w).is_err() && !out.contains(&w) {
+        let parts_known = w.contains('-') && w.split('-').filter(|p| !p.is_empty()).all(known);
+        if !known(&w) && !parts_known && !out.contains(&w) {
             out.push(w);
         }
     }
@@ -272,6 +275,8 @@ mod tests {
             ["green", "and", "teal"]
         );
         assert!(unknown_words("a red flower.", &vocabulary).is_empty());
+        assert!(unknown_words("a red-flower", &vocabulary).is_empty());
+        assert_eq!(unknown_words("a red-ish flower", &vocabulary), ["red-ish"]);
     }
 
     /// What phones, word processors and other keyboards type reads as the
