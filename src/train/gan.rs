@@ -312,9 +312,10 @@ pub struct GanConfig {
     /// other reading of each caption (reworded where it read it as written,
     /// as written where reworded; [`Self::reworded`]'s rewordings), both in
     /// one batch so that its batch norm treats them as when drawing, and the
-    /// term is the mean absolute difference between the two pictures. Where rewording lets D and the matching term ask G only
-    /// for a picture of the content, this asks for the same picture: what a
-    /// caption states, not how it is put, is what G draws.
+    /// term is the mean absolute difference between the two pictures. Where
+    /// rewording lets D and the matching term ask G only for a picture of the
+    /// content, this asks for the same picture: what a caption states, not
+    /// how it is put, is what G draws.
     #[serde(default)]
     pub phrasing_consistency: f64,
 }
