@@ -130,6 +130,13 @@ from_card() { # KEY first|last DEFAULT FLAG
     v=$(sed -n "s/.*\"$1\": \"\([a-z-]*\)\".*/\1/p" "$card" | if [ "$2" = first ]; then head -1; else tail -1; fi)
     [ "${v:-$3}" = "$3" ] || printf ' %s %s' "$4" "$v"
 }
+# A number the card records: its last value of "KEY", as " FLAG VALUE"
+# (as %g writes it), or nothing where it is absent.
+number_from_card() { # KEY FLAG
+    local v
+    v=$(sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" "$card" | tail -1)
+    [ -z "$v" ] || printf ' %s %g' "$2" "$v"
+}
 
 for w in $WHICH; do
     [ -n "${from[$w]:-}" ] || { echo "unknown run '$w' (pf or ox)" >&2; exit 2; }
@@ -164,17 +171,13 @@ for w in $WHICH; do
         options="$options$(from_card match_negatives first class --match-negatives)"
         options="$options$(from_card d_batches last separate --d-batches)"
         options="$options$(from_card joint_norm first batch --d-joint-norm)"
-        seeking=$(sed -n 's/.*"mode_seeking": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
-        [ -z "$seeking" ] || options="$options --mode-seeking $(printf '%g' "$seeking")"
+        options="$options$(number_from_card mode_seeking --mode-seeking)"
         averaged=$(sed -n 's/.*"captions_averaged": \([0-9]*\).*/\1/p' "$card" | tail -1)
         [ "${averaged:-4}" = 4 ] || options="$options --captions-averaged $averaged"
-        noise=$(sed -n 's/.*"text_noise": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
-        [ -z "$noise" ] || options="$options --text-noise $(printf '%g' "$noise")"
+        options="$options$(number_from_card text_noise --text-noise)"
         options="$options$(from_card text_noise_along last dimensions --text-noise-along)"
-        reworded=$(sed -n 's/.*"reworded": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
-        [ -z "$reworded" ] || options="$options --reworded $(printf '%g' "$reworded")"
-        consistency=$(sed -n 's/.*"phrasing_consistency": \([0-9.e+-]*\).*/\1/p' "$card" | tail -1)
-        [ -z "$consistency" ] || options="$options --phrasing-consistency $(printf '%g' "$consistency")"
+        options="$options$(number_from_card reworded --reworded)"
+        options="$options$(number_from_card phrasing_consistency --phrasing-consistency)"
         trained_wrong=$(sed -n 's/.*"wrong_images": "\([a-z]*\)".*/\1/p' "$card" | tail -1)
         options="$options --wrong ${trained_wrong:-${wrong_before[$w]}}"
         if [ "$options" != "$asked" ]; then

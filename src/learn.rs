@@ -140,11 +140,10 @@ impl LearnConfig {
         crate::train::gan::check_text_noise(self.text_noise)?;
         crate::train::gan::check_reworded(self.reworded)?;
         crate::train::gan::check_phrasing_consistency(self.phrasing_consistency)?;
-        if self.reworded > 0.0 && self.text == TextInput::OneHot {
-            bail!("--reworded reads captions through a text encoder: it does not go with one-hot conditioning");
-        }
-        if self.phrasing_consistency > 0.0 && self.text == TextInput::OneHot {
-            bail!("--phrasing-consistency reads captions through a text encoder: it does not go with one-hot conditioning");
+        if let Some(option) = self.rewording_option() {
+            if self.text == TextInput::OneHot {
+                bail!("{option} reads captions through a text encoder: it does not go with one-hot conditioning");
+            }
         }
         if self.match_loss > 0.0 && self.text == TextInput::OneHot {
             bail!("--match-loss needs a text encoder's joint embedding: it does not go with one-hot conditioning");
@@ -217,13 +216,22 @@ impl LearnConfig {
         if self.match_loss > 0.0 && self.text == TextInput::Standardised {
             bail!("--match-loss with --export needs raw conditioning: the exported embeddings are standardised, and the matching term reads φ(t) unscaled");
         }
-        if self.phrasing_consistency > 0.0 {
-            bail!("--phrasing-consistency with --export: bench/pytorch_learn.py has no reworded captions to read (run the curve without --export)");
-        }
-        if self.reworded > 0.0 {
-            bail!("--reworded with --export: bench/pytorch_learn.py has no reworded captions to read (run the curve without --export)");
+        if let Some(option) = self.rewording_option() {
+            bail!("{option} with --export: bench/pytorch_learn.py has no reworded captions to read (run the curve without --export)");
         }
         Ok(())
+    }
+
+    /// The option that has the run read its captions reworded
+    /// ([`GanConfig::reads_rewordings`]), if one does.
+    pub fn rewording_option(&self) -> Option<&'static str> {
+        if self.reworded > 0.0 {
+            Some("--reworded")
+        } else if self.phrasing_consistency > 0.0 {
+            Some("--phrasing-consistency")
+        } else {
+            None
+        }
     }
 
     fn gan(&self, dataset: &str) -> GanConfig {

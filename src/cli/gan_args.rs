@@ -115,6 +115,14 @@ pub struct GanArgs {
     pub phrasing_consistency: f64,
 }
 
+/// Says that the run rewords its training captions first (about a minute
+/// before the first step), where its config reads them reworded.
+pub fn say_if_rewording(reads_rewordings: bool) {
+    if reads_rewordings {
+        eprintln!("rewording the training captions as people type them and embedding them (--reworded, --phrasing-consistency)");
+    }
+}
+
 /// [`GanArgs`] read: the words parsed, what does not go together refused
 /// (before any data is read).
 pub struct GanChoices {

@@ -219,9 +219,7 @@ pub fn learn(env: &Env, args: LearnArgs) -> Result<()> {
         probe: &probe,
         text_model: text_model.as_ref(),
     };
-    if config.reworded > 0.0 || config.phrasing_consistency > 0.0 {
-        eprintln!("rewording the training captions as people type them and embedding them (--reworded, --phrasing-consistency)");
-    }
+    super::gan_args::say_if_rewording(config.rewording_option().is_some());
     let mut prepared = learn::prepare(&config, &inputs, device)?;
     let label = config.label("gantry");
     let mut tape = None;

@@ -564,9 +564,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 phrasing_consistency,
                 ..GanConfig::paper(variant, &set.spec)
             };
-            if reworded > 0.0 || phrasing_consistency > 0.0 {
-                eprintln!("rewording the training captions as people type them and embedding them (--reworded, --phrasing-consistency)");
-            }
+            super::gan_args::say_if_rewording(gan.reads_rewordings());
             let mut trainer = GanTrainer::new(model, gan, &set, embeddings)?;
             if common.resume {
                 trainer.resume(&run.checkpoint())?;

@@ -416,6 +416,13 @@ impl GanConfig {
             phrasing_consistency: 0.0,
         }
     }
+
+    /// Whether the run reads its training captions reworded: G reads some
+    /// ([`Self::reworded`]) or draws both readings
+    /// ([`Self::phrasing_consistency`]).
+    pub fn reads_rewordings(&self) -> bool {
+        self.reworded > 0.0 || self.phrasing_consistency > 0.0
+    }
 }
 
 /// An exponential moving average of G's weights (Karras et al. 2018;
@@ -734,7 +741,8 @@ impl<'a> GanTrainer<'a> {
         let average = (config.g_ema > 0.0)
             .then(|| GeneratorAverage::new(&model, config.g_ema))
             .transpose()?;
-        let reworded = (config.reworded > 0.0 || config.phrasing_consistency > 0.0)
+        let reworded = config
+            .reads_rewordings()
             .then(|| reworded_embeddings(&model, data, embeddings.size()[1] as usize, config.seed))
             .transpose()?;
         Ok(Self {
@@ -970,22 +978,18 @@ impl<'a> GanTrainer<'a> {
             .to_device(device);
         let text = super::mean_of_picks(&self.embeddings, &draws.batch, &draws.picks);
         // What G reads of each text: the captions as written or (a share of
-        // them, with rewording) the same captions reworded; and the other
-        // reading of each, which the phrasing-consistency term draws too.
+        // them, with rewording) the same captions reworded.
         let reworded = self
             .reworded
             .as_ref()
             .map(|r| super::mean_of_picks(r, &draws.batch, &draws.picks));
-        let (read, other_read) = match (&reworded, &draws.reworded) {
-            (Some(reworded), Some(which)) => {
-                let which: Vec<f32> = which.iter().map(|&r| f32::from(u8::from(r))).collect();
-                let which = Tensor::from_slice(&which).to_device(device).unsqueeze(1);
-                let read = &text + (reworded - &text) * &which;
-                let other = reworded + (&text - reworded) * &which;
-                (Some(read), Some(other))
-            }
-            (Some(reworded), None) => (None, Some(reworded.shallow_clone())),
-            _ => (None, None),
+        let which = draws.reworded.as_ref().map(|which| {
+            let which: Vec<f32> = which.iter().map(|&r| f32::from(u8::from(r))).collect();
+            Tensor::from_slice(&which).to_device(device).unsqueeze(1)
+        });
+        let read = match (&reworded, &which) {
+            (Some(reworded), Some(which)) => Some(&text + (reworded - &text) * which),
+            _ => None,
         };
 
         // G's batch: the B real embeddings, plus B/2 interpolations for GAN-INT.
@@ -1019,7 +1023,11 @@ impl<'a> GanTrainer<'a> {
         let g_input = shifted(g_read);
         // The phrasing-consistency term's texts: each read the other way.
         let twin_input = (self.config.phrasing_consistency > 0.0).then(|| {
-            let other = other_read.expect("checked: the rewordings are read");
+            let reworded = reworded.as_ref().expect("checked: the rewordings are read");
+            let other = match &which {
+                Some(which) => reworded + (&text - reworded) * which,
+                None => reworded.shallow_clone(),
+            };
             shifted(with_interpolations(&other))
         });
         let z = &draws.z;
