@@ -1902,6 +1902,50 @@ fn perturbing_keeps_what_a_caption_states_and_no_held_out_word_leaks_in() {
     assert!(dropped > 0, "no small word ever left out");
 }
 
+/// `text-distil --made-up`: the words put in are made up (none is a word
+/// of a caption or of a sentence form held out for evaluation, nor contains
+/// one of three letters or more, so none states an attribute or brings in a
+/// held-out marker), and they are many (a text encoder meets thousands of
+/// words it never saw, not a few it learns by heart); a caption perturbed
+/// with them keeps every word that states something.
+#[test]
+fn made_up_words_are_no_known_or_held_out_word_and_many() {
+    use gantry::eval::{CROSS_CHECK_PHRASINGS, HELD_OUT_PHRASINGS};
+    use gantry::train::distil::{perturb_with, MadeUpWords};
+    let set = flowers(300);
+    let forms = [HELD_OUT_PHRASINGS, CROSS_CHECK_PHRASINGS].concat();
+    let known: std::collections::BTreeSet<String> = set
+        .captions
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(forms.iter().map(|(form, _)| *form))
+        .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let made_up = MadeUpWords::avoiding(known.iter().map(String::as_str));
+    let mut rng = Rng(11);
+    let drawn: std::collections::BTreeSet<String> =
+        (0..3000).map(|_| made_up.draw(&mut rng)).collect();
+    assert!(drawn.len() > 1500, "only {} different words", drawn.len());
+    for word in &drawn {
+        assert!(word.chars().all(|c| c.is_ascii_lowercase()), "{word:?}");
+        for k in &known {
+            assert!(
+                word != k && (k.len() < 3 || !word.contains(k.as_str())),
+                "made-up {word:?} is or holds the known word {k:?}"
+            );
+        }
+    }
+    for caption in set.captions.iter().flatten().take(200) {
+        let out = perturb_with(caption, &mut rng, &mut |rng| made_up.draw(rng));
+        let (gained, _) = words_changed(caption, &out, ",;:./");
+        assert!((1..=3).contains(&gained.len()), "{caption:?} -> {out:?}");
+        assert_no_held_out_marker_gained(caption, &out);
+    }
+}
+
 /// `text-distil --terse`: a caption written as a list keeps every word that
 /// states something, in its order, gains none, and joins them with symbols
 /// that no held-out sentence form is marked by.
@@ -2133,6 +2177,8 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
                 "1",
                 "--terse",
                 "0.5",
+                "--made-up",
+                "0.5",
                 "--g-weight",
                 "0.5",
                 "--batch",
@@ -2149,12 +2195,17 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
     assert!(
         own.contains("50% of them perturbed")
             && own.contains("50% of them written as terse lists")
+            && own.contains("words of chat put in (50% of them made up)")
             && own.contains("50% of the loss measured as G reads φ")
             && own.contains("as written"),
         "{own}"
     );
     let parsed: serde_json::Value = serde_json::from_str(&own).unwrap();
     assert_eq!(parsed["training"]["text_distil_terse"].as_f64(), Some(0.5));
+    assert_eq!(
+        parsed["training"]["text_distil_made_up"].as_f64(),
+        Some(0.5)
+    );
     assert_eq!(
         parsed["training"]["text_distil_g_weight"].as_f64(),
         Some(0.5)
@@ -2173,6 +2224,14 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
         (
             &["--terse", "0.5", "--rephrase", "1"][..],
             "pass --perturb too",
+        ),
+        (
+            &["--made-up", "0.5", "--rephrase", "1"][..],
+            "pass --perturb too",
+        ),
+        (
+            &["--made-up", "-0.1", "--perturb", "1"][..],
+            "made-up words must be in [0, 1]",
         ),
     ] {
         let out = train(

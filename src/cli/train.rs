@@ -179,6 +179,11 @@ pub enum TrainCommand {
         /// and one symbol ("red,round petals,5,yellow centre")
         #[arg(long, default_value_t = 0.0)]
         terse: f64,
+        /// Share of the words perturbing puts in that are made up of
+        /// syllables ("brenolt", "skivu") instead of words of chat, so that
+        /// the text encoder learns to read past any word it never met
+        #[arg(long, default_value_t = 0.0)]
+        made_up: f64,
         /// Share of the loss measured as G reads φ (through G's text
         /// projection, each feature over its spread) rather than per
         /// dimension of φ; the rest keeps φ itself, which :score, :classify
@@ -650,6 +655,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
             rephrase,
             perturb,
             terse,
+            made_up,
             g_weight,
         } => text_distil(
             env,
@@ -664,6 +670,7 @@ pub fn command(env: &Env, command: TrainCommand) -> Result<()> {
                 rephrase,
                 perturb,
                 terse,
+                made_up,
                 g_weight,
                 ..DistilConfig::new("", "")
             },
@@ -848,6 +855,9 @@ fn text_distil(
     if trainer.config.terse > 0.0 {
         details.insert("text_distil_terse".into(), trainer.config.terse.into());
     }
+    if trainer.config.made_up > 0.0 {
+        details.insert("text_distil_made_up".into(), trainer.config.made_up.into());
+    }
     if trainer.config.g_weight > 0.0 {
         details.insert(
             "text_distil_g_weight".into(),
@@ -903,9 +913,17 @@ fn text_distil(
         config.rephrase,
         "rephrased: clauses reordered, fillers put in",
     );
+    let put_in = if config.made_up > 0.0 {
+        format!(
+            "words of chat put in ({:.0}% of them made up)",
+            config.made_up * 100.0
+        )
+    } else {
+        "words of chat put in".to_string()
+    };
     let perturbed = share(
         config.perturb * (1.0 - config.terse),
-        "perturbed: small words left out, words of chat put in, punctuation changed",
+        &format!("perturbed: small words left out, {put_in}, punctuation changed"),
     );
     let terse = share(
         config.perturb * config.terse,

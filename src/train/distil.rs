@@ -24,6 +24,7 @@
 use super::checkpoint::Position;
 use super::optim::Optimizer;
 use super::{checkpoint, embed_captions, RunLength, StepLosses, Trainer};
+use crate::eval::{CROSS_CHECK_PHRASINGS, HELD_OUT_PHRASINGS};
 use crate::text;
 use crate::training_set::{Rng, TrainingSet};
 use crate::weights::Model;
@@ -52,6 +53,10 @@ pub struct DistilConfig {
     /// Share of the perturbed captions written as a [`terse`] list instead.
     #[serde(default)]
     pub terse: f64,
+    /// Share of the words [`perturb`] puts in that are [`MadeUpWords`]
+    /// instead of [`CHATTER`]'s.
+    #[serde(default)]
+    pub made_up: f64,
     /// Share of the loss measured as G reads φ (through its text
     /// projection, per feature over the spread of the image means' features)
     /// instead of per dimension of φ.
@@ -72,6 +77,7 @@ impl DistilConfig {
             rephrase: 0.0,
             perturb: 0.0,
             terse: 0.0,
+            made_up: 0.0,
             g_weight: 0.0,
             seed: 0,
         }
@@ -93,6 +99,9 @@ pub struct DistilTrainer<'a> {
     /// The same of G's text features of the image means: [nt].
     inverse_feature_spread: Tensor,
     train: Vec<usize>,
+    /// What `--made-up` puts in: no word of either caption set or of a
+    /// sentence form `gantry eval` holds out.
+    made_up: MadeUpWords,
     opt: Optimizer,
     position: Position,
 }
@@ -132,8 +141,14 @@ impl<'a> DistilTrainer<'a> {
         if !(0.0..=1.0).contains(&config.g_weight) {
             bail!("the share of the loss measured as G reads φ must be in [0, 1]");
         }
+        if !(0.0..=1.0).contains(&config.made_up) {
+            bail!("the share of made-up words must be in [0, 1]");
+        }
         if config.terse > 0.0 && config.perturb == 0.0 {
             bail!("--terse is a share of the perturbed captions: pass --perturb too");
+        }
+        if config.made_up > 0.0 && config.perturb == 0.0 {
+            bail!("--made-up is a share of the words perturbing puts in: pass --perturb too");
         }
         let train = student.split(false);
         if train.is_empty() {
@@ -165,7 +180,24 @@ impl<'a> DistilTrainer<'a> {
         // G reads φ here but is not taught.
         model.generator.vs.freeze();
         let opt = Optimizer::adam(&model.text_encoder.vs, config.lr, 0.9);
+        let made_up = MadeUpWords::avoiding(
+            student
+                .captions
+                .iter()
+                .chain(&teacher_captions.captions)
+                .flatten()
+                .map(String::as_str)
+                .chain(
+                    HELD_OUT_PHRASINGS
+                        .iter()
+                        .chain(&CROSS_CHECK_PHRASINGS)
+                        .map(|(form, _)| *form),
+                )
+                .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+                .filter(|w| !w.is_empty()),
+        );
         Ok(Self {
+            made_up,
             inverse_spread: spread.reciprocal(),
             inverse_feature_spread: feature_spread.reciprocal(),
             model,
@@ -214,7 +246,14 @@ impl<'a> DistilTrainer<'a> {
                     if self.config.terse > 0.0 && self.position.rng.uniform() < self.config.terse {
                         terse(&caption, &mut self.position.rng)
                     } else {
-                        perturb(&caption, &mut self.position.rng)
+                        let (share, made_up) = (self.config.made_up, &self.made_up);
+                        perturb_with(&caption, &mut self.position.rng, &mut |rng| {
+                            if share > 0.0 && rng.uniform() < share {
+                                made_up.draw(rng)
+                            } else {
+                                chatter(rng)
+                            }
+                        })
                     };
             }
             captions.push(text::encode(&caption)?);
@@ -364,6 +403,20 @@ const SEPARATORS: [&str; 7] = [",", ";", ".", ":", " -", "", " /"];
 /// point is words and joins the text encoder has not met, so that it learns
 /// to read past what it does not know.
 pub fn perturb(caption: &str, rng: &mut Rng) -> String {
+    perturb_with(caption, rng, &mut chatter)
+}
+
+/// One of the [`CHATTER`] words.
+fn chatter(rng: &mut Rng) -> String {
+    CHATTER[rng.below(CHATTER.len())].to_string()
+}
+
+/// [`perturb`] with the words put in drawn by `put_in`.
+pub fn perturb_with(
+    caption: &str,
+    rng: &mut Rng,
+    put_in: &mut dyn FnMut(&mut Rng) -> String,
+) -> String {
     let mut words: Vec<String> = Vec::new();
     for word in caption.split_whitespace() {
         let bare = word.trim_end_matches([',', ';', ':', '.']);
@@ -383,9 +436,60 @@ pub fn perturb(caption: &str, rng: &mut Rng) -> String {
     }
     for _ in 0..1 + rng.below(3) {
         let at = rng.below(words.len() + 1);
-        words.insert(at, CHATTER[rng.below(CHATTER.len())].to_string());
+        let word = put_in(rng);
+        words.insert(at, word);
     }
     words.join(" ")
+}
+
+/// Words made up of syllables ("brenolt", "skivu"), as many as a person's
+/// words that no caption has: what [`perturb`] puts in with `--made-up`, so
+/// that the text encoder learns to read past any word it never met rather
+/// than past [`CHATTER`]'s 36. A made-up word is none of the words it is
+/// told to avoid and contains none of three letters or more (so it neither
+/// states an attribute nor brings in a word of a held-out sentence form).
+pub struct MadeUpWords {
+    avoid: Vec<String>,
+}
+
+const ONSETS: [&str; 32] = [
+    "", "", "b", "br", "c", "ch", "d", "dr", "f", "fl", "g", "gr", "h", "j", "k", "l", "m", "n",
+    "p", "pl", "qu", "r", "s", "sh", "sk", "sl", "st", "t", "tr", "v", "w", "z",
+];
+const VOWELS: [&str; 10] = ["a", "e", "i", "o", "u", "ai", "ea", "oo", "ou", "y"];
+const CODAS: [&str; 12] = ["", "", "", "n", "r", "s", "t", "l", "m", "ck", "nd", "st"];
+
+impl MadeUpWords {
+    /// Made-up words that avoid `words` (lowercased).
+    pub fn avoiding<'w>(words: impl IntoIterator<Item = &'w str>) -> Self {
+        let mut avoid: Vec<String> = words.into_iter().map(str::to_lowercase).collect();
+        avoid.sort();
+        avoid.dedup();
+        Self { avoid }
+    }
+
+    /// Whether `word` may be put in.
+    pub fn allows(&self, word: &str) -> bool {
+        !self
+            .avoid
+            .iter()
+            .any(|a| a == word || (a.len() >= 3 && word.contains(a.as_str())))
+    }
+
+    /// One made-up word of one to three syllables.
+    pub fn draw(&self, rng: &mut Rng) -> String {
+        loop {
+            let mut word = String::new();
+            for _ in 0..1 + rng.below(3) {
+                word.push_str(ONSETS[rng.below(ONSETS.len())]);
+                word.push_str(VOWELS[rng.below(VOWELS.len())]);
+                word.push_str(CODAS[rng.below(CODAS.len())]);
+            }
+            if word.len() >= 2 && self.allows(&word) {
+                return word;
+            }
+        }
+    }
 }
 
 /// What joins the items of a terse list, one kind per caption as people
