@@ -2230,7 +2230,7 @@ fn text_distil_teaches_new_phrasings_and_keeps_g_d_and_s() {
             "pass --perturb too",
         ),
         (
-            &["--made-up", "-0.1", "--perturb", "1"][..],
+            &["--made-up", "1.5", "--perturb", "1"][..],
             "made-up words must be in [0, 1]",
         ),
     ] {
