@@ -99,9 +99,9 @@ pub struct DistilTrainer<'a> {
     /// The same of G's text features of the image means: [nt].
     inverse_feature_spread: Tensor,
     train: Vec<usize>,
-    /// What `--made-up` puts in: no word of either caption set or of a
-    /// sentence form `gantry eval` holds out.
-    made_up: MadeUpWords,
+    /// What `--made-up` puts in (only where asked for): no word of either
+    /// caption set or of a sentence form `gantry eval` holds out.
+    made_up: Option<MadeUpWords>,
     opt: Optimizer,
     position: Position,
 }
@@ -180,22 +180,24 @@ impl<'a> DistilTrainer<'a> {
         // G reads φ here but is not taught.
         model.generator.vs.freeze();
         let opt = Optimizer::adam(&model.text_encoder.vs, config.lr, 0.9);
-        let made_up = MadeUpWords::avoiding(
-            student
-                .captions
-                .iter()
-                .chain(&teacher_captions.captions)
-                .flatten()
-                .map(String::as_str)
-                .chain(
-                    HELD_OUT_PHRASINGS
-                        .iter()
-                        .chain(&CROSS_CHECK_PHRASINGS)
-                        .map(|(form, _)| *form),
-                )
-                .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
-                .filter(|w| !w.is_empty()),
-        );
+        let made_up = (config.made_up > 0.0).then(|| {
+            MadeUpWords::avoiding(
+                student
+                    .captions
+                    .iter()
+                    .chain(&teacher_captions.captions)
+                    .flatten()
+                    .map(String::as_str)
+                    .chain(
+                        HELD_OUT_PHRASINGS
+                            .iter()
+                            .chain(&CROSS_CHECK_PHRASINGS)
+                            .map(|(form, _)| *form),
+                    )
+                    .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+                    .filter(|w| !w.is_empty()),
+            )
+        });
         Ok(Self {
             made_up,
             inverse_spread: spread.reciprocal(),
@@ -247,12 +249,9 @@ impl<'a> DistilTrainer<'a> {
                         terse(&caption, &mut self.position.rng)
                     } else {
                         let (share, made_up) = (self.config.made_up, &self.made_up);
-                        perturb_with(&caption, &mut self.position.rng, &mut |rng| {
-                            if share > 0.0 && rng.uniform() < share {
-                                made_up.draw(rng)
-                            } else {
-                                chatter(rng)
-                            }
+                        perturb_with(&caption, &mut self.position.rng, &mut |rng| match made_up {
+                            Some(words) if rng.uniform() < share => words.draw(rng),
+                            _ => chatter(rng),
                         })
                     };
             }
@@ -469,7 +468,7 @@ impl MadeUpWords {
     }
 
     /// Whether `word` may be put in.
-    pub fn allows(&self, word: &str) -> bool {
+    fn allows(&self, word: &str) -> bool {
         !self
             .avoid
             .iter()
